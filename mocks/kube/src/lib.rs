@@ -1,0 +1,2 @@
+//! Kubernetes API test double.
+#![forbid(unsafe_code)]

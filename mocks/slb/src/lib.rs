@@ -1,0 +1,2 @@
+//! Stateful SLB OpenAPI simulator.
+#![forbid(unsafe_code)]

@@ -1,0 +1,261 @@
+//! Service annotations (ACK-compatible keys) → a typed, validated [`LbSpec`].
+//!
+//! Every bad value becomes an [`AnnotationError`] naming the key, the value and what is
+//! accepted, so the Event an operator sees says exactly what to fix. All problems of one
+//! Service are reported together rather than one per reconcile.
+
+use std::collections::BTreeMap;
+
+use crate::model::{BackendType, LbSpec};
+
+/// Prefix shared by the ACK-compatible load balancer annotations.
+pub const PREFIX: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-";
+/// SLB instance id; required on every managed Service.
+pub const LB_ID: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id";
+/// `rsp-a:80,rsp-b:443`: existing vServer groups to use per Service port.
+pub const VGROUP_PORT: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-vgroup-port";
+/// `on`/`off`: listener connection drain.
+pub const CONNECTION_DRAIN: &str =
+    "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-connection-drain";
+/// Seconds, 10–900: listener drain timeout and the agent's drain window.
+pub const CONNECTION_DRAIN_TIMEOUT: &str =
+    "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-connection-drain-timeout";
+/// `on`/`off`: drain and remove nodes marked unschedulable.
+pub const REMOVE_UNSCHEDULED_BACKEND: &str =
+    "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-remove-unscheduled-backend";
+/// `k=v,k2=v2`: only nodes carrying all these labels are backends.
+pub const BACKEND_LABEL: &str =
+    "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-backend-label";
+/// `eni`/`ecs`: `eni` selects ENI mode (pod IPs as backends).
+pub const BACKEND_TYPE: &str = "service.beta.kubernetes.io/backend-type";
+
+/// Drain timeout range the SLB accepts (`ConnectionDrainTimeout`).
+pub const DRAIN_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 10..=900;
+
+/// A problem with one annotation of a Service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnnotationError {
+    #[error("annotation {key} is missing: {fix}")]
+    Missing {
+        key: &'static str,
+        fix: &'static str,
+    },
+    #[error("annotation {key}={value:?} is invalid: expected {expected}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        expected: String,
+    },
+}
+
+impl AnnotationError {
+    fn invalid(key: &'static str, value: &str, expected: impl Into<String>) -> Self {
+        AnnotationError::Invalid {
+            key,
+            value: value.to_owned(),
+            expected: expected.into(),
+        }
+    }
+}
+
+/// True when the Service carries an SLB id annotation, which `--manage-unclassed` uses to
+/// pick up Services that have no `loadBalancerClass`.
+pub fn has_lb_id(annotations: &BTreeMap<String, String>) -> bool {
+    annotations.contains_key(LB_ID)
+}
+
+/// Parses a Service's annotations into an [`LbSpec`], or every problem found.
+pub fn parse(annotations: &BTreeMap<String, String>) -> Result<LbSpec, Vec<AnnotationError>> {
+    let mut errors = Vec::new();
+    let mut spec = LbSpec::default();
+    let get = |key: &str| annotations.get(key).map(|v| v.trim());
+
+    match get(LB_ID) {
+        None => errors.push(AnnotationError::Missing {
+            key: LB_ID,
+            fix: "set it to the SLB instance id, e.g. lb-2zeexample",
+        }),
+        Some(id) if is_cloud_id(id) => spec.load_balancer_id = id.to_owned(),
+        Some(id) => errors.push(AnnotationError::invalid(
+            LB_ID,
+            id,
+            "an SLB instance id such as lb-2zeexample (letters, digits, '-' and '_', at most 64)",
+        )),
+    }
+    if let Some(v) = get(VGROUP_PORT) {
+        match parse_vgroup_ports(v) {
+            Ok(ports) => spec.vgroup_ports = ports,
+            Err(expected) => errors.push(AnnotationError::invalid(VGROUP_PORT, v, expected)),
+        }
+    }
+    if let Some(v) = get(CONNECTION_DRAIN) {
+        match parse_on_off(v) {
+            Some(on) => spec.connection_drain = Some(on),
+            None => errors.push(AnnotationError::invalid(CONNECTION_DRAIN, v, "on or off")),
+        }
+    }
+    if let Some(v) = get(CONNECTION_DRAIN_TIMEOUT) {
+        match v.parse::<u32>() {
+            Ok(secs) if DRAIN_TIMEOUT_RANGE.contains(&secs) => {
+                spec.connection_drain_timeout = Some(secs)
+            }
+            _ => errors.push(AnnotationError::invalid(
+                CONNECTION_DRAIN_TIMEOUT,
+                v,
+                "whole seconds from 10 to 900",
+            )),
+        }
+    }
+    if spec.connection_drain == Some(true)
+        && spec.connection_drain_timeout.is_none()
+        && get(CONNECTION_DRAIN_TIMEOUT).is_none()
+    {
+        errors.push(AnnotationError::Missing {
+            key: CONNECTION_DRAIN_TIMEOUT,
+            fix: "connection-drain is on, so set the drain timeout in seconds (10-900)",
+        });
+    }
+    if let Some(v) = get(REMOVE_UNSCHEDULED_BACKEND) {
+        match parse_on_off(v) {
+            Some(on) => spec.remove_unscheduled_backend = on,
+            None => errors.push(AnnotationError::invalid(
+                REMOVE_UNSCHEDULED_BACKEND,
+                v,
+                "on or off",
+            )),
+        }
+    }
+    if let Some(v) = get(BACKEND_LABEL) {
+        match parse_labels(v) {
+            Ok(labels) => spec.backend_labels = labels,
+            Err(expected) => errors.push(AnnotationError::invalid(BACKEND_LABEL, v, expected)),
+        }
+    }
+    if let Some(v) = get(BACKEND_TYPE) {
+        match v.to_ascii_lowercase().as_str() {
+            "eni" => spec.backend_type = Some(BackendType::Eni),
+            "ecs" => spec.backend_type = Some(BackendType::Ecs),
+            _ => errors.push(AnnotationError::invalid(BACKEND_TYPE, v, "eni or ecs")),
+        }
+    }
+    for key in annotations.keys() {
+        if key.starts_with(PREFIX) && !KNOWN_PREFIXED.contains(&key.as_str()) {
+            tracing::debug!(%key, "ignoring annotation this agent does not interpret");
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(spec)
+    } else {
+        Err(errors)
+    }
+}
+
+const KNOWN_PREFIXED: [&str; 6] = [
+    LB_ID,
+    VGROUP_PORT,
+    CONNECTION_DRAIN,
+    CONNECTION_DRAIN_TIMEOUT,
+    REMOVE_UNSCHEDULED_BACKEND,
+    BACKEND_LABEL,
+];
+
+fn parse_on_off(value: &str) -> Option<bool> {
+    if value.eq_ignore_ascii_case("on") {
+        Some(true)
+    } else if value.eq_ignore_ascii_case("off") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// Ids of SLB instances and vServer groups: short, made of letters, digits, '-' and '_'.
+fn is_cloud_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn parse_vgroup_ports(value: &str) -> Result<BTreeMap<u16, String>, String> {
+    const FORMAT: &str =
+        "comma-separated <vServerGroupId>:<servicePort> pairs, e.g. rsp-a:80,rsp-b:443";
+    let mut ports = BTreeMap::new();
+    for item in value.split(',').map(str::trim) {
+        let (id, port) = item
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{FORMAT}; {item:?} has no ':'"))?;
+        let (id, port) = (id.trim(), port.trim());
+        if !is_cloud_id(id) {
+            return Err(format!("{FORMAT}; {id:?} is not a vServer group id"));
+        }
+        let port: u16 = port
+            .parse()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{FORMAT}; port {port:?} is not 1-65535"))?;
+        if ports.insert(port, id.to_owned()).is_some() {
+            return Err(format!("{FORMAT}; port {port} is listed twice"));
+        }
+    }
+    Ok(ports)
+}
+
+fn parse_labels(value: &str) -> Result<Vec<(String, String)>, String> {
+    const FORMAT: &str = "comma-separated key=value node labels, e.g. pool=web,zone=a";
+    let mut labels = Vec::new();
+    for item in value.split(',').map(str::trim) {
+        let (k, v) = item
+            .split_once('=')
+            .ok_or_else(|| format!("{FORMAT}; {item:?} has no '='"))?;
+        let (k, v) = (k.trim(), v.trim());
+        if !is_label_key(k) {
+            return Err(format!("{FORMAT}; {k:?} is not a valid label key"));
+        }
+        if !is_label_value(v) {
+            return Err(format!("{FORMAT}; {v:?} is not a valid label value"));
+        }
+        labels.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(labels)
+}
+
+/// Kubernetes label name: ≤ 63 of `[A-Za-z0-9._-]`, alphanumeric at both ends.
+fn is_label_name(s: &str) -> bool {
+    !s.is_empty() && is_label_value(s)
+}
+
+/// Kubernetes label value: empty, or a label name.
+fn is_label_value(s: &str) -> bool {
+    s.is_empty()
+        || (s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && s.as_bytes()[0].is_ascii_alphanumeric()
+            && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric())
+}
+
+/// Kubernetes label key: `[prefix/]name`, prefix a DNS subdomain of ≤ 253 characters.
+fn is_label_key(s: &str) -> bool {
+    match s.split_once('/') {
+        None => is_label_name(s),
+        Some((prefix, name)) => {
+            !prefix.is_empty()
+                && prefix.len() <= 253
+                && prefix.split('.').all(|part| {
+                    !part.is_empty()
+                        && part
+                            .bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                        && !part.starts_with('-')
+                        && !part.ends_with('-')
+                })
+                && is_label_name(name)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

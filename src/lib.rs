@@ -1,0 +1,9 @@
+//! slb-sync keeps Alibaba Cloud SLB backend groups in sync with a Kubernetes cluster,
+//! make-before-break: add first, lower weights to 0, drain, then remove.
+//!
+//! The crate is a functional core (`index` → `desired` → `plan`, pure, handed `now`)
+//! inside an imperative shell (`slb`, `reconcile`, `k8s`, `http`) that does the I/O.
+#![forbid(unsafe_code)]
+
+pub mod annotations;
+pub mod model;
