@@ -6,4 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod annotations;
+pub mod desired;
+pub mod index;
 pub mod model;
+pub mod slb;

@@ -12,4 +12,4 @@ pub use backend::{
     OwnerDescription, Protocol, Weight,
 };
 pub use lb_spec::LbSpec;
-pub use observed::{ObservedBackend, ObservedGroup};
+pub use observed::{ObservedGroup, SlbBackend};

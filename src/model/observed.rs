@@ -1,4 +1,4 @@
-//! What the SLB currently holds, and the drain ledger, as the pure step planner sees them.
+//! Backends and groups as the SLB API represents them (read and written alike).
 
 use std::net::IpAddr;
 
@@ -6,10 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{BackendKey, BackendType, Weight};
 
-/// One backend as `DescribeVServerGroupAttribute` reports it.
+/// One `BackendServers[]` entry as `DescribeVServerGroupAttribute` reports it and as the
+/// write calls send it (the weight is ignored on removal).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ObservedBackend {
+pub struct SlbBackend {
     pub server_id: String,
     #[serde(default)]
     pub server_ip: Option<IpAddr>,
@@ -21,7 +22,7 @@ pub struct ObservedBackend {
     pub description: String,
 }
 
-impl ObservedBackend {
+impl SlbBackend {
     /// The identity matching [`crate::model::Backend::key`]. An ENI backend the SLB reports
     /// without an IP cannot be matched to a pod and yields `None` (it is left alone).
     pub fn key(&self) -> Option<BackendKey> {
@@ -47,5 +48,5 @@ pub struct ObservedGroup {
     pub v_server_group_name: String,
     pub load_balancer_id: String,
     #[serde(default)]
-    pub backends: Vec<ObservedBackend>,
+    pub backends: Vec<SlbBackend>,
 }

@@ -1,0 +1,37 @@
+//! Pure desired-state planner: cluster index → desired backends of every vServer group.
+
+use crate::index::{ClusterIndex, ServiceRef};
+use crate::model::DesiredService;
+
+/// Which Services are managed and how owned backends are named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannerConfig {
+    /// Fourth part of the owner Description (`--cluster-id`).
+    pub cluster_id: String,
+    /// `spec.loadBalancerClass` that marks a Service as ours (`--lb-class`).
+    pub lb_class: String,
+    /// Also manage class-less LoadBalancer Services that carry the SLB id annotation.
+    pub manage_unclassed: bool,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        PlannerConfig {
+            cluster_id: "kubernetes".to_owned(),
+            lb_class: "slb-sync.io/slb".to_owned(),
+            manage_unclassed: false,
+        }
+    }
+}
+
+/// Desired state of every managed Service, sorted by `<namespace>/<name>`.
+pub fn plan_all(index: &ClusterIndex) -> Vec<DesiredService> {
+    let _ = index;
+    todo!()
+}
+
+/// Desired state of one Service; `None` when it is not (or no longer) managed.
+pub fn plan_service(index: &ClusterIndex, service: &ServiceRef) -> Option<DesiredService> {
+    let _ = (index, service);
+    todo!()
+}

@@ -1,0 +1,111 @@
+//! The operations the agent needs from the SLB (API version 2014-05-15) and ECS.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+
+use super::SlbError;
+use crate::model::{ObservedGroup, SlbBackend};
+
+/// A vServer group as `DescribeVServerGroups` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VServerGroupSummary {
+    pub v_server_group_id: String,
+    pub v_server_group_name: String,
+}
+
+/// Listener protocol as the SLB names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenerProtocol {
+    Tcp,
+    Udp,
+    Http,
+    Https,
+}
+
+/// A listener of an SLB instance and its drain settings (TCP/UDP only have them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub port: u16,
+    pub protocol: ListenerProtocol,
+    pub v_server_group_id: Option<String>,
+    /// `None` for HTTP/HTTPS, which have no connection drain setting.
+    pub connection_drain: Option<bool>,
+    pub connection_drain_timeout: Option<u32>,
+}
+
+/// Health of one backend behind one listener (`DescribeHealthStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendHealth {
+    pub server_id: String,
+    pub server_ip: Option<IpAddr>,
+    pub port: u16,
+    pub listener_port: u16,
+    /// `normal`, `abnormal` or `unavailable`, as the SLB reports it.
+    pub status: String,
+}
+
+/// Everything the agent asks of the SLB (and of ECS for ENI ids).
+///
+/// Write methods take any number of backends; implementations split them into calls of
+/// at most the configured batch size (the SLB accepts 20), in the order given. A failure
+/// part-way leaves earlier batches applied: callers re-read the group and re-plan.
+#[async_trait]
+pub trait SlbApi: Send + Sync {
+    /// `DescribeVServerGroups`.
+    async fn list_vserver_groups(
+        &self,
+        load_balancer_id: &str,
+    ) -> Result<Vec<VServerGroupSummary>, SlbError>;
+    /// `DescribeVServerGroupAttribute`.
+    async fn describe_vserver_group(
+        &self,
+        v_server_group_id: &str,
+    ) -> Result<ObservedGroup, SlbError>;
+    /// `CreateVServerGroup` (empty); returns the new group id.
+    async fn create_vserver_group(
+        &self,
+        load_balancer_id: &str,
+        name: &str,
+    ) -> Result<String, SlbError>;
+    /// `DeleteVServerGroup`.
+    async fn delete_vserver_group(&self, v_server_group_id: &str) -> Result<(), SlbError>;
+    /// `AddVServerGroupBackendServers`. Adding a member that exists is an error at the SLB.
+    async fn add_backends(
+        &self,
+        v_server_group_id: &str,
+        backends: &[SlbBackend],
+    ) -> Result<(), SlbError>;
+    /// `RemoveVServerGroupBackendServers`. Absent members are ignored by the SLB.
+    async fn remove_backends(
+        &self,
+        v_server_group_id: &str,
+        backends: &[SlbBackend],
+    ) -> Result<(), SlbError>;
+    /// `SetVServerGroupAttribute`: sets weight and description of existing members.
+    async fn set_backends(
+        &self,
+        v_server_group_id: &str,
+        backends: &[SlbBackend],
+    ) -> Result<(), SlbError>;
+    /// `DescribeHealthStatus` for one listener port.
+    async fn describe_health(
+        &self,
+        load_balancer_id: &str,
+        listener_port: u16,
+    ) -> Result<Vec<BackendHealth>, SlbError>;
+    /// Listeners of the instance with their bound group and drain settings.
+    async fn describe_listeners(&self, load_balancer_id: &str) -> Result<Vec<Listener>, SlbError>;
+    /// `SetLoadBalancer{TCP,UDP}ListenerAttribute` with `ConnectionDrain`/`ConnectionDrainTimeout`.
+    async fn set_listener_drain(
+        &self,
+        load_balancer_id: &str,
+        listener: &Listener,
+        drain: bool,
+        timeout_secs: Option<u32>,
+    ) -> Result<(), SlbError>;
+    /// ECS `DescribeNetworkInterfaces` (2014-05-26) by private IP, at most 100 IPs a call;
+    /// IPs without an ENI are absent from the answer.
+    async fn resolve_eni_ids(&self, ips: &[IpAddr]) -> Result<HashMap<IpAddr, String>, SlbError>;
+}
