@@ -1,0 +1,130 @@
+//! The objects read from files, deduplicated by identity.
+
+use std::collections::HashMap;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::Metadata;
+
+use super::error::{LoadError, Origin};
+
+/// The cluster state the planner needs, as read from manifest or snapshot files, in the
+/// order the files and documents were read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClusterSnapshot {
+    pub services: Vec<Service>,
+    pub endpoint_slices: Vec<EndpointSlice>,
+    pub nodes: Vec<Node>,
+    pub pods: Vec<Pod>,
+    /// Objects of other kinds (Deployments, Namespaces, …) that were skipped.
+    pub ignored: usize,
+}
+
+/// Objects of one kind with the place each came from, keyed by `<namespace>/<name>`.
+#[derive(Debug)]
+struct Seen<K> {
+    objects: Vec<K>,
+    by_name: HashMap<String, (usize, Origin)>,
+}
+
+impl<K> Default for Seen<K> {
+    fn default() -> Self {
+        Seen {
+            objects: Vec::new(),
+            by_name: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> + PartialEq>
+    Seen<K>
+{
+    /// Keeps the first of identical duplicates (the same object in two example
+    /// directories); two different objects with one name are ambiguous and rejected.
+    fn add(
+        &mut self,
+        kind: &'static str,
+        mut obj: K,
+        origin: Origin,
+        namespaced: bool,
+    ) -> Result<(), LoadError> {
+        let meta = obj.metadata_mut();
+        let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
+            return Err(LoadError::Unnamed {
+                origin: Box::new(origin),
+                kind: kind.to_owned(),
+            });
+        };
+        let key = if namespaced {
+            // Manifests often leave the namespace to `kubectl -n`; offline, that is `default`.
+            let namespace = meta
+                .namespace
+                .get_or_insert_with(|| "default".to_owned())
+                .clone();
+            format!("{namespace}/{name}")
+        } else {
+            name
+        };
+        if let Some((index, first)) = self.by_name.get(&key) {
+            if self.objects[*index] == obj {
+                tracing::debug!(%kind, name = %key, %origin, first = %first, "skipping identical duplicate");
+                return Ok(());
+            }
+            return Err(LoadError::Conflict {
+                kind,
+                name: key,
+                first: Box::new(first.clone()),
+                second: Box::new(origin),
+            });
+        }
+        self.by_name.insert(key, (self.objects.len(), origin));
+        self.objects.push(obj);
+        Ok(())
+    }
+}
+
+/// Accumulates objects across files while checking identities.
+#[derive(Debug, Default)]
+pub(super) struct Collector {
+    services: Seen<Service>,
+    endpoint_slices: Seen<EndpointSlice>,
+    nodes: Seen<Node>,
+    pods: Seen<Pod>,
+    ignored: usize,
+}
+
+impl Collector {
+    pub(super) fn add_service(&mut self, obj: Service, origin: Origin) -> Result<(), LoadError> {
+        self.services.add("Service", obj, origin, true)
+    }
+
+    pub(super) fn add_endpoint_slice(
+        &mut self,
+        obj: EndpointSlice,
+        origin: Origin,
+    ) -> Result<(), LoadError> {
+        self.endpoint_slices.add("EndpointSlice", obj, origin, true)
+    }
+
+    pub(super) fn add_node(&mut self, obj: Node, origin: Origin) -> Result<(), LoadError> {
+        self.nodes.add("Node", obj, origin, false)
+    }
+
+    pub(super) fn add_pod(&mut self, obj: Pod, origin: Origin) -> Result<(), LoadError> {
+        self.pods.add("Pod", obj, origin, true)
+    }
+
+    pub(super) fn ignore(&mut self) {
+        self.ignored += 1;
+    }
+
+    pub(super) fn finish(self) -> ClusterSnapshot {
+        ClusterSnapshot {
+            services: self.services.objects,
+            endpoint_slices: self.endpoint_slices.objects,
+            nodes: self.nodes.objects,
+            pods: self.pods.objects,
+            ignored: self.ignored,
+        }
+    }
+}
