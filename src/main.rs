@@ -102,6 +102,14 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     }
     let snapshot = slb_sync::offline::load_paths(&args.offline)
         .context("cannot read the Kubernetes objects given with --offline")?;
+    tracing::info!(
+        services = snapshot.services.len(),
+        endpoint_slices = snapshot.endpoint_slices.len(),
+        nodes = snapshot.nodes.len(),
+        pods = snapshot.pods.len(),
+        ignored = snapshot.ignored,
+        "read the offline cluster state"
+    );
     let report = slb_sync::offline::plan(&snapshot, args.planner.config());
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, &report).context("cannot write the plan")?;

@@ -26,3 +26,100 @@ pub fn plan(snapshot: &ClusterSnapshot, config: PlannerConfig) -> PlanReport {
         services: plan_all(&index),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{
+        Backend, BackendState, DesiredGroup, Mode, OwnerDescription, Protocol, Weight,
+    };
+
+    /// The field names, value spellings and explicit nulls of the documented output
+    /// (issue 2 item 6, README "Reading plan output") that scripts depend on.
+    #[test]
+    fn report_json_has_the_documented_shape() {
+        let ip: IpAddr = "10.0.32.16".parse().unwrap();
+        let report = PlanReport {
+            services: vec![
+                DesiredService {
+                    service: "demo/web-cluster".to_owned(),
+                    load_balancer_id: Some("lb-a".to_owned()),
+                    mode: Mode::Cluster,
+                    groups: vec![DesiredGroup {
+                        service_port: 80,
+                        protocol: Protocol::Tcp,
+                        v_server_group_id: Some("rsp-a".to_owned()),
+                        name: OwnerDescription::new(80, "web-cluster", "demo", "kubernetes"),
+                        backends: vec![
+                            Backend::ecs("i-a", 30080, Weight::MAX, BackendState::Active),
+                            Backend::ecs("i-b", 30080, Weight::ZERO, BackendState::Draining),
+                        ],
+                    }],
+                    errors: vec![],
+                },
+                DesiredService {
+                    service: "demo/web-eni".to_owned(),
+                    load_balancer_id: Some("lb-b".to_owned()),
+                    mode: Mode::Eni,
+                    groups: vec![DesiredGroup {
+                        service_port: 53,
+                        protocol: Protocol::Udp,
+                        v_server_group_id: None,
+                        name: OwnerDescription::new(53, "web-eni", "demo", "prod"),
+                        backends: vec![Backend::eni(
+                            ip,
+                            8053,
+                            Weight::new(7).unwrap(),
+                            BackendState::Active,
+                        )],
+                    }],
+                    errors: vec![],
+                },
+                DesiredService {
+                    service: "demo/broken".to_owned(),
+                    load_balancer_id: None,
+                    mode: Mode::Local,
+                    groups: vec![],
+                    errors: vec!["annotation … is missing".to_owned()],
+                },
+            ],
+        };
+        let expected = json!({"services": [
+            {"service": "demo/web-cluster", "loadBalancerId": "lb-a", "mode": "Cluster",
+             "groups": [{"servicePort": 80, "protocol": "TCP", "vServerGroupId": "rsp-a",
+                         "name": "k8s/80/web-cluster/demo/kubernetes",
+                         "backends": [
+                {"serverId": "i-a", "serverIp": null, "port": 30080, "weight": 100,
+                 "type": "ecs", "state": "active"},
+                {"serverId": "i-b", "serverIp": null, "port": 30080, "weight": 0,
+                 "type": "ecs", "state": "draining"}]}],
+             "errors": []},
+            {"service": "demo/web-eni", "loadBalancerId": "lb-b", "mode": "ENI",
+             "groups": [{"servicePort": 53, "protocol": "UDP", "vServerGroupId": null,
+                         "name": "k8s/53/web-eni/demo/prod",
+                         "backends": [
+                {"serverId": null, "serverIp": "10.0.32.16", "port": 8053, "weight": 7,
+                 "type": "eni", "state": "active"}]}],
+             "errors": []},
+            {"service": "demo/broken", "loadBalancerId": null, "mode": "Local",
+             "groups": [], "errors": ["annotation … is missing"]}
+        ]});
+        assert_eq!(serde_json::to_value(&report).unwrap(), expected);
+
+        // Field order as documented, so the pretty output reads top-down.
+        let text = serde_json::to_string(&report.services[0].groups[0].backends[0]).unwrap();
+        assert_eq!(
+            text,
+            r#"{"serverId":"i-a","serverIp":null,"port":30080,"weight":100,"type":"ecs","state":"active"}"#
+        );
+        let text = serde_json::to_string(&report.services[2]).unwrap();
+        assert_eq!(
+            text,
+            r#"{"service":"demo/broken","loadBalancerId":null,"mode":"Local","groups":[],"errors":["annotation … is missing"]}"#
+        );
+    }
+}
