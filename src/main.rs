@@ -38,9 +38,7 @@ struct PlannerArgs {
     #[arg(
         long,
         env = "SLB_SYNC_MANAGE_UNCLASSED",
-        num_args = 0..=1,
-        default_value_t = false,
-        default_missing_value = "true",
+        action = clap::ArgAction::SetTrue,
         value_parser = clap::builder::BoolishValueParser::new(),
     )]
     manage_unclassed: bool,
@@ -115,4 +113,82 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     serde_json::to_writer_pretty(&mut out, &report).context("cannot write the plan")?;
     writeln!(out).context("cannot write the plan")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Every flag can be set from the environment (how the agent is configured in a pod).
+    #[test]
+    fn every_flag_reads_an_slb_sync_env_var() {
+        let cli = Cli::command();
+        for sub in cli.get_subcommands() {
+            for arg in sub.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+                assert!(
+                    env.as_deref().is_some_and(|e| e.starts_with("SLB_SYNC_")),
+                    "{} --{id} has env {env:?}",
+                    sub.get_name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn planner_defaults_match_the_documented_ones() {
+        let cli = Cli::command();
+        let plan = cli.find_subcommand("plan").unwrap();
+        let default = |id: &str| {
+            let arg = plan.get_arguments().find(|a| a.get_id() == id).unwrap();
+            arg.get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        let config = PlannerConfig::default();
+        assert_eq!(default("cluster_id"), [config.cluster_id]);
+        assert_eq!(default("lb_class"), [config.lb_class]);
+    }
+
+    #[test]
+    fn plan_flags_become_the_planner_config() {
+        let cli = Cli::try_parse_from([
+            "slb-sync",
+            "plan",
+            "--offline",
+            "a.yaml",
+            "dir/",
+            "--cluster-id",
+            "prod-hz",
+            "--lb-class",
+            "example.com/lb",
+            "--manage-unclassed",
+        ])
+        .unwrap();
+        let Command::Plan(args) = cli.command;
+        assert_eq!(
+            args.offline,
+            [PathBuf::from("a.yaml"), PathBuf::from("dir/")]
+        );
+        assert_eq!(
+            args.planner.config(),
+            PlannerConfig {
+                cluster_id: "prod-hz".to_owned(),
+                lb_class: "example.com/lb".to_owned(),
+                manage_unclassed: true,
+            }
+        );
+    }
 }
