@@ -109,9 +109,10 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
         "read the offline cluster state"
     );
     let report = slb_sync::offline::plan(&snapshot, args.planner.config());
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, &report).context("cannot write the plan")?;
     writeln!(out).context("cannot write the plan")?;
+    out.flush().context("cannot write the plan")?;
     Ok(())
 }
 

@@ -46,11 +46,13 @@ pub(super) fn documents(
     };
     match format {
         Format::Yaml => {
-            let docs: Vec<serde_saphyr::Spanned<Value>> = serde_saphyr::from_multiple(text)
-                .map_err(|source| LoadError::Yaml {
-                    path: path.to_owned(),
-                    source: Box::new(source),
-                })?;
+            let docs: Vec<serde_saphyr::Spanned<Value>> =
+                serde_saphyr::from_multiple_with_options(text, yaml_options(text.len())).map_err(
+                    |source| LoadError::Yaml {
+                        path: path.to_owned(),
+                        source: Box::new(source),
+                    },
+                )?;
             Ok(docs
                 .into_iter()
                 .enumerate()
@@ -75,6 +77,23 @@ pub(super) fn documents(
             Ok(out)
         }
     }
+}
+
+/// The parser's resource budget, raised in proportion to the input: its defaults (1,024
+/// documents, 250,000 nodes, 1,000,000 events) guard against hostile input but are below
+/// a real cluster dump, and every document, node and event takes at least a byte of text.
+/// The limits that guard against alias expansion, which the text's length does not bound,
+/// stay at their defaults.
+fn yaml_options(len: usize) -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    let scaled = len.saturating_mul(2).saturating_add(1024);
+    budget.max_documents = budget.max_documents.max(scaled);
+    budget.max_events = budget.max_events.max(scaled);
+    budget.max_nodes = budget.max_nodes.max(scaled);
+    budget.max_total_scalar_bytes = budget.max_total_scalar_bytes.max(scaled);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
 }
 
 /// 1-based line of the first non-blank character at or after `offset`.

@@ -266,3 +266,23 @@ fn errors_in_a_directory_name_the_offending_file() {
     assert!(msg.contains("zz-bad.yaml, document 1"), "{msg}");
     assert!(msg.contains("apiVersion is missing"), "{msg}");
 }
+
+/// A cluster dump is far larger than a config file: more documents (1,100) and YAML nodes
+/// (260,000) than the YAML parser's default budget (1,024 and 250,000) must load.
+#[test]
+fn large_multi_document_files_load() {
+    let mut text = String::new();
+    for i in 0..1100 {
+        text.push_str(&format!(
+            "---\napiVersion: v1\nkind: Node\nmetadata: {{name: n{i}}}\n"
+        ));
+    }
+    text.push_str("---\napiVersion: v1\nkind: Node\nmetadata:\n  name: big\n  labels:\n");
+    for i in 0..130_000 {
+        text.push_str(&format!("    l{i}: v\n"));
+    }
+    let snap = yaml(&text).unwrap();
+    assert_eq!(snap.nodes.len(), 1101);
+    let labels = snap.nodes[1100].metadata.labels.as_ref().unwrap();
+    assert_eq!(labels.len(), 130_000);
+}
