@@ -110,7 +110,7 @@ pub(super) fn collect_document(
     value: Value,
     out: &mut Collector,
 ) -> Result<(), LoadError> {
-    let (api_version, kind, map) = type_of(&origin, value)?;
+    let (api_version, kind, mut map) = type_of(&origin, value)?;
     let list_item_kind = if kind == "List" {
         Some(None)
     } else {
@@ -121,13 +121,13 @@ pub(super) fn collect_document(
     let Some(item_default) = list_item_kind else {
         return collect_object(origin, api_version, kind, map, out);
     };
-    let items = match map.get("items") {
+    let items = match map.remove("items") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items.clone(),
+        Some(Value::Array(items)) => items,
         Some(other) => {
             return Err(LoadError::NotAnObject {
                 origin: Box::new(origin),
-                problem: format!("{kind} items is {}, not a list", describe(other)),
+                problem: format!("{kind} items is {}, not a list", describe(&other)),
             })
         }
     };

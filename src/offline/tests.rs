@@ -157,6 +157,17 @@ fn list_items_that_are_not_objects_name_the_item() {
         .unwrap_err();
     let msg = err.to_string();
     assert!(msg.starts_with("in.yaml, document 1 (line 1), items[1]: not a Kubernetes object (the document is a number)"), "{msg}");
+
+    let err = yaml("apiVersion: v1\nkind: List\nitems: 3\n").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("List items is a number, not a list"),
+        "{err}"
+    );
+    assert_eq!(
+        yaml("apiVersion: v1\nkind: List\nitems: []\n").unwrap(),
+        ClusterSnapshot::default()
+    );
 }
 
 #[test]
