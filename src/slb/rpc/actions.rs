@@ -310,15 +310,17 @@ impl SlbApi for RpcSlbClient {
         let action = match listener.protocol {
             ListenerProtocol::Tcp => "SetLoadBalancerTCPListenerAttribute",
             ListenerProtocol::Udp => "SetLoadBalancerUDPListenerAttribute",
-            ListenerProtocol::Http | ListenerProtocol::Https => return Err(SlbError::local(
-                "SetLoadBalancerTCPListenerAttribute",
-                ErrorClass::Permanent,
-                "UnsupportedListenerProtocol",
-                format!(
+            ListenerProtocol::Http | ListenerProtocol::Https => {
+                return Err(SlbError::local(
+                    "SetLoadBalancerTCPListenerAttribute",
+                    ErrorClass::Permanent,
+                    "UnsupportedListenerProtocol",
+                    format!(
                     "listener {} is {:?}; connection drain exists on TCP and UDP listeners only",
                     listener.port, listener.protocol
                 ),
-            )),
+                ))
+            }
         };
         let mut params = vec![
             p("LoadBalancerId", load_balancer_id),
