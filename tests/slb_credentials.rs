@@ -15,7 +15,7 @@ use slb_sync::slb::credentials::{
     FileProvider, MetadataProvider, SecretString, StaticProvider,
 };
 use slb_sync::slb::{ErrorClass, RpcConfig, RpcSlbClient, SlbApi, SlbError};
-use wiremock::matchers::{method, path, query_param};
+use wiremock::matchers::{header, header_exists, method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ROLE_PATH: &str = "/latest/meta-data/ram/security-credentials/";
@@ -302,6 +302,43 @@ async fn a_failed_early_refresh_keeps_the_cached_pair_until_it_expires() {
     assert!(
         received.iter().all(|r| r.url.path() != ROLE_PATH),
         "a configured role name skips discovery"
+    );
+}
+
+#[tokio::test]
+async fn hardened_mode_sends_the_session_token() {
+    let server = MockServer::start().await;
+    Mock::given(method("PUT"))
+        .and(path("/latest/api/token"))
+        .and(header_exists("X-aliyun-ecs-metadata-token-ttl-seconds"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("md-session-token"))
+        .mount(&server)
+        .await;
+    for route in [ROLE_PATH.to_string(), format!("{ROLE_PATH}node-role")] {
+        let body = if route == ROLE_PATH {
+            ResponseTemplate::new(200).set_body_string("node-role")
+        } else {
+            ResponseTemplate::new(200).set_body_json(role_answer(1, T0 + 3600))
+        };
+        Mock::given(method("GET"))
+            .and(path(route))
+            .and(header("X-aliyun-ecs-metadata-token", "md-session-token"))
+            .respond_with(body)
+            .mount(&server)
+            .await;
+    }
+    // Without the token header the hardened service refuses.
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let (_, clock) = manual_clock();
+    let provider = MetadataProvider::new(server.uri(), None)
+        .unwrap()
+        .with_clock(clock);
+    assert_eq!(
+        provider.credentials().await.unwrap().access_key_id(),
+        "STS.key1"
     );
 }
 

@@ -5,13 +5,17 @@
 //! The answer is cached and fetched again `refresh_before` ahead of `Expiration`, so a
 //! call never signs with a token about to lapse; if that early refresh fails the cached
 //! pair is used until it really expires.
+//!
+//! Each fetch first asks for a session token (`PUT /latest/api/token`, the metadata
+//! service's security-hardening mode) and sends it as `X-aliyun-ecs-metadata-token`, so
+//! nodes that enforce hardened mode work; where the PUT fails, normal mode is used.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::{Credentials, CredentialsError, CredentialsProvider};
@@ -20,6 +24,9 @@ use super::{Credentials, CredentialsError, CredentialsProvider};
 pub const DEFAULT_METADATA_BASE_URL: &str = "http://100.100.100.200";
 
 const ROLE_PATH: &str = "/latest/meta-data/ram/security-credentials/";
+const TOKEN_PATH: &str = "/latest/api/token";
+const TOKEN_TTL_HEADER: &str = "X-aliyun-ecs-metadata-token-ttl-seconds";
+const TOKEN_HEADER: &str = "X-aliyun-ecs-metadata-token";
 
 /// Wall-clock source; tests hand in a controllable one.
 pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
@@ -94,14 +101,37 @@ impl MetadataProvider {
         self
     }
 
-    async fn get_text(&self, url: &str) -> Result<String, CredentialsError> {
+    /// A hardened-mode session token, or `None` where the service does not hand one out.
+    async fn session_token(&self) -> Option<SecretString> {
+        let response = self
+            .http
+            .put(format!("{}{TOKEN_PATH}", self.base_url))
+            .header(TOKEN_TTL_HEADER, "60")
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let token = response.text().await.ok()?;
+        let token = token.trim();
+        (!token.is_empty()).then(|| SecretString::from(token.to_string()))
+    }
+
+    async fn get_text(
+        &self,
+        url: &str,
+        token: Option<&SecretString>,
+    ) -> Result<String, CredentialsError> {
         let fail = |reason: String| CredentialsError::Metadata {
             url: url.to_string(),
             reason,
         };
-        let response = self
-            .http
-            .get(url)
+        let mut request = self.http.get(url);
+        if let Some(token) = token {
+            request = request.header(TOKEN_HEADER, token.expose_secret());
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| fail(e.without_url().to_string()))?;
@@ -117,11 +147,13 @@ impl MetadataProvider {
     }
 
     async fn fetch(&self) -> Result<Cached, CredentialsError> {
+        let token = self.session_token().await;
+        let token = token.as_ref();
         let role = match &self.role {
             Some(role) => role.clone(),
             None => {
                 let url = format!("{}{ROLE_PATH}", self.base_url);
-                let listing = self.get_text(&url).await?;
+                let listing = self.get_text(&url, token).await?;
                 listing
                     .lines()
                     .map(str::trim)
@@ -138,7 +170,7 @@ impl MetadataProvider {
             url: url.clone(),
             reason: reason.to_string(),
         };
-        let body = self.get_text(&url).await?;
+        let body = self.get_text(&url, token).await?;
         let parsed: RoleCredentials =
             serde_json::from_str(&body).map_err(|_| fail("answer is not the expected JSON"))?;
         if let Some(code) = parsed.code.as_deref() {
