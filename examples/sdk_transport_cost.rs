@@ -6,14 +6,11 @@
 //! Run: `cargo run --example sdk_transport_cost [calls]` (add `--release` for optimised
 //! figures). Prints median / p90 / p99 per path in microseconds.
 //!
-//! Figures on the project's 2-core build machine (debug build, 500 sequential calls,
-//! loopback HTTP; see the SLB client report for the run used):
-//! the SDK path costs milliseconds per call, almost all of it building a new `reqwest`
-//! client (native-tls loads the system root certificates every time); a reused client
-//! costs a fraction of a millisecond. Against the real SLB the SDK also pays a new TCP and
-//! TLS handshake per call. Both are small next to the SLB's own latency (tens to hundreds
-//! of milliseconds) and the client-side rate limit (a few calls per second per instance),
-//! so the SDK stays the transport; see `src/slb/rpc/transport.rs`.
+//! Figures (2-core machine, load average ~7 from parallel builds, debug build, loopback):
+//! SDK median 111–132 ms per call, reused client 0.4–0.6 ms, reused client with a new
+//! connection per call 0.8 ms, `Client::build()` alone 131 ms (106 ms in a release build);
+//! ~53 ms of CPU per client build, spent in OpenSSL 3 loading the system CA bundle.
+//! Why the SDK stays anyway: `src/slb/rpc/transport.rs`.
 
 use std::time::{Duration, Instant};
 
