@@ -16,7 +16,7 @@ pub struct VServerGroupSummary {
 }
 
 /// Listener protocol as the SLB names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ListenerProtocol {
     Tcp,
     Udp,

@@ -1,8 +1,14 @@
 //! The SLB OpenAPI edge: the [`SlbApi`] trait the reconciler drives, its error classes,
-//! and the production RPC client.
+//! batching, per-action metrics, credentials and the production RPC client.
 
 mod api;
+pub mod batch;
+pub mod credentials;
 mod error;
+mod metrics;
+pub mod rpc;
 
 pub use api::{BackendHealth, Listener, ListenerProtocol, SlbApi, VServerGroupSummary};
 pub use error::{ErrorClass, SlbError};
+pub use metrics::{SlbMetrics, ACTIONS};
+pub use rpc::{RpcConfig, RpcSlbClient};

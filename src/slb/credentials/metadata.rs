@@ -1,0 +1,234 @@
+//! Credentials of the ECS instance RAM role, from the instance metadata service.
+//!
+//! `GET <base>/latest/meta-data/ram/security-credentials/<role>` answers
+//! `{"Code":"Success","AccessKeyId","AccessKeySecret","SecurityToken","Expiration",…}`.
+//! The answer is cached and fetched again `refresh_before` ahead of `Expiration`, so a
+//! call never signs with a token about to lapse; if that early refresh fails the cached
+//! pair is used until it really expires.
+//!
+//! Each fetch first asks for a session token (`PUT /latest/api/token`, the metadata
+//! service's security-hardening mode) and sends it as `X-aliyun-ecs-metadata-token`, so
+//! nodes that enforce hardened mode work; where the PUT fails, normal mode is used.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::{Credentials, CredentialsError, CredentialsProvider};
+
+/// The metadata service address on every ECS instance.
+pub const DEFAULT_METADATA_BASE_URL: &str = "http://100.100.100.200";
+
+const ROLE_PATH: &str = "/latest/meta-data/ram/security-credentials/";
+const TOKEN_PATH: &str = "/latest/api/token";
+const TOKEN_TTL_HEADER: &str = "X-aliyun-ecs-metadata-token-ttl-seconds";
+const TOKEN_HEADER: &str = "X-aliyun-ecs-metadata-token";
+
+/// Wall-clock source; tests hand in a controllable one.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RoleCredentials {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: String,
+    #[serde(default)]
+    security_token: String,
+    #[serde(default)]
+    expiration: String,
+}
+
+struct Cached {
+    credentials: Credentials,
+    expiration: Timestamp,
+}
+
+/// The instance RAM role's temporary credentials, cached until shortly before expiry.
+pub struct MetadataProvider {
+    base_url: String,
+    role: Option<String>,
+    refresh_before: Duration,
+    http: reqwest::Client,
+    clock: Clock,
+    cache: tokio::sync::Mutex<Option<Cached>>,
+}
+
+impl std::fmt::Debug for MetadataProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataProvider")
+            .field("base_url", &self.base_url)
+            .field("role", &self.role)
+            .field("refresh_before", &self.refresh_before)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetadataProvider {
+    /// `role` `None` discovers the attached role's name from the service.
+    pub fn new(base_url: String, role: Option<String>) -> Result<Self, CredentialsError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| CredentialsError::Metadata {
+                url: base_url.clone(),
+                reason: format!("cannot build an HTTP client: {}", e.without_url()),
+            })?;
+        Ok(MetadataProvider {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            role: role.filter(|r| !r.is_empty()),
+            refresh_before: Duration::from_secs(300),
+            http,
+            clock: Arc::new(Timestamp::now),
+            cache: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn with_refresh_before(mut self, refresh_before: Duration) -> Self {
+        self.refresh_before = refresh_before;
+        self
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A hardened-mode session token, or `None` where the service does not hand one out.
+    async fn session_token(&self) -> Option<SecretString> {
+        let response = self
+            .http
+            .put(format!("{}{TOKEN_PATH}", self.base_url))
+            .header(TOKEN_TTL_HEADER, "60")
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let token = response.text().await.ok()?;
+        let token = token.trim();
+        (!token.is_empty()).then(|| SecretString::from(token.to_string()))
+    }
+
+    async fn get_text(
+        &self,
+        url: &str,
+        token: Option<&SecretString>,
+    ) -> Result<String, CredentialsError> {
+        let fail = |reason: String| CredentialsError::Metadata {
+            url: url.to_string(),
+            reason,
+        };
+        let mut request = self.http.get(url);
+        if let Some(token) = token {
+            request = request.header(TOKEN_HEADER, token.expose_secret());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?;
+        let status = response.status();
+        let body = response
+            .text()
+            .await
+            .map_err(|e| fail(e.without_url().to_string()))?;
+        if !status.is_success() {
+            return Err(fail(format!("HTTP {status}")));
+        }
+        Ok(body)
+    }
+
+    async fn fetch(&self) -> Result<Cached, CredentialsError> {
+        let token = self.session_token().await;
+        let token = token.as_ref();
+        let role = match &self.role {
+            Some(role) => role.clone(),
+            None => {
+                let url = format!("{}{ROLE_PATH}", self.base_url);
+                let listing = self.get_text(&url, token).await?;
+                listing
+                    .lines()
+                    .map(str::trim)
+                    .find(|l| !l.is_empty())
+                    .map(str::to_string)
+                    .ok_or_else(|| CredentialsError::Metadata {
+                        url,
+                        reason: "no RAM role is attached to this instance".into(),
+                    })?
+            }
+        };
+        let url = format!("{}{ROLE_PATH}{role}", self.base_url);
+        let fail = |reason: &str| CredentialsError::Metadata {
+            url: url.clone(),
+            reason: reason.to_string(),
+        };
+        let body = self.get_text(&url, token).await?;
+        let parsed: RoleCredentials =
+            serde_json::from_str(&body).map_err(|_| fail("answer is not the expected JSON"))?;
+        if let Some(code) = parsed.code.as_deref() {
+            if code != "Success" {
+                return Err(fail(&format!("answer Code is {code:?}, not \"Success\"")));
+            }
+        }
+        let expiration: Timestamp = parsed
+            .expiration
+            .parse()
+            .map_err(|_| fail("answer has no valid Expiration"))?;
+        let credentials = Credentials::new(
+            parsed.access_key_id,
+            SecretString::from(parsed.access_key_secret),
+            Some(SecretString::from(parsed.security_token)),
+            &format!("RAM role {role}"),
+        )?;
+        if !credentials.is_temporary() {
+            return Err(fail("answer has no SecurityToken"));
+        }
+        Ok(Cached {
+            credentials,
+            expiration,
+        })
+    }
+}
+
+#[async_trait]
+impl CredentialsProvider for MetadataProvider {
+    async fn credentials(&self) -> Result<Credentials, CredentialsError> {
+        let mut cache = self.cache.lock().await;
+        let now = (self.clock)();
+        let refresh_before = jiff::SignedDuration::try_from(self.refresh_before)
+            .unwrap_or(jiff::SignedDuration::ZERO);
+        if let Some(cached) = cache.as_ref() {
+            let refresh_at = cached
+                .expiration
+                .checked_sub(refresh_before)
+                .unwrap_or(Timestamp::MIN);
+            if now < refresh_at {
+                return Ok(cached.credentials.clone());
+            }
+        }
+        match self.fetch().await {
+            Ok(fresh) => {
+                tracing::debug!(expiration = %fresh.expiration, "fetched RAM role credentials");
+                let credentials = fresh.credentials.clone();
+                *cache = Some(fresh);
+                Ok(credentials)
+            }
+            Err(err) => match cache.as_ref() {
+                Some(cached) if now < cached.expiration => {
+                    tracing::warn!(error = %err, expiration = %cached.expiration,
+                        "RAM role credentials refresh failed; using the cached ones until they expire");
+                    Ok(cached.credentials.clone())
+                }
+                _ => Err(err),
+            },
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! The [`SlbApi`] operations as RPC actions: parameters out, tolerant decoding in.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::backends::{self, Skip, WriteKind};
+use super::decode;
+use super::{RpcSlbClient, ENI_IPS_PER_CALL};
+use crate::model::{ObservedGroup, SlbBackend};
+use crate::slb::batch::batches;
+use crate::slb::{
+    BackendHealth, ErrorClass, Listener, ListenerProtocol, SlbApi, SlbError, VServerGroupSummary,
+};
+
+fn p(key: &str, value: impl ToString) -> (String, String) {
+    (key.to_string(), value.to_string())
+}
+
+fn invalid(action: &'static str, what: impl Into<String>) -> SlbError {
+    SlbError::local(action, ErrorClass::Unavailable, "InvalidResponse", what)
+}
+
+impl RpcSlbClient {
+    async fn slb(
+        &self,
+        action: &'static str,
+        params: Vec<(String, String)>,
+    ) -> Result<Value, SlbError> {
+        self.transport.call(&self.slb, action, params).await
+    }
+
+    /// Every write of backends goes through here: batches of `batch_size`, in order,
+    /// stopping at the first failure (earlier batches stay applied).
+    async fn write_backends(
+        &self,
+        action: &'static str,
+        kind: WriteKind,
+        v_server_group_id: &str,
+        backends: &[SlbBackend],
+    ) -> Result<(), SlbError> {
+        for batch in batches(backends, self.batch_size) {
+            self.slb(
+                action,
+                vec![
+                    p("VServerGroupId", v_server_group_id),
+                    p("BackendServers", backends::encode(batch, kind)),
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn listener_attribute(
+        &self,
+        load_balancer_id: &str,
+        port: u16,
+        protocol: ListenerProtocol,
+    ) -> Result<Listener, SlbError> {
+        let action = match protocol {
+            ListenerProtocol::Tcp => "DescribeLoadBalancerTCPListenerAttribute",
+            ListenerProtocol::Udp => "DescribeLoadBalancerUDPListenerAttribute",
+            ListenerProtocol::Http => "DescribeLoadBalancerHTTPListenerAttribute",
+            ListenerProtocol::Https => "DescribeLoadBalancerHTTPSListenerAttribute",
+        };
+        let answer = self
+            .slb(
+                action,
+                vec![
+                    p("LoadBalancerId", load_balancer_id),
+                    p("ListenerPort", port),
+                ],
+            )
+            .await?;
+        let has_drain = matches!(protocol, ListenerProtocol::Tcp | ListenerProtocol::Udp);
+        let connection_drain = has_drain.then(|| {
+            decode::string(&answer, "ConnectionDrain").is_some_and(|v| v.eq_ignore_ascii_case("on"))
+        });
+        let connection_drain_timeout = if has_drain {
+            decode::uint(&answer, "ConnectionDrainTimeout")
+                .and_then(|t| u32::try_from(t).ok())
+                .filter(|t| *t > 0)
+        } else {
+            None
+        };
+        Ok(Listener {
+            port,
+            protocol,
+            v_server_group_id: decode::string(&answer, "VServerGroupId"),
+            connection_drain,
+            connection_drain_timeout,
+        })
+    }
+}
+
+fn parse_protocol(text: &str) -> Option<ListenerProtocol> {
+    match text.to_ascii_lowercase().as_str() {
+        "tcp" => Some(ListenerProtocol::Tcp),
+        "udp" => Some(ListenerProtocol::Udp),
+        "http" => Some(ListenerProtocol::Http),
+        "https" => Some(ListenerProtocol::Https),
+        _ => None,
+    }
+}
+
+#[async_trait]
+impl SlbApi for RpcSlbClient {
+    async fn list_vserver_groups(
+        &self,
+        load_balancer_id: &str,
+    ) -> Result<Vec<VServerGroupSummary>, SlbError> {
+        let answer = self
+            .slb(
+                "DescribeVServerGroups",
+                vec![p("LoadBalancerId", load_balancer_id)],
+            )
+            .await?;
+        Ok(decode::list(&answer, "VServerGroups", "VServerGroup")
+            .into_iter()
+            .filter_map(|g| {
+                Some(VServerGroupSummary {
+                    v_server_group_id: decode::string(g, "VServerGroupId")?,
+                    v_server_group_name: decode::string(g, "VServerGroupName").unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    async fn describe_vserver_group(
+        &self,
+        v_server_group_id: &str,
+    ) -> Result<ObservedGroup, SlbError> {
+        const ACTION: &str = "DescribeVServerGroupAttribute";
+        let answer = self
+            .slb(ACTION, vec![p("VServerGroupId", v_server_group_id)])
+            .await?;
+        let mut backends = Vec::new();
+        for item in decode::list(&answer, "BackendServers", "BackendServer") {
+            match backends::decode_one(item) {
+                Ok(b) => backends.push(b),
+                Err(Skip::ForeignType(t)) => {
+                    tracing::debug!(vserver_group = v_server_group_id, backend_type = %t,
+                        "skipping a backend of a type the agent does not manage");
+                }
+                Err(Skip::Invalid(what)) => {
+                    return Err(invalid(
+                        ACTION,
+                        format!("a BackendServer entry has no valid {what}"),
+                    ))
+                }
+            }
+        }
+        Ok(ObservedGroup {
+            v_server_group_id: decode::string(&answer, "VServerGroupId")
+                .unwrap_or_else(|| v_server_group_id.to_string()),
+            v_server_group_name: decode::string(&answer, "VServerGroupName").unwrap_or_default(),
+            load_balancer_id: decode::string(&answer, "LoadBalancerId").unwrap_or_default(),
+            backends,
+        })
+    }
+
+    async fn create_vserver_group(
+        &self,
+        load_balancer_id: &str,
+        name: &str,
+    ) -> Result<String, SlbError> {
+        const ACTION: &str = "CreateVServerGroup";
+        let answer = self
+            .slb(
+                ACTION,
+                vec![
+                    p("LoadBalancerId", load_balancer_id),
+                    p("VServerGroupName", name),
+                ],
+            )
+            .await?;
+        decode::string(&answer, "VServerGroupId")
+            .ok_or_else(|| invalid(ACTION, "the answer has no VServerGroupId"))
+    }
+
+    async fn delete_vserver_group(&self, v_server_group_id: &str) -> Result<(), SlbError> {
+        self.slb(
+            "DeleteVServerGroup",
+            vec![p("VServerGroupId", v_server_group_id)],
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn add_backends(
+        &self,
+        v_server_group_id: &str,
+        backends: &[SlbBackend],
+    ) -> Result<(), SlbError> {
+        self.write_backends(
+            "AddVServerGroupBackendServers",
+            WriteKind::Add,
+            v_server_group_id,
+            backends,
+        )
+        .await
+    }
+
+    async fn remove_backends(
+        &self,
+        v_server_group_id: &str,
+        backends: &[SlbBackend],
+    ) -> Result<(), SlbError> {
+        self.write_backends(
+            "RemoveVServerGroupBackendServers",
+            WriteKind::Remove,
+            v_server_group_id,
+            backends,
+        )
+        .await
+    }
+
+    async fn set_backends(
+        &self,
+        v_server_group_id: &str,
+        backends: &[SlbBackend],
+    ) -> Result<(), SlbError> {
+        self.write_backends(
+            "SetVServerGroupAttribute",
+            WriteKind::Set,
+            v_server_group_id,
+            backends,
+        )
+        .await
+    }
+
+    async fn describe_health(
+        &self,
+        load_balancer_id: &str,
+        listener_port: u16,
+    ) -> Result<Vec<BackendHealth>, SlbError> {
+        let answer = self
+            .slb(
+                "DescribeHealthStatus",
+                vec![
+                    p("LoadBalancerId", load_balancer_id),
+                    p("ListenerPort", listener_port),
+                ],
+            )
+            .await?;
+        Ok(decode::list(&answer, "BackendServers", "BackendServer")
+            .into_iter()
+            .filter_map(|b| {
+                Some(BackendHealth {
+                    server_id: decode::string(b, "ServerId")?,
+                    server_ip: decode::ip(b, "ServerIp").or_else(|| decode::ip(b, "EniHost")),
+                    port: decode::port(b, "Port")?,
+                    listener_port: decode::port(b, "ListenerPort").unwrap_or(listener_port),
+                    status: decode::string(b, "ServerHealthStatus")?,
+                })
+            })
+            .collect())
+    }
+
+    async fn describe_listeners(&self, load_balancer_id: &str) -> Result<Vec<Listener>, SlbError> {
+        let answer = self
+            .slb(
+                "DescribeLoadBalancerAttribute",
+                vec![p("LoadBalancerId", load_balancer_id)],
+            )
+            .await?;
+        let mut entries = decode::list(
+            &answer,
+            "ListenerPortsAndProtocol",
+            "ListenerPortAndProtocol",
+        );
+        if entries.is_empty() {
+            // Older answers carry the misspelled twin.
+            entries = decode::list(
+                &answer,
+                "ListenerPortsAndProtocal",
+                "ListenerPortAndProtocal",
+            );
+        }
+        let found: BTreeSet<(u16, ListenerProtocol)> = entries
+            .into_iter()
+            .filter_map(|e| {
+                let port = decode::port(e, "ListenerPort")?;
+                let protocol = decode::string(e, "ListenerProtocol")
+                    .or_else(|| decode::string(e, "ListenerProtocal"))
+                    .and_then(|t| parse_protocol(&t))?;
+                Some((port, protocol))
+            })
+            .collect();
+        let mut listeners = Vec::with_capacity(found.len());
+        for (port, protocol) in found {
+            listeners.push(
+                self.listener_attribute(load_balancer_id, port, protocol)
+                    .await?,
+            );
+        }
+        Ok(listeners)
+    }
+
+    async fn set_listener_drain(
+        &self,
+        load_balancer_id: &str,
+        listener: &Listener,
+        drain: bool,
+        timeout_secs: Option<u32>,
+    ) -> Result<(), SlbError> {
+        let action = match listener.protocol {
+            ListenerProtocol::Tcp => "SetLoadBalancerTCPListenerAttribute",
+            ListenerProtocol::Udp => "SetLoadBalancerUDPListenerAttribute",
+            ListenerProtocol::Http | ListenerProtocol::Https => {
+                return Err(SlbError::local(
+                    "SetLoadBalancerTCPListenerAttribute",
+                    ErrorClass::Permanent,
+                    "UnsupportedListenerProtocol",
+                    format!(
+                    "listener {} is {:?}; connection drain exists on TCP and UDP listeners only",
+                    listener.port, listener.protocol
+                ),
+                ))
+            }
+        };
+        let mut params = vec![
+            p("LoadBalancerId", load_balancer_id),
+            p("ListenerPort", listener.port),
+            p("ConnectionDrain", if drain { "on" } else { "off" }),
+        ];
+        if drain {
+            if let Some(timeout) = timeout_secs {
+                params.push(p("ConnectionDrainTimeout", timeout));
+            }
+        }
+        self.slb(action, params).await.map(drop)
+    }
+
+    async fn resolve_eni_ids(&self, ips: &[IpAddr]) -> Result<HashMap<IpAddr, String>, SlbError> {
+        const ACTION: &str = "DescribeNetworkInterfaces";
+        // Deduplicated and sorted: the same pods give the same calls.
+        let wanted: Vec<IpAddr> = ips
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut found = HashMap::new();
+        for chunk in wanted.chunks(ENI_IPS_PER_CALL) {
+            let mut params: Vec<(String, String)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, ip)| p(&format!("PrivateIpAddress.{}", i + 1), ip))
+                .collect();
+            // The default page holds 10; one page of 100 covers 100 IPs.
+            params.push(p("PageSize", ENI_IPS_PER_CALL));
+            params.push(p("PageNumber", 1));
+            let answer = self.transport.call(&self.ecs, ACTION, params).await?;
+            for eni in decode::list(&answer, "NetworkInterfaceSets", "NetworkInterfaceSet") {
+                let Some(id) = decode::string(eni, "NetworkInterfaceId") else {
+                    continue;
+                };
+                let secondary = decode::list(eni, "PrivateIpSets", "PrivateIpSet")
+                    .into_iter()
+                    .filter_map(|s| decode::ip(s, "PrivateIpAddress"));
+                for ip in decode::ip(eni, "PrivateIpAddress")
+                    .into_iter()
+                    .chain(secondary)
+                {
+                    if chunk.contains(&ip) {
+                        found.insert(ip, id.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
