@@ -9,4 +9,5 @@ pub mod annotations;
 pub mod desired;
 pub mod index;
 pub mod model;
+pub mod plan;
 pub mod slb;
