@@ -10,4 +10,5 @@ pub mod desired;
 pub mod index;
 pub mod model;
 pub mod plan;
+pub mod reconcile;
 pub mod slb;

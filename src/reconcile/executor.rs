@@ -1,0 +1,409 @@
+//! Runs step plans against the SLB, level-triggered: every pass reads the group, plans
+//! from what it read, and after any failure reads and plans again.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::clock::Clock;
+use super::limits::{ApiLimits, Gate};
+use crate::model::{BackendState, BackendType, DesiredGroup, SlbBackend};
+use crate::plan::{plan_group, DrainLedger, GroupPlan, PlanConfig, StepAction, MAX_BATCH};
+use crate::slb::{ErrorClass, SlbApi, SlbError};
+
+/// ECS `DescribeNetworkInterfaces` takes at most 100 private IPs per call.
+const ENI_LOOKUP_BATCH: usize = 100;
+
+/// One vServer group as the executor should make it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupTarget {
+    pub load_balancer_id: String,
+    pub desired: DesiredGroup,
+    /// See [`crate::model::LbSpec::drain_window_secs`].
+    pub drain_window: Duration,
+}
+
+/// Executor settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutorConfig {
+    pub limits: ApiLimits,
+    /// Backends per write call (the SLB allows 20).
+    pub max_batch: usize,
+    /// Re-reads and re-plans after failures within one pass before giving up (the
+    /// scheduler tries again later).
+    pub max_replans: usize,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            limits: ApiLimits::default(),
+            max_batch: MAX_BATCH,
+            max_replans: 3,
+        }
+    }
+}
+
+/// What one successful pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassOutcome {
+    /// The group reconciled; `None` when there was no group and nothing to add.
+    pub v_server_group_id: Option<String>,
+    /// SLB write calls that succeeded.
+    pub steps_applied: usize,
+    /// Re-reads after failures before the pass converged.
+    pub replans: usize,
+    /// When the group must be looked at again (earliest pending drain deadline).
+    pub requeue_at: Option<Timestamp>,
+    pub warnings: Vec<String>,
+    pub unresolved_eni_ips: Vec<IpAddr>,
+}
+
+/// A pass that did not converge; the scheduler retries the group later.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "reconciling vServer group {group} of SLB {load_balancer_id} failed after {replans} \
+     re-plan(s): {source}"
+)]
+pub struct ReconcileError {
+    /// The group's owner Description.
+    pub group: String,
+    pub load_balancer_id: String,
+    pub replans: usize,
+    #[source]
+    pub source: SlbError,
+}
+
+impl ReconcileError {
+    pub fn class(&self) -> ErrorClass {
+        self.source.class
+    }
+}
+
+/// Runs plans through an [`SlbApi`] with the hygiene of DESIGN.md §2: token bucket, call
+/// timeouts, one mutation in flight per SLB instance, retries of idempotent calls.
+///
+/// `AddVServerGroupBackendServers` is not idempotent (adding a member twice is an error),
+/// so a failed add is never retried as is: the group is read again and planned again,
+/// which also covers an add that was applied although its answer was lost.
+pub struct Executor<A: ?Sized> {
+    api: Arc<A>,
+    clock: Arc<dyn Clock>,
+    config: ExecutorConfig,
+    gate: Gate,
+    ledger: Mutex<DrainLedger>,
+    eni_ids: Mutex<HashMap<IpAddr, String>>,
+    group_ids: Mutex<HashMap<(String, String), String>>,
+}
+
+struct Failure {
+    error: SlbError,
+    /// A read failed permanently: planning again cannot help.
+    fatal: bool,
+}
+
+impl<A: SlbApi + ?Sized> Executor<A> {
+    pub fn new(api: Arc<A>, clock: Arc<dyn Clock>, config: ExecutorConfig) -> Self {
+        Executor {
+            api,
+            clock,
+            gate: Gate::new(config.limits.clone()),
+            config,
+            ledger: Mutex::new(DrainLedger::new()),
+            eni_ids: Mutex::new(HashMap::new()),
+            group_ids: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The drains this executor knows of (what a restart would lose unless persisted).
+    pub fn ledger(&self) -> DrainLedger {
+        lock(&self.ledger).clone()
+    }
+
+    /// Seeds the ledger, e.g. from drain start times persisted on pods.
+    pub fn restore_ledger(&self, ledger: DrainLedger) {
+        *lock(&self.ledger) = ledger;
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Reads the group, plans and runs the steps in order; after a failure reads and
+    /// plans again (up to `max_replans` times, waiting with backoff in between).
+    pub async fn reconcile(&self, target: &GroupTarget) -> Result<PassOutcome, ReconcileError> {
+        let mut delays = self.gate.replan_delays();
+        let mut replans = 0;
+        loop {
+            match self.pass(target).await {
+                Ok(mut outcome) => {
+                    outcome.replans = replans;
+                    return Ok(outcome);
+                }
+                Err(failure) => {
+                    tracing::warn!(
+                        group = %target.desired.name,
+                        load_balancer_id = %target.load_balancer_id,
+                        error = %failure.error,
+                        replans,
+                        "SLB step failed; reading the group again"
+                    );
+                    if failure.fatal || replans >= self.config.max_replans {
+                        return Err(ReconcileError {
+                            group: target.desired.name.to_string(),
+                            load_balancer_id: target.load_balancer_id.clone(),
+                            replans,
+                            source: failure.error,
+                        });
+                    }
+                    replans += 1;
+                    let mut delay = delays.next().unwrap_or(self.gate.limits().retry_max_delay);
+                    if failure.error.class == ErrorClass::Throttling {
+                        delay = delay.saturating_mul(self.gate.limits().throttle_factor.max(1));
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+            }
+        }
+    }
+
+    async fn pass(&self, target: &GroupTarget) -> Result<PassOutcome, Failure> {
+        let Some(group_id) = self.resolve_group(target).await? else {
+            return Ok(PassOutcome::default());
+        };
+        let observed = self
+            .gate
+            .retried("DescribeVServerGroupAttribute", || {
+                self.api.describe_vserver_group(&group_id)
+            })
+            .await
+            .map_err(|error| {
+                if target.desired.v_server_group_id.is_none() {
+                    // A cached id of a group deleted behind our back: find it again next time.
+                    self.forget_group(target);
+                }
+                read_failure(error)
+            })?;
+        self.resolve_eni_ids(&target.desired, &observed.backends)
+            .await?;
+
+        let now = self.clock.now();
+        let plan = {
+            let ledger = lock(&self.ledger);
+            let eni_ids = lock(&self.eni_ids);
+            let config = PlanConfig {
+                drain_window: target.drain_window,
+                max_batch: self.config.max_batch,
+            };
+            plan_group(
+                &target.desired,
+                Some(&observed),
+                &ledger,
+                &eni_ids,
+                config,
+                now,
+            )
+        };
+        self.apply_ledger_without_steps(&group_id, &plan);
+
+        let mut applied = 0;
+        for step in &plan.steps {
+            let lock = self.gate.instance_lock(&target.load_balancer_id);
+            let guard = lock.lock().await;
+            let result = match step.action {
+                StepAction::Add => {
+                    self.gate
+                        .once(
+                            "AddVServerGroupBackendServers",
+                            self.api.add_backends(&group_id, &step.backends),
+                        )
+                        .await
+                }
+                StepAction::SetWeight => {
+                    self.gate
+                        .retried("SetVServerGroupAttribute", || {
+                            self.api.set_backends(&group_id, &step.backends)
+                        })
+                        .await
+                }
+                StepAction::Remove => {
+                    self.gate
+                        .retried("RemoveVServerGroupBackendServers", || {
+                            self.api.remove_backends(&group_id, &step.backends)
+                        })
+                        .await
+                }
+            };
+            drop(guard);
+            result.map_err(|error| Failure {
+                error,
+                fatal: false,
+            })?;
+            applied += 1;
+            self.record_step(&group_id, step.action, &step.backends);
+        }
+
+        Ok(PassOutcome {
+            v_server_group_id: Some(group_id),
+            steps_applied: applied,
+            replans: 0,
+            requeue_at: plan.requeue_at,
+            warnings: plan.warnings,
+            unresolved_eni_ips: plan.unresolved_eni_ips,
+        })
+    }
+
+    /// The group's id: named by `vgroup-port`, found by its owner name, or created when
+    /// there is something to add to it.
+    async fn resolve_group(&self, target: &GroupTarget) -> Result<Option<String>, Failure> {
+        if let Some(id) = &target.desired.v_server_group_id {
+            return Ok(Some(id.clone()));
+        }
+        let name = target.desired.name.as_str();
+        let cache_key = (target.load_balancer_id.clone(), name.to_owned());
+        if let Some(id) = lock(&self.group_ids).get(&cache_key) {
+            return Ok(Some(id.clone()));
+        }
+        let groups = self
+            .gate
+            .retried("DescribeVServerGroups", || {
+                self.api.list_vserver_groups(&target.load_balancer_id)
+            })
+            .await
+            .map_err(read_failure)?;
+        let id = match groups.into_iter().find(|g| g.v_server_group_name == name) {
+            Some(group) => group.v_server_group_id,
+            None => {
+                let wanted = target
+                    .desired
+                    .backends
+                    .iter()
+                    .any(|b| b.state == BackendState::Active);
+                if !wanted {
+                    return Ok(None);
+                }
+                let lock = self.gate.instance_lock(&target.load_balancer_id);
+                let _guard = lock.lock().await;
+                // Not retried as is: a lost answer could mean the group exists; the
+                // re-plan lists the groups again first.
+                self.gate
+                    .once(
+                        "CreateVServerGroup",
+                        self.api
+                            .create_vserver_group(&target.load_balancer_id, name),
+                    )
+                    .await
+                    .map_err(|error| Failure {
+                        error,
+                        fatal: false,
+                    })?
+            }
+        };
+        lock(&self.group_ids).insert(cache_key, id.clone());
+        Ok(Some(id))
+    }
+
+    fn forget_group(&self, target: &GroupTarget) {
+        let key = (
+            target.load_balancer_id.clone(),
+            target.desired.name.as_str().to_owned(),
+        );
+        lock(&self.group_ids).remove(&key);
+    }
+
+    /// Looks up the ENI ids of desired ENI backends that must be added, in batches of
+    /// 100 IPs, remembering them for later passes.
+    async fn resolve_eni_ids(
+        &self,
+        desired: &DesiredGroup,
+        present: &[SlbBackend],
+    ) -> Result<(), Failure> {
+        let missing: Vec<IpAddr> = {
+            let known = lock(&self.eni_ids);
+            desired
+                .backends
+                .iter()
+                .filter(|b| {
+                    b.backend_type == BackendType::Eni
+                        && b.state == BackendState::Active
+                        && b.server_id.is_none()
+                })
+                .filter_map(|b| b.server_ip.map(|ip| (ip, b.port)))
+                .filter(|(ip, port)| {
+                    !known.contains_key(ip)
+                        && !present
+                            .iter()
+                            .any(|p| p.server_ip == Some(*ip) && p.port == *port)
+                })
+                .map(|(ip, _)| ip)
+                .collect()
+        };
+        for chunk in missing.chunks(ENI_LOOKUP_BATCH) {
+            let found = self
+                .gate
+                .retried("DescribeNetworkInterfaces", || {
+                    self.api.resolve_eni_ids(chunk)
+                })
+                .await
+                .map_err(read_failure)?;
+            lock(&self.eni_ids).extend(found);
+        }
+        Ok(())
+    }
+
+    /// Ledger changes that no step stands for: drains of backends found at weight 0
+    /// (their window starts at the plan's `now`) and entries of backends gone or restored
+    /// without a write.
+    fn apply_ledger_without_steps(&self, group_id: &str, plan: &GroupPlan) {
+        let written = |key: &crate::model::BackendKey| {
+            plan.steps
+                .iter()
+                .flat_map(|s| &s.backends)
+                .any(|b| b.key().as_ref() == Some(key))
+        };
+        let mut ledger = lock(&self.ledger);
+        for key in &plan.ledger.ended {
+            if !written(key) {
+                ledger.end(group_id, key);
+            }
+        }
+        for start in plan.ledger.started.iter().filter(|s| s.already_at_zero) {
+            ledger.start(group_id, start.key.clone(), start.started_at);
+        }
+    }
+
+    /// Ledger changes of a step that succeeded: a drain starts when the SLB confirmed
+    /// weight 0 (not when it was planned), and ends with removal or a restored weight.
+    fn record_step(&self, group_id: &str, action: StepAction, backends: &[SlbBackend]) {
+        let now = self.clock.now();
+        let mut ledger = lock(&self.ledger);
+        for backend in backends {
+            let Some(key) = backend.key() else { continue };
+            match action {
+                StepAction::SetWeight if backend.weight.get() == 0 => {
+                    ledger.start(group_id, key, now)
+                }
+                StepAction::SetWeight | StepAction::Remove => {
+                    ledger.end(group_id, &key);
+                }
+                StepAction::Add => {}
+            }
+        }
+    }
+}
+
+fn read_failure(error: SlbError) -> Failure {
+    Failure {
+        fatal: error.class == ErrorClass::Permanent,
+        error,
+    }
+}
+
+/// A poisoned lock only means another task panicked mid-update of plain data; the data
+/// is still the best we have.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,323 @@
+//! An in-memory `SlbApi` with SLB semantics that matter to the executor (adding an
+//! existing member fails, removing an absent one does not), fault injection, latency, and
+//! a record of calls and of concurrent mutations per instance.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::model::{ObservedGroup, SlbBackend};
+use crate::slb::{BackendHealth, ErrorClass, Listener, SlbApi, SlbError, VServerGroupSummary};
+
+/// How the next call of an action misbehaves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Fault {
+    /// Fails without applying anything.
+    Fail(ErrorClass),
+    /// Applies the change, then reports failure (a lost answer).
+    FailAfterApply(ErrorClass),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    pub action: &'static str,
+    pub backends: usize,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct State {
+    groups: BTreeMap<String, ObservedGroup>,
+    enis: HashMap<IpAddr, String>,
+    faults: HashMap<&'static str, VecDeque<Fault>>,
+    calls: Vec<Call>,
+    in_flight: HashMap<String, usize>,
+    max_in_flight: HashMap<String, usize>,
+    total_in_flight: usize,
+    max_total_in_flight: usize,
+    next_group: u32,
+}
+
+#[derive(Default)]
+pub(crate) struct FakeSlb {
+    state: Mutex<State>,
+    pub latency: Duration,
+}
+
+fn err(action: &'static str, class: ErrorClass, code: &str) -> SlbError {
+    SlbError {
+        action,
+        class,
+        code: code.to_owned(),
+        message: "injected by the test".to_owned(),
+        request_id: None,
+        source: None,
+    }
+}
+
+impl FakeSlb {
+    pub(crate) fn with_latency(latency: Duration) -> Self {
+        FakeSlb {
+            latency,
+            ..FakeSlb::default()
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+
+    pub(crate) fn put_group(&self, group: ObservedGroup) {
+        self.state()
+            .groups
+            .insert(group.v_server_group_id.clone(), group);
+    }
+
+    pub(crate) fn group(&self, id: &str) -> ObservedGroup {
+        self.state().groups[id].clone()
+    }
+
+    pub(crate) fn add_eni(&self, ip: IpAddr, eni: &str) {
+        self.state().enis.insert(ip, eni.to_owned());
+    }
+
+    pub(crate) fn inject(&self, action: &'static str, fault: Fault, times: usize) {
+        let mut state = self.state();
+        let queue = state.faults.entry(action).or_default();
+        queue.extend(std::iter::repeat_n(fault, times));
+    }
+
+    pub(crate) fn calls(&self) -> Vec<Call> {
+        self.state().calls.clone()
+    }
+
+    pub(crate) fn count(&self, action: &str) -> usize {
+        self.state()
+            .calls
+            .iter()
+            .filter(|c| c.action == action)
+            .count()
+    }
+
+    pub(crate) fn max_in_flight(&self, load_balancer_id: &str) -> usize {
+        self.state()
+            .max_in_flight
+            .get(load_balancer_id)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn max_total_in_flight(&self) -> usize {
+        self.state().max_total_in_flight
+    }
+
+    /// Records the call and returns the fault to play, if any.
+    fn begin(&self, action: &'static str, backends: usize) -> Option<Fault> {
+        let mut state = self.state();
+        state.calls.push(Call {
+            action,
+            backends,
+            at: Instant::now(),
+        });
+        state.faults.get_mut(action).and_then(VecDeque::pop_front)
+    }
+
+    /// A write: counted in flight on its instance for the call's latency.
+    async fn mutate(
+        &self,
+        action: &'static str,
+        group_id: &str,
+        backends: &[SlbBackend],
+        apply: impl FnOnce(&mut ObservedGroup) -> Result<(), SlbError>,
+    ) -> Result<(), SlbError> {
+        let fault = self.begin(action, backends.len());
+        let lb = {
+            let mut state = self.state();
+            let lb = state
+                .groups
+                .get(group_id)
+                .map(|g| g.load_balancer_id.clone())
+                .unwrap_or_default();
+            let n = state.in_flight.entry(lb.clone()).or_default();
+            *n += 1;
+            let n = *n;
+            let max = state.max_in_flight.entry(lb.clone()).or_default();
+            *max = (*max).max(n);
+            state.total_in_flight += 1;
+            state.max_total_in_flight = state.max_total_in_flight.max(state.total_in_flight);
+            lb
+        };
+        tokio::time::sleep(self.latency).await;
+        let mut state = self.state();
+        *state.in_flight.get_mut(&lb).unwrap() -= 1;
+        state.total_in_flight -= 1;
+        if let Some(Fault::Fail(class)) = fault {
+            return Err(err(action, class, "Injected"));
+        }
+        let group = state.groups.get_mut(group_id).ok_or_else(|| {
+            err(
+                action,
+                ErrorClass::Permanent,
+                "InvalidVServerGroupId.NotFound",
+            )
+        })?;
+        apply(group)?;
+        match fault {
+            Some(Fault::FailAfterApply(class)) => Err(err(action, class, "InjectedAfterApply")),
+            _ => Ok(()),
+        }
+    }
+
+    async fn read<T>(
+        &self,
+        action: &'static str,
+        f: impl FnOnce(&State) -> Result<T, SlbError>,
+    ) -> Result<T, SlbError> {
+        let fault = self.begin(action, 0);
+        tokio::time::sleep(self.latency).await;
+        if let Some(Fault::Fail(class) | Fault::FailAfterApply(class)) = fault {
+            return Err(err(action, class, "Injected"));
+        }
+        f(&self.state())
+    }
+}
+
+fn same(a: &SlbBackend, b: &SlbBackend) -> bool {
+    a.key() == b.key()
+}
+
+#[async_trait]
+impl SlbApi for FakeSlb {
+    async fn list_vserver_groups(&self, lb: &str) -> Result<Vec<VServerGroupSummary>, SlbError> {
+        self.read("DescribeVServerGroups", |s| {
+            Ok(s.groups
+                .values()
+                .filter(|g| g.load_balancer_id == lb)
+                .map(|g| VServerGroupSummary {
+                    v_server_group_id: g.v_server_group_id.clone(),
+                    v_server_group_name: g.v_server_group_name.clone(),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn describe_vserver_group(&self, id: &str) -> Result<ObservedGroup, SlbError> {
+        self.read("DescribeVServerGroupAttribute", |s| {
+            s.groups.get(id).cloned().ok_or_else(|| {
+                err(
+                    "DescribeVServerGroupAttribute",
+                    ErrorClass::Permanent,
+                    "NotFound",
+                )
+            })
+        })
+        .await
+    }
+
+    async fn create_vserver_group(&self, lb: &str, name: &str) -> Result<String, SlbError> {
+        let fault = self.begin("CreateVServerGroup", 0);
+        if let Some(Fault::Fail(class)) = fault {
+            return Err(err("CreateVServerGroup", class, "Injected"));
+        }
+        let mut state = self.state();
+        state.next_group += 1;
+        let id = format!("rsp-new-{}", state.next_group);
+        state.groups.insert(
+            id.clone(),
+            ObservedGroup {
+                v_server_group_id: id.clone(),
+                v_server_group_name: name.to_owned(),
+                load_balancer_id: lb.to_owned(),
+                backends: vec![],
+            },
+        );
+        Ok(id)
+    }
+
+    async fn delete_vserver_group(&self, id: &str) -> Result<(), SlbError> {
+        self.state().groups.remove(id);
+        Ok(())
+    }
+
+    async fn add_backends(&self, id: &str, backends: &[SlbBackend]) -> Result<(), SlbError> {
+        self.mutate("AddVServerGroupBackendServers", id, backends, |g| {
+            if backends
+                .iter()
+                .any(|b| g.backends.iter().any(|h| same(h, b)))
+            {
+                return Err(err(
+                    "AddVServerGroupBackendServers",
+                    ErrorClass::Permanent,
+                    "BackendServer.AlreadyExist",
+                ));
+            }
+            g.backends.extend(backends.iter().cloned());
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_backends(&self, id: &str, backends: &[SlbBackend]) -> Result<(), SlbError> {
+        self.mutate("RemoveVServerGroupBackendServers", id, backends, |g| {
+            g.backends.retain(|h| !backends.iter().any(|b| same(h, b)));
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_backends(&self, id: &str, backends: &[SlbBackend]) -> Result<(), SlbError> {
+        self.mutate("SetVServerGroupAttribute", id, backends, |g| {
+            for b in backends {
+                let Some(h) = g.backends.iter_mut().find(|h| same(h, b)) else {
+                    return Err(err(
+                        "SetVServerGroupAttribute",
+                        ErrorClass::Permanent,
+                        "BackendServer.NotExist",
+                    ));
+                };
+                h.weight = b.weight;
+                h.description = b.description.clone();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn describe_health(&self, _: &str, _: u16) -> Result<Vec<BackendHealth>, SlbError> {
+        Ok(vec![])
+    }
+
+    async fn describe_listeners(&self, _: &str) -> Result<Vec<Listener>, SlbError> {
+        Ok(vec![])
+    }
+
+    async fn set_listener_drain(
+        &self,
+        _: &str,
+        _: &Listener,
+        _: bool,
+        _: Option<u32>,
+    ) -> Result<(), SlbError> {
+        Ok(())
+    }
+
+    async fn resolve_eni_ids(&self, ips: &[IpAddr]) -> Result<HashMap<IpAddr, String>, SlbError> {
+        let n = ips.len();
+        self.read("DescribeNetworkInterfaces", |s| {
+            assert!(
+                n <= 100,
+                "DescribeNetworkInterfaces takes at most 100 IPs, got {n}"
+            );
+            Ok(ips
+                .iter()
+                .filter_map(|ip| s.enis.get(ip).map(|id| (*ip, id.clone())))
+                .collect())
+        })
+        .await
+    }
+}
