@@ -6,6 +6,7 @@
 mod clock;
 mod executor;
 mod limits;
+mod scheduler;
 
 #[cfg(test)]
 mod tests;
@@ -13,3 +14,6 @@ mod tests;
 pub use clock::{Clock, TokioClock};
 pub use executor::{Executor, ExecutorConfig, GroupTarget, PassOutcome, ReconcileError};
 pub use limits::ApiLimits;
+pub use scheduler::{
+    spawn, GroupRef, SchedulerConfig, SchedulerHandle, SchedulerStats, TargetSource,
+};

@@ -2,6 +2,7 @@
 
 mod executor;
 mod fake;
+mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,138 @@
+//! Coalescing and wake-ups of the scheduler, in virtual time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::fake::{FakeSlb, Fault};
+use super::*;
+use crate::reconcile::{spawn, GroupRef, SchedulerConfig, TargetSource};
+use crate::slb::ErrorClass;
+
+const DESCRIBE: &str = "DescribeVServerGroupAttribute";
+
+#[derive(Default)]
+struct Targets(Mutex<HashMap<GroupRef, GroupTarget>>);
+
+impl Targets {
+    fn set(&self, group: &GroupRef, target: GroupTarget) {
+        self.0.lock().unwrap().insert(group.clone(), target);
+    }
+}
+
+impl TargetSource for Targets {
+    fn target(&self, group: &GroupRef) -> Option<GroupTarget> {
+        self.0.lock().unwrap().get(group).cloned()
+    }
+}
+
+fn web(port: u16) -> GroupRef {
+    GroupRef {
+        service: "default/web".into(),
+        service_port: port,
+    }
+}
+
+struct Rig {
+    api: Arc<FakeSlb>,
+    targets: Arc<Targets>,
+    handle: crate::reconcile::SchedulerHandle,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn mk_rig(latency: Duration, backends: Vec<SlbBackend>, desired: Vec<Backend>) -> Rig {
+    let api = Arc::new(FakeSlb::with_latency(latency));
+    api.put_group(mk_group("lb-1", 80, backends));
+    let targets = Arc::new(Targets::default());
+    targets.set(&web(80), mk_target("lb-1", 80, desired));
+    let executor = Arc::new(mk_executor(&api, mk_config()));
+    let (handle, task) = spawn(executor, targets.clone(), SchedulerConfig::default());
+    Rig {
+        api,
+        targets,
+        handle,
+        task,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_triggers_costs_one_plan() {
+    let rig = mk_rig(Duration::from_millis(50), vec![], vec![mk_ecs(1, 10)]);
+    for _ in 0..100 {
+        rig.handle.trigger(web(80));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(rig.api.count(DESCRIBE), 1);
+    assert_eq!(rig.handle.stats().passes(), 1);
+    assert_eq!(rig.handle.stats().coalesced(), 99);
+    assert_eq!(weights(&rig.api.group("rsp-80")), ws(&[("i-001", 10)]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn triggers_during_a_pass_fold_into_one_more_pass_with_the_latest_state() {
+    let rig = mk_rig(Duration::from_secs(1), vec![], vec![mk_ecs(1, 10)]);
+    rig.handle.trigger(web(80));
+    tokio::time::sleep(Duration::from_millis(500)).await; // the first pass is reading
+    for n in 2..=50 {
+        let desired: Vec<Backend> = (1..=n).map(|i| mk_ecs(i, 10)).collect();
+        rig.targets.set(&web(80), mk_target("lb-1", 80, desired));
+        rig.handle.trigger(web(80));
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(rig.handle.stats().passes(), 2);
+    assert_eq!(rig.api.count(DESCRIBE), 2);
+    assert_eq!(rig.api.group("rsp-80").backends.len(), 50);
+    // First pass: one add; second pass: 49 adds in 3 calls.
+    assert_eq!(rig.api.count("AddVServerGroupBackendServers"), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn drains_finish_at_their_deadline_without_further_triggers() {
+    let owner = mk_owner(80);
+    let rig = mk_rig(
+        Duration::ZERO,
+        vec![mk_slb(1, 50, &owner), mk_slb(2, 50, &owner)],
+        vec![mk_ecs(2, 50)],
+    );
+    rig.handle.trigger(web(80));
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(
+        weights(&rig.api.group("rsp-80")),
+        ws(&[("i-001", 0), ("i-002", 50)])
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(weights(&rig.api.group("rsp-80")), ws(&[("i-002", 50)]));
+    assert_eq!(rig.handle.stats().passes(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_groups_are_retried_later_with_growing_delays() {
+    let rig = mk_rig(Duration::ZERO, vec![], vec![mk_ecs(1, 10)]);
+    rig.api
+        .inject(DESCRIBE, Fault::Fail(ErrorClass::Permanent), 3);
+    rig.handle.trigger(web(80));
+    // Delays 5 s, 10 s, 20 s: the fourth pass, after 35 s, succeeds.
+    tokio::time::sleep(Duration::from_secs(34)).await;
+    assert_eq!(rig.handle.stats().passes(), 3);
+    assert!(rig.api.group("rsp-80").backends.is_empty());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rig.handle.stats().passes(), 4);
+    assert_eq!(rig.handle.stats().failures(), 3);
+    assert_eq!(weights(&rig.api.group("rsp-80")), ws(&[("i-001", 10)]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_handle_stops_the_scheduler() {
+    let rig = mk_rig(Duration::from_secs(1), vec![], vec![mk_ecs(1, 10)]);
+    rig.handle.trigger(web(80));
+    drop(rig.handle);
+    tokio::time::timeout(Duration::from_secs(10), rig.task)
+        .await
+        .expect("scheduler stops")
+        .unwrap();
+    assert_eq!(
+        rig.api.count("AddVServerGroupBackendServers"),
+        1,
+        "the running pass finished"
+    );
+}
