@@ -35,6 +35,9 @@ pub struct ExecutorConfig {
     /// Re-reads and re-plans after failures within one pass before giving up (the
     /// scheduler tries again later).
     pub max_replans: usize,
+    /// When desired ENI backends could not be added for want of an ENI id, look again
+    /// after this long (the ENI usually appears within seconds of the pod IP).
+    pub unresolved_eni_retry: Duration,
 }
 
 impl Default for ExecutorConfig {
@@ -43,6 +46,7 @@ impl Default for ExecutorConfig {
             limits: ApiLimits::default(),
             max_batch: MAX_BATCH,
             max_replans: 3,
+            unresolved_eni_retry: Duration::from_secs(10),
         }
     }
 }
@@ -56,7 +60,8 @@ pub struct PassOutcome {
     pub steps_applied: usize,
     /// Re-reads after failures before the pass converged.
     pub replans: usize,
-    /// When the group must be looked at again (earliest pending drain deadline).
+    /// When the group must be looked at again: the earliest pending drain deadline, or
+    /// sooner when ENI ids were missing.
     pub requeue_at: Option<Timestamp>,
     pub warnings: Vec<String>,
     pub unresolved_eni_ips: Vec<IpAddr>,
@@ -246,11 +251,18 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             self.record_step(&group_id, step.action, &step.backends);
         }
 
+        let mut requeue_at = plan.requeue_at;
+        if !plan.unresolved_eni_ips.is_empty() {
+            let retry = now
+                .checked_add(self.config.unresolved_eni_retry)
+                .unwrap_or(Timestamp::MAX);
+            requeue_at = Some(requeue_at.map_or(retry, |at| at.min(retry)));
+        }
         Ok(PassOutcome {
             v_server_group_id: Some(group_id),
             steps_applied: applied,
             replans: 0,
-            requeue_at: plan.requeue_at,
+            requeue_at,
             warnings: plan.warnings,
             unresolved_eni_ips: plan.unresolved_eni_ips,
         })

@@ -276,6 +276,11 @@ async fn eni_ids_are_resolved_in_batches_of_100_and_cached() {
         "{add_sizes:?}"
     );
     assert_eq!(out.unresolved_eni_ips, vec![ip(250)]);
+    assert_eq!(
+        out.requeue_at,
+        Some(mk_t0() + seconds(10)),
+        "look again for the missing ENI"
+    );
     let group = api.group("rsp-80");
     assert!(group
         .backends

@@ -40,6 +40,13 @@ struct State {
     total_in_flight: usize,
     max_total_in_flight: usize,
     next_group: u32,
+    /// Share of calls (in 1/1000) that fail at random, and the generator's state.
+    fault_permille: u64,
+    rng: u64,
+    /// Fewest backends with weight > 0 seen in each group after any write.
+    min_weighted: HashMap<String, usize>,
+    duplicate_adds: usize,
+    random_faults: usize,
 }
 
 #[derive(Default)]
@@ -115,6 +122,28 @@ impl FakeSlb {
         self.state().max_total_in_flight
     }
 
+    /// Makes `permille`/1000 of all later calls fail at random: throttling, busy, or
+    /// (for writes) an applied change whose answer is lost.
+    pub(crate) fn random_faults(&self, permille: u64, seed: u64) {
+        let mut state = self.state();
+        state.fault_permille = permille;
+        state.rng = seed | 1;
+    }
+
+    pub(crate) fn min_weighted(&self, id: &str) -> Option<usize> {
+        self.state().min_weighted.get(id).copied()
+    }
+
+    /// Random faults played so far.
+    pub(crate) fn random_faults_played(&self) -> usize {
+        self.state().random_faults
+    }
+
+    /// Adds of members that already existed (what a blind retry of an add causes).
+    pub(crate) fn duplicate_adds(&self) -> usize {
+        self.state().duplicate_adds
+    }
+
     /// Records the call and returns the fault to play, if any.
     fn begin(&self, action: &'static str, backends: usize) -> Option<Fault> {
         let mut state = self.state();
@@ -123,7 +152,27 @@ impl FakeSlb {
             backends,
             at: Instant::now(),
         });
-        state.faults.get_mut(action).and_then(VecDeque::pop_front)
+        if let Some(fault) = state.faults.get_mut(action).and_then(VecDeque::pop_front) {
+            return Some(fault);
+        }
+        if state.fault_permille == 0 {
+            return None;
+        }
+        // xorshift64: reproducible faults without a dependency.
+        let mut x = state.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.rng = x;
+        if x % 1000 >= state.fault_permille {
+            return None;
+        }
+        state.random_faults += 1;
+        Some(match (x / 1000) % 3 {
+            0 => Fault::Fail(ErrorClass::Throttling),
+            1 => Fault::Fail(ErrorClass::Busy),
+            _ => Fault::FailAfterApply(ErrorClass::Unavailable),
+        })
     }
 
     /// A write: counted in flight on its instance for the call's latency.
@@ -165,7 +214,19 @@ impl FakeSlb {
                 "InvalidVServerGroupId.NotFound",
             )
         })?;
-        apply(group)?;
+        let applied = apply(group);
+        let weighted = group.backends.iter().filter(|b| b.weight.get() > 0).count();
+        if let Err(e) = &applied {
+            if e.code == "BackendServer.AlreadyExist" {
+                state.duplicate_adds += 1;
+            }
+        }
+        let min = state
+            .min_weighted
+            .entry(group_id.to_owned())
+            .or_insert(weighted);
+        *min = (*min).min(weighted);
+        applied?;
         match fault {
             Some(Fault::FailAfterApply(class)) => Err(err(action, class, "InjectedAfterApply")),
             _ => Ok(()),

@@ -136,3 +136,85 @@ async fn dropping_the_handle_stops_the_scheduler() {
         "the running pass finished"
     );
 }
+
+/// A rolling replacement of 50 ENI backends, 10 pods at a time: new pods become desired
+/// active, old ones draining, then gone. With 30 % of calls throttled, busy or losing
+/// their answer, the group converges, always keeps a weighted backend, and never sees an
+/// add of a member it already has.
+#[tokio::test(start_paused = true)]
+async fn rolling_replacement_keeps_capacity_under_faults() {
+    let ip =
+        |i: u32| -> std::net::IpAddr { format!("10.2.{}.{}", i / 256, i % 256).parse().unwrap() };
+    let pod =
+        |i: u32, state: BackendState| Backend::eni(ip(i), 8080, Weight::new(100).unwrap(), state);
+    let owner = mk_owner(80);
+    let old: Vec<SlbBackend> = (0..50)
+        .map(|i| SlbBackend {
+            server_id: format!("eni-{i}"),
+            server_ip: Some(ip(i)),
+            port: 8080,
+            weight: Weight::new(100).unwrap(),
+            backend_type: BackendType::Eni,
+            description: owner.as_str().to_owned(),
+        })
+        .collect();
+    let rig = mk_rig(
+        Duration::from_millis(50),
+        old,
+        (0..50).map(|i| pod(i, BackendState::Active)).collect(),
+    );
+    for i in 0..100 {
+        rig.api.add_eni(ip(i), &format!("eni-{i}"));
+    }
+    rig.api.random_faults(300, 0x5eed);
+
+    let desired_at = |wave: u32, old_draining: bool| {
+        let mut backends = Vec::new();
+        for i in 0..50 {
+            let replaced = i / 10 < wave;
+            let in_wave = i / 10 == wave - 1;
+            if !replaced {
+                backends.push(pod(i, BackendState::Active));
+            } else if in_wave && old_draining {
+                backends.push(pod(i, BackendState::Draining));
+            }
+            if replaced {
+                backends.push(pod(50 + i, BackendState::Active));
+            }
+        }
+        mk_target("lb-1", 80, backends)
+    };
+    for wave in 1..=5 {
+        // Surge: 10 new pods, the 10 old ones terminating (draining) …
+        rig.targets.set(&web(80), desired_at(wave, true));
+        rig.handle.trigger(web(80));
+        tokio::time::sleep(Duration::from_secs(45)).await;
+        // … and once drained and removed, the old pods are gone.
+        rig.targets.set(&web(80), desired_at(wave, false));
+        rig.handle.trigger(web(80));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(300)).await;
+
+    let group = rig.api.group("rsp-80");
+    let mut ips: Vec<_> = group
+        .backends
+        .iter()
+        .map(|b| (b.server_ip.unwrap(), b.weight.get()))
+        .collect();
+    ips.sort();
+    let want: Vec<_> = (50..100).map(|i| (ip(i), 100)).collect();
+    assert_eq!(ips, want);
+    assert!(
+        rig.api.min_weighted("rsp-80").unwrap() >= 50,
+        "{:?}",
+        rig.api.min_weighted("rsp-80")
+    );
+    assert_eq!(rig.api.duplicate_adds(), 0);
+    let played = rig.api.random_faults_played();
+    assert!(
+        played >= 10,
+        "{played} faults in {} calls",
+        rig.api.calls().len()
+    );
+}
