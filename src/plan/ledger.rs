@@ -15,7 +15,8 @@ use crate::model::{BackendKey, SlbBackend};
 /// Drain start times keyed by (vServerGroupId, backend identity).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DrainLedger {
-    entries: BTreeMap<(String, BackendKey), Timestamp>,
+    /// Grouped by vServer group so a pass looks at its own entries only.
+    groups: BTreeMap<String, BTreeMap<BackendKey, Timestamp>>,
 }
 
 impl DrainLedger {
@@ -25,40 +26,45 @@ impl DrainLedger {
 
     /// When the drain of `key` in group `v_server_group_id` started, if it is recorded.
     pub fn started_at(&self, v_server_group_id: &str, key: &BackendKey) -> Option<Timestamp> {
-        // BTreeMap needs an owned tuple to look up; keys are small, groups few per call.
-        self.entries
-            .get(&(v_server_group_id.to_owned(), key.clone()))
-            .copied()
+        self.groups.get(v_server_group_id)?.get(key).copied()
     }
 
     /// Records (or restarts) the drain of `key` at `at`.
     pub fn start(&mut self, v_server_group_id: &str, key: BackendKey, at: Timestamp) {
-        self.entries.insert((v_server_group_id.to_owned(), key), at);
+        self.groups
+            .entry(v_server_group_id.to_owned())
+            .or_default()
+            .insert(key, at);
     }
 
     /// Forgets the drain of `key` (removed, or restored to a non-zero weight).
     pub fn end(&mut self, v_server_group_id: &str, key: &BackendKey) -> Option<Timestamp> {
-        self.entries
-            .remove(&(v_server_group_id.to_owned(), key.clone()))
+        let group = self.groups.get_mut(v_server_group_id)?;
+        let started = group.remove(key);
+        if group.is_empty() {
+            self.groups.remove(v_server_group_id);
+        }
+        started
     }
 
     /// Every entry of one group, in [`BackendKey`] order.
     pub fn group<'a>(
         &'a self,
-        v_server_group_id: &'a str,
+        v_server_group_id: &str,
     ) -> impl Iterator<Item = (&'a BackendKey, Timestamp)> + 'a {
-        self.entries
-            .iter()
-            .filter(move |((g, _), _)| g == v_server_group_id)
-            .map(|((_, k), t)| (k, *t))
+        self.groups
+            .get(v_server_group_id)
+            .into_iter()
+            .flat_map(|entries| entries.iter().map(|(k, t)| (k, *t)))
     }
 
+    /// Number of drains recorded, over all groups.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.groups.values().map(BTreeMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.groups.is_empty()
     }
 
     /// Applies a plan's ledger updates for group `v_server_group_id`.
@@ -77,9 +83,13 @@ impl DrainLedger {
 
     /// The ledger as `--slb-state` `"drains"` records, in (group, key) order.
     pub fn records(&self) -> Vec<DrainRecord> {
-        self.entries
+        self.groups
             .iter()
-            .map(|((group, key), at)| DrainRecord::new(group, key, *at))
+            .flat_map(|(group, entries)| {
+                entries
+                    .iter()
+                    .map(move |(key, at)| DrainRecord::new(group, key, *at))
+            })
             .collect()
     }
 }

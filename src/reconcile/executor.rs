@@ -10,8 +10,11 @@ use jiff::Timestamp;
 
 use super::clock::Clock;
 use super::limits::{ApiLimits, Gate};
-use crate::model::{BackendState, BackendType, DesiredGroup, SlbBackend};
-use crate::plan::{plan_group, DrainLedger, GroupPlan, PlanConfig, StepAction, MAX_BATCH};
+use super::metrics::ReconcileMetrics;
+use crate::model::{
+    BackendKey, BackendState, BackendType, DesiredGroup, ObservedGroup, SlbBackend,
+};
+use crate::plan::{plan_group, DrainLedger, GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH};
 use crate::slb::{ErrorClass, SlbApi, SlbError};
 
 /// ECS `DescribeNetworkInterfaces` takes at most 100 private IPs per call.
@@ -102,6 +105,9 @@ pub struct Executor<A: ?Sized> {
     ledger: Mutex<DrainLedger>,
     eni_ids: Mutex<HashMap<IpAddr, String>>,
     group_ids: Mutex<HashMap<(String, String), String>>,
+    metrics: Option<ReconcileMetrics>,
+    /// Owned (active, draining) backends per group id, for the `slb_sync_backends` gauge.
+    backend_counts: Mutex<HashMap<String, (i64, i64)>>,
 }
 
 struct Failure {
@@ -120,7 +126,20 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             ledger: Mutex::new(DrainLedger::new()),
             eni_ids: Mutex::new(HashMap::new()),
             group_ids: Mutex::new(HashMap::new()),
+            metrics: None,
+            backend_counts: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records steps, passes, drains and latencies in `metrics`.
+    pub fn with_metrics(mut self, metrics: ReconcileMetrics) -> Self {
+        self.gate.metrics = Some(metrics.clone());
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub fn metrics(&self) -> Option<&ReconcileMetrics> {
+        self.metrics.as_ref()
     }
 
     /// The drains this executor knows of (what a restart would lose unless persisted).
@@ -146,6 +165,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             match self.pass(target).await {
                 Ok(mut outcome) => {
                     outcome.replans = replans;
+                    self.count_pass("ok");
                     return Ok(outcome);
                 }
                 Err(failure) => {
@@ -157,6 +177,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                         "SLB step failed; reading the group again"
                     );
                     if failure.fatal || replans >= self.config.max_replans {
+                        self.count_pass("error");
                         return Err(ReconcileError {
                             group: target.desired.name.to_string(),
                             load_balancer_id: target.load_balancer_id.clone(),
@@ -243,15 +264,28 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 }
             };
             drop(guard);
-            result.map_err(|error| Failure {
-                error,
-                fatal: false,
-            })?;
+            if let Some(metrics) = &self.metrics {
+                let result = if result.is_ok() { "ok" } else { "error" };
+                metrics
+                    .steps
+                    .with_label_values(&[step.action.as_str(), result])
+                    .inc();
+            }
+            if let Err(error) = result {
+                // What ran is on the SLB; the gauge catches up with the next read.
+                return Err(Failure {
+                    error,
+                    fatal: false,
+                });
+            }
             applied += 1;
             self.record_step(&group_id, step.action, &step.backends);
         }
+        self.count_backends(&group_id, &observed, &target.desired, &plan.steps);
 
-        let mut requeue_at = plan.requeue_at;
+        // Drains started by this pass count from when the SLB confirmed weight 0, a little
+        // after the plan's `now`: take the deadlines from the ledger, not the plan.
+        let mut requeue_at = self.next_deadline(&group_id, target.drain_window, now);
         if !plan.unresolved_eni_ips.is_empty() {
             let retry = now
                 .checked_add(self.config.unresolved_eni_retry)
@@ -387,6 +421,70 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         }
     }
 
+    /// The earliest drain deadline of the group's ledger entries (never before a second
+    /// from `now`, so a deadline that passed cannot spin the scheduler).
+    fn next_deadline(&self, group_id: &str, window: Duration, now: Timestamp) -> Option<Timestamp> {
+        let floor = now
+            .checked_add(Duration::from_secs(1))
+            .unwrap_or(Timestamp::MAX);
+        lock(&self.ledger)
+            .group(group_id)
+            .map(|(_, start)| start.checked_add(window).unwrap_or(Timestamp::MAX))
+            .min()
+            .map(|deadline| deadline.max(floor))
+    }
+
+    fn count_pass(&self, result: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.passes.with_label_values(&[result]).inc();
+        }
+    }
+
+    /// Updates `slb_sync_backends` with the group as it is after a successful pass.
+    fn count_backends(
+        &self,
+        group_id: &str,
+        observed: &ObservedGroup,
+        desired: &DesiredGroup,
+        steps: &[Step],
+    ) {
+        let Some(metrics) = &self.metrics else { return };
+        let mut weights: HashMap<BackendKey, u8> = observed
+            .backends
+            .iter()
+            .filter(|b| desired.name.owns(&b.description))
+            .filter_map(|b| Some((b.key()?, b.weight.get())))
+            .collect();
+        for step in steps {
+            for b in &step.backends {
+                let Some(key) = b.key() else { continue };
+                match step.action {
+                    StepAction::Add | StepAction::SetWeight => {
+                        weights.insert(key, b.weight.get());
+                    }
+                    StepAction::Remove => {
+                        weights.remove(&key);
+                    }
+                }
+            }
+        }
+        let active = weights.values().filter(|w| **w > 0).count() as i64;
+        let draining = weights.len() as i64 - active;
+        let mut counts = lock(&self.backend_counts);
+        counts.insert(group_id.to_owned(), (active, draining));
+        let (all_active, all_draining) = counts
+            .values()
+            .fold((0, 0), |(a, d), (x, y)| (a + x, d + y));
+        metrics
+            .backends
+            .with_label_values(&["active"])
+            .set(all_active);
+        metrics
+            .backends
+            .with_label_values(&["draining"])
+            .set(all_draining);
+    }
+
     /// Ledger changes of a step that succeeded: a drain starts when the SLB confirmed
     /// weight 0 (not when it was planned), and ends with removal or a restored weight.
     fn record_step(&self, group_id: &str, action: StepAction, backends: &[SlbBackend]) {
@@ -398,8 +496,15 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 StepAction::SetWeight if backend.weight.get() == 0 => {
                     ledger.start(group_id, key, now)
                 }
-                StepAction::SetWeight | StepAction::Remove => {
+                StepAction::SetWeight => {
                     ledger.end(group_id, &key);
+                }
+                StepAction::Remove => {
+                    let started = ledger.end(group_id, &key);
+                    if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+                        let drained = now.duration_since(started).as_secs_f64().max(0.0);
+                        metrics.drain_duration.observe(drained);
+                    }
                 }
                 StepAction::Add => {}
             }

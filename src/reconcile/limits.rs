@@ -15,6 +15,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{middleware::NoOpMiddleware, Quota, RateLimiter};
 
 use super::clock::GovernorTokioClock;
+use super::metrics::{ReconcileMetrics, CHANGE_SEEN};
 use crate::slb::{ErrorClass, SlbError};
 
 /// Limits for calls to the SLB API (flags `--slb-qps`, `--slb-burst`, …).
@@ -59,6 +60,7 @@ pub(crate) struct Gate {
     limiter: Limiter,
     instances: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     seed: AtomicU64,
+    pub(crate) metrics: Option<ReconcileMetrics>,
 }
 
 impl Gate {
@@ -77,6 +79,7 @@ impl Gate {
             limits,
             instances: Mutex::new(HashMap::new()),
             seed: AtomicU64::new(seed),
+            metrics: None,
         }
     }
 
@@ -115,6 +118,13 @@ impl Gate {
         F: Future<Output = Result<T, SlbError>>,
     {
         self.take_token().await;
+        if let Ok(Some(seen)) = CHANGE_SEEN.try_with(|cell| cell.take()) {
+            if let Some(metrics) = &self.metrics {
+                metrics
+                    .change_to_first_call
+                    .observe(seen.elapsed().as_secs_f64());
+            }
+        }
         match tokio::time::timeout(self.limits.call_timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(SlbError {

@@ -6,6 +6,7 @@
 mod clock;
 mod executor;
 mod limits;
+mod metrics;
 mod scheduler;
 
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod tests;
 pub use clock::{Clock, TokioClock};
 pub use executor::{Executor, ExecutorConfig, GroupTarget, PassOutcome, ReconcileError};
 pub use limits::ApiLimits;
+pub use metrics::ReconcileMetrics;
 pub use scheduler::{
     spawn, GroupRef, SchedulerConfig, SchedulerHandle, SchedulerStats, TargetSource,
 };

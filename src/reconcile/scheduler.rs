@@ -11,6 +11,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use super::executor::{Executor, GroupTarget, PassOutcome, ReconcileError};
+use super::metrics::CHANGE_SEEN;
 use crate::slb::SlbApi;
 
 /// One vServer group of one Service: what triggers name.
@@ -122,6 +123,7 @@ where
         timers: BTreeSet::new(),
         due: HashMap::new(),
         failures: HashMap::new(),
+        seen: HashMap::new(),
     };
     let task = tokio::spawn(driver.run(rx));
     (SchedulerHandle { tx, stats }, task)
@@ -142,6 +144,8 @@ struct Driver<A: ?Sized> {
     timers: BTreeSet<(Instant, GroupRef)>,
     due: HashMap<GroupRef, Instant>,
     failures: HashMap<GroupRef, u32>,
+    /// When the oldest change not yet handled by a pass was triggered, per group.
+    seen: HashMap<GroupRef, Instant>,
 }
 
 impl<A: SlbApi + ?Sized + 'static> Driver<A> {
@@ -176,6 +180,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
     }
 
     fn triggered(&mut self, group: GroupRef) {
+        self.seen.entry(group.clone()).or_insert_with(Instant::now);
         let pending = if self.running.values().any(|g| *g == group) {
             !self.dirty.insert(group)
         } else {
@@ -183,6 +188,9 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
         };
         if pending {
             self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = self.executor.metrics() {
+                metrics.coalesced.inc();
+            }
         }
     }
 
@@ -210,13 +218,14 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             let executor = self.executor.clone();
             let source = self.source.clone();
             let key = group.clone();
-            let handle = workers.spawn(async move {
+            let seen = std::cell::Cell::new(self.seen.remove(&group));
+            let handle = workers.spawn(CHANGE_SEEN.scope(seen, async move {
                 let result = match source.target(&key) {
                     Some(target) => executor.reconcile(&target).await,
                     None => Ok(PassOutcome::default()),
                 };
                 (key, result)
-            });
+            }));
             self.running.insert(handle.id(), group);
         }
     }

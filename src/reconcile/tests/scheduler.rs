@@ -218,3 +218,76 @@ async fn rolling_replacement_keeps_capacity_under_faults() {
         rig.api.calls().len()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn metrics_count_steps_backends_drains_coalescing_and_latency() {
+    let registry = prometheus::Registry::new();
+    let metrics = crate::reconcile::ReconcileMetrics::register(&registry).unwrap();
+    let owner = mk_owner(80);
+    let api = Arc::new(FakeSlb::with_latency(Duration::from_millis(10)));
+    api.put_group(mk_group(
+        "lb-1",
+        80,
+        vec![
+            mk_slb(1, 50, &owner),
+            SlbBackend {
+                description: "user".into(),
+                ..mk_slb(9, 50, &owner)
+            },
+        ],
+    ));
+    let targets = Arc::new(Targets::default());
+    targets.set(
+        &web(80),
+        mk_target("lb-1", 80, vec![mk_ecs(2, 50), mk_ecs(3, 50)]),
+    );
+    let executor = Arc::new(mk_executor(&api, mk_config()).with_metrics(metrics.clone()));
+    let (handle, _task) = spawn(executor, targets.clone(), SchedulerConfig::default());
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for _ in 0..5 {
+        handle.trigger(web(80));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let step =
+        |action: &str, result: &str| metrics.steps.with_label_values(&[action, result]).get();
+    assert_eq!(
+        (
+            step("add", "ok"),
+            step("setWeight", "ok"),
+            step("remove", "ok")
+        ),
+        (1, 1, 0)
+    );
+    let gauge = |state: &str| metrics.backends.with_label_values(&[state]).get();
+    assert_eq!(
+        (gauge("active"), gauge("draining")),
+        (2, 1),
+        "foreign i-009 not counted"
+    );
+    assert_eq!(metrics.coalesced.get(), 4);
+    assert_eq!(metrics.change_to_first_call.get_sample_count(), 1);
+    assert!(
+        metrics.change_to_first_call.get_sample_sum() < 0.001,
+        "first call right away"
+    );
+
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(step("remove", "ok"), 1);
+    assert_eq!((gauge("active"), gauge("draining")), (2, 0));
+    assert_eq!(metrics.drain_duration.get_sample_count(), 1);
+    let drained = metrics.drain_duration.get_sample_sum();
+    assert!((30.0..31.0).contains(&drained), "{drained}");
+    // Only the triggered pass measured change latency; the deadline wake-up did not.
+    assert_eq!(metrics.change_to_first_call.get_sample_count(), 1);
+    assert_eq!(metrics.passes.with_label_values(&["ok"]).get(), 2);
+    let names: Vec<String> = registry
+        .gather()
+        .iter()
+        .map(|f| f.name().to_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| n.starts_with("slb_sync_")),
+        "{names:?}"
+    );
+}
