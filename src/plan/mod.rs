@@ -6,6 +6,7 @@
 
 mod group;
 mod ledger;
+mod listener;
 mod offline;
 mod state;
 mod step;
@@ -15,6 +16,7 @@ mod tests;
 
 pub use group::plan_group;
 pub use ledger::{DrainLedger, DrainRecord, DrainStart, LedgerUpdates};
+pub use listener::{plan_listener_drain, ListenerDrainChange, ListenerDrainPlan};
 pub use offline::{
     match_group, plan_offline, GroupMatch, MatchedGroupPlan, OfflineOptions, ServicePlan,
 };

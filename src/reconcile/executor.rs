@@ -11,14 +11,9 @@ use jiff::Timestamp;
 use super::clock::Clock;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
-use crate::model::{
-    BackendKey, BackendState, BackendType, DesiredGroup, ObservedGroup, SlbBackend,
-};
+use crate::model::{BackendKey, DesiredGroup, ObservedGroup, SlbBackend};
 use crate::plan::{plan_group, DrainLedger, GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH};
 use crate::slb::{ErrorClass, SlbApi, SlbError};
-
-/// ECS `DescribeNetworkInterfaces` takes at most 100 private IPs per call.
-const ENI_LOOKUP_BATCH: usize = 100;
 
 /// One vServer group as the executor should make it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,22 +93,22 @@ impl ReconcileError {
 /// so a failed add is never retried as is: the group is read again and planned again,
 /// which also covers an add that was applied although its answer was lost.
 pub struct Executor<A: ?Sized> {
-    api: Arc<A>,
-    clock: Arc<dyn Clock>,
-    config: ExecutorConfig,
-    gate: Gate,
-    ledger: Mutex<DrainLedger>,
-    eni_ids: Mutex<HashMap<IpAddr, String>>,
-    group_ids: Mutex<HashMap<(String, String), String>>,
+    pub(super) api: Arc<A>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) config: ExecutorConfig,
+    pub(super) gate: Gate,
+    pub(super) ledger: Mutex<DrainLedger>,
+    pub(super) eni_ids: Mutex<HashMap<IpAddr, String>>,
+    pub(super) group_ids: Mutex<HashMap<(String, String), String>>,
     metrics: Option<ReconcileMetrics>,
     /// Owned (active, draining) backends per group id, for the `slb_sync_backends` gauge.
     backend_counts: Mutex<HashMap<String, (i64, i64)>>,
 }
 
-struct Failure {
-    error: SlbError,
+pub(super) struct Failure {
+    pub(super) error: SlbError,
     /// A read failed permanently: planning again cannot help.
-    fatal: bool,
+    pub(super) fatal: bool,
 }
 
 impl<A: SlbApi + ?Sized> Executor<A> {
@@ -302,104 +297,6 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         })
     }
 
-    /// The group's id: named by `vgroup-port`, found by its owner name, or created when
-    /// there is something to add to it.
-    async fn resolve_group(&self, target: &GroupTarget) -> Result<Option<String>, Failure> {
-        if let Some(id) = &target.desired.v_server_group_id {
-            return Ok(Some(id.clone()));
-        }
-        let name = target.desired.name.as_str();
-        let cache_key = (target.load_balancer_id.clone(), name.to_owned());
-        if let Some(id) = lock(&self.group_ids).get(&cache_key) {
-            return Ok(Some(id.clone()));
-        }
-        let groups = self
-            .gate
-            .retried("DescribeVServerGroups", || {
-                self.api.list_vserver_groups(&target.load_balancer_id)
-            })
-            .await
-            .map_err(read_failure)?;
-        let id = match groups.into_iter().find(|g| g.v_server_group_name == name) {
-            Some(group) => group.v_server_group_id,
-            None => {
-                let wanted = target
-                    .desired
-                    .backends
-                    .iter()
-                    .any(|b| b.state == BackendState::Active);
-                if !wanted {
-                    return Ok(None);
-                }
-                let lock = self.gate.instance_lock(&target.load_balancer_id);
-                let _guard = lock.lock().await;
-                // Not retried as is: a lost answer could mean the group exists; the
-                // re-plan lists the groups again first.
-                self.gate
-                    .once(
-                        "CreateVServerGroup",
-                        self.api
-                            .create_vserver_group(&target.load_balancer_id, name),
-                    )
-                    .await
-                    .map_err(|error| Failure {
-                        error,
-                        fatal: false,
-                    })?
-            }
-        };
-        lock(&self.group_ids).insert(cache_key, id.clone());
-        Ok(Some(id))
-    }
-
-    fn forget_group(&self, target: &GroupTarget) {
-        let key = (
-            target.load_balancer_id.clone(),
-            target.desired.name.as_str().to_owned(),
-        );
-        lock(&self.group_ids).remove(&key);
-    }
-
-    /// Looks up the ENI ids of desired ENI backends that must be added, in batches of
-    /// 100 IPs, remembering them for later passes.
-    async fn resolve_eni_ids(
-        &self,
-        desired: &DesiredGroup,
-        present: &[SlbBackend],
-    ) -> Result<(), Failure> {
-        let missing: Vec<IpAddr> = {
-            let known = lock(&self.eni_ids);
-            desired
-                .backends
-                .iter()
-                .filter(|b| {
-                    b.backend_type == BackendType::Eni
-                        && b.state == BackendState::Active
-                        && b.server_id.is_none()
-                })
-                .filter_map(|b| b.server_ip.map(|ip| (ip, b.port)))
-                .filter(|(ip, port)| {
-                    !known.contains_key(ip)
-                        && !present
-                            .iter()
-                            .any(|p| p.server_ip == Some(*ip) && p.port == *port)
-                })
-                .map(|(ip, _)| ip)
-                .collect()
-        };
-        for chunk in missing.chunks(ENI_LOOKUP_BATCH) {
-            let found = self
-                .gate
-                .retried("DescribeNetworkInterfaces", || {
-                    self.api.resolve_eni_ids(chunk)
-                })
-                .await
-                .map_err(read_failure)?;
-            lock(&self.eni_ids).extend(found);
-        }
-        Ok(())
-    }
-
     /// Ledger changes that no step stands for: drains of backends found at weight 0
     /// (their window starts at the plan's `now`) and entries of backends gone or restored
     /// without a write.
@@ -512,7 +409,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
     }
 }
 
-fn read_failure(error: SlbError) -> Failure {
+pub(super) fn read_failure(error: SlbError) -> Failure {
     Failure {
         fatal: error.class == ErrorClass::Permanent,
         error,
@@ -521,6 +418,6 @@ fn read_failure(error: SlbError) -> Failure {
 
 /// A poisoned lock only means another task panicked mid-update of plain data; the data
 /// is still the best we have.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -6,7 +6,9 @@
 mod clock;
 mod executor;
 mod limits;
+mod listeners;
 mod metrics;
+mod resolve;
 mod scheduler;
 
 #[cfg(test)]
@@ -15,6 +17,7 @@ mod tests;
 pub use clock::{Clock, TokioClock};
 pub use executor::{Executor, ExecutorConfig, GroupTarget, PassOutcome, ReconcileError};
 pub use limits::ApiLimits;
+pub use listeners::{ListenerOutcome, ListenerTarget};
 pub use metrics::ReconcileMetrics;
 pub use scheduler::{
     spawn, GroupRef, SchedulerConfig, SchedulerHandle, SchedulerStats, TargetSource,

@@ -1,6 +1,7 @@
 //! Unit tests of the step planner, with `mk_*` fixtures.
 
 mod batching;
+mod listener;
 mod properties;
 mod rules;
 mod state;

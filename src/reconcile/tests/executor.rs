@@ -330,3 +330,53 @@ async fn tokio_clock_follows_virtual_time() {
     let at = clock.instant_at(mk_t0() + seconds(100));
     assert_eq!(at - Instant::now(), seconds(10));
 }
+
+#[tokio::test(start_paused = true)]
+async fn listener_drain_is_read_first_and_written_only_when_different() {
+    use crate::reconcile::ListenerTarget;
+    use crate::slb::{Listener, ListenerProtocol};
+    let api = Arc::new(FakeSlb::default());
+    let listener = |port, protocol, drain, timeout| Listener {
+        port,
+        protocol,
+        v_server_group_id: Some("rsp-80".into()),
+        connection_drain: drain,
+        connection_drain_timeout: timeout,
+    };
+    api.put_listener(
+        "lb-1",
+        listener(80, ListenerProtocol::Tcp, Some(false), None),
+    );
+    api.put_listener("lb-1", listener(443, ListenerProtocol::Https, None, None));
+    api.inject("SetListenerDrain", Fault::Fail(ErrorClass::Busy), 1);
+    let exec = mk_executor(&api, mk_config());
+    let target = ListenerTarget {
+        load_balancer_id: "lb-1".into(),
+        v_server_group_ids: vec!["rsp-80".into()],
+        connection_drain: Some(true),
+        connection_drain_timeout: Some(120),
+        drain_window_secs: 120,
+    };
+    let out = exec.reconcile_listeners(&target).await.unwrap();
+    assert_eq!(out.changed, vec![80]);
+    assert_eq!(
+        out.warnings.len(),
+        1,
+        "HTTPS has no drain: {:?}",
+        out.warnings
+    );
+    assert_eq!(api.count("SetListenerDrain"), 2, "busy once, retried");
+    let tcp = &api.listeners("lb-1")[0];
+    assert_eq!(
+        (tcp.connection_drain, tcp.connection_drain_timeout),
+        (Some(true), Some(120))
+    );
+
+    let out = exec.reconcile_listeners(&target).await.unwrap();
+    assert!(out.changed.is_empty());
+    assert_eq!(
+        api.count("SetListenerDrain"),
+        2,
+        "nothing written when equal"
+    );
+}

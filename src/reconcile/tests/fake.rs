@@ -47,6 +47,7 @@ struct State {
     min_weighted: HashMap<String, usize>,
     duplicate_adds: usize,
     random_faults: usize,
+    listeners: HashMap<String, Vec<Listener>>,
 }
 
 #[derive(Default)]
@@ -86,6 +87,18 @@ impl FakeSlb {
 
     pub(crate) fn group(&self, id: &str) -> ObservedGroup {
         self.state().groups[id].clone()
+    }
+
+    pub(crate) fn put_listener(&self, lb: &str, listener: Listener) {
+        self.state()
+            .listeners
+            .entry(lb.to_owned())
+            .or_default()
+            .push(listener);
+    }
+
+    pub(crate) fn listeners(&self, lb: &str) -> Vec<Listener> {
+        self.state().listeners.get(lb).cloned().unwrap_or_default()
     }
 
     pub(crate) fn add_eni(&self, ip: IpAddr, eni: &str) {
@@ -353,17 +366,37 @@ impl SlbApi for FakeSlb {
         Ok(vec![])
     }
 
-    async fn describe_listeners(&self, _: &str) -> Result<Vec<Listener>, SlbError> {
-        Ok(vec![])
+    async fn describe_listeners(&self, lb: &str) -> Result<Vec<Listener>, SlbError> {
+        self.read("DescribeLoadBalancerAttribute", |s| {
+            Ok(s.listeners.get(lb).cloned().unwrap_or_default())
+        })
+        .await
     }
 
     async fn set_listener_drain(
         &self,
-        _: &str,
-        _: &Listener,
-        _: bool,
-        _: Option<u32>,
+        lb: &str,
+        listener: &Listener,
+        drain: bool,
+        timeout: Option<u32>,
     ) -> Result<(), SlbError> {
+        if let Some(Fault::Fail(class)) = self.begin("SetListenerDrain", 0) {
+            return Err(err("SetListenerDrain", class, "Injected"));
+        }
+        let mut state = self.state();
+        let found = state
+            .listeners
+            .get_mut(lb)
+            .and_then(|ls| ls.iter_mut().find(|l| l.port == listener.port));
+        let Some(found) = found else {
+            return Err(err(
+                "SetListenerDrain",
+                ErrorClass::Permanent,
+                "ListenerNotFound",
+            ));
+        };
+        found.connection_drain = Some(drain);
+        found.connection_drain_timeout = timeout;
         Ok(())
     }
 
