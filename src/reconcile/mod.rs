@@ -7,6 +7,7 @@ mod clock;
 mod executor;
 mod limits;
 mod listeners;
+pub mod memory;
 mod metrics;
 mod resolve;
 mod scheduler;

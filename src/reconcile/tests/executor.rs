@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::fake::{FakeSlb, Fault};
 use super::*;
+use crate::reconcile::memory::{Fault, MemorySlb};
 use crate::slb::ErrorClass;
 
 const ADD: &str = "AddVServerGroupBackendServers";
@@ -21,7 +21,7 @@ fn seconds(s: u64) -> Duration {
 #[tokio::test(start_paused = true)]
 async fn adds_then_drains_then_removes_after_the_window() {
     let owner = mk_owner(80);
-    let api = Arc::new(FakeSlb::default());
+    let api = Arc::new(MemorySlb::default());
     api.put_group(mk_group("lb-1", 80, vec![mk_slb(1, 50, &owner)]));
     let exec = mk_executor(&api, mk_config());
     let target = mk_target("lb-1", 80, vec![mk_ecs(2, 50)]);
@@ -57,7 +57,7 @@ async fn adds_then_drains_then_removes_after_the_window() {
 #[tokio::test(start_paused = true)]
 async fn throttling_retries_wait_longer_than_busy_retries() {
     async fn time_with(class: ErrorClass) -> (Duration, usize) {
-        let api = Arc::new(FakeSlb::default());
+        let api = Arc::new(MemorySlb::default());
         api.put_group(mk_group("lb-1", 80, vec![mk_slb(1, 10, &mk_owner(80))]));
         api.inject(SET, Fault::Fail(class), 2);
         let exec = mk_executor(&api, mk_config());
@@ -86,7 +86,7 @@ async fn throttling_retries_wait_longer_than_busy_retries() {
 #[tokio::test(start_paused = true)]
 async fn permanent_errors_are_not_retried_and_block_removal() {
     let owner = mk_owner(80);
-    let api = Arc::new(FakeSlb::default());
+    let api = Arc::new(MemorySlb::default());
     api.put_group(mk_group("lb-1", 80, vec![mk_slb(1, 0, &owner)]));
     let exec = mk_executor(&api, mk_config());
     let target = mk_target("lb-1", 80, vec![mk_ecs(2, 50)]);
@@ -108,7 +108,7 @@ async fn permanent_errors_are_not_retried_and_block_removal() {
     );
 
     // Once the add goes through, the removal follows in the same pass.
-    let api2 = Arc::new(FakeSlb::default());
+    let api2 = Arc::new(MemorySlb::default());
     api2.put_group(api.group("rsp-80"));
     let exec2 = Executor::new(api2.clone(), exec.clock().clone(), mk_config());
     exec2.restore_ledger(exec.ledger());
@@ -119,7 +119,7 @@ async fn permanent_errors_are_not_retried_and_block_removal() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lost_add_answer_is_re_read_not_re_added() {
-    let api = Arc::new(FakeSlb::default());
+    let api = Arc::new(MemorySlb::default());
     api.put_group(mk_group("lb-1", 80, vec![]));
     api.inject(ADD, Fault::FailAfterApply(ErrorClass::Unavailable), 1);
     let exec = mk_executor(&api, mk_config());
@@ -135,7 +135,7 @@ async fn a_lost_add_answer_is_re_read_not_re_added() {
 
 #[tokio::test(start_paused = true)]
 async fn one_mutation_in_flight_per_instance() {
-    let api = Arc::new(FakeSlb::with_latency(Duration::from_millis(100)));
+    let api = Arc::new(MemorySlb::with_latency(Duration::from_millis(100)));
     let mut config = mk_config();
     config.max_batch = 1;
     for (lb, port) in [("lb-1", 80), ("lb-1", 81), ("lb-2", 82), ("lb-2", 83)] {
@@ -163,7 +163,7 @@ async fn one_mutation_in_flight_per_instance() {
 
 #[tokio::test(start_paused = true)]
 async fn calls_respect_the_token_bucket() {
-    let api = Arc::new(FakeSlb::default());
+    let api = Arc::new(MemorySlb::default());
     api.put_group(mk_group("lb-1", 80, vec![]));
     let mut config = mk_config();
     config.limits.qps = 2.0;
@@ -190,7 +190,7 @@ async fn calls_respect_the_token_bucket() {
 
 #[tokio::test(start_paused = true)]
 async fn hung_calls_time_out_and_fail_the_pass() {
-    let api = Arc::new(FakeSlb::with_latency(seconds(3600)));
+    let api = Arc::new(MemorySlb::with_latency(seconds(3600)));
     api.put_group(mk_group("lb-1", 80, vec![]));
     let mut config = mk_config();
     config.max_replans = 0;
@@ -212,7 +212,7 @@ async fn hung_calls_time_out_and_fail_the_pass() {
 #[tokio::test(start_paused = true)]
 async fn restart_mid_drain_restarts_the_window_in_full() {
     let owner = mk_owner(80);
-    let api = Arc::new(FakeSlb::default());
+    let api = Arc::new(MemorySlb::default());
     api.put_group(mk_group(
         "lb-1",
         80,
@@ -250,7 +250,7 @@ async fn restart_mid_drain_restarts_the_window_in_full() {
 
 #[tokio::test(start_paused = true)]
 async fn eni_ids_are_resolved_in_batches_of_100_and_cached() {
-    let api = Arc::new(FakeSlb::default());
+    let api = Arc::new(MemorySlb::default());
     api.put_group(mk_group("lb-1", 80, vec![]));
     let ip = |i: u32| -> IpAddr { format!("10.1.{}.{}", i / 256, i % 256).parse().unwrap() };
     for i in 0..250 {
@@ -297,7 +297,7 @@ async fn eni_ids_are_resolved_in_batches_of_100_and_cached() {
 
 #[tokio::test(start_paused = true)]
 async fn a_group_without_vgroup_port_is_found_by_name_or_created_once() {
-    let api = Arc::new(FakeSlb::default());
+    let api = Arc::new(MemorySlb::default());
     let exec = mk_executor(&api, mk_config());
     let mut target = mk_target("lb-1", 80, vec![mk_ecs(1, 10)]);
     target.desired.v_server_group_id = None;
@@ -335,7 +335,7 @@ async fn tokio_clock_follows_virtual_time() {
 async fn listener_drain_is_read_first_and_written_only_when_different() {
     use crate::reconcile::ListenerTarget;
     use crate::slb::{Listener, ListenerProtocol};
-    let api = Arc::new(FakeSlb::default());
+    let api = Arc::new(MemorySlb::default());
     let listener = |port, protocol, drain, timeout| Listener {
         port,
         protocol,

@@ -1,7 +1,6 @@
 //! Executor tests against an in-memory `SlbApi`, under tokio's paused clock.
 
 mod executor;
-mod fake;
 mod scheduler;
 
 use std::sync::Arc;
@@ -14,7 +13,7 @@ use crate::model::{
     Backend, BackendState, BackendType, DesiredGroup, ObservedGroup, OwnerDescription, Protocol,
     SlbBackend, Weight,
 };
-use fake::FakeSlb;
+use crate::reconcile::memory::MemorySlb;
 
 pub(super) const WINDOW: Duration = Duration::from_secs(30);
 
@@ -79,7 +78,7 @@ pub(super) fn mk_config() -> ExecutorConfig {
     config
 }
 
-pub(super) fn mk_executor(api: &Arc<FakeSlb>, config: ExecutorConfig) -> Executor<FakeSlb> {
+pub(super) fn mk_executor(api: &Arc<MemorySlb>, config: ExecutorConfig) -> Executor<MemorySlb> {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(mk_t0()));
     Executor::new(api.clone(), clock, config)
 }

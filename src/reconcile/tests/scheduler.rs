@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::fake::{FakeSlb, Fault};
 use super::*;
+use crate::reconcile::memory::{Fault, MemorySlb};
 use crate::reconcile::{spawn, GroupRef, SchedulerConfig, TargetSource};
 use crate::slb::ErrorClass;
 
@@ -34,14 +34,14 @@ fn web(port: u16) -> GroupRef {
 }
 
 struct Rig {
-    api: Arc<FakeSlb>,
+    api: Arc<MemorySlb>,
     targets: Arc<Targets>,
     handle: crate::reconcile::SchedulerHandle,
     task: tokio::task::JoinHandle<()>,
 }
 
 fn mk_rig(latency: Duration, backends: Vec<SlbBackend>, desired: Vec<Backend>) -> Rig {
-    let api = Arc::new(FakeSlb::with_latency(latency));
+    let api = Arc::new(MemorySlb::with_latency(latency));
     api.put_group(mk_group("lb-1", 80, backends));
     let targets = Arc::new(Targets::default());
     targets.set(&web(80), mk_target("lb-1", 80, desired));
@@ -224,7 +224,7 @@ async fn metrics_count_steps_backends_drains_coalescing_and_latency() {
     let registry = prometheus::Registry::new();
     let metrics = crate::reconcile::ReconcileMetrics::register(&registry).unwrap();
     let owner = mk_owner(80);
-    let api = Arc::new(FakeSlb::with_latency(Duration::from_millis(10)));
+    let api = Arc::new(MemorySlb::with_latency(Duration::from_millis(10)));
     api.put_group(mk_group(
         "lb-1",
         80,

@@ -1,6 +1,8 @@
-//! An in-memory `SlbApi` with SLB semantics that matter to the executor (adding an
-//! existing member fails, removing an absent one does not), fault injection, latency, and
-//! a record of calls and of concurrent mutations per instance.
+//! An in-memory `SlbApi` for unit tests, benchmarks and demos: the SLB semantics that
+//! matter to the executor (adding an existing member fails, removing an absent one does
+//! not, setting an absent one fails), fault injection, latency, and a record of calls and
+//! of concurrent mutations per instance. `mocks/slb` is the faithful HTTP simulator; this
+//! one is for when the HTTP layer is not what is being tested.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -15,15 +17,16 @@ use crate::slb::{BackendHealth, ErrorClass, Listener, SlbApi, SlbError, VServerG
 
 /// How the next call of an action misbehaves.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Fault {
+pub enum Fault {
     /// Fails without applying anything.
     Fail(ErrorClass),
     /// Applies the change, then reports failure (a lost answer).
     FailAfterApply(ErrorClass),
 }
 
+/// One API call as the SLB saw it.
 #[derive(Debug, Clone)]
-pub(crate) struct Call {
+pub struct Call {
     pub action: &'static str,
     pub backends: usize,
     pub at: Instant,
@@ -50,9 +53,11 @@ struct State {
     listeners: HashMap<String, Vec<Listener>>,
 }
 
+/// The in-memory SLB; see the module docs.
 #[derive(Default)]
-pub(crate) struct FakeSlb {
+pub struct MemorySlb {
     state: Mutex<State>,
+    /// How long every call takes (in tokio time).
     pub latency: Duration,
 }
 
@@ -67,29 +72,36 @@ fn err(action: &'static str, class: ErrorClass, code: &str) -> SlbError {
     }
 }
 
-impl FakeSlb {
-    pub(crate) fn with_latency(latency: Duration) -> Self {
-        FakeSlb {
+impl MemorySlb {
+    /// Every call takes `latency`.
+    pub fn with_latency(latency: Duration) -> Self {
+        MemorySlb {
             latency,
-            ..FakeSlb::default()
+            ..MemorySlb::default()
         }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap()
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn put_group(&self, group: ObservedGroup) {
+    /// Creates or replaces a group.
+    pub fn put_group(&self, group: ObservedGroup) {
         self.state()
             .groups
             .insert(group.v_server_group_id.clone(), group);
     }
 
-    pub(crate) fn group(&self, id: &str) -> ObservedGroup {
+    /// The group as it is now.
+    ///
+    /// # Panics
+    /// When there is no group `id` (a test or benchmark set-up error).
+    pub fn group(&self, id: &str) -> ObservedGroup {
         self.state().groups[id].clone()
     }
 
-    pub(crate) fn put_listener(&self, lb: &str, listener: Listener) {
+    /// Adds a listener to instance `lb`.
+    pub fn put_listener(&self, lb: &str, listener: Listener) {
         self.state()
             .listeners
             .entry(lb.to_owned())
@@ -97,25 +109,30 @@ impl FakeSlb {
             .push(listener);
     }
 
-    pub(crate) fn listeners(&self, lb: &str) -> Vec<Listener> {
+    /// The listeners of instance `lb` as they are now.
+    pub fn listeners(&self, lb: &str) -> Vec<Listener> {
         self.state().listeners.get(lb).cloned().unwrap_or_default()
     }
 
-    pub(crate) fn add_eni(&self, ip: IpAddr, eni: &str) {
+    /// Makes `ip` resolvable to ENI id `eni`.
+    pub fn add_eni(&self, ip: IpAddr, eni: &str) {
         self.state().enis.insert(ip, eni.to_owned());
     }
 
-    pub(crate) fn inject(&self, action: &'static str, fault: Fault, times: usize) {
+    /// The next `times` calls of `action` (the API name) misbehave as `fault`.
+    pub fn inject(&self, action: &'static str, fault: Fault, times: usize) {
         let mut state = self.state();
         let queue = state.faults.entry(action).or_default();
         queue.extend(std::iter::repeat_n(fault, times));
     }
 
-    pub(crate) fn calls(&self) -> Vec<Call> {
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
         self.state().calls.clone()
     }
 
-    pub(crate) fn count(&self, action: &str) -> usize {
+    /// How many calls of `action` (the API name) were made.
+    pub fn count(&self, action: &str) -> usize {
         self.state()
             .calls
             .iter()
@@ -123,7 +140,8 @@ impl FakeSlb {
             .count()
     }
 
-    pub(crate) fn max_in_flight(&self, load_balancer_id: &str) -> usize {
+    /// Most writes ever in flight at once on instance `load_balancer_id`.
+    pub fn max_in_flight(&self, load_balancer_id: &str) -> usize {
         self.state()
             .max_in_flight
             .get(load_balancer_id)
@@ -131,29 +149,31 @@ impl FakeSlb {
             .unwrap_or(0)
     }
 
-    pub(crate) fn max_total_in_flight(&self) -> usize {
+    /// Most writes ever in flight at once over all instances.
+    pub fn max_total_in_flight(&self) -> usize {
         self.state().max_total_in_flight
     }
 
     /// Makes `permille`/1000 of all later calls fail at random: throttling, busy, or
     /// (for writes) an applied change whose answer is lost.
-    pub(crate) fn random_faults(&self, permille: u64, seed: u64) {
+    pub fn random_faults(&self, permille: u64, seed: u64) {
         let mut state = self.state();
         state.fault_permille = permille;
         state.rng = seed | 1;
     }
 
-    pub(crate) fn min_weighted(&self, id: &str) -> Option<usize> {
+    /// Fewest backends with weight > 0 seen in group `id` after any write.
+    pub fn min_weighted(&self, id: &str) -> Option<usize> {
         self.state().min_weighted.get(id).copied()
     }
 
     /// Random faults played so far.
-    pub(crate) fn random_faults_played(&self) -> usize {
+    pub fn random_faults_played(&self) -> usize {
         self.state().random_faults
     }
 
     /// Adds of members that already existed (what a blind retry of an add causes).
-    pub(crate) fn duplicate_adds(&self) -> usize {
+    pub fn duplicate_adds(&self) -> usize {
         self.state().duplicate_adds
     }
 
@@ -265,7 +285,7 @@ fn same(a: &SlbBackend, b: &SlbBackend) -> bool {
 }
 
 #[async_trait]
-impl SlbApi for FakeSlb {
+impl SlbApi for MemorySlb {
     async fn list_vserver_groups(&self, lb: &str) -> Result<Vec<VServerGroupSummary>, SlbError> {
         self.read("DescribeVServerGroups", |s| {
             Ok(s.groups
