@@ -131,6 +131,16 @@ impl MemorySlb {
         self.state().calls.clone()
     }
 
+    /// How many calls were made so far (cheap: for polling).
+    pub fn call_count(&self) -> usize {
+        self.state().calls.len()
+    }
+
+    /// Call number `index` (0-based), if made.
+    pub fn call(&self, index: usize) -> Option<Call> {
+        self.state().calls.get(index).cloned()
+    }
+
     /// How many calls of `action` (the API name) were made.
     pub fn count(&self, action: &str) -> usize {
         self.state()
