@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::clock::Clock;
+use super::journal::DrainJournal;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
 use crate::model::{BackendKey, DesiredGroup, ObservedGroup, SlbBackend};
@@ -101,6 +102,7 @@ pub struct Executor<A: ?Sized> {
     pub(super) eni_ids: Mutex<HashMap<IpAddr, String>>,
     pub(super) group_ids: Mutex<HashMap<(String, String), String>>,
     metrics: Option<ReconcileMetrics>,
+    journal: Option<Arc<dyn DrainJournal>>,
     /// Owned (active, draining) backends per group id, for the `slb_sync_backends` gauge.
     backend_counts: Mutex<HashMap<String, (i64, i64)>>,
 }
@@ -122,6 +124,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             eni_ids: Mutex::new(HashMap::new()),
             group_ids: Mutex::new(HashMap::new()),
             metrics: None,
+            journal: None,
             backend_counts: Mutex::new(HashMap::new()),
         }
     }
@@ -130,6 +133,12 @@ impl<A: SlbApi + ?Sized> Executor<A> {
     pub fn with_metrics(mut self, metrics: ReconcileMetrics) -> Self {
         self.gate.metrics = Some(metrics.clone());
         self.metrics = Some(metrics);
+        self
+    }
+
+    /// Reports every drain start and end to `journal` (see [`DrainJournal`]).
+    pub fn with_journal(mut self, journal: Arc<dyn DrainJournal>) -> Self {
+        self.journal = Some(journal);
         self
     }
 
@@ -310,12 +319,38 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         let mut ledger = lock(&self.ledger);
         for key in &plan.ledger.ended {
             if !written(key) {
-                ledger.end(group_id, key);
+                self.end_drain(&mut ledger, group_id, key);
             }
         }
         for start in plan.ledger.started.iter().filter(|s| s.already_at_zero) {
-            ledger.start(group_id, start.key.clone(), start.started_at);
+            self.start_drain(&mut ledger, group_id, &start.key, start.started_at);
         }
+    }
+
+    fn start_drain(
+        &self,
+        ledger: &mut DrainLedger,
+        group_id: &str,
+        key: &BackendKey,
+        at: Timestamp,
+    ) {
+        ledger.start(group_id, key.clone(), at);
+        if let Some(journal) = &self.journal {
+            journal.drain_started(group_id, key, at);
+        }
+    }
+
+    fn end_drain(
+        &self,
+        ledger: &mut DrainLedger,
+        group_id: &str,
+        key: &BackendKey,
+    ) -> Option<Timestamp> {
+        let started = ledger.end(group_id, key);
+        if let (Some(journal), Some(_)) = (&self.journal, started) {
+            journal.drain_ended(group_id, key);
+        }
+        started
     }
 
     /// The earliest drain deadline of the group's ledger entries (never before a second
@@ -391,13 +426,13 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             let Some(key) = backend.key() else { continue };
             match action {
                 StepAction::SetWeight if backend.weight.get() == 0 => {
-                    ledger.start(group_id, key, now)
+                    self.start_drain(&mut ledger, group_id, &key, now)
                 }
                 StepAction::SetWeight => {
-                    ledger.end(group_id, &key);
+                    self.end_drain(&mut ledger, group_id, &key);
                 }
                 StepAction::Remove => {
-                    let started = ledger.end(group_id, &key);
+                    let started = self.end_drain(&mut ledger, group_id, &key);
                     if let (Some(metrics), Some(started)) = (&self.metrics, started) {
                         let drained = now.duration_since(started).as_secs_f64().max(0.0);
                         metrics.drain_duration.observe(drained);

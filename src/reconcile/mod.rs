@@ -5,6 +5,7 @@
 
 mod clock;
 mod executor;
+mod journal;
 mod limits;
 mod listeners;
 pub mod memory;
@@ -17,6 +18,7 @@ mod tests;
 
 pub use clock::{Clock, TokioClock};
 pub use executor::{Executor, ExecutorConfig, GroupTarget, PassOutcome, ReconcileError};
+pub use journal::DrainJournal;
 pub use limits::ApiLimits;
 pub use listeners::{ListenerOutcome, ListenerTarget};
 pub use metrics::ReconcileMetrics;

@@ -380,3 +380,53 @@ async fn listener_drain_is_read_first_and_written_only_when_different() {
         "nothing written when equal"
     );
 }
+
+#[derive(Default)]
+struct Journal(std::sync::Mutex<Vec<String>>);
+
+impl crate::reconcile::DrainJournal for Journal {
+    fn drain_started(&self, group: &str, key: &crate::model::BackendKey, at: jiff::Timestamp) {
+        let secs = at.duration_since(mk_t0()).as_secs();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("start {group} {key} +{secs}s"));
+    }
+    fn drain_ended(&self, group: &str, key: &crate::model::BackendKey) {
+        self.0.lock().unwrap().push(format!("end {group} {key}"));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_starts_and_ends_are_journalled_for_persistence() {
+    let owner = mk_owner(80);
+    let api = Arc::new(MemorySlb::with_latency(seconds(1)));
+    api.put_group(mk_group(
+        "lb-1",
+        80,
+        vec![
+            mk_slb(1, 50, &owner),
+            mk_slb(2, 0, &owner),
+            mk_slb(3, 0, &owner),
+        ],
+    ));
+    let journal = Arc::new(Journal::default());
+    let exec = mk_executor(&api, mk_config()).with_journal(journal.clone());
+    // i-003 is wanted again: restored, and no drain is recorded for it.
+    let target = mk_target("lb-1", 80, vec![mk_ecs(3, 50)]);
+    exec.reconcile(&target).await.unwrap();
+    tokio::time::sleep(seconds(40)).await;
+    exec.reconcile(&target).await.unwrap();
+    let log = journal.0.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        vec![
+            // Found at 0 unrecorded: the window starts at the plan (after the 1 s read).
+            "start rsp-80 ecs/i-002:30080 +1s",
+            // Weight 0 confirmed when the call returned: read 1 s + setWeight 1 s.
+            "start rsp-80 ecs/i-001:30080 +2s",
+            "end rsp-80 ecs/i-001:30080",
+            "end rsp-80 ecs/i-002:30080",
+        ]
+    );
+}
