@@ -11,7 +11,7 @@ use super::group::plan_group;
 use super::ledger::DrainLedger;
 use super::state::{SlbState, StateError};
 use super::step::{GroupPlan, PlanConfig, MAX_BATCH};
-use crate::model::{DesiredGroup, DesiredService, ObservedGroup};
+use crate::model::{DesiredGroup, DesiredService, LbSpec, ObservedGroup};
 
 /// Settings of an offline plan that the desired state does not carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +30,24 @@ impl Default for OfflineOptions {
         OfflineOptions {
             default_drain_secs: 30,
             drain_windows: BTreeMap::new(),
+            max_batch: MAX_BATCH,
+        }
+    }
+}
+
+impl OfflineOptions {
+    /// Options whose per-Service windows come from each Service's annotations
+    /// (`connection-drain-timeout` when drain is on, else `default_drain_secs`).
+    pub fn with_specs<'a>(
+        default_drain_secs: u32,
+        specs: impl IntoIterator<Item = (String, &'a LbSpec)>,
+    ) -> Self {
+        OfflineOptions {
+            default_drain_secs,
+            drain_windows: specs
+                .into_iter()
+                .map(|(service, spec)| (service, spec.drain_window_secs(default_drain_secs)))
+                .collect(),
             max_batch: MAX_BATCH,
         }
     }

@@ -162,6 +162,9 @@ impl<A: SlbApi + ?Sized> Executor<A> {
 
     /// Reads the group, plans and runs the steps in order; after a failure reads and
     /// plans again (up to `max_replans` times, waiting with backoff in between).
+    ///
+    /// Passes over the same group must not overlap (the scheduler runs one at a time per
+    /// group); passes over different groups may, and share the instance locks.
     pub async fn reconcile(&self, target: &GroupTarget) -> Result<PassOutcome, ReconcileError> {
         let mut delays = self.gate.replan_delays();
         let mut replans = 0;

@@ -187,3 +187,23 @@ fn offline_plan_names_missing_groups() {
     // No ENI id known offline for 10.0.0.7 without a group holding it.
     assert_eq!(by_name.plan.unresolved_eni_ips, vec![mk_ip("10.0.0.7")]);
 }
+
+#[test]
+fn drain_windows_come_from_the_annotations_when_drain_is_on() {
+    use crate::model::LbSpec;
+    let on = LbSpec {
+        connection_drain: Some(true),
+        connection_drain_timeout: Some(120),
+        ..LbSpec::default()
+    };
+    let off = LbSpec {
+        connection_drain: Some(false),
+        connection_drain_timeout: Some(120),
+        ..LbSpec::default()
+    };
+    let options =
+        OfflineOptions::with_specs(45, [("a/on".to_owned(), &on), ("a/off".to_owned(), &off)]);
+    assert_eq!(options.drain_windows.get("a/on"), Some(&120));
+    assert_eq!(options.drain_windows.get("a/off"), Some(&45));
+    assert_eq!(options.default_drain_secs, 45);
+}
