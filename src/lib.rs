@@ -10,4 +10,6 @@ pub mod desired;
 pub mod index;
 pub mod model;
 pub mod offline;
+pub mod plan;
+pub mod reconcile;
 pub mod slb;

@@ -1,0 +1,259 @@
+//! The step planner for one vServer group (DESIGN.md §3.1 "Steps").
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+
+use super::ledger::{DrainLedger, DrainStart};
+use super::step::{GroupPlan, PlanConfig, Step, StepAction};
+use crate::model::{
+    Backend, BackendKey, BackendState, BackendType, DesiredGroup, ObservedGroup, SlbBackend, Weight,
+};
+
+/// Plans the SLB writes that move one observed group towards its desired backends,
+/// make-before-break:
+///
+/// 1. add desired `active` backends that are absent, at their weight;
+/// 2. set the weight of present desired backends whose weight differs (this restores a
+///    draining backend that is wanted again: never remove and re-add);
+/// 3. set weight 0 on owned backends that are leaving (present, not desired) or desired
+///    `draining`, starting their drain window;
+/// 4. remove owned backends at weight 0 whose window has fully elapsed
+///    (`now >= startedAt + window`).
+///
+/// Backends whose Description is not exactly the group's owner Description are foreign and
+/// never appear in a step. No step re-sets a weight a backend already has. An owned
+/// backend found at weight 0 without a ledger entry starts its window now and is not
+/// removed in this pass; since removal requires weight 0 *before* the pass, a backend is
+/// always removed in a later pass than the one that set it to 0.
+///
+/// `observed` is `None` when the group does not exist yet (it will be created empty), and
+/// `eni_ids` maps pod IPs to ENI ids as resolved by the SLB layer: a desired ENI backend
+/// that is absent and whose id is unknown is not added but listed in
+/// [`GroupPlan::unresolved_eni_ips`].
+pub fn plan_group(
+    desired: &DesiredGroup,
+    observed: Option<&ObservedGroup>,
+    ledger: &DrainLedger,
+    eni_ids: &HashMap<IpAddr, String>,
+    config: PlanConfig,
+    now: Timestamp,
+) -> GroupPlan {
+    let mut plan = GroupPlan::default();
+    let owner = &desired.name;
+    let window_end = |start: Timestamp| {
+        start
+            .checked_add(config.drain_window)
+            .unwrap_or(Timestamp::MAX)
+    };
+
+    if desired.backends.is_empty() {
+        plan.warnings.push(format!(
+            "group {owner} has no desired backends: every backend the agent owns in it will be \
+             drained and removed; check the Service's endpoints and node eligibility"
+        ));
+    }
+
+    let wanted = desired_by_key(desired, &mut plan.warnings);
+    let present = observed_by_key(observed, &mut plan.warnings);
+    let group_id = observed.map(|o| o.v_server_group_id.as_str());
+    let started_at = |key: &BackendKey| group_id.and_then(|g| ledger.started_at(g, key));
+
+    let mut adds = Vec::new();
+    let mut raises = Vec::new();
+    let mut lowers = Vec::new();
+    let mut removes = Vec::new();
+    let mut deadlines = Vec::new();
+    let mut unresolved = Vec::new();
+
+    // Steps 1 and 2: desired backends.
+    for (key, want) in &wanted {
+        let Some(have) = present.get(key) else {
+            if want.state == BackendState::Active {
+                match add_form(want, eni_ids, owner.as_str()) {
+                    Some(backend) => adds.push(backend),
+                    None => unresolved.extend(want.server_ip),
+                }
+            }
+            continue;
+        };
+        if !owner.owns(&have.description) {
+            plan.warnings.push(format!(
+                "backend {key} is desired in group {owner} but the SLB holds it with the \
+                 foreign Description {:?}; it is left alone",
+                have.description
+            ));
+            continue;
+        }
+        if want.state == BackendState::Active {
+            if have.weight != want.weight {
+                raises.push(written(have, want.weight, owner.as_str()));
+            }
+            if started_at(key).is_some() {
+                plan.ledger.ended.push(key.clone());
+            }
+        }
+    }
+
+    // Steps 3 and 4: owned backends on their way out.
+    for (key, have) in &present {
+        let leaving = match wanted.get(key) {
+            None => true,
+            Some(want) => want.state == BackendState::Draining,
+        };
+        if !leaving || !owner.owns(&have.description) {
+            continue;
+        }
+        if have.weight != Weight::ZERO {
+            lowers.push(written(have, Weight::ZERO, owner.as_str()));
+            plan.ledger.started.push(DrainStart {
+                key: key.clone(),
+                started_at: now,
+                already_at_zero: false,
+            });
+            deadlines.push(window_end(now));
+            continue;
+        }
+        match started_at(key) {
+            None => {
+                plan.ledger.started.push(DrainStart {
+                    key: key.clone(),
+                    started_at: now,
+                    already_at_zero: true,
+                });
+                deadlines.push(window_end(now));
+            }
+            Some(start) if now >= window_end(start) => {
+                removes.push(written(have, Weight::ZERO, owner.as_str()));
+                plan.ledger.ended.push(key.clone());
+            }
+            Some(start) => deadlines.push(window_end(start)),
+        }
+    }
+
+    // Ledger entries for backends no longer owned in the group are forgotten.
+    if let Some(group_id) = group_id {
+        for (key, _) in ledger.group(group_id) {
+            let owned_here = present
+                .get(key)
+                .is_some_and(|have| owner.owns(&have.description));
+            if !owned_here {
+                plan.ledger.ended.push(key.clone());
+            }
+        }
+    }
+    plan.ledger.ended.sort();
+    plan.ledger.ended.dedup();
+
+    let batch = config.max_batch.max(1);
+    push_batches(&mut plan.steps, StepAction::Add, adds, batch);
+    // Raises and restores go before drains so capacity is added before it is taken away.
+    raises.extend(lowers);
+    push_batches(&mut plan.steps, StepAction::SetWeight, raises, batch);
+    push_batches(&mut plan.steps, StepAction::Remove, removes, batch);
+
+    plan.requeue_at = deadlines.into_iter().min();
+    unresolved.sort();
+    unresolved.dedup();
+    if !unresolved.is_empty() {
+        plan.warnings.push(format!(
+            "{} desired ENI backend(s) of group {owner} not added: no ENI id is known for their \
+             IP yet",
+            unresolved.len()
+        ));
+    }
+    plan.unresolved_eni_ips = unresolved;
+    plan
+}
+
+/// The desired backends by identity. A malformed backend (ECS without an id, ENI without
+/// an IP) cannot be matched and is skipped with a warning rather than panicking.
+fn desired_by_key<'a>(
+    desired: &'a DesiredGroup,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<BackendKey, &'a Backend> {
+    let mut out = BTreeMap::new();
+    for backend in &desired.backends {
+        let key = match (backend.backend_type, &backend.server_id, backend.server_ip) {
+            (BackendType::Ecs, Some(server_id), _) => BackendKey::Ecs {
+                server_id: server_id.clone(),
+                port: backend.port,
+            },
+            (BackendType::Eni, _, Some(server_ip)) => BackendKey::Eni {
+                server_ip,
+                port: backend.port,
+            },
+            _ => {
+                warnings.push(format!(
+                    "desired {} backend on port {} of group {} has no identity; skipped",
+                    backend.backend_type, backend.port, desired.name
+                ));
+                continue;
+            }
+        };
+        out.entry(key).or_insert(backend);
+    }
+    out
+}
+
+/// The observed backends by identity; ENI backends without an IP cannot be matched and
+/// are left alone, and of duplicate entries the first counts.
+fn observed_by_key<'a>(
+    observed: Option<&'a ObservedGroup>,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<BackendKey, &'a SlbBackend> {
+    let mut out = BTreeMap::new();
+    for backend in observed.map(|o| o.backends.as_slice()).unwrap_or_default() {
+        let Some(key) = backend.key() else { continue };
+        if out.contains_key(&key) {
+            warnings.push(format!(
+                "the SLB lists backend {key} twice in one group; only the first entry is used"
+            ));
+            continue;
+        }
+        out.insert(key, backend);
+    }
+    out
+}
+
+/// A desired backend as `AddVServerGroupBackendServers` takes it; `None` for an ENI
+/// backend whose ENI id is unknown.
+fn add_form(want: &Backend, eni_ids: &HashMap<IpAddr, String>, owner: &str) -> Option<SlbBackend> {
+    let server_id = match want.backend_type {
+        BackendType::Ecs => want.server_id.clone()?,
+        BackendType::Eni => want
+            .server_id
+            .clone()
+            .or_else(|| want.server_ip.and_then(|ip| eni_ids.get(&ip).cloned()))?,
+    };
+    Some(SlbBackend {
+        server_id,
+        server_ip: match want.backend_type {
+            BackendType::Ecs => None,
+            BackendType::Eni => want.server_ip,
+        },
+        port: want.port,
+        weight: want.weight,
+        backend_type: want.backend_type,
+        description: owner.to_owned(),
+    })
+}
+
+/// An observed backend as it will be after a write that sets `weight`.
+fn written(have: &SlbBackend, weight: Weight, owner: &str) -> SlbBackend {
+    SlbBackend {
+        weight,
+        description: owner.to_owned(),
+        ..have.clone()
+    }
+}
+
+fn push_batches(steps: &mut Vec<Step>, action: StepAction, backends: Vec<SlbBackend>, size: usize) {
+    for chunk in backends.chunks(size) {
+        steps.push(Step {
+            action,
+            backends: chunk.to_vec(),
+        });
+    }
+}

@@ -1,0 +1,24 @@
+//! Pure step planner: desired backends + observed SLB group + drain ledger + `now` →
+//! ordered SLB write steps (DESIGN.md §2 and §3.1 "Steps").
+//!
+//! Nothing here does I/O or reads a clock; the reconciler hands in `now` and runs the
+//! steps, and `plan --offline --slb-state` runs the same code against a snapshot.
+
+mod group;
+mod ledger;
+mod listener;
+mod offline;
+mod state;
+mod step;
+
+#[cfg(test)]
+mod tests;
+
+pub use group::plan_group;
+pub use ledger::{DrainLedger, DrainRecord, DrainStart, LedgerUpdates};
+pub use listener::{plan_listener_drain, ListenerDrainChange, ListenerDrainPlan};
+pub use offline::{
+    match_group, plan_offline, GroupMatch, MatchedGroupPlan, OfflineOptions, ServicePlan,
+};
+pub use state::{SlbState, StateError};
+pub use step::{GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH};

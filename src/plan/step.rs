@@ -1,0 +1,105 @@
+//! What a plan is made of: ordered SLB write steps and when to look again.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::ledger::LedgerUpdates;
+use crate::model::SlbBackend;
+
+/// The SLB accepts at most 20 backends per write call.
+pub const MAX_BATCH: usize = 20;
+
+/// The SLB write call a step makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum StepAction {
+    /// `AddVServerGroupBackendServers`.
+    #[serde(rename = "add")]
+    Add,
+    /// `SetVServerGroupAttribute` (weights of existing members).
+    #[serde(rename = "setWeight")]
+    SetWeight,
+    /// `RemoveVServerGroupBackendServers`.
+    #[serde(rename = "remove")]
+    Remove,
+}
+
+impl StepAction {
+    /// Bounded metric label, also the JSON name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepAction::Add => "add",
+            StepAction::SetWeight => "setWeight",
+            StepAction::Remove => "remove",
+        }
+    }
+}
+
+/// One SLB write call: at most the batch size of backends, each written as it will be
+/// after the step (`setWeight` carries the new weight; Description is the owner's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub action: StepAction,
+    pub backends: Vec<SlbBackend>,
+}
+
+/// Knobs of the step planner that are not part of the desired or observed state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlanConfig {
+    /// How long an owned backend stays at weight 0 before it may be removed: the
+    /// Service's `connection-drain-timeout` when drain is on, else `--default-drain-seconds`
+    /// (see [`crate::model::LbSpec::drain_window_secs`]).
+    pub drain_window: Duration,
+    /// Backends per write call; the SLB allows at most [`MAX_BATCH`]. Values of 0 are
+    /// treated as 1.
+    pub max_batch: usize,
+}
+
+impl PlanConfig {
+    pub fn new(drain_window: Duration) -> Self {
+        PlanConfig {
+            drain_window,
+            max_batch: MAX_BATCH,
+        }
+    }
+}
+
+/// The plan for one vServer group.
+///
+/// **Executing it.** Steps must run in order, and the executor stops at the first step
+/// that fails: this is what makes "if an add or weight step failed in this pass, no
+/// removal runs" hold, since every `remove` step comes after every `add` and `setWeight`
+/// step. After a failure the executor re-reads the group and plans again rather than
+/// guessing what the failed call did.
+///
+/// Serialises as the `plan` command's per-group fields:
+/// `{"steps":[{"action":"add|setWeight|remove","backends":[…]}],"requeueAt":RFC 3339|null}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupPlan {
+    /// In execution order: adds, weight changes (raises and restores before weight-0
+    /// drains), removals.
+    pub steps: Vec<Step>,
+    /// The earliest pending drain deadline: when this group must be planned again even
+    /// if nothing else changes. `None` when no drain is pending.
+    pub requeue_at: Option<Timestamp>,
+    /// Drains started and ledger entries to forget.
+    #[serde(skip)]
+    pub ledger: LedgerUpdates,
+    /// Things an operator should hear about (empty desired set, foreign backend in the
+    /// way of a desired one, …). Not errors: the rest of the plan stands.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+    /// Desired ENI backends not added because no ENI id is known for their IP, sorted.
+    #[serde(skip)]
+    pub unresolved_eni_ips: Vec<IpAddr>,
+}
+
+impl GroupPlan {
+    /// True when the group needs no SLB write now.
+    pub fn is_noop(&self) -> bool {
+        self.steps.is_empty()
+    }
+}

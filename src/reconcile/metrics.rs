@@ -1,0 +1,83 @@
+//! Prometheus metrics of the executor and scheduler (bounded labels only).
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry,
+};
+
+/// Metrics of the reconciler; clones share the same series.
+#[derive(Clone, Debug)]
+pub struct ReconcileMetrics {
+    /// `slb_sync_steps_total{action,result}`: SLB write steps by action
+    /// (`add|setWeight|remove`) and result (`ok|error`).
+    pub steps: IntCounterVec,
+    /// `slb_sync_backends{state}`: owned backends by state (`active` = weight > 0,
+    /// `draining` = weight 0), over all groups as last reconciled.
+    pub backends: IntGaugeVec,
+    /// `slb_sync_drain_duration_seconds`: weight 0 confirmed → removal.
+    pub drain_duration: Histogram,
+    /// `slb_sync_coalesced_triggers_total`: triggers that cost no pass of their own.
+    pub coalesced: IntCounter,
+    /// `slb_sync_passes_total{result}`: reconcile passes by result (`ok|error`).
+    pub passes: IntCounterVec,
+    /// `slb_sync_change_to_first_call_seconds`: a desired-state change seen → the first
+    /// SLB call of the pass that handles it.
+    pub change_to_first_call: Histogram,
+}
+
+impl ReconcileMetrics {
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let steps = IntCounterVec::new(
+            Opts::new(
+                "slb_sync_steps_total",
+                "SLB write steps by action and result",
+            ),
+            &["action", "result"],
+        )?;
+        let backends = IntGaugeVec::new(
+            Opts::new("slb_sync_backends", "Owned SLB backends by state"),
+            &["state"],
+        )?;
+        let drain_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "slb_sync_drain_duration_seconds",
+                "Time from weight 0 confirmed to removal of a backend",
+            )
+            .buckets(exponential_buckets(5.0, 2.0, 9)?),
+        )?;
+        let coalesced = IntCounter::new(
+            "slb_sync_coalesced_triggers_total",
+            "Triggers folded into a pass already queued or pending",
+        )?;
+        let passes = IntCounterVec::new(
+            Opts::new("slb_sync_passes_total", "Reconcile passes by result"),
+            &["result"],
+        )?;
+        let change_to_first_call = Histogram::with_opts(
+            HistogramOpts::new(
+                "slb_sync_change_to_first_call_seconds",
+                "Time from a desired-state change being seen to the first SLB call for it",
+            )
+            .buckets(exponential_buckets(0.001, 4.0, 10)?),
+        )?;
+        registry.register(Box::new(steps.clone()))?;
+        registry.register(Box::new(backends.clone()))?;
+        registry.register(Box::new(drain_duration.clone()))?;
+        registry.register(Box::new(coalesced.clone()))?;
+        registry.register(Box::new(passes.clone()))?;
+        registry.register(Box::new(change_to_first_call.clone()))?;
+        Ok(ReconcileMetrics {
+            steps,
+            backends,
+            drain_duration,
+            coalesced,
+            passes,
+            change_to_first_call,
+        })
+    }
+}
+
+tokio::task_local! {
+    /// When the change a pass handles was first seen; taken by the pass's first call.
+    pub(crate) static CHANGE_SEEN: std::cell::Cell<Option<tokio::time::Instant>>;
+}

@@ -1,0 +1,27 @@
+//! The imperative shell that runs step plans against the SLB (DESIGN.md §2 "API hygiene"):
+//! per-instance serialisation, a token-bucket rate limit, call timeouts, retries with
+//! jittered exponential backoff, level-triggered re-planning after failures, and a
+//! scheduler that coalesces bursts of changes into one plan per group.
+
+mod clock;
+mod executor;
+mod journal;
+mod limits;
+mod listeners;
+pub mod memory;
+mod metrics;
+mod resolve;
+mod scheduler;
+
+#[cfg(test)]
+mod tests;
+
+pub use clock::{Clock, TokioClock};
+pub use executor::{Executor, ExecutorConfig, GroupTarget, PassOutcome, ReconcileError};
+pub use journal::DrainJournal;
+pub use limits::ApiLimits;
+pub use listeners::{ListenerOutcome, ListenerTarget};
+pub use metrics::ReconcileMetrics;
+pub use scheduler::{
+    spawn, GroupRef, SchedulerConfig, SchedulerHandle, SchedulerStats, TargetSource,
+};
