@@ -60,6 +60,26 @@ struct PlanArgs {
     /// them instead of a live cluster.
     #[arg(long, value_name = "PATH", num_args = 1.., env = "SLB_SYNC_OFFLINE")]
     offline: Vec<PathBuf>,
+    /// SLB snapshot (JSON: `{"groups":[…],"drains":[…]}`): each group in the output also
+    /// gets the `steps` that would bring the SLB to the desired backends, and `requeueAt`.
+    #[arg(long, value_name = "FILE", env = "SLB_SYNC_SLB_STATE")]
+    slb_state: Option<PathBuf>,
+    /// The time to plan at with `--slb-state` (RFC 3339); defaults to the current time.
+    #[arg(
+        long,
+        value_name = "RFC3339",
+        env = "SLB_SYNC_NOW",
+        requires = "slb_state"
+    )]
+    now: Option<jiff::Timestamp>,
+    /// Drain window of Services whose `connection-drain` is not on.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS",
+        default_value_t = 30
+    )]
+    default_drain_seconds: u32,
     #[command(flatten)]
     planner: PlannerArgs,
 }
@@ -108,9 +128,30 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
         ignored = snapshot.ignored,
         "read the offline cluster state"
     );
-    let report = slb_sync::offline::plan(&snapshot, args.planner.config());
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, &report).context("cannot write the plan")?;
+    match &args.slb_state {
+        None => {
+            let report = slb_sync::offline::plan(&snapshot, args.planner.config());
+            serde_json::to_writer_pretty(&mut out, &report)
+        }
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the SLB state file {}", path.display()))?;
+            let state = slb_sync::plan::SlbState::from_json(&text)
+                .with_context(|| format!("the SLB state file {} is not usable", path.display()))?;
+            let now = args.now.unwrap_or_else(jiff::Timestamp::now);
+            let report = slb_sync::offline::plan_steps(
+                &snapshot,
+                args.planner.config(),
+                &state,
+                now,
+                args.default_drain_seconds,
+            )
+            .with_context(|| format!("the SLB state file {} is not usable", path.display()))?;
+            serde_json::to_writer_pretty(&mut out, &report)
+        }
+    }
+    .context("cannot write the plan")?;
     writeln!(out).context("cannot write the plan")?;
     out.flush().context("cannot write the plan")?;
     Ok(())

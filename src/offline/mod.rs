@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 pub use error::{LoadError, Origin};
 pub use parse::Format;
-pub use report::{plan, PlanReport};
+pub use report::{plan, plan_steps, GroupSteps, PlanReport, ServiceSteps, StepReport};
 pub use snapshot::ClusterSnapshot;
 
 use snapshot::Collector;

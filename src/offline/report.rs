@@ -1,11 +1,15 @@
-//! What `slb-sync plan` prints: the desired backends of every managed Service.
+//! What `slb-sync plan` prints: the desired backends of every managed Service and, with
+//! an SLB snapshot, the steps that would bring the SLB there.
 
+use jiff::Timestamp;
 use serde::Serialize;
 
 use super::ClusterSnapshot;
+use crate::annotations;
 use crate::desired::{plan_all, PlannerConfig};
 use crate::index::ClusterIndex;
-use crate::model::DesiredService;
+use crate::model::{DesiredGroup, DesiredService, Mode};
+use crate::plan::{plan_offline, GroupPlan, OfflineOptions, SlbState, StateError};
 
 /// `{"services":[…]}`: the planner's output for every managed Service, sorted by
 /// `<namespace>/<name>`. Wrapped in an object so fields can be added without breaking
@@ -25,6 +29,91 @@ pub fn plan(snapshot: &ClusterSnapshot, config: PlannerConfig) -> PlanReport {
     PlanReport {
         services: plan_all(&index),
     }
+}
+
+/// The report of `plan --offline --slb-state`: each group also carries the steps that
+/// would move the SLB from `state` to the desired backends at `now`.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub services: Vec<ServiceSteps>,
+}
+
+/// One Service of a [`StepReport`]: the desired fields, with groups extended by steps.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceSteps {
+    pub service: String,
+    pub load_balancer_id: Option<String>,
+    pub mode: Mode,
+    pub groups: Vec<GroupSteps>,
+    pub errors: Vec<String>,
+}
+
+/// A desired group plus `steps`, `requeueAt` and the planner's `warnings`.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupSteps {
+    #[serde(flatten)]
+    pub desired: DesiredGroup,
+    #[serde(flatten)]
+    pub plan: GroupPlan,
+    pub warnings: Vec<String>,
+}
+
+/// Plans a snapshot and the steps against an SLB snapshot. The drain window of each
+/// Service comes from its annotations (`connection-drain-timeout` when drain is on),
+/// else `default_drain_secs`.
+pub fn plan_steps(
+    snapshot: &ClusterSnapshot,
+    config: PlannerConfig,
+    state: &SlbState,
+    now: Timestamp,
+    default_drain_secs: u32,
+) -> Result<StepReport, StateError> {
+    let desired = plan(snapshot, config).services;
+    let specs: Vec<(String, _)> = snapshot
+        .services
+        .iter()
+        .filter_map(|svc| {
+            let ns = svc.metadata.namespace.as_deref().unwrap_or("default");
+            let name = svc.metadata.name.as_deref()?;
+            let spec = annotations::parse(svc.metadata.annotations.as_ref()?).ok()?;
+            Some((format!("{ns}/{name}"), spec))
+        })
+        .collect();
+    let options = OfflineOptions::with_specs(
+        default_drain_secs,
+        specs.iter().map(|(service, spec)| (service.clone(), spec)),
+    );
+    let plans = plan_offline(&desired, state, now, &options)?;
+    let services = desired
+        .into_iter()
+        .zip(plans)
+        .map(|(service, plan)| {
+            debug_assert_eq!(service.service, plan.service);
+            let groups = service
+                .groups
+                .into_iter()
+                .zip(plan.groups)
+                .map(|(desired, matched)| {
+                    let mut plan = matched.plan;
+                    let warnings = std::mem::take(&mut plan.warnings);
+                    GroupSteps {
+                        desired,
+                        plan,
+                        warnings,
+                    }
+                })
+                .collect();
+            ServiceSteps {
+                service: service.service,
+                load_balancer_id: service.load_balancer_id,
+                mode: service.mode,
+                groups,
+                errors: service.errors,
+            }
+        })
+        .collect();
+    Ok(StepReport { services })
 }
 
 #[cfg(test)]
