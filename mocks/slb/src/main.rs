@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser};
 use mock_slb::{Config, MockSlb, Seed};
 
 const ABOUT: &str = "Stateful Alibaba Cloud SLB OpenAPI simulator with a TCP data plane";
@@ -30,34 +30,9 @@ instance IP and backend port, ENI backends at their ServerIp. Weight 0 takes no 
 connections; removal closes established ones at once, or after ConnectionDrainTimeout
 when ConnectionDrain is on.";
 
-const AFTER_HELP: &str = r#"SEED FILE (JSON, or YAML when it does not start with '{'; every section optional):
+const AFTER_HELP_HEAD: &str = "SEED FILE (JSON, or YAML when it does not start with '{'; every section optional;\nthe `faults` section has the shape of PUT /admin/faults):\n";
 
-  access_keys:   [{id: testid, secret: testsecret}]
-  ecs_instances: [{id: i-node1, ip: 127.0.1.1}]
-  enis:          [{id: eni-pod1, ips: [127.0.2.1, 127.0.2.2]}]   # first ip is primary
-  load_balancers:
-    - id: lb-demo
-      name: demo
-      backend_quota: 200              # backends over all groups (default 200)
-      listeners:
-        - port: 80
-          protocol: tcp               # tcp | udp | http | https
-          vserver_group_id: rsp-web
-          connection_drain: true
-          connection_drain_timeout: 30   # 10..=900 seconds (default 300)
-          bind: 127.0.0.1:18080       # data-plane address (default 127.0.0.1:0)
-          health_check: {interval_ms: 2000, timeout_ms: 1000,
-                         healthy_threshold: 3, unhealthy_threshold: 3}
-      vserver_groups:
-        - id: rsp-web
-          name: web
-          backends:
-            - {server_id: i-node1, port: 30080, weight: 100, type: ecs,
-               description: k8s/80/web/default/c1}
-            - {server_id: eni-pod1, server_ip: 127.0.2.1, port: 8080,
-               weight: 50, type: eni}
-  faults: { ...same shape as PUT /admin/faults... }
-
+const AFTER_HELP: &str = r#"
 ADMIN API (JSON, unauthenticated, same address as the API):
 
   GET    /admin/state       control-plane state (instances, listeners, groups, ECS, ENIs)
@@ -83,11 +58,11 @@ ADMIN API (JSON, unauthenticated, same address as the API):
   POST   /admin/seed        merge a seed document (JSON or YAML body)
 
 EXAMPLE:
-  mock-slb --listen 127.0.0.1:18000 --seed deploy/mock-slb-seed.yaml
+  mock-slb --listen 127.0.0.1:18000 --seed seed.yaml --access-key testid:testsecret
 "#;
 
 #[derive(Debug, Parser)]
-#[command(name = "mock-slb", version, about = ABOUT, long_about = LONG_ABOUT, after_help = AFTER_HELP)]
+#[command(name = "mock-slb", version, about = ABOUT, long_about = LONG_ABOUT)]
 struct Args {
     /// Address of the API and admin API (loopback).
     #[arg(long, env = "MOCK_SLB_LISTEN", default_value = "127.0.0.1:18000")]
@@ -107,12 +82,19 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr: stdout carries the bound addresses for scripts.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let args = Args::parse();
+    let help = format!(
+        "{AFTER_HELP_HEAD}\n{}{AFTER_HELP}",
+        mock_slb::state::seed::SEED_EXAMPLE
+    );
+    let matches = Args::command().after_help(help).get_matches();
+    let args = Args::from_arg_matches(&matches)?;
     let mut seed = match &args.seed {
         Some(path) => Seed::load(path)?,
         None => Seed::default(),

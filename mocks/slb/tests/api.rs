@@ -92,7 +92,7 @@ async fn stateful_round_trip() {
     assert_eq!(s.len(), 3);
     assert_eq!(
         s[1],
-        json!({"ServerId":"i-2","Port":30080,"Weight":50,"Type":"ecs","Description":"k8s/80/web/default/c1"})
+        json!({"ServerId":"i-2","Port":30080,"Weight":50,"Type":"ecs","Description":"k8s/80/web/default/c1","ServerIp":"127.0.40.2"})
     );
     assert_eq!(s[2]["ServerIp"], "127.0.40.12");
     assert_eq!(s[2]["Type"], "eni");

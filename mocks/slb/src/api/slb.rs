@@ -53,7 +53,8 @@ fn obj(v: Value) -> Map<String, Value> {
     }
 }
 
-fn backend_json(b: &Backend) -> Value {
+/// A member as the SLB lists it; `ServerIp` is the recorded IP, or the ECS instance's.
+fn backend_json(state: &State, b: &Backend) -> Value {
     let mut v = json!({
         "ServerId": b.server_id,
         "Port": b.port,
@@ -61,14 +62,14 @@ fn backend_json(b: &Backend) -> Value {
         "Type": b.kind.as_str(),
         "Description": b.description,
     });
-    if let Some(ip) = b.server_ip {
+    if let Some(ip) = b.server_ip.or_else(|| state.backend_ip(b)) {
         v["ServerIp"] = json!(ip.to_string());
     }
     v
 }
 
-fn backends_json(bs: &[Backend]) -> Value {
-    json!({ "BackendServer": bs.iter().map(backend_json).collect::<Vec<_>>() })
+fn backends_json(state: &State, bs: &[Backend]) -> Value {
+    json!({ "BackendServer": bs.iter().map(|b| backend_json(state, b)).collect::<Vec<_>>() })
 }
 
 fn inputs(p: &Params, required: bool) -> Result<Vec<BackendInput>, ApiError> {
@@ -131,14 +132,16 @@ pub fn handle(
                 "VServerGroupId": g.id,
                 "VServerGroupName": g.name,
                 "LoadBalancerId": g.load_balancer_id,
-                "BackendServers": backends_json(&g.backends),
+                "BackendServers": backends_json(state, &g.backends),
             }))
         }
         "CreateVServerGroup" => {
             let lb_id = p.required("LoadBalancerId")?;
             let ins = inputs(p, false)?;
             let g = state.create_group(lb_id, p.get("VServerGroupName").unwrap_or(""), &ins)?;
-            wrote(json!({"VServerGroupId": g.id, "BackendServers": backends_json(&g.backends)}))
+            wrote(
+                json!({"VServerGroupId": g.id, "BackendServers": backends_json(state, &g.backends)}),
+            )
         }
         "DeleteVServerGroup" => {
             state.delete_group(p.required("VServerGroupId")?)?;
@@ -148,13 +151,13 @@ pub fn handle(
             let id = p.required("VServerGroupId")?;
             let ins = inputs(p, true)?;
             let added = state.add_backends(id, &ins)?;
-            wrote(json!({"VServerGroupId": id, "BackendServers": backends_json(&added)}))
+            wrote(json!({"VServerGroupId": id, "BackendServers": backends_json(state, &added)}))
         }
         "RemoveVServerGroupBackendServers" => {
             let id = p.required("VServerGroupId")?;
             let ins = inputs(p, true)?;
             let removed = state.remove_backends(id, &ins)?;
-            wrote(json!({"VServerGroupId": id, "BackendServers": backends_json(&removed)}))
+            wrote(json!({"VServerGroupId": id, "BackendServers": backends_json(state, &removed)}))
         }
         "SetVServerGroupAttribute" => {
             let id = p.required("VServerGroupId")?;
@@ -164,7 +167,7 @@ pub fn handle(
             wrote(json!({
                 "VServerGroupId": id,
                 "VServerGroupName": name,
-                "BackendServers": backends_json(&changed),
+                "BackendServers": backends_json(state, &changed),
             }))
         }
         "DescribeHealthStatus" => describe_health(state, dp, p).and_then(read),

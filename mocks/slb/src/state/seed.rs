@@ -231,3 +231,71 @@ impl Seed {
         Ok(())
     }
 }
+
+/// A complete seed in YAML, shown by `mock-slb --help` (and parsed by a test, so the
+/// help never documents a format the mock rejects).
+pub const SEED_EXAMPLE: &str = r#"access_keys:   [{id: testid, secret: testsecret}]
+ecs_instances: [{id: i-node1, ip: 127.0.1.1}]
+enis:          [{id: eni-pod1, ips: [127.0.2.1, 127.0.2.2]}]   # first ip is primary
+load_balancers:
+  - id: lb-demo
+    name: demo
+    backend_quota: 200               # backends over all groups (default 200)
+    listeners:
+      - port: 80
+        protocol: tcp                # tcp | udp | http | https
+        vserver_group_id: rsp-web
+        connection_drain: true
+        connection_drain_timeout: 30 # 10..=900 seconds (default 300)
+        bind: 127.0.0.1:0            # data-plane address (default 127.0.0.1:0)
+        health_check: {interval_ms: 2000, timeout_ms: 1000,
+                       healthy_threshold: 3, unhealthy_threshold: 3}
+    vserver_groups:
+      - id: rsp-web
+        name: web
+        backends:
+          - {server_id: i-node1, port: 30080, weight: 100, type: ecs,
+             description: k8s/80/web/default/c1}
+          - {server_id: eni-pod1, server_ip: 127.0.2.1, port: 8080,
+             weight: 50, type: eni}
+faults:
+  errors: [{action: AddVServerGroupBackendServers, code: SystemBusy, status: 400, rate: 0.1}]
+  latency: [{min_ms: 5, max_ms: 50}]
+  qps_limit: 20
+  group_write_gap_ms: 200
+  propagation_delay_ms: 1000
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_example_parses_and_applies() {
+        let seed = Seed::parse(SEED_EXAMPLE, "example").expect("example parses");
+        let mut state = State::default();
+        seed.apply(&mut state).expect("example applies");
+        let g = &state.v_server_groups["rsp-web"];
+        assert_eq!(g.backends.len(), 2);
+        assert_eq!(g.backends[1].server_ip, Some("127.0.2.1".parse().unwrap()));
+        assert_eq!(seed.faults.unwrap().propagation_delay_ms, 1000);
+        assert!(state.load_balancers["lb-demo"].listeners[&80].connection_drain);
+    }
+
+    #[test]
+    fn bad_seeds_are_named() {
+        let err = Seed::parse(
+            "load_balancers: [{id: x, listeners: [{port: 80, connection_drain_timeout: 5}]}]",
+            "s",
+        )
+        .unwrap()
+        .apply(&mut State::default())
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("outside 10..=900"), "{err}");
+        let err = Seed::parse("{\"nope\": 1}", "s.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s.json"), "{err}");
+    }
+}
