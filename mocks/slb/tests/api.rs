@@ -243,7 +243,7 @@ async fn stateful_round_trip() {
         .slb("DescribeVServerGroupAttribute", &[("VServerGroupId", &gid)])
         .await
         .unwrap();
-    assert_err(&a, 400, "InvalidParameter");
+    assert_err(&a, 404, "InvalidParameter");
     assert!(a.body["Message"]
         .as_str()
         .unwrap()
@@ -271,7 +271,7 @@ async fn write_limits_and_codes() {
     assert_err(
         &add(backends(&[("i-2", 1, 101)])).await,
         400,
-        "InvalidParameter",
+        "InvalidWeight.Malformed",
     );
     assert_err(
         &add(r#"[{"ServerId":"i-2","Port":0}]"#.into()).await,
@@ -309,11 +309,12 @@ async fn write_limits_and_codes() {
         400,
         "BackendServer.InvalidType",
     );
-    assert_err(
-        &add(backends(&[("i-1", 1, 100)])).await,
-        400,
-        "BackendServerAlreadyExists",
-    );
+    let dup = add(backends(&[("i-1", 1, 100)])).await;
+    assert_err(&dup, 400, "InvalidParameter");
+    assert!(dup.body["Message"]
+        .as_str()
+        .unwrap()
+        .contains("already exists"));
     assert_err(
         &add(backends(&[("i-404", 1, 100)])).await,
         400,
@@ -325,7 +326,11 @@ async fn write_limits_and_codes() {
         400,
         "InvalidParameter",
     );
-    assert_err(&add("not json".into()).await, 400, "InvalidParameter");
+    assert_err(
+        &add("not json".into()).await,
+        400,
+        "BackendServersMalformed",
+    );
     let a = c
         .slb(
             "AddVServerGroupBackendServers",
@@ -344,7 +349,7 @@ async fn write_limits_and_codes() {
         )
         .await
         .unwrap();
-    assert_err(&a, 400, "InvalidParameter");
+    assert_err(&a, 404, "InvalidParameter");
     let a = c
         .slb("DescribeVServerGroups", &[("LoadBalancerId", "lb-nope")])
         .await
@@ -394,7 +399,7 @@ async fn write_limits_and_codes() {
     );
     assert_err(
         &set("VServerGroupId", "rsp-nope").await,
-        400,
+        404,
         "InvalidParameter",
     );
     let a = c
@@ -408,7 +413,7 @@ async fn write_limits_and_codes() {
         )
         .await
         .unwrap();
-    assert_err(&a, 400, "InvalidParameter");
+    assert_err(&a, 404, "ListenerNotFound");
     let a = c
         .slb(
             "DescribeLoadBalancerTCPListenerAttribute",
@@ -416,7 +421,7 @@ async fn write_limits_and_codes() {
         )
         .await
         .unwrap();
-    assert_err(&a, 400, "InvalidParameter");
+    assert_err(&a, 404, "ListenerNotFound");
 }
 
 #[tokio::test]

@@ -118,20 +118,20 @@ impl ApiError {
             "The specified LoadBalancerId does not exist.",
         )
     }
-    /// The real SLB answers an unknown group id with `InvalidParameter` and this message
-    /// (tooling such as the Terraform provider matches on it).
+    /// The real SLB answers an unknown group id with `InvalidParameter` (HTTP 404) and this
+    /// message (tooling such as the Terraform provider matches on it).
     pub fn group_not_found() -> Self {
         Self::new(
-            400,
+            404,
             "InvalidParameter",
             "The specified VServerGroupId does not exist.",
         )
     }
     pub fn listener_not_found() -> Self {
         Self::new(
-            400,
-            "InvalidParameter",
-            "The specified resource does not exist.",
+            404,
+            "ListenerNotFound",
+            "You have not created a listener for the specified port of the load balancer.",
         )
     }
     pub fn server_not_found(id: &str) -> Self {

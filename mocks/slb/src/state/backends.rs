@@ -48,26 +48,23 @@ pub fn valid_description(s: &str) -> bool {
 
 /// Parses `raw`. Errors name the field and value so a failing test says what was wrong.
 pub fn parse(raw: &str) -> Result<Vec<BackendInput>, ApiError> {
-    let value: Value = serde_json::from_str(raw).map_err(|_| {
+    let malformed = || {
         ApiError::new(
             400,
-            "InvalidParameter",
-            "The parameter BackendServers is not a valid JSON array.",
+            "BackendServersMalformed",
+            "the specified parameter BackendServers is unavailable (not a JSON array).",
         )
-    })?;
+    };
+    let value: Value = serde_json::from_str(raw).map_err(|_| malformed())?;
     let Value::Array(items) = value else {
-        return Err(ApiError::new(
-            400,
-            "InvalidParameter",
-            "The parameter BackendServers must be a JSON array.",
-        ));
+        return Err(malformed());
     };
     if items.len() > MAX_PER_CALL {
         return Err(ApiError::new(
             400,
             "TooManyBackendServers",
             format!(
-                "The number of backend servers in one request ({}) exceeds the limit of {MAX_PER_CALL}.",
+                "The total number of input real servers exceeds max supported number: {MAX_PER_CALL} (got {}).",
                 items.len()
             ),
         ));
@@ -96,15 +93,22 @@ pub fn parse(raw: &str) -> Result<Vec<BackendInput>, ApiError> {
             .parse::<u16>()
             .ok()
             .filter(|p| *p >= 1)
-            .ok_or_else(|| bad("Port", &port_raw))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "InvalidParameter",
+                    format!("The specified BackendServers is invalid, as the Port value should be in [1, 65535]: {port_raw:?}."),
+                )
+            })?;
         let weight = match text("Weight")? {
             None => None,
-            Some(w) => Some(
-                w.parse::<u8>()
-                    .ok()
-                    .filter(|w| *w <= 100)
-                    .ok_or_else(|| bad("Weight", &w))?,
-            ),
+            Some(w) => Some(w.parse::<u8>().ok().filter(|w| *w <= 100).ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "InvalidWeight.Malformed",
+                    format!("A specified weight is not valid: {w:?} (0 to 100)."),
+                )
+            })?),
         };
         let kind = match text("Type")?.as_deref() {
             None | Some("") => BackendType::Ecs,
@@ -172,8 +176,9 @@ mod tests {
         );
         assert_eq!(
             err(r#"[{"ServerId":"i","Port":1,"Weight":101}]"#),
-            "InvalidParameter"
+            "InvalidWeight.Malformed"
         );
+        assert_eq!(err("{}"), "BackendServersMalformed");
         assert_eq!(
             err(r#"[{"ServerId":"i","Port":1,"Type":"eci"}]"#),
             "BackendServer.InvalidType"

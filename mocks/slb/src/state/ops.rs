@@ -157,11 +157,12 @@ impl State {
         let new = self.to_backends(inputs)?;
         for b in &new {
             if group.backends.iter().any(|e| e.key() == b.key()) {
+                // The SLB's generic answer for an existing resource.
                 return Err(ApiError::new(
                     400,
-                    "BackendServerAlreadyExists",
+                    "InvalidParameter",
                     format!(
-                        "The backend server {} port {} already exists in vServer group {id}.",
+                        "The resource already exists: backend server {} port {} in vServer group {id}.",
                         b.server_id, b.port
                     ),
                 ));
