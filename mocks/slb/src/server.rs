@@ -37,6 +37,10 @@ impl Default for Config {
 /// Why the mock could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    #[error(
+        "the mock serves loopback only; {addr} is not a loopback address (use 127.0.0.0/8 or ::1)"
+    )]
+    NotLoopback { addr: SocketAddr },
     #[error(transparent)]
     Seed(#[from] SeedError),
     #[error("cannot bind {what} on {addr}: {source} (is the address free and on loopback?)")]
@@ -128,6 +132,11 @@ pub struct MockSlb;
 impl MockSlb {
     /// Binds the API, applies the seed, starts the data-plane listeners.
     pub async fn start(config: Config) -> Result<MockSlbHandle, StartError> {
+        if !config.api_addr.ip().is_loopback() {
+            return Err(StartError::NotLoopback {
+                addr: config.api_addr,
+            });
+        }
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 state: State::default(),

@@ -72,3 +72,28 @@ async fn runs_from_a_seed_file() {
     child.kill().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn refuses_non_loopback_addresses() {
+    let err = mock_slb::MockSlb::start(mock_slb::Config {
+        api_addr: "0.0.0.0:0".parse().unwrap(),
+        ..mock_slb::Config::default()
+    })
+    .await
+    .err()
+    .expect("0.0.0.0 refused");
+    assert!(err.to_string().contains("loopback"), "{err}");
+    let seed = mock_slb::Seed::parse(
+        "load_balancers: [{id: lb, listeners: [{port: 80, bind: '0.0.0.0:0'}]}]",
+        "s",
+    )
+    .unwrap();
+    let err = mock_slb::MockSlb::start(mock_slb::Config {
+        seed,
+        ..mock_slb::Config::default()
+    })
+    .await
+    .err()
+    .expect("non-loopback bind refused");
+    assert!(err.to_string().contains("loopback"), "{err}");
+}

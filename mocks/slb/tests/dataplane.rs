@@ -236,3 +236,23 @@ async fn health_check_takes_a_dead_backend_out_of_rotation() {
     }
     assert_eq!(h.dataplane_counters(LB, 80).unwrap().connect_failed, 0);
 }
+
+#[tokio::test]
+async fn shutdown_closes_api_listeners_and_connections() {
+    let (h, c) = start(seed(67, false, json!({}))).await;
+    let a = echo_backend("127.0.67.1", "a").await;
+    add(&c, &backends(&[("i-1", a.port(), 100)])).await;
+    let lb = h.listener_addr(LB, 80).unwrap();
+    let api = h.api_addr();
+    let mut conn = Conn::open(lb).await.unwrap();
+    h.shutdown().await;
+    assert!(conn.closed().await, "proxied connections are closed");
+    assert!(
+        tokio::net::TcpStream::connect(lb).await.is_err(),
+        "listener gone"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(api).await.is_err(),
+        "API gone"
+    );
+}

@@ -279,7 +279,8 @@ fn cut(rt: &mut ListenerRt, mut matches: impl FnMut(u64, &Conn) -> bool) {
     }
 }
 
-/// Resolves a group's backends to addresses (backends whose server is unknown are skipped).
+/// Resolves a group's backends to addresses. Backends whose server is unknown, or whose
+/// address is not loopback, are left out: the mock never dials beyond loopback.
 fn targets_of(state: &State, group: Option<&str>) -> Vec<Target> {
     let Some(g) = group.and_then(|g| state.v_server_groups.get(g)) else {
         return Vec::new();
@@ -287,7 +288,7 @@ fn targets_of(state: &State, group: Option<&str>) -> Vec<Target> {
     g.backends
         .iter()
         .filter_map(|b| {
-            let ip = state.backend_ip(b)?;
+            let ip = state.backend_ip(b).filter(|ip| ip.is_loopback())?;
             Some(Target {
                 key: b.key(),
                 addr: SocketAddr::new(ip, b.port),

@@ -158,6 +158,12 @@ impl Seed {
         for lb in &self.load_balancers {
             let mut listeners = BTreeMap::new();
             for l in &lb.listeners {
+                if let Some(bind) = l.bind.filter(|b| !b.ip().is_loopback()) {
+                    return Err(SeedError::Invalid(format!(
+                        "listener {}:{} bind {bind} is not a loopback address",
+                        lb.id, l.port
+                    )));
+                }
                 if !DRAIN_TIMEOUT_RANGE.contains(&l.connection_drain_timeout) {
                     return Err(SeedError::Invalid(format!(
                         "listener {}:{} connection_drain_timeout {} is outside 10..=900",
