@@ -68,6 +68,12 @@ async fn weighted_round_robin_spreads_exactly_by_weight() {
     );
     let k = h.dataplane_counters(LB, 80).unwrap();
     assert_eq!((k.accepted, k.forwarded, k.refused), (400, 400, 0));
+    let view = h.dataplane().into_iter().find(|l| l.port == 80).unwrap();
+    assert_eq!(view.forwarded_by_backend[&format!("i-1:{}", a.port())], 240);
+    assert_eq!(
+        view.forwarded_by_backend[&format!("eni-1/127.0.60.12:{}", e.port())],
+        80
+    );
 }
 
 #[tokio::test]

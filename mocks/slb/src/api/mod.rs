@@ -115,7 +115,7 @@ async fn process(
         let mut core = shared.lock();
         core.verifier
             .verify(method, &params.0, jiff::Timestamp::now(), Instant::now())?;
-        core.faults.throttle(Instant::now())?;
+        core.faults.throttle(action, Instant::now())?;
         core.faults.latency(action)
     };
     if !latency.is_zero() {

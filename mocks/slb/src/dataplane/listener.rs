@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::{health, Conn, DataPlane, DataPlaneCounters, ListenerRt, Wrr};
-use crate::state::HealthCheck;
+use crate::state::{BackendKey, HealthCheck};
 
 /// Binds the listener and starts its accept loop (and health checker).
 pub(super) fn start(
@@ -34,6 +34,7 @@ pub(super) fn start(
         wrr: Wrr::default(),
         conns: HashMap::new(),
         counters: DataPlaneCounters::default(),
+        per_backend: HashMap::new(),
         tasks,
     })
 }
@@ -78,8 +79,9 @@ impl DataPlane {
         rt.counters.active += 1;
         let dp = self.clone();
         let lkey = key.clone();
+        let bkey = chosen.clone();
         let task = tokio::spawn(async move {
-            let connected = proxy(&dp, &lkey, sock, addr).await;
+            let connected = proxy(&dp, &lkey, &bkey, sock, addr).await;
             dp.on_close(&lkey, conn_id, connected);
         });
         rt.conns.insert(
@@ -91,10 +93,11 @@ impl DataPlane {
         );
     }
 
-    fn on_connected(&self, key: &(String, u16), ok: bool) {
+    fn on_connected(&self, key: &(String, u16), backend: &BackendKey, ok: bool) {
         if let Some(rt) = self.lock().listeners.get_mut(key) {
             if ok {
                 rt.counters.forwarded += 1;
+                *rt.per_backend.entry(backend.clone()).or_default() += 1;
             } else {
                 rt.counters.connect_failed += 1;
             }
@@ -114,6 +117,7 @@ impl DataPlane {
 async fn proxy(
     dp: &DataPlane,
     key: &(String, u16),
+    backend_key: &BackendKey,
     mut client: TcpStream,
     addr: SocketAddr,
 ) -> bool {
@@ -121,11 +125,11 @@ async fn proxy(
         Ok(b) => b,
         Err(e) => {
             tracing::debug!(error = %e, %addr, "backend connect failed");
-            dp.on_connected(key, false);
+            dp.on_connected(key, backend_key, false);
             return false;
         }
     };
-    dp.on_connected(key, true);
+    dp.on_connected(key, backend_key, true);
     let _ = client.set_nodelay(true);
     let _ = backend.set_nodelay(true);
     let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;

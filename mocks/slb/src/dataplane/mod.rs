@@ -86,6 +86,8 @@ struct ListenerRt {
     wrr: Wrr,
     conns: HashMap<u64, Conn>,
     counters: DataPlaneCounters,
+    /// Connections forwarded per backend, for spread and zero-loss assertions.
+    per_backend: HashMap<BackendKey, u64>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -111,6 +113,8 @@ pub struct ListenerView {
     pub addr: SocketAddr,
     pub targets: Vec<Target>,
     pub counters: DataPlaneCounters,
+    /// Connections forwarded per backend (`server_id[/server_ip]:port`).
+    pub forwarded_by_backend: std::collections::BTreeMap<String, u64>,
 }
 
 impl DataPlane {
@@ -241,6 +245,11 @@ impl DataPlane {
                 addr: rt.addr,
                 targets: rt.targets.clone(),
                 counters: rt.counters,
+                forwarded_by_backend: rt
+                    .per_backend
+                    .iter()
+                    .map(|(k, n)| (backend_label(k), *n))
+                    .collect(),
             })
             .collect();
         v.sort_by(|a, b| (&a.load_balancer_id, a.port).cmp(&(&b.load_balancer_id, b.port)));
@@ -259,6 +268,14 @@ impl DataPlane {
                 c.abort.abort();
             }
         }
+    }
+}
+
+/// `server_id:port`, or `server_id/server_ip:port` for ENI backends.
+pub fn backend_label(k: &BackendKey) -> String {
+    match k.server_ip {
+        Some(ip) => format!("{}/{ip}:{}", k.server_id, k.port),
+        None => format!("{}:{}", k.server_id, k.port),
     }
 }
 

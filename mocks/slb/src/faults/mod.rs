@@ -3,7 +3,7 @@
 //!
 //! All timing uses `tokio::time`, so tests under a paused clock control it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use rand::Rng as _;
@@ -22,6 +22,8 @@ pub struct FaultConfig {
     pub latency: Vec<LatencyFault>,
     /// Calls per second over all actions (token bucket, burst = the limit).
     pub qps_limit: Option<f64>,
+    /// Calls per second per action (the real SLB throttles each API separately).
+    pub action_qps_limits: BTreeMap<String, f64>,
     /// Code answered when over the QPS limit (HTTP 400).
     pub throttling_code: Option<String>,
     /// Minimum time between two writes to the same vServer group; closer writes get
@@ -66,7 +68,24 @@ pub struct LatencyFault {
 pub struct Faults {
     pub config: FaultConfig,
     bucket: Option<(f64, Instant)>,
+    action_buckets: HashMap<String, (f64, Instant)>,
     group_writes: HashMap<String, Instant>,
+}
+
+/// Token bucket step: refills at `limit` per second up to `limit`, takes one token.
+fn take(bucket: &mut Option<(f64, Instant)>, limit: Option<f64>, now: Instant) -> bool {
+    let Some(limit) = limit.filter(|l| *l > 0.0) else {
+        return true;
+    };
+    let (tokens, last) = bucket.unwrap_or((limit, now));
+    let tokens = (tokens + now.duration_since(last).as_secs_f64() * limit).min(limit);
+    if tokens >= 1.0 {
+        *bucket = Some((tokens - 1.0, now));
+        true
+    } else {
+        *bucket = Some((tokens, now));
+        false
+    }
 }
 
 fn applies(filter: &Option<String>, action: &str) -> bool {
@@ -85,26 +104,34 @@ impl Faults {
     pub fn set(&mut self, config: FaultConfig) {
         self.config = config;
         self.bucket = None;
+        self.action_buckets.clear();
     }
 
-    /// Takes a token from the QPS bucket, or answers the throttling error.
-    pub fn throttle(&mut self, now: Instant) -> Result<(), ApiError> {
-        let Some(limit) = self.config.qps_limit.filter(|l| *l > 0.0) else {
-            return Ok(());
-        };
-        let (tokens, last) = self.bucket.unwrap_or((limit, now));
-        let tokens = (tokens + now.duration_since(last).as_secs_f64() * limit).min(limit);
-        if tokens >= 1.0 {
-            self.bucket = Some((tokens - 1.0, now));
-            Ok(())
-        } else {
-            self.bucket = Some((tokens, now));
-            let mut e = ApiError::throttling();
-            if let Some(code) = &self.config.throttling_code {
-                e.code = code.clone();
+    /// Takes a token from the global and the action's QPS bucket, or answers the
+    /// throttling error.
+    pub fn throttle(&mut self, action: &str, now: Instant) -> Result<(), ApiError> {
+        let global = self.config.qps_limit;
+        let per_action = self.config.action_qps_limits.get(action).copied();
+        let ok_global = take(&mut self.bucket, global, now);
+        let ok_action = match per_action {
+            Some(_) => {
+                let mut b = self.action_buckets.get(action).copied();
+                let ok = take(&mut b, per_action, now);
+                if let Some(b) = b {
+                    self.action_buckets.insert(action.to_string(), b);
+                }
+                ok
             }
-            Err(e)
+            None => true,
+        };
+        if ok_global && ok_action {
+            return Ok(());
         }
+        let mut e = ApiError::throttling();
+        if let Some(code) = &self.config.throttling_code {
+            e.code = code.clone();
+        }
+        Err(e)
     }
 
     /// The latency to add to this call.
@@ -177,11 +204,26 @@ mod tests {
             ..FaultConfig::default()
         });
         let t0 = Instant::now();
-        assert!(f.throttle(t0).is_ok());
-        assert!(f.throttle(t0).is_ok());
-        assert_eq!(f.throttle(t0).unwrap_err().code, "Throttling");
-        assert!(f.throttle(t0 + Duration::from_millis(500)).is_ok());
-        assert!(f.throttle(t0 + Duration::from_millis(500)).is_err());
+        assert!(f.throttle("A", t0).is_ok());
+        assert!(f.throttle("B", t0).is_ok());
+        assert_eq!(f.throttle("A", t0).unwrap_err().code, "Throttling");
+        assert!(f.throttle("A", t0 + Duration::from_millis(500)).is_ok());
+        assert!(f.throttle("A", t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn per_action_limit_leaves_other_actions_alone() {
+        let mut f = Faults::new(FaultConfig {
+            action_qps_limits: [("A".to_string(), 1.0)].into(),
+            ..FaultConfig::default()
+        });
+        let t0 = Instant::now();
+        assert!(f.throttle("A", t0).is_ok());
+        assert!(f.throttle("A", t0).is_err());
+        for _ in 0..10 {
+            assert!(f.throttle("B", t0).is_ok());
+        }
+        assert!(f.throttle("A", t0 + Duration::from_secs(1)).is_ok());
     }
 
     #[test]
