@@ -58,6 +58,7 @@ ADMIN API (JSON, unauthenticated, same address as the API):
              400 VServerGroupProcessing.
            propagation_delay_ms: writes succeed at once; the data plane applies them later.
   POST   /admin/seed        merge a seed document (JSON or YAML body)
+  DELETE /admin/access-keys/ID   revoke a key pair (credential rotation tests)
 
 EXAMPLE:
   mock-slb --listen 127.0.0.1:18000 --seed seed.yaml --access-key testid:testsecret
@@ -108,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         seed.access_keys.push(mock_slb::state::seed::AccessKey {
             id: id.to_string(),
             secret: secret.to_string(),
+            security_token: None,
         });
     }
     let handle = MockSlb::start(Config {

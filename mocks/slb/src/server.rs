@@ -88,7 +88,13 @@ impl Core {
         seed.apply(&mut next)?;
         self.state = next;
         for k in &seed.access_keys {
-            self.verifier.add_key(k.id.clone(), k.secret.clone());
+            self.verifier.add_key(
+                k.id.clone(),
+                crate::auth::Key {
+                    secret: k.secret.clone(),
+                    security_token: k.security_token.clone(),
+                },
+            );
         }
         if let Some(f) = &seed.faults {
             self.faults.set(f.clone());
@@ -246,6 +252,11 @@ impl MockSlbHandle {
     /// Every data-plane listener with its applied backends and counters.
     pub fn dataplane(&self) -> Vec<ListenerView> {
         self.shared.dataplane.views()
+    }
+
+    /// Revokes a key pair; later calls with it get `InvalidAccessKeyId.NotFound`.
+    pub fn remove_access_key(&self, id: &str) -> bool {
+        self.shared.lock().verifier.remove_key(id)
     }
 
     /// Merges more objects, keys or faults.

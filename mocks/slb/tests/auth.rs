@@ -192,3 +192,34 @@ async fn wrong_version_and_unknown_action() {
     let a = c.slb("DescribeNothing", &[]).await.unwrap();
     assert_err(&a, 404, "InvalidAction.NotFound");
 }
+
+#[tokio::test]
+async fn temporary_credentials_need_their_security_token() {
+    let s = seed(
+        29,
+        false,
+        json!({"access_keys": [{"id": "STS.tmp", "secret": "tmpsecret", "security_token": "tok"}]}),
+    );
+    let (h, _) = start(s).await;
+    let mut c = mock_slb::client::Client::new(h.api_addr(), "STS.tmp", "tmpsecret");
+    let call = |c: mock_slb::client::Client| async move {
+        c.slb("DescribeVServerGroups", &[("LoadBalancerId", LB)])
+            .await
+            .unwrap()
+    };
+    assert_err(&call(c.clone()).await, 400, "MissingParameter");
+    c.security_token = Some("other".into());
+    assert_err(
+        &call(c.clone()).await,
+        400,
+        "InvalidSecurityToken.MismatchWithAccessKey",
+    );
+    c.security_token = Some("tok".into());
+    assert_ok(&call(c.clone()).await);
+    // Revoked through the admin API: the key is gone.
+    let a = mock_slb::client::http(h.api_addr(), "DELETE", "/admin/access-keys/STS.tmp", None)
+        .await
+        .unwrap();
+    assert_eq!(a.status, 204);
+    assert_err(&call(c).await, 404, "InvalidAccessKeyId.NotFound");
+}

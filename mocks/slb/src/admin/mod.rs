@@ -23,6 +23,7 @@ pub fn router() -> Router<Arc<Shared>> {
         .route("/admin/counters", get(counters))
         .route("/admin/faults", get(faults).put(set_faults))
         .route("/admin/seed", post(seed))
+        .route("/admin/access-keys/{id}", axum::routing::delete(remove_key))
 }
 
 async fn state(State(s): State<Arc<Shared>>) -> Response {
@@ -59,6 +60,17 @@ async fn faults(State(s): State<Arc<Shared>>) -> Response {
 async fn set_faults(State(s): State<Arc<Shared>>, Json(f): Json<FaultConfig>) -> Response {
     s.lock().faults.set(f.clone());
     Json(f).into_response()
+}
+
+async fn remove_key(
+    State(s): State<Arc<Shared>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> StatusCode {
+    if s.lock().verifier.remove_key(&id) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    }
 }
 
 async fn seed(State(s): State<Arc<Shared>>, body: String) -> Response {

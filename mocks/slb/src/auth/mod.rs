@@ -2,4 +2,4 @@
 pub mod sign;
 pub mod verify;
 
-pub use verify::Verifier;
+pub use verify::{Key, Verifier};

@@ -25,15 +25,34 @@ const REQUIRED: &[&str] = &[
     "Signature",
 ];
 
+/// A key pair; temporary (STS) credentials also carry a security token.
+#[derive(Clone, Default)]
+pub struct Key {
+    pub secret: String,
+    pub security_token: Option<String>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key")
+            .field("secret", &"<redacted>")
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
 /// Checks signatures against the configured key pairs and remembers nonces.
 #[derive(Debug, Default)]
 pub struct Verifier {
-    keys: HashMap<String, String>,
+    keys: HashMap<String, Key>,
     nonces: HashMap<String, Instant>,
 }
 
 impl Verifier {
-    pub fn new(keys: HashMap<String, String>) -> Self {
+    pub fn new(keys: HashMap<String, Key>) -> Self {
         Self {
             keys,
             nonces: HashMap::new(),
@@ -41,8 +60,13 @@ impl Verifier {
     }
 
     /// Adds or replaces a key pair.
-    pub fn add_key(&mut self, id: String, secret: String) {
-        self.keys.insert(id, secret);
+    pub fn add_key(&mut self, id: String, key: Key) {
+        self.keys.insert(id, key);
+    }
+
+    /// Revokes a key pair (credential rotation tests); true if it existed.
+    pub fn remove_key(&mut self, id: &str) -> bool {
+        self.keys.remove(id).is_some()
     }
 
     /// Verifies one request. `params` are the form-decoded query and body parameters;
@@ -83,10 +107,23 @@ impl Verifier {
         if skew >= WINDOW {
             return Err(ApiError::timestamp_expired(ts_raw));
         }
-        let Some(secret) = self.keys.get(value("AccessKeyId")) else {
+        let Some(key) = self.keys.get(value("AccessKeyId")) else {
             return Err(ApiError::access_key_not_found());
         };
-        let expected = sign::signature(method, params, secret);
+        if let Some(token) = &key.security_token {
+            match get("SecurityToken") {
+                None => return Err(ApiError::missing("SecurityToken")),
+                Some(t) if t != token => {
+                    return Err(ApiError::new(
+                        400,
+                        "InvalidSecurityToken.MismatchWithAccessKey",
+                        "Specified SecurityToken mismatch with the AccessKey.",
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let expected = sign::signature(method, params, &key.secret);
         if expected != value("Signature") {
             return Err(ApiError::signature_mismatch(&sign::string_to_sign(
                 method, params,

@@ -24,11 +24,24 @@ pub struct Seed {
     pub faults: Option<FaultConfig>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A key pair the API accepts. With `security_token`, calls must carry that
+/// `SecurityToken` (temporary STS credentials).
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessKey {
     pub id: String,
     pub secret: String,
+    #[serde(default)]
+    pub security_token: Option<String>,
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("id", &self.id)
+            .field("secret", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -240,7 +253,8 @@ impl Seed {
 
 /// A complete seed in YAML, shown by `mock-slb --help` (and parsed by a test, so the
 /// help never documents a format the mock rejects).
-pub const SEED_EXAMPLE: &str = r#"access_keys:   [{id: testid, secret: testsecret}]
+pub const SEED_EXAMPLE: &str = r#"access_keys:   [{id: testid, secret: testsecret},
+                {id: STS.tmp, secret: tmpsecret, security_token: tok}]  # token: STS keys
 ecs_instances: [{id: i-node1, ip: 127.0.1.1}]
 enis:          [{id: eni-pod1, ips: [127.0.2.1, 127.0.2.2]}]   # first ip is primary
 load_balancers:
