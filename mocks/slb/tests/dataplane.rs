@@ -139,13 +139,14 @@ async fn removal_with_drain_keeps_connections_until_the_timeout() {
         "b",
         "removed backend takes no new connections"
     );
-    jump(Duration::from_millis(9_800)).await;
+    // 1 s of real-time slack before the window ends, for loaded machines.
+    jump(Duration::from_millis(9_000)).await;
     assert!(
         to_a.alive().await,
         "drain keeps the connection inside the window"
     );
     assert_eq!(h.dataplane_counters(LB, 80).unwrap().cut, 0);
-    jump(Duration::from_millis(300)).await;
+    jump(Duration::from_millis(1_000)).await;
     assert!(to_a.closed().await, "closed at the end of the drain window");
     assert!(
         to_b.alive().await,

@@ -127,14 +127,14 @@ faults:
 async fn qps_limit_answers_throttling() {
     let (h, c) = start(seed(52, false, json!({}))).await;
     h.set_faults(FaultConfig {
-        qps_limit: Some(2.0),
+        qps_limit: Some(0.2),
         ..FaultConfig::default()
     });
     let call = || c.slb("DescribeVServerGroups", &[("LoadBalancerId", LB)]);
-    assert_ok(&call().await.unwrap());
+    // One call every 5 s: generous real-time slack even on a loaded machine.
     assert_ok(&call().await.unwrap());
     assert_err(&call().await.unwrap(), 400, "Throttling");
-    jump(Duration::from_millis(500)).await;
+    jump(Duration::from_secs(5)).await;
     assert_ok(&call().await.unwrap());
     assert_eq!(
         h.counters()["DescribeVServerGroups"].errors["Throttling"],
@@ -146,7 +146,7 @@ async fn qps_limit_answers_throttling() {
 async fn writes_to_one_group_closer_than_the_gap_are_processing() {
     let (h, c) = start(seed(53, false, json!({}))).await;
     h.set_faults(FaultConfig {
-        group_write_gap_ms: Some(1000),
+        group_write_gap_ms: Some(5000),
         ..FaultConfig::default()
     });
     let add = |port| {
@@ -190,7 +190,7 @@ async fn writes_to_one_group_closer_than_the_gap_are_processing() {
         .await
         .unwrap(),
     );
-    jump(Duration::from_millis(1000)).await;
+    jump(Duration::from_millis(5000)).await;
     assert_ok(&add(2).await);
 }
 
@@ -226,9 +226,9 @@ async fn propagation_delay_applies_to_the_data_plane_later() {
             .len()
     };
     assert_eq!(applied(&h), 0);
-    jump(Duration::from_millis(4900)).await;
+    jump(Duration::from_millis(4000)).await;
     assert_eq!(applied(&h), 0);
-    jump(Duration::from_millis(100)).await;
+    jump(Duration::from_millis(1000)).await;
     assert_eq!(applied(&h), 1);
 }
 

@@ -20,7 +20,7 @@ pub struct FaultConfig {
     pub errors: Vec<ErrorFault>,
     /// Extra latency before answering.
     pub latency: Vec<LatencyFault>,
-    /// Calls per second over all actions (token bucket, burst = the limit).
+    /// Calls per second over all actions (token bucket, burst = max(limit, 1)).
     pub qps_limit: Option<f64>,
     /// Calls per second per action (the real SLB throttles each API separately).
     pub action_qps_limits: BTreeMap<String, f64>,
@@ -77,8 +77,10 @@ fn take(bucket: &mut Option<(f64, Instant)>, limit: Option<f64>, now: Instant) -
     let Some(limit) = limit.filter(|l| *l > 0.0) else {
         return true;
     };
-    let (tokens, last) = bucket.unwrap_or((limit, now));
-    let tokens = (tokens + now.duration_since(last).as_secs_f64() * limit).min(limit);
+    // Burst of one second's worth, and at least one call.
+    let capacity = limit.max(1.0);
+    let (tokens, last) = bucket.unwrap_or((capacity, now));
+    let tokens = (tokens + now.duration_since(last).as_secs_f64() * limit).min(capacity);
     if tokens >= 1.0 {
         *bucket = Some((tokens - 1.0, now));
         true
