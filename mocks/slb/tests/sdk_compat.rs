@@ -73,3 +73,41 @@ async fn sdk_get_post_and_errors() {
         other => panic!("unexpected error {other:?}"),
     }
 }
+
+/// Throughput figure (run with `--ignored --nocapture`): sequential signed calls through
+/// the SDK (a new HTTP client per call) and through the mock's own minimal client.
+#[tokio::test]
+#[ignore = "measurement, not a check"]
+async fn measure_call_rate() {
+    let (h, c) = start(seed(31, false, json!({}))).await;
+    let n = 300;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let _: Value = RPClient::new(KEY_ID, SECRET, h.api_url())
+            .get("DescribeVServerGroups")
+            .version("2014-05-15")
+            .query([("RegionId", "cn-hangzhou"), ("LoadBalancerId", LB)])
+            .json()
+            .await
+            .unwrap();
+    }
+    let sdk = t.elapsed();
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        assert_ok(
+            &c.slb("DescribeVServerGroups", &[("LoadBalancerId", LB)])
+                .await
+                .unwrap(),
+        );
+    }
+    let own = t.elapsed();
+    println!(
+        "{n} calls: sdk {:?} ({:.0}/s, {:?}/call), mock client {:?} ({:.0}/s, {:?}/call)",
+        sdk,
+        n as f64 / sdk.as_secs_f64(),
+        sdk / n,
+        own,
+        n as f64 / own.as_secs_f64(),
+        own / n
+    );
+}
