@@ -1,0 +1,312 @@
+//! SLB 2014-05-15 actions: request parameters in, JSON bodies out, shaped like the real
+//! service (lists wrapped as `{"BackendServers":{"BackendServer":[…]}}`).
+
+use serde_json::{json, Map, Value};
+
+use super::error::ApiError;
+use super::params::Params;
+use crate::dataplane::{DataPlane, Health};
+use crate::state::backends::{self, BackendInput};
+use crate::state::{Backend, ListenerChange, Protocol, State};
+
+/// SLB actions the mock serves.
+pub const ACTIONS: &[&str] = &[
+    "DescribeVServerGroups",
+    "DescribeVServerGroupAttribute",
+    "CreateVServerGroup",
+    "DeleteVServerGroup",
+    "AddVServerGroupBackendServers",
+    "RemoveVServerGroupBackendServers",
+    "SetVServerGroupAttribute",
+    "DescribeHealthStatus",
+    "DescribeLoadBalancerAttribute",
+    "DescribeLoadBalancerTCPListenerAttribute",
+    "DescribeLoadBalancerUDPListenerAttribute",
+    "DescribeLoadBalancerHTTPListenerAttribute",
+    "SetLoadBalancerTCPListenerAttribute",
+    "SetLoadBalancerUDPListenerAttribute",
+];
+
+/// What an action did besides its answer.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub body: Map<String, Value>,
+    /// The state changed (the data plane must be told).
+    pub mutated: bool,
+}
+
+/// The group a write action targets, for the `VServerGroupProcessing` gap.
+pub fn written_group<'a>(action: &str, p: &'a Params) -> Option<&'a str> {
+    match action {
+        "DeleteVServerGroup"
+        | "AddVServerGroupBackendServers"
+        | "RemoveVServerGroupBackendServers"
+        | "SetVServerGroupAttribute" => p.get("VServerGroupId"),
+        _ => None,
+    }
+}
+
+fn obj(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+/// A member as the SLB lists it; `ServerIp` is the recorded IP, or the ECS instance's.
+fn backend_json(state: &State, b: &Backend) -> Value {
+    let mut v = json!({
+        "ServerId": b.server_id,
+        "Port": b.port,
+        "Weight": b.weight,
+        "Type": b.kind.as_str(),
+        "Description": b.description,
+    });
+    if let Some(ip) = b.server_ip.or_else(|| state.backend_ip(b)) {
+        v["ServerIp"] = json!(ip.to_string());
+    }
+    v
+}
+
+fn backends_json(state: &State, bs: &[Backend]) -> Value {
+    json!({ "BackendServer": bs.iter().map(|b| backend_json(state, b)).collect::<Vec<_>>() })
+}
+
+fn inputs(p: &Params, required: bool) -> Result<Vec<BackendInput>, ApiError> {
+    match p.get("BackendServers") {
+        Some(raw) => backends::parse(raw),
+        None if required => Err(ApiError::missing("BackendServers")),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Runs one SLB action.
+pub fn handle(
+    state: &mut State,
+    dp: &DataPlane,
+    action: &str,
+    p: &Params,
+) -> Result<Outcome, ApiError> {
+    let read = |body: Value| {
+        Ok(Outcome {
+            body: obj(body),
+            mutated: false,
+        })
+    };
+    let wrote = |body: Value| {
+        Ok(Outcome {
+            body: obj(body),
+            mutated: true,
+        })
+    };
+    match action {
+        "DescribeVServerGroups" => {
+            let lb_id = p.required("LoadBalancerId")?;
+            let lb = state.lb(lb_id)?;
+            let groups: Vec<Value> = state
+                .v_server_groups
+                .values()
+                .filter(|g| g.load_balancer_id == lb_id)
+                .map(|g| {
+                    let listeners: Vec<Value> = lb
+                        .listeners
+                        .values()
+                        .filter(|l| l.v_server_group_id.as_deref() == Some(g.id.as_str()))
+                        .map(|l| json!({"Port": l.port, "Protocol": l.protocol.as_str()}))
+                        .collect();
+                    json!({
+                        "VServerGroupId": g.id,
+                        "VServerGroupName": g.name,
+                        "AssociatedObjects": {
+                            "Listeners": {"Listener": listeners},
+                            "Rules": {"Rule": []},
+                        },
+                    })
+                })
+                .collect();
+            read(json!({"VServerGroups": {"VServerGroup": groups}}))
+        }
+        "DescribeVServerGroupAttribute" => {
+            let g = state.group(p.required("VServerGroupId")?)?;
+            read(json!({
+                "VServerGroupId": g.id,
+                "VServerGroupName": g.name,
+                "LoadBalancerId": g.load_balancer_id,
+                "BackendServers": backends_json(state, &g.backends),
+            }))
+        }
+        "CreateVServerGroup" => {
+            let lb_id = p.required("LoadBalancerId")?;
+            let ins = inputs(p, false)?;
+            let g = state.create_group(lb_id, p.get("VServerGroupName").unwrap_or(""), &ins)?;
+            wrote(
+                json!({"VServerGroupId": g.id, "BackendServers": backends_json(state, &g.backends)}),
+            )
+        }
+        "DeleteVServerGroup" => {
+            state.delete_group(p.required("VServerGroupId")?)?;
+            wrote(json!({}))
+        }
+        "AddVServerGroupBackendServers" => {
+            let id = p.required("VServerGroupId")?;
+            let ins = inputs(p, true)?;
+            let added = state.add_backends(id, &ins)?;
+            wrote(json!({"VServerGroupId": id, "BackendServers": backends_json(state, &added)}))
+        }
+        "RemoveVServerGroupBackendServers" => {
+            let id = p.required("VServerGroupId")?;
+            let ins = inputs(p, true)?;
+            let removed = state.remove_backends(id, &ins)?;
+            wrote(json!({"VServerGroupId": id, "BackendServers": backends_json(state, &removed)}))
+        }
+        "SetVServerGroupAttribute" => {
+            let id = p.required("VServerGroupId")?;
+            let ins = inputs(p, false)?;
+            let changed = state.set_backends(id, p.get("VServerGroupName"), &ins)?;
+            let name = state.group(id)?.name.clone();
+            wrote(json!({
+                "VServerGroupId": id,
+                "VServerGroupName": name,
+                "BackendServers": backends_json(state, &changed),
+            }))
+        }
+        "DescribeHealthStatus" => describe_health(state, dp, p).and_then(read),
+        "DescribeLoadBalancerAttribute" => {
+            let lb = state.lb(p.required("LoadBalancerId")?)?;
+            let ports: Vec<u16> = lb.listeners.keys().copied().collect();
+            let pp: Vec<Value> = lb
+                .listeners
+                .values()
+                .map(|l| json!({"ListenerPort": l.port, "ListenerProtocol": l.protocol.as_str()}))
+                .collect();
+            // The real answer also carries the historical misspelling "Protocal".
+            let pp_typo: Vec<Value> = lb
+                .listeners
+                .values()
+                .map(|l| json!({"ListenerPort": l.port, "ListenerProtocal": l.protocol.as_str()}))
+                .collect();
+            read(json!({
+                "LoadBalancerId": lb.id,
+                "LoadBalancerName": lb.name,
+                "LoadBalancerStatus": "active",
+                "Address": lb.address,
+                "AddressType": "intranet",
+                "ListenerPorts": {"ListenerPort": ports},
+                "ListenerPortsAndProtocol": {"ListenerPortAndProtocol": pp},
+                "ListenerPortsAndProtocal": {"ListenerPortAndProtocal": pp_typo},
+                "BackendServers": {"BackendServer": []},
+            }))
+        }
+        "DescribeLoadBalancerTCPListenerAttribute" => {
+            describe_listener(state, p, Protocol::Tcp).and_then(read)
+        }
+        "DescribeLoadBalancerUDPListenerAttribute" => {
+            describe_listener(state, p, Protocol::Udp).and_then(read)
+        }
+        "DescribeLoadBalancerHTTPListenerAttribute" => {
+            describe_listener(state, p, Protocol::Http).and_then(read)
+        }
+        "SetLoadBalancerTCPListenerAttribute" => {
+            set_listener(state, p, Protocol::Tcp).and_then(wrote)
+        }
+        "SetLoadBalancerUDPListenerAttribute" => {
+            set_listener(state, p, Protocol::Udp).and_then(wrote)
+        }
+        other => Err(ApiError::invalid_action(other)),
+    }
+}
+
+fn describe_health(state: &State, dp: &DataPlane, p: &Params) -> Result<Value, ApiError> {
+    let lb = state.lb(p.required("LoadBalancerId")?)?;
+    let only = match p.get("ListenerPort") {
+        Some(_) => Some(p.port("ListenerPort")?),
+        None => None,
+    };
+    let mut out = Vec::new();
+    for l in lb
+        .listeners
+        .values()
+        .filter(|l| only.is_none_or(|o| o == l.port))
+    {
+        let Some(g) = l
+            .v_server_group_id
+            .as_deref()
+            .and_then(|g| state.v_server_groups.get(g))
+        else {
+            continue;
+        };
+        let health = dp.health(&lb.id, l.port);
+        for b in &g.backends {
+            let status = health
+                .iter()
+                .find(|(k, _)| *k == b.key())
+                .map(|(_, h)| *h)
+                .unwrap_or(if l.protocol == Protocol::Udp {
+                    Health::Normal
+                } else {
+                    Health::Unavailable
+                });
+            out.push(json!({
+                "ServerId": b.server_id,
+                "ServerIp": state.backend_ip(b).map(|ip| ip.to_string()).unwrap_or_default(),
+                "Port": b.port,
+                "ListenerPort": l.port,
+                "Protocol": l.protocol.as_str(),
+                "Type": b.kind.as_str(),
+                "ServerHealthStatus": status.as_str(),
+            }));
+        }
+    }
+    Ok(json!({"BackendServers": {"BackendServer": out}}))
+}
+
+fn describe_listener(state: &State, p: &Params, protocol: Protocol) -> Result<Value, ApiError> {
+    let lb_id = p.required("LoadBalancerId")?;
+    let l = state.listener(lb_id, p.port("ListenerPort")?)?;
+    if l.protocol != protocol {
+        return Err(ApiError::listener_not_found());
+    }
+    let mut v = json!({
+        "LoadBalancerId": lb_id,
+        "ListenerPort": l.port,
+        "Status": l.status,
+        "Bandwidth": -1,
+        "Scheduler": "wrr",
+        "HealthCheck": if l.health_check.is_some() { "on" } else { "off" },
+    });
+    if let Some(g) = &l.v_server_group_id {
+        v["VServerGroupId"] = json!(g);
+    }
+    if matches!(protocol, Protocol::Tcp | Protocol::Udp) {
+        v["ConnectionDrain"] = json!(if l.connection_drain { "on" } else { "off" });
+        v["ConnectionDrainTimeout"] = json!(l.connection_drain_timeout);
+    }
+    Ok(v)
+}
+
+fn set_listener(state: &mut State, p: &Params, protocol: Protocol) -> Result<Value, ApiError> {
+    let lb_id = p.required("LoadBalancerId")?;
+    let port = p.port("ListenerPort")?;
+    let drain = p.opt_on_off("ConnectionDrain")?;
+    let drain_timeout = p.opt_u32("ConnectionDrainTimeout")?;
+    if drain == Some(true) && drain_timeout.is_none() {
+        return Err(ApiError::missing("ConnectionDrainTimeout"));
+    }
+    let v_server_group_id = match (p.opt_on_off("VServerGroup")?, p.get("VServerGroupId")) {
+        (Some(false), _) => Some(None),
+        (Some(true), None) => return Err(ApiError::missing("VServerGroupId")),
+        (_, Some(g)) => Some(Some(g.to_string())),
+        (None, None) => None,
+    };
+    state.set_listener(
+        lb_id,
+        port,
+        protocol,
+        ListenerChange {
+            drain,
+            drain_timeout,
+            v_server_group_id,
+        },
+    )?;
+    Ok(json!({}))
+}

@@ -1,0 +1,286 @@
+//! Starting, driving and stopping the mock: `MockSlb::start(config)` returns a handle
+//! with the API URL, data-plane addresses and admin helpers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::auth::Verifier;
+use crate::calls::{ActionCounters, CallLog, CallRecord};
+use crate::dataplane::{DataPlane, DataPlaneCounters, ListenerView};
+use crate::faults::{FaultConfig, Faults};
+use crate::state::seed::SeedError;
+use crate::state::{Seed, State};
+
+/// How to start the mock.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// API (and admin) address; default `127.0.0.1:0`.
+    pub api_addr: SocketAddr,
+    /// Objects, keys and faults to start with.
+    pub seed: Seed,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seed: Seed::default(),
+        }
+    }
+}
+
+/// Why the mock could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "the mock serves loopback only; {addr} is not a loopback address (use 127.0.0.0/8 or ::1)"
+    )]
+    NotLoopback { addr: SocketAddr },
+    #[error(transparent)]
+    Seed(#[from] SeedError),
+    #[error("cannot bind {what} on {addr}: {source} (is the address free and on loopback?)")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Everything behind the control plane, under one lock (never held across `.await`).
+pub struct Core {
+    pub state: State,
+    pub verifier: Verifier,
+    pub faults: Faults,
+    pub calls: CallLog,
+    version: u64,
+}
+
+impl Core {
+    /// Hands the current state to the data plane, now or after the propagation delay.
+    pub fn propagate(&mut self, dp: &DataPlane) {
+        self.version += 1;
+        let version = self.version;
+        let snapshot = self.state.clone();
+        let delay = self.faults.propagation_delay();
+        if delay.is_zero() {
+            if let Err(e) = dp.apply(version, &snapshot) {
+                tracing::warn!(error = %e, "data plane could not apply the configuration");
+            }
+        } else {
+            let dp = dp.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Err(e) = dp.apply(version, &snapshot) {
+                    tracing::warn!(error = %e, "data plane could not apply the configuration");
+                }
+            });
+        }
+    }
+
+    fn apply_seed(&mut self, seed: &Seed) -> Result<(), SeedError> {
+        let mut next = self.state.clone();
+        seed.apply(&mut next)?;
+        self.state = next;
+        for k in &seed.access_keys {
+            self.verifier.add_key(
+                k.id.clone(),
+                crate::auth::Key {
+                    secret: k.secret.clone(),
+                    security_token: k.security_token.clone(),
+                },
+            );
+        }
+        if let Some(f) = &seed.faults {
+            self.faults.set(f.clone());
+        }
+        Ok(())
+    }
+}
+
+/// State shared by the API, admin API and handle.
+pub struct Shared {
+    core: Mutex<Core>,
+    pub dataplane: DataPlane,
+    pub started: Instant,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Merges a seed and applies it to the data plane at once (seeding does not wait for
+    /// the propagation delay).
+    pub fn apply_seed(&self, seed: &Seed) -> Result<(), StartError> {
+        let mut core = self.lock();
+        core.apply_seed(seed)?;
+        core.version += 1;
+        let v = core.version;
+        self.dataplane
+            .apply(v, &core.state)
+            .map_err(|source| StartError::Bind {
+                what: "a data-plane listener",
+                addr: "the seed's bind address".to_string(),
+                source,
+            })
+    }
+}
+
+/// Entry point.
+pub struct MockSlb;
+
+impl MockSlb {
+    /// Binds the API, applies the seed, starts the data-plane listeners.
+    pub async fn start(config: Config) -> Result<MockSlbHandle, StartError> {
+        if !config.api_addr.ip().is_loopback() {
+            return Err(StartError::NotLoopback {
+                addr: config.api_addr,
+            });
+        }
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core {
+                state: State::default(),
+                verifier: Verifier::new(HashMap::new()),
+                faults: Faults::default(),
+                calls: CallLog::default(),
+                version: 0,
+            }),
+            dataplane: DataPlane::default(),
+            started: Instant::now(),
+        });
+        shared.apply_seed(&config.seed)?;
+        let listener = tokio::net::TcpListener::bind(config.api_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                what: "the API",
+                addr: config.api_addr.to_string(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            what: "the API",
+            addr: config.api_addr.to_string(),
+            source,
+        })?;
+        let app = crate::admin::router()
+            .fallback(crate::api::rpc)
+            .with_state(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "mock SLB API server failed");
+            }
+        });
+        tracing::info!(%addr, "mock SLB API listening");
+        Ok(MockSlbHandle {
+            shared,
+            addr,
+            stop: Some(tx),
+            task: Some(task),
+        })
+    }
+}
+
+/// A running mock. Dropping it stops the data plane; call [`shutdown`](Self::shutdown)
+/// to also wait for the API server to finish.
+pub struct MockSlbHandle {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl MockSlbHandle {
+    /// The RPC endpoint, e.g. `http://127.0.0.1:40000/` (use as the endpoint override).
+    pub fn api_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Base URL of the admin API.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}/admin", self.addr)
+    }
+
+    /// Where a listener's data plane accepts connections.
+    pub fn listener_addr(&self, lb_id: &str, port: u16) -> Option<SocketAddr> {
+        self.shared.dataplane.listener_addr(lb_id, port)
+    }
+
+    /// A copy of the control-plane state.
+    pub fn state(&self) -> State {
+        self.shared.lock().state.clone()
+    }
+
+    pub fn set_faults(&self, faults: FaultConfig) {
+        self.shared.lock().faults.set(faults);
+    }
+
+    pub fn faults(&self) -> FaultConfig {
+        self.shared.lock().faults.config.clone()
+    }
+
+    /// Per-action API counters.
+    pub fn counters(&self) -> BTreeMap<String, ActionCounters> {
+        self.shared.lock().calls.counters()
+    }
+
+    pub fn call_log(&self) -> Vec<CallRecord> {
+        self.shared.lock().calls.entries()
+    }
+
+    pub fn clear_call_log(&self) {
+        self.shared.lock().calls.clear();
+    }
+
+    /// Connection counters of one data-plane listener.
+    pub fn dataplane_counters(&self, lb_id: &str, port: u16) -> Option<DataPlaneCounters> {
+        self.shared.dataplane.counters(lb_id, port)
+    }
+
+    /// Every data-plane listener with its applied backends and counters.
+    pub fn dataplane(&self) -> Vec<ListenerView> {
+        self.shared.dataplane.views()
+    }
+
+    /// Revokes a key pair; later calls with it get `InvalidAccessKeyId.NotFound`.
+    pub fn remove_access_key(&self, id: &str) -> bool {
+        self.shared.lock().verifier.remove_key(id)
+    }
+
+    /// Merges more objects, keys or faults.
+    pub fn apply_seed(&self, seed: &Seed) -> Result<(), StartError> {
+        self.shared.apply_seed(seed)
+    }
+
+    /// Stops the API server and the data plane, closing every proxied connection.
+    pub async fn shutdown(mut self) {
+        self.shared.dataplane.shutdown();
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for MockSlbHandle {
+    fn drop(&mut self) {
+        self.shared.dataplane.shutdown();
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+    }
+}
