@@ -356,6 +356,17 @@ fn managed_services<'a>(
             }
             Err(errors) => {
                 let list: Vec<_> = errors.iter().map(ToString::to_string).collect();
+                let fixes: Vec<_> = errors
+                    .iter()
+                    .map(|e| match e {
+                        annotations::AnnotationError::Missing { key, fix } => {
+                            format!("{key}: {fix}")
+                        }
+                        annotations::AnnotationError::Invalid { key, expected, .. } => {
+                            format!("set {key} to {expected}")
+                        }
+                    })
+                    .collect();
                 out.push(
                     Severity::Error,
                     format!("Service {}", managed.id),
@@ -365,7 +376,7 @@ fn managed_services<'a>(
                         "the agent skips this Service (no backends are synced) because of: {}",
                         list.join("; ")
                     ),
-                    "correct the annotation values as described",
+                    fixes.join("; "),
                 );
             }
         }

@@ -289,7 +289,8 @@ fn check_pre_stop(
         ),
         PreStop::WaitDrained { names_pod, .. } => {
             let env: Vec<&str> = c.env.iter().flatten().map(|e| e.name.as_str()).collect();
-            if !names_pod && !(env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE")) {
+            let env_names_pod = env.contains(&"POD_NAME") && env.contains(&"POD_NAMESPACE");
+            if !(*names_pod || env_names_pod) {
                 push(
                     Severity::Error,
                     "wait-drained identifies the pod by --pod/--namespace or the POD_NAME and \

@@ -166,14 +166,16 @@ mod tests {
             of(&exec(&["/bin/sh", "-c", "nginx -s quit"])),
             PreStop::Unknown(_)
         ));
-        let mut builtin = Container::default();
-        builtin.lifecycle = Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction { seconds: 50 }),
+        let builtin = Container {
+            lifecycle: Some(Lifecycle {
+                pre_stop: Some(LifecycleHandler {
+                    sleep: Some(SleepAction { seconds: 50 }),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
-        });
+        };
         assert_eq!(of(&builtin), PreStop::Sleep(50));
     }
 }

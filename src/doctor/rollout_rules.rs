@@ -36,7 +36,7 @@ pub(super) fn check_rollout(svc: &ManagedService<'_>, w: &Workload<'_>, out: &mu
                     show(max_unavailable)
                 ));
             }
-            if !surge.is_some_and(|s| s > 0) {
+            if surge.is_none_or(|s| s <= 0) {
                 problems.push(format!(
                     "maxSurge is {} (no new pod can start before an old one goes)",
                     show(max_surge)
