@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests that read the manifests under `deploy/`.
 #![allow(dead_code)] // each test crate uses a different subset
 
+pub mod schemas;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
