@@ -7,6 +7,7 @@
 
 pub mod annotations;
 pub mod desired;
+pub mod doctor;
 pub mod index;
 pub mod model;
 pub mod offline;

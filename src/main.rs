@@ -22,6 +22,19 @@ struct Cli {
 enum Command {
     /// Print the desired SLB backends of every managed Service as JSON.
     Plan(PlanArgs),
+    /// Audit the workloads behind managed Services for settings that lose requests
+    /// during rolling updates.
+    ///
+    /// Checks readinessProbe, livenessProbe vs slow starts, the readiness gate, preStop,
+    /// terminationGracePeriodSeconds, the rolling update, the Local-mode node layout and the
+    /// Cluster-mode SLB-per-ECS quota, and prints each finding with its fix.
+    ///
+    /// Reads manifest files only. Auditing a live cluster (--kubeconfig / in-cluster) is
+    /// not implemented yet: dump the cluster and pass the file, e.g.
+    /// `kubectl get deploy,sts,svc,nodes -A -o yaml > cluster.yaml; slb-sync doctor cluster.yaml`.
+    ///
+    /// Exits 1 when any finding is an error or the input cannot be read, 0 otherwise.
+    Doctor(DoctorArgs),
 }
 
 /// Which Services are managed and how owned backends are named; shared by every command
@@ -84,6 +97,41 @@ struct PlanArgs {
     planner: PlannerArgs,
 }
 
+/// Output format of `doctor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DoctorOutput {
+    /// Aligned columns: severity, object, rule, finding, fix.
+    Table,
+    /// `{"findings": [...], "summary": {...}}`.
+    Json,
+}
+
+/// What `doctor` audits and how it reports.
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// Manifest or snapshot files (YAML or JSON), or directories searched recursively:
+    /// the Services, their Deployments/StatefulSets and, for Local mode, the Nodes.
+    #[arg(value_name = "PATH", required = true, num_args = 1.., env = "SLB_SYNC_DOCTOR_PATH")]
+    paths: Vec<PathBuf>,
+    /// `spec.loadBalancerClass` of the Services the agent manages.
+    #[arg(long, env = "SLB_SYNC_LB_CLASS", default_value = "slb-sync.io/slb")]
+    lb_class: String,
+    /// Also audit LoadBalancer Services without a class that carry the SLB id annotation.
+    #[arg(
+        long,
+        env = "SLB_SYNC_MANAGE_UNCLASSED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    manage_unclassed: bool,
+    /// The agent's drain window for Services without connection drain, in seconds.
+    #[arg(long, env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS", default_value_t = 30)]
+    default_drain_seconds: u32,
+    /// Output format.
+    #[arg(long, short, env = "SLB_SYNC_DOCTOR_OUTPUT", value_enum, default_value_t = DoctorOutput::Table)]
+    output: DoctorOutput,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -95,6 +143,12 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Plan(args) => plan(args),
+        Command::Doctor(args) => match doctor(args) {
+            Ok(true) => Ok(()),
+            // The findings said why; no extra error line.
+            Ok(false) => return ExitCode::FAILURE,
+            Err(err) => Err(err),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -155,6 +209,26 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     writeln!(out).context("cannot write the plan")?;
     out.flush().context("cannot write the plan")?;
     Ok(())
+}
+
+/// Returns whether the workloads passed (no error findings).
+fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
+    let snapshot = slb_sync::offline::load_paths_with_workloads(&args.paths)
+        .context("cannot read the Kubernetes objects given to doctor")?;
+    let config = slb_sync::doctor::DoctorConfig {
+        lb_class: args.lb_class,
+        manage_unclassed: args.manage_unclassed,
+        default_drain_secs: args.default_drain_seconds,
+    };
+    let report = slb_sync::doctor::audit(&snapshot, &config);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match args.output {
+        DoctorOutput::Table => slb_sync::doctor::render_table(&report, &mut out),
+        DoctorOutput::Json => slb_sync::doctor::render_json(&report, &mut out),
+    }
+    .context("cannot write the doctor report")?;
+    out.flush().context("cannot write the doctor report")?;
+    Ok(!report.has_errors())
 }
 
 #[cfg(test)]
@@ -219,7 +293,9 @@ mod tests {
             "--manage-unclassed",
         ])
         .unwrap();
-        let Command::Plan(args) = cli.command;
+        let Command::Plan(args) = cli.command else {
+            panic!("parsed as plan");
+        };
         assert_eq!(
             args.offline,
             [PathBuf::from("a.yaml"), PathBuf::from("dir/")]

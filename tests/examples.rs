@@ -8,7 +8,9 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use serde_json::Value;
+
+mod common;
+use common::{documents, round_trips};
 
 const MODES: [&str; 3] = ["cluster", "local", "eni"];
 const AGENT_URL: &str = "http://slb-sync.slb-sync.svc:8080";
@@ -18,26 +20,6 @@ fn example_file(mode: &str, file: &str) -> PathBuf {
         .join("deploy/examples")
         .join(mode)
         .join(file)
-}
-
-fn documents(path: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(path).unwrap();
-    serde_saphyr::from_multiple(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// Deserialises into the typed object and back: a misspelled or misplaced field is
-/// dropped by the typed object and shows up as a difference.
-fn round_trips<K: serde::de::DeserializeOwned + serde::Serialize>(path: &Path, doc: &Value) {
-    let typed: K = serde_json::from_value(doc.clone())
-        .unwrap_or_else(|e| panic!("{}: {e}: {doc}", path.display()));
-    let back = serde_json::to_value(&typed).unwrap();
-    assert_eq!(
-        &back,
-        doc,
-        "{}: a field is not part of {}",
-        path.display(),
-        doc["kind"]
-    );
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //!
 //! Files are YAML (multi-document) or JSON (one value or a stream), each document one
 //! object or a `kind: List`/`<Kind>List`. Only the kinds the planner reads (Service,
-//! discovery.k8s.io/v1 EndpointSlice, Node, Pod) are kept; other kinds are skipped so a
-//! whole manifest directory can be passed. Anything that is not a Kubernetes object is an
+//! discovery.k8s.io/v1 EndpointSlice, Node, Pod) are kept, plus apps/v1 Deployments and
+//! StatefulSets when the loader is asked to keep workloads (`doctor`); other kinds are
+//! skipped so a whole manifest directory can be passed. Anything that is not a Kubernetes object is an
 //! error naming the file and document, because a silently skipped typo would make the plan
 //! lie.
 
@@ -34,6 +35,17 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<ClusterSnapshot, LoadEr
     Ok(loader.finish())
 }
 
+/// As [`load_paths`], also keeping apps/v1 Deployments and StatefulSets (for `doctor`).
+pub fn load_paths_with_workloads<P: AsRef<Path>>(
+    paths: &[P],
+) -> Result<ClusterSnapshot, LoadError> {
+    let mut loader = Loader::with_workloads();
+    for path in paths {
+        loader.add_path(path.as_ref())?;
+    }
+    Ok(loader.finish())
+}
+
 /// Accumulates objects from several files; the same file reached twice is read once.
 #[derive(Debug, Default)]
 pub struct Loader {
@@ -42,6 +54,14 @@ pub struct Loader {
 }
 
 impl Loader {
+    /// A loader that also keeps apps/v1 Deployments and StatefulSets instead of counting
+    /// them as ignored.
+    pub fn with_workloads() -> Self {
+        let mut loader = Loader::default();
+        loader.collector.keep_workloads = true;
+        loader
+    }
+
     /// Adds a file, or every manifest file under a directory.
     pub fn add_path(&mut self, path: &Path) -> Result<(), LoadError> {
         let meta = fs::metadata(path).map_err(|source| LoadError::Read {

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::Resource;
@@ -195,7 +196,8 @@ fn describe(value: &Value) -> &'static str {
     }
 }
 
-/// Deserialises the kinds the planner reads; every other kind is counted and ignored.
+/// Deserialises the kinds the planner reads (and, when asked, the workloads `doctor`
+/// audits); every other kind is counted and ignored.
 fn collect_object(
     origin: Origin,
     api_version: String,
@@ -224,6 +226,14 @@ fn collect_object(
         check_version::<Pod>(&origin, version, &kind, &api_version)?;
         let obj = typed::<Pod>(&origin, map)?;
         out.add_pod(obj, origin)
+    } else if out.keep_workloads && wanted(Deployment::GROUP, Deployment::KIND) {
+        check_version::<Deployment>(&origin, version, &kind, &api_version)?;
+        let obj = typed::<Deployment>(&origin, map)?;
+        out.add_deployment(obj, origin)
+    } else if out.keep_workloads && wanted(StatefulSet::GROUP, StatefulSet::KIND) {
+        check_version::<StatefulSet>(&origin, version, &kind, &api_version)?;
+        let obj = typed::<StatefulSet>(&origin, map)?;
+        out.add_stateful_set(obj, origin)
     } else {
         tracing::debug!(%origin, %api_version, %kind, "ignoring object of a kind the planner does not read");
         out.ignore();

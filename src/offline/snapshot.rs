@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::Metadata;
@@ -16,6 +17,11 @@ pub struct ClusterSnapshot {
     pub endpoint_slices: Vec<EndpointSlice>,
     pub nodes: Vec<Node>,
     pub pods: Vec<Pod>,
+    /// `apps/v1` Deployments, read only when the loader keeps workloads (`doctor`);
+    /// otherwise they are counted in `ignored`.
+    pub deployments: Vec<Deployment>,
+    /// `apps/v1` StatefulSets, as `deployments`.
+    pub stateful_sets: Vec<StatefulSet>,
     /// Objects of other kinds (Deployments, Namespaces, …) that were skipped.
     pub ignored: usize,
 }
@@ -90,6 +96,10 @@ pub(super) struct Collector {
     endpoint_slices: Seen<EndpointSlice>,
     nodes: Seen<Node>,
     pods: Seen<Pod>,
+    deployments: Seen<Deployment>,
+    stateful_sets: Seen<StatefulSet>,
+    /// Whether Deployments and StatefulSets are kept rather than ignored.
+    pub(super) keep_workloads: bool,
     ignored: usize,
 }
 
@@ -114,6 +124,22 @@ impl Collector {
         self.pods.add("Pod", obj, origin, true)
     }
 
+    pub(super) fn add_deployment(
+        &mut self,
+        obj: Deployment,
+        origin: Origin,
+    ) -> Result<(), LoadError> {
+        self.deployments.add("Deployment", obj, origin, true)
+    }
+
+    pub(super) fn add_stateful_set(
+        &mut self,
+        obj: StatefulSet,
+        origin: Origin,
+    ) -> Result<(), LoadError> {
+        self.stateful_sets.add("StatefulSet", obj, origin, true)
+    }
+
     pub(super) fn ignore(&mut self) {
         self.ignored += 1;
     }
@@ -124,6 +150,8 @@ impl Collector {
             endpoint_slices: self.endpoint_slices.objects,
             nodes: self.nodes.objects,
             pods: self.pods.objects,
+            deployments: self.deployments.objects,
+            stateful_sets: self.stateful_sets.objects,
             ignored: self.ignored,
         }
     }

@@ -297,3 +297,34 @@ fn large_multi_document_files_load() {
     let labels = snap.nodes[1100].metadata.labels.as_ref().unwrap();
     assert_eq!(labels.len(), 130_000);
 }
+
+#[test]
+fn workloads_are_kept_only_when_asked() {
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n\
+                spec: {selector: {}, template: {}}\n---\n\
+                apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: db, namespace: shop}\n\
+                spec: {selector: {}, template: {}, serviceName: db}\n---\n\
+                apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n";
+    let plain = yaml(text).unwrap();
+    assert!(plain.deployments.is_empty() && plain.stateful_sets.is_empty());
+    assert_eq!(plain.ignored, 3);
+
+    let mut loader = Loader::with_workloads();
+    loader
+        .add_text(Path::new("w.yaml"), text, Format::Yaml)
+        .unwrap();
+    let snap = loader.finish();
+    assert_eq!(names(&snap.deployments), ["default/web"]);
+    assert_eq!(names(&snap.stateful_sets), ["shop/db"]);
+    assert_eq!(snap.ignored, 1);
+
+    let mut loader = Loader::with_workloads();
+    let err = loader
+        .add_text(
+            Path::new("w.yaml"),
+            "apiVersion: apps/v1beta2\nkind: Deployment\nmetadata: {name: web}\n",
+            Format::Yaml,
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("use apps/v1"), "{err}");
+}

@@ -1,0 +1,395 @@
+//! `slb-sync doctor`: audits the workloads behind managed Services for the settings that
+//! still lose requests during rolling updates (DESIGN.md §1 "The usual workload advice").
+//!
+//! Pure rules over loaded objects ([`audit`]); reading files and printing live in the CLI
+//! and [`render`]. Each finding names the object, the rule, what is wrong and the exact
+//! change that fixes it, because the reader is an application team, not us.
+
+mod pod_rules;
+mod prestop;
+mod render;
+mod rollout_rules;
+mod workload;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Service;
+use serde::Serialize;
+
+use crate::annotations;
+use crate::model::{BackendType, Mode};
+use crate::offline::ClusterSnapshot;
+
+pub use render::{render_json, render_table};
+use workload::Workload;
+
+/// Seconds between the agent's weight-0 write and every SLB node honouring it, added to
+/// the drain window when judging a `sleep` preStop.
+pub const PROPAGATION_MARGIN_SECS: u32 = 10;
+/// What Kubernetes asks of `terminationGracePeriodSeconds` beyond the preStop time: the
+/// application's own shutdown after SIGTERM.
+pub const SHUTDOWN_MARGIN_SECS: i64 = 30;
+/// Default number of SLB instances one ECS instance may back.
+pub const SLB_PER_ECS_LIMIT: usize = 50;
+/// Cluster-mode SLB count from which `doctor` warns about that limit.
+pub const SLB_PER_ECS_WARN: usize = 40;
+
+/// Which Services are audited and the drain window assumed when a Service sets none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoctorConfig {
+    /// `spec.loadBalancerClass` of managed Services (`--lb-class`).
+    pub lb_class: String,
+    /// Also audit class-less LoadBalancer Services with the SLB id annotation.
+    pub manage_unclassed: bool,
+    /// The agent's drain window for Services without connection drain (`--default-drain-seconds`).
+    pub default_drain_secs: u32,
+}
+
+impl Default for DoctorConfig {
+    fn default() -> Self {
+        DoctorConfig {
+            lb_class: "slb-sync.io/slb".to_owned(),
+            manage_unclassed: false,
+            default_drain_secs: 30,
+        }
+    }
+}
+
+/// How bad a finding is: errors make `doctor` exit non-zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// Requests will be lost (or the rollout cannot complete) as configured.
+    Error,
+    /// Requests may be lost under load, slow starts or large clusters.
+    Warning,
+    /// Something `doctor` cannot check from the input; says what to check by hand.
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// The rules, with the stable ids printed in the `rule` column and JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// The Service's annotations must parse, or the agent skips it.
+    Annotations,
+    /// A managed Service should have a workload in the input to audit.
+    Workload,
+    /// readinessProbe present, with thresholds that take a failing pod out quickly.
+    ReadinessProbe,
+    /// A livenessProbe must not kill a slow starter before readiness could pass.
+    LivenessProbe,
+    /// Readiness gate `registered.slb-sync.io/<service>` (or ACK's).
+    ReadinessGate,
+    /// preStop waits for the drain (`wait-drained`, or a long enough `sleep`).
+    PreStop,
+    /// terminationGracePeriodSeconds ≥ preStop time + 30 s.
+    GracePeriod,
+    /// Rolling update with maxUnavailable 0 and maxSurge > 0.
+    RollingUpdate,
+    /// Local mode: a serving pod stays on every backend node during the update.
+    LocalLayout,
+    /// Cluster mode: SLB instances per ECS instance against the default quota.
+    ClusterQuota,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Annotations => "annotations",
+            Rule::Workload => "workload",
+            Rule::ReadinessProbe => "readiness-probe",
+            Rule::LivenessProbe => "liveness-probe",
+            Rule::ReadinessGate => "readiness-gate",
+            Rule::PreStop => "pre-stop",
+            Rule::GracePeriod => "grace-period",
+            Rule::RollingUpdate => "rolling-update",
+            Rule::LocalLayout => "local-layout",
+            Rule::ClusterQuota => "cluster-quota",
+        }
+    }
+
+    /// Every rule, in report order.
+    pub const ALL: [Rule; 10] = [
+        Rule::Annotations,
+        Rule::Workload,
+        Rule::ReadinessProbe,
+        Rule::LivenessProbe,
+        Rule::ReadinessGate,
+        Rule::PreStop,
+        Rule::GracePeriod,
+        Rule::RollingUpdate,
+        Rule::LocalLayout,
+        Rule::ClusterQuota,
+    ];
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One problem (or one thing to check by hand) found on one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    /// `Deployment demo/web`, `Service demo/web`, or `cluster`.
+    pub object: String,
+    /// The managed Service the finding is about, `<namespace>/<name>`, when there is one.
+    pub service: Option<String>,
+    pub rule: Rule,
+    /// What is wrong and why it loses requests.
+    pub finding: String,
+    /// The change that fixes it.
+    pub fix: String,
+}
+
+/// All findings, most severe first, then by object and rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    pub summary: Summary,
+}
+
+/// Counts per severity; `errors > 0` makes `doctor` exit non-zero.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    /// Managed Services audited.
+    pub services: usize,
+    /// (Service, workload) pairs audited.
+    pub workloads: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+}
+
+impl Report {
+    pub fn has_errors(&self) -> bool {
+        self.summary.errors > 0
+    }
+}
+
+/// A managed Service with what the rules need from it.
+#[derive(Debug, Clone)]
+pub(crate) struct ManagedService<'a> {
+    pub id: String,
+    pub service: &'a Service,
+    pub mode: Mode,
+    /// The SLB instance id, when the annotations parse.
+    pub load_balancer_id: Option<String>,
+    /// The agent's drain window for this Service, seconds.
+    pub drain_secs: u32,
+    /// Whether `drain_secs` is the Service's connection-drain-timeout (else the default).
+    pub drain_from_service: bool,
+}
+
+/// Collects findings; one place decides the object naming.
+#[derive(Debug, Default)]
+pub(crate) struct Findings(Vec<Finding>);
+
+impl Findings {
+    pub(crate) fn push(
+        &mut self,
+        severity: Severity,
+        object: impl fmt::Display,
+        service: Option<&ManagedService<'_>>,
+        rule: Rule,
+        finding: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
+        self.0.push(Finding {
+            severity,
+            object: object.to_string(),
+            service: service.map(|s| s.id.clone()),
+            rule,
+            finding: finding.into(),
+            fix: fix.into(),
+        });
+    }
+}
+
+/// Audits every workload behind a managed Service in `snapshot`.
+pub fn audit(snapshot: &ClusterSnapshot, config: &DoctorConfig) -> Report {
+    let mut out = Findings::default();
+    let services = managed_services(snapshot, config, &mut out);
+    let workloads: Vec<Workload<'_>> = snapshot
+        .deployments
+        .iter()
+        .map(Workload::from_deployment)
+        .chain(
+            snapshot
+                .stateful_sets
+                .iter()
+                .map(Workload::from_stateful_set),
+        )
+        .collect();
+    let mut pairs = 0;
+    for svc in &services {
+        let selector = svc
+            .service
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.clone())
+            .unwrap_or_default();
+        let namespace = svc
+            .service
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default");
+        let behind: Vec<_> = workloads
+            .iter()
+            .filter(|w| w.namespace == namespace && w.selected_by(&selector))
+            .collect();
+        // A Service without a selector has its endpoints managed by hand: no workload
+        // to audit, and nothing to say about it.
+        if behind.is_empty() && !selector.is_empty() {
+            out.push(
+                Severity::Info,
+                format!("Service {}", svc.id),
+                Some(svc),
+                Rule::Workload,
+                format!(
+                    "no Deployment or StatefulSet in the input has pod labels matching the \
+                     selector {}, so no workload was audited for this Service",
+                    format_selector(&selector)
+                ),
+                "pass the workload's manifests too (or `kubectl get deploy,sts -n <ns> -o yaml`)",
+            );
+        }
+        for workload in behind {
+            pairs += 1;
+            pod_rules::check(svc, workload, &mut out);
+            rollout_rules::check_rollout(svc, workload, &mut out);
+            if svc.mode == Mode::Local {
+                rollout_rules::check_local_layout(svc, workload, &snapshot.nodes, &mut out);
+            }
+        }
+    }
+    rollout_rules::check_cluster_quota(&services, &mut out);
+
+    let mut findings = out.0;
+    findings.sort_by(|a, b| {
+        (a.severity, &a.object, a.rule, &a.service)
+            .cmp(&(b.severity, &b.object, b.rule, &b.service))
+    });
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count();
+    let summary = Summary {
+        services: services.len(),
+        workloads: pairs,
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warning),
+        infos: count(Severity::Info),
+    };
+    Report { findings, summary }
+}
+
+/// Managed Services by the planner's rules (DESIGN.md §3.1 "Managed", "Mode"), with a
+/// finding for each whose annotations do not parse.
+fn managed_services<'a>(
+    snapshot: &'a ClusterSnapshot,
+    config: &DoctorConfig,
+    out: &mut Findings,
+) -> Vec<ManagedService<'a>> {
+    let mut services = Vec::new();
+    for service in &snapshot.services {
+        let Some(spec) = service.spec.as_ref() else {
+            continue;
+        };
+        if spec.type_.as_deref() != Some("LoadBalancer") {
+            continue;
+        }
+        let empty = BTreeMap::new();
+        let annotations = service.metadata.annotations.as_ref().unwrap_or(&empty);
+        let managed = match spec.load_balancer_class.as_deref() {
+            Some(class) => class == config.lb_class,
+            None => config.manage_unclassed && annotations::has_lb_id(annotations),
+        };
+        if !managed {
+            continue;
+        }
+        let id = format!(
+            "{}/{}",
+            service.metadata.namespace.as_deref().unwrap_or("default"),
+            service.metadata.name.as_deref().unwrap_or("")
+        );
+        let parsed = annotations::parse(annotations);
+        let eni = match &parsed {
+            Ok(spec) => spec.backend_type == Some(BackendType::Eni),
+            Err(_) => annotations
+                .get(annotations::BACKEND_TYPE)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("eni")),
+        };
+        let mode = if eni {
+            Mode::Eni
+        } else if spec.external_traffic_policy.as_deref() == Some("Local") {
+            Mode::Local
+        } else {
+            Mode::Cluster
+        };
+        let mut managed = ManagedService {
+            id,
+            service,
+            mode,
+            load_balancer_id: None,
+            drain_secs: config.default_drain_secs,
+            drain_from_service: false,
+        };
+        match parsed {
+            Ok(lb) => {
+                managed.drain_secs = lb.drain_window_secs(config.default_drain_secs);
+                managed.drain_from_service =
+                    lb.connection_drain == Some(true) && lb.connection_drain_timeout.is_some();
+                managed.load_balancer_id = Some(lb.load_balancer_id);
+            }
+            Err(errors) => {
+                let list: Vec<_> = errors.iter().map(ToString::to_string).collect();
+                let fixes: Vec<_> = errors
+                    .iter()
+                    .map(|e| match e {
+                        annotations::AnnotationError::Missing { key, fix } => {
+                            format!("{key}: {fix}")
+                        }
+                        annotations::AnnotationError::Invalid { key, expected, .. } => {
+                            format!("set {key} to {expected}")
+                        }
+                    })
+                    .collect();
+                out.push(
+                    Severity::Error,
+                    format!("Service {}", managed.id),
+                    Some(&managed),
+                    Rule::Annotations,
+                    format!(
+                        "the agent skips this Service (no backends are synced) because of: {}",
+                        list.join("; ")
+                    ),
+                    fixes.join("; "),
+                );
+            }
+        }
+        services.push(managed);
+    }
+    services.sort_by(|a, b| a.id.cmp(&b.id));
+    services
+}
+
+fn format_selector(selector: &BTreeMap<String, String>) -> String {
+    selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,61 @@
+//! Helpers shared by the integration tests that read the manifests under `deploy/`.
+#![allow(dead_code)] // each test crate uses a different subset
+
+pub mod schemas;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// A path relative to the repository root.
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// Every YAML document of a file, as untyped JSON values (empty documents skipped).
+pub fn documents(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_saphyr::from_multiple::<Value>(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .into_iter()
+        .filter(|doc| !doc.is_null())
+        .collect()
+}
+
+/// Deserialises into the typed object and back: a misspelled or misplaced field is
+/// dropped by the typed object and shows up as a difference.
+pub fn round_trips<K: serde::de::DeserializeOwned + serde::Serialize>(path: &Path, doc: &Value) {
+    let typed: K = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{}: {e}: {doc}", path.display()));
+    let back = serde_json::to_value(&typed).unwrap();
+    assert_eq!(
+        &back,
+        doc,
+        "{}: a field is not part of {}",
+        path.display(),
+        doc["kind"]
+    );
+}
+
+/// Every file under `dir` (recursively, sorted) whose name ends in one of `extensions`.
+pub fn files_under(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| extensions.contains(&e))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,619 @@
+//! `slb-sync doctor`: every rule on a good and a bad workload, and the CLI on the shipped
+//! examples (no errors) and on `deploy/doctor-fixtures/bad/` (every rule).
+//!
+//! The good workloads are the examples in `deploy/examples/`; each bad one is an example
+//! with one setting changed, so a test fails only for the rule it is about.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::{json, Value};
+use slb_sync::doctor::{audit, DoctorConfig, Finding, Report, Rule, Severity};
+use slb_sync::offline::{Format, Loader};
+
+mod common;
+use common::{documents, repo_path};
+
+// ---- Fixtures. ----
+
+/// The example's workload and cluster state (Nodes, pods, slices) as JSON documents.
+fn example(mode: &str) -> Vec<Value> {
+    let dir = repo_path("deploy/examples").join(mode);
+    let mut docs = documents(&dir.join("workload.yaml"));
+    docs.extend(documents(&dir.join("cluster-state.yaml")));
+    docs
+}
+
+fn without_nodes(docs: Vec<Value>) -> Vec<Value> {
+    docs.into_iter().filter(|d| d["kind"] != "Node").collect()
+}
+
+fn run(docs: &[Value], config: &DoctorConfig) -> Report {
+    let text: String = docs.iter().map(|d| format!("{d}\n")).collect();
+    let mut loader = Loader::with_workloads();
+    loader
+        .add_text(Path::new("input.json"), &text, Format::Json)
+        .expect("fixtures are valid objects");
+    audit(&loader.finish(), config)
+}
+
+fn audit_docs(docs: &[Value]) -> Report {
+    run(docs, &DoctorConfig::default())
+}
+
+fn of_rule(report: &Report, rule: Rule) -> Vec<&Finding> {
+    report.findings.iter().filter(|f| f.rule == rule).collect()
+}
+
+/// The single finding of `rule`, which must have `severity`.
+fn one(report: &Report, rule: Rule, severity: Severity) -> Finding {
+    let found = of_rule(report, rule);
+    assert_eq!(found.len(), 1, "{rule}: {:#?}", report.findings);
+    assert_eq!(found[0].severity, severity, "{:#?}", found[0]);
+    found[0].clone()
+}
+
+fn kind_mut<'a>(docs: &'a mut [Value], kind: &str) -> &'a mut Value {
+    docs.iter_mut().find(|d| d["kind"] == kind).unwrap()
+}
+
+fn pod_spec(docs: &mut [Value]) -> &mut Value {
+    &mut kind_mut(docs, "Deployment")["spec"]["template"]["spec"]
+}
+
+fn app(docs: &mut [Value]) -> &mut Value {
+    &mut pod_spec(docs)["containers"][0]
+}
+
+fn remove(v: &mut Value, key: &str) {
+    v.as_object_mut().unwrap().remove(key);
+}
+
+fn set_annotation(docs: &mut [Value], key: &str, value: Option<&str>) {
+    let annotations = kind_mut(docs, "Service")["metadata"]["annotations"]
+        .as_object_mut()
+        .unwrap();
+    match value {
+        Some(v) => annotations.insert(key.to_owned(), json!(v)),
+        None => annotations.remove(key),
+    };
+}
+
+const DRAIN: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-connection-drain";
+
+// ---- The examples are clean. ----
+
+#[test]
+fn the_examples_have_no_findings() {
+    for mode in ["cluster", "local", "eni"] {
+        let report = audit_docs(&example(mode));
+        assert_eq!(report.findings, [], "{mode}");
+        assert_eq!((report.summary.services, report.summary.workloads), (1, 1));
+    }
+}
+
+// ---- readiness-probe ----
+
+#[test]
+fn a_missing_readiness_probe_is_an_error() {
+    let mut docs = example("eni");
+    remove(app(&mut docs), "readinessProbe");
+    let f = one(&audit_docs(&docs), Rule::ReadinessProbe, Severity::Error);
+    assert_eq!(f.object, "Deployment demo/web-eni container app");
+    assert_eq!(f.service.as_deref(), Some("demo/web-eni"));
+    assert!(f.fix.contains("readinessProbe"), "{}", f.fix);
+}
+
+#[test]
+fn a_readiness_probe_that_keeps_failing_pods_too_long_is_a_warning() {
+    let mut docs = example("eni");
+    app(&mut docs)["readinessProbe"]["periodSeconds"] = json!(30);
+    app(&mut docs)["readinessProbe"]["failureThreshold"] = json!(5);
+    let f = one(&audit_docs(&docs), Rule::ReadinessProbe, Severity::Warning);
+    assert!(f.finding.contains("150 s"), "{}", f.finding);
+    // Defaults (10 s × 3) are fine.
+    let mut docs = example("eni");
+    app(&mut docs)["readinessProbe"] = json!({"httpGet": {"path": "/", "port": "http"}});
+    assert!(of_rule(&audit_docs(&docs), Rule::ReadinessProbe).is_empty());
+}
+
+/// Only the containers serving the Service's target port are held to the rule.
+#[test]
+fn a_sidecar_without_readiness_probe_is_not_flagged() {
+    let mut docs = example("eni");
+    pod_spec(&mut docs)["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "log-shipper", "image": "fluent-bit:3"}));
+    assert_eq!(audit_docs(&docs).findings, []);
+}
+
+// ---- liveness-probe ----
+
+#[test]
+fn a_liveness_probe_that_kills_slow_starters_is_a_warning() {
+    let mut docs = example("cluster");
+    app(&mut docs)["readinessProbe"] = json!({"httpGet": {"path": "/ready", "port": "http"}, "initialDelaySeconds": 20,
+               "periodSeconds": 5, "failureThreshold": 6});
+    app(&mut docs)["livenessProbe"] =
+        json!({"httpGet": {"path": "/live", "port": "http"}, "periodSeconds": 10});
+    let f = one(&audit_docs(&docs), Rule::LivenessProbe, Severity::Warning);
+    assert!(
+        f.finding.contains("30 s") && f.finding.contains("50 s"),
+        "{}",
+        f.finding
+    );
+    assert!(f.fix.contains("initialDelaySeconds ≥ 20"), "{}", f.fix);
+
+    // A startup probe holds liveness back until the application has started.
+    app(&mut docs)["startupProbe"] =
+        json!({"httpGet": {"path": "/live", "port": "http"}, "failureThreshold": 30});
+    assert!(of_rule(&audit_docs(&docs), Rule::LivenessProbe).is_empty());
+
+    // So does a liveness budget longer than readiness's.
+    let mut docs = example("cluster");
+    app(&mut docs)["livenessProbe"] = json!({"httpGet": {"path": "/live", "port": "http"},
+                                             "initialDelaySeconds": 30});
+    assert!(of_rule(&audit_docs(&docs), Rule::LivenessProbe).is_empty());
+}
+
+// ---- readiness-gate ----
+
+#[test]
+fn a_missing_readiness_gate_is_an_error_where_pods_or_nodes_are_registered() {
+    for mode in ["local", "eni"] {
+        let mut docs = example(mode);
+        remove(pod_spec(&mut docs), "readinessGates");
+        let f = one(&audit_docs(&docs), Rule::ReadinessGate, Severity::Error);
+        assert!(f
+            .fix
+            .contains(&format!("registered.slb-sync.io/web-{mode}")));
+    }
+    // Cluster mode: nodes are already backends; the gate only adds safety.
+    let mut docs = example("cluster");
+    remove(pod_spec(&mut docs), "readinessGates");
+    one(&audit_docs(&docs), Rule::ReadinessGate, Severity::Warning);
+}
+
+#[test]
+fn a_gate_for_another_service_does_not_count_and_acks_gate_does() {
+    let mut docs = example("eni");
+    pod_spec(&mut docs)["readinessGates"] =
+        json!([{"conditionType": "registered.slb-sync.io/web-eni-old"}]);
+    let f = one(&audit_docs(&docs), Rule::ReadinessGate, Severity::Error);
+    assert!(f
+        .finding
+        .contains("declared: registered.slb-sync.io/web-eni-old"));
+
+    pod_spec(&mut docs)["readinessGates"] =
+        json!([{"conditionType": "service.readiness.alibabacloud.com/web-eni"}]);
+    assert!(of_rule(&audit_docs(&docs), Rule::ReadinessGate).is_empty());
+}
+
+// ---- pre-stop ----
+
+fn pre_stop(docs: &mut [Value], command: &[&str]) {
+    app(docs)["lifecycle"] = json!({"preStop": {"exec": {"command": command}}});
+}
+
+#[test]
+fn a_missing_pre_stop_is_an_error() {
+    let mut docs = example("local");
+    remove(app(&mut docs), "lifecycle");
+    let f = one(&audit_docs(&docs), Rule::PreStop, Severity::Error);
+    assert!(f.fix.contains("wait-drained"), "{}", f.fix);
+    // Without a preStop time there is nothing to size the grace period from.
+    assert!(of_rule(&audit_docs(&docs), Rule::GracePeriod).is_empty());
+}
+
+#[test]
+fn a_sleep_must_outlast_the_drain_window_plus_propagation() {
+    // The example's drain window is 30 s: 40 s is the minimum.
+    let mut docs = example("local");
+    pre_stop(&mut docs, &["sleep", "39"]);
+    let f = one(&audit_docs(&docs), Rule::PreStop, Severity::Error);
+    assert!(f.finding.contains("40 s"), "{}", f.finding);
+    pre_stop(&mut docs, &["/bin/sh", "-c", "sleep 40"]);
+    assert_eq!(audit_docs(&docs).findings, []);
+
+    // The built-in sleep action is read too.
+    app(&mut docs)["lifecycle"] = json!({"preStop": {"sleep": {"seconds": 10}}});
+    one(&audit_docs(&docs), Rule::PreStop, Severity::Error);
+}
+
+#[test]
+fn without_connection_drain_the_default_window_applies() {
+    let mut docs = example("local");
+    set_annotation(&mut docs, DRAIN, Some("off"));
+    pre_stop(&mut docs, &["sleep", "40"]);
+    let config = DoctorConfig {
+        default_drain_secs: 45,
+        ..DoctorConfig::default()
+    };
+    let f = one(&run(&docs, &config), Rule::PreStop, Severity::Error);
+    assert!(f.finding.contains("55 s") && f.finding.contains("--default-drain-seconds"));
+    assert!(
+        of_rule(&audit_docs(&docs), Rule::PreStop).is_empty(),
+        "30 s + 10 s ≤ 40 s"
+    );
+}
+
+#[test]
+fn wait_drained_needs_a_timeout_beyond_the_window_and_the_pod_identity() {
+    let agent = "http://slb-sync.slb-sync.svc:8080";
+    let mut docs = example("eni");
+    pre_stop(
+        &mut docs,
+        &[
+            "/slb-sync/slb-sync",
+            "wait-drained",
+            "--agent",
+            agent,
+            "--timeout",
+            "35",
+        ],
+    );
+    let f = one(&audit_docs(&docs), Rule::PreStop, Severity::Error);
+    assert!(f.fix.contains("at least 40"), "{}", f.fix);
+
+    pre_stop(
+        &mut docs,
+        &["/slb-sync/slb-sync", "wait-drained", "--agent", agent],
+    );
+    one(&audit_docs(&docs), Rule::PreStop, Severity::Warning);
+
+    let mut docs = example("eni");
+    remove(app(&mut docs), "env");
+    let f = one(&audit_docs(&docs), Rule::PreStop, Severity::Error);
+    assert!(f.finding.contains("POD_NAME"), "{}", f.finding);
+    pre_stop(
+        &mut docs,
+        &[
+            "/slb-sync/slb-sync",
+            "wait-drained",
+            "--agent",
+            agent,
+            "--timeout",
+            "60",
+            "--pod",
+            "p",
+            "--namespace",
+            "demo",
+        ],
+    );
+    assert!(of_rule(&audit_docs(&docs), Rule::PreStop).is_empty());
+}
+
+#[test]
+fn a_hook_of_unknown_duration_is_a_warning() {
+    let mut docs = example("cluster");
+    app(&mut docs)["lifecycle"] =
+        json!({"preStop": {"httpGet": {"path": "/shutdown", "port": "http"}}});
+    let f = one(&audit_docs(&docs), Rule::PreStop, Severity::Warning);
+    assert!(f.finding.contains("httpGet"));
+}
+
+// ---- grace-period ----
+
+#[test]
+fn the_grace_period_must_cover_pre_stop_plus_thirty_seconds() {
+    let mut docs = example("cluster");
+    pod_spec(&mut docs)["terminationGracePeriodSeconds"] = json!(89);
+    let f = one(&audit_docs(&docs), Rule::GracePeriod, Severity::Error);
+    assert_eq!(
+        f.fix,
+        "set spec.template.spec.terminationGracePeriodSeconds: 90"
+    );
+
+    // The default 30 s is too short for the example's 60 s wait-drained timeout.
+    remove(pod_spec(&mut docs), "terminationGracePeriodSeconds");
+    let f = one(&audit_docs(&docs), Rule::GracePeriod, Severity::Error);
+    assert!(f.finding.contains("(the default)"));
+
+    // A sleep is sized the same way.
+    let mut docs = example("cluster");
+    pre_stop(&mut docs, &["sleep", "45"]);
+    pod_spec(&mut docs)["terminationGracePeriodSeconds"] = json!(75);
+    assert_eq!(audit_docs(&docs).findings, []);
+}
+
+// ---- rolling-update ----
+
+#[test]
+fn rolling_updates_must_surge_and_keep_every_pod() {
+    let mut docs = example("cluster");
+    remove(&mut kind_mut(&mut docs, "Deployment")["spec"], "strategy");
+    // Kubernetes defaults to 25%/25%: 3 replicas → 0 unavailable (rounded down) … but
+    // with 4 replicas one pod may go early.
+    kind_mut(&mut docs, "Deployment")["spec"]["replicas"] = json!(4);
+    let f = one(&audit_docs(&docs), Rule::RollingUpdate, Severity::Error);
+    assert!(f.finding.contains("maxUnavailable is 25%"), "{}", f.finding);
+
+    let mut docs = example("cluster");
+    kind_mut(&mut docs, "Deployment")["spec"]["strategy"]["rollingUpdate"] =
+        json!({"maxSurge": 0, "maxUnavailable": 1});
+    let f = one(&audit_docs(&docs), Rule::RollingUpdate, Severity::Error);
+    assert!(f.finding.contains("maxUnavailable is 1") && f.finding.contains("maxSurge is 0"));
+
+    kind_mut(&mut docs, "Deployment")["spec"]["strategy"] = json!({"type": "Recreate"});
+    let f = one(&audit_docs(&docs), Rule::RollingUpdate, Severity::Error);
+    assert!(f.finding.contains("Recreate"));
+
+    kind_mut(&mut docs, "Deployment")["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "50%", "maxUnavailable": "0%"}});
+    assert!(of_rule(&audit_docs(&docs), Rule::RollingUpdate).is_empty());
+}
+
+#[test]
+fn a_stateful_set_is_audited_and_warned_about_its_update_order() {
+    let mut docs = example("eni");
+    let deployment = kind_mut(&mut docs, "Deployment");
+    deployment["kind"] = json!("StatefulSet");
+    let spec = deployment["spec"].as_object_mut().unwrap();
+    spec.remove("strategy");
+    spec.insert("serviceName".to_owned(), json!("web-eni"));
+    let report = audit_docs(&docs);
+    let f = one(&report, Rule::RollingUpdate, Severity::Warning);
+    assert_eq!(f.object, "StatefulSet demo/web-eni");
+    assert_eq!(
+        report.findings.len(),
+        1,
+        "the pod rules pass as for the Deployment"
+    );
+}
+
+// ---- local-layout ----
+
+#[test]
+fn local_mode_without_a_node_pool_is_a_warning() {
+    let mut docs = example("local");
+    remove(pod_spec(&mut docs), "affinity");
+    let f = one(&audit_docs(&docs), Rule::LocalLayout, Severity::Warning);
+    assert!(f
+        .fix
+        .contains("preferredDuringSchedulingIgnoredDuringExecution"));
+    // Not a concern in Cluster mode.
+    let mut docs = example("cluster");
+    assert!(pod_spec(&mut docs).get("affinity").is_none());
+    assert!(of_rule(&audit_docs(&docs), Rule::LocalLayout).is_empty());
+}
+
+#[test]
+fn local_mode_needs_more_replicas_than_pool_nodes() {
+    // The example's pool (pool=web-local) has two nodes.
+    let mut docs = example("local");
+    kind_mut(&mut docs, "Deployment")["spec"]["replicas"] = json!(2);
+    let f = one(&audit_docs(&docs), Rule::LocalLayout, Severity::Warning);
+    assert!(f.finding.contains("replicas 2 ≤ 2 nodes"), "{}", f.finding);
+    assert!(f.fix.contains("at least 3"));
+
+    // A pool no node carries.
+    let mut docs = example("local");
+    pod_spec(&mut docs)["affinity"]["nodeAffinity"]
+        ["preferredDuringSchedulingIgnoredDuringExecution"][0]["preference"]["matchExpressions"]
+        [0]["values"] = json!(["typo-pool"]);
+    let f = one(&audit_docs(&docs), Rule::LocalLayout, Severity::Warning);
+    assert!(f.finding.contains("no Node"));
+}
+
+#[test]
+fn without_nodes_doctor_says_what_to_check() {
+    let docs = without_nodes(example("local"));
+    let f = one(&audit_docs(&docs), Rule::LocalLayout, Severity::Info);
+    assert!(
+        f.fix.contains("kubectl get nodes -l 'pool in (web-local)'"),
+        "{}",
+        f.fix
+    );
+    assert!(!audit_docs(&docs).has_errors());
+}
+
+// ---- cluster-quota ----
+
+fn cluster_services(count: usize, policy: &str) -> Vec<Value> {
+    (0..count)
+        .map(|i| {
+            json!({"apiVersion": "v1", "kind": "Service",
+                   "metadata": {"name": format!("s{i}"), "namespace": "q", "annotations": {
+                       "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id": format!("lb-q{i}")}},
+                   "spec": {"type": "LoadBalancer", "loadBalancerClass": "slb-sync.io/slb",
+                            "externalTrafficPolicy": policy,
+                            "ports": [{"port": 80, "nodePort": 30000 + i}]}})
+        })
+        .collect()
+}
+
+#[test]
+fn cluster_mode_slb_count_is_held_against_the_per_instance_quota() {
+    assert!(audit_docs(&cluster_services(40, "Cluster"))
+        .findings
+        .is_empty());
+    let f = one(
+        &audit_docs(&cluster_services(41, "Cluster")),
+        Rule::ClusterQuota,
+        Severity::Warning,
+    );
+    assert_eq!(f.object, "cluster");
+    assert!(f.finding.starts_with("41 SLB instances"));
+    assert!(audit_docs(&cluster_services(50, "Cluster"))
+        .findings
+        .iter()
+        .all(|f| f.severity == Severity::Warning));
+    one(
+        &audit_docs(&cluster_services(51, "Cluster")),
+        Rule::ClusterQuota,
+        Severity::Error,
+    );
+    // Local-mode SLBs attach only nodes with pods.
+    assert!(of_rule(
+        &audit_docs(&cluster_services(60, "Local")),
+        Rule::ClusterQuota
+    )
+    .is_empty());
+
+    // Services sharing one SLB count once.
+    let mut docs = cluster_services(60, "Cluster");
+    for d in &mut docs[..20] {
+        d["metadata"]["annotations"]["service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id"] =
+            json!("lb-shared");
+    }
+    let f = one(&audit_docs(&docs), Rule::ClusterQuota, Severity::Warning);
+    assert!(f.finding.starts_with("41 SLB instances"), "{}", f.finding);
+}
+
+// ---- annotations, workload and which Services are managed ----
+
+#[test]
+fn a_managed_service_with_bad_annotations_is_an_error_naming_the_key() {
+    let mut docs = example("cluster");
+    set_annotation(
+        &mut docs,
+        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id",
+        None,
+    );
+    let f = one(&audit_docs(&docs), Rule::Annotations, Severity::Error);
+    assert_eq!(f.object, "Service demo/web-cluster");
+    assert!(f.fix.contains("alibaba-cloud-loadbalancer-id"), "{}", f.fix);
+}
+
+#[test]
+fn a_service_without_its_workload_in_the_input_is_reported_as_info() {
+    let docs: Vec<_> = example("eni")
+        .into_iter()
+        .filter(|d| d["kind"] != "Deployment")
+        .collect();
+    let report = audit_docs(&docs);
+    one(&report, Rule::Workload, Severity::Info);
+    assert!(!report.has_errors());
+}
+
+#[test]
+fn only_managed_services_are_audited() {
+    let mut docs = example("eni");
+    remove(app(&mut docs), "readinessProbe");
+    kind_mut(&mut docs, "Service")["spec"]["loadBalancerClass"] = json!("other.io/lb");
+    let report = audit_docs(&docs);
+    assert_eq!((report.summary.services, report.findings.len()), (0, 0));
+
+    let config = DoctorConfig {
+        lb_class: "other.io/lb".to_owned(),
+        ..DoctorConfig::default()
+    };
+    one(&run(&docs, &config), Rule::ReadinessProbe, Severity::Error);
+
+    // Class-less Services only with --manage-unclassed (they carry the id annotation).
+    remove(
+        &mut kind_mut(&mut docs, "Service")["spec"],
+        "loadBalancerClass",
+    );
+    assert_eq!(audit_docs(&docs).summary.services, 0);
+    let config = DoctorConfig {
+        manage_unclassed: true,
+        ..DoctorConfig::default()
+    };
+    one(&run(&docs, &config), Rule::ReadinessProbe, Severity::Error);
+
+    // A workload in another namespace is not behind the Service.
+    kind_mut(&mut docs, "Deployment")["metadata"]["namespace"] = json!("other");
+    let report = run(&docs, &config);
+    assert!(of_rule(&report, Rule::ReadinessProbe).is_empty());
+    one(&report, Rule::Workload, Severity::Info);
+}
+
+// ---- The CLI. ----
+
+fn slb_sync(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slb-sync"));
+    cmd.args(args).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.output().expect("the slb-sync binary runs")
+}
+
+#[test]
+fn cli_doctor_on_the_examples_reports_no_errors() {
+    let examples = repo_path("deploy/examples").display().to_string();
+    let out = slb_sync(&["doctor", &examples]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "0 error(s), 0 warning(s), 0 info across 3 managed Service(s) and 3 workload(s)"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cli_doctor_on_the_bad_fixtures_reports_every_rule_and_fails() {
+    let bad = repo_path("deploy/doctor-fixtures/bad")
+        .display()
+        .to_string();
+    let out = slb_sync(&["doctor", "--output", "json", &bad]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let rules: std::collections::BTreeSet<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule"].as_str().unwrap())
+        .collect();
+    for rule in Rule::ALL {
+        assert!(
+            rules.contains(rule.as_str()),
+            "{rule} not reported: {rules:?}"
+        );
+    }
+    assert!(report["summary"]["errors"].as_u64().unwrap() > 0);
+    for f in report["findings"].as_array().unwrap() {
+        for key in ["severity", "object", "rule", "finding", "fix"] {
+            assert!(
+                f[key].as_str().is_some_and(|s| !s.is_empty()),
+                "{key} in {f}"
+            );
+        }
+    }
+
+    // The table has one header and names the same rules.
+    let out = slb_sync(&["doctor", &bad]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.starts_with("SEVERITY  OBJECT"), "{table}");
+    assert!(table.contains("ERROR     cluster"), "{table}");
+}
+
+#[test]
+fn cli_doctor_warnings_alone_exit_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut docs = example("local");
+    remove(pod_spec(&mut docs), "affinity");
+    let text: String = docs.iter().map(|d| format!("{d}\n")).collect();
+    let file = dir.path().join("w.json");
+    std::fs::write(&file, text).unwrap();
+    let out = slb_sync(&["doctor", file.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 error(s), 1 warning(s)"));
+}
+
+#[test]
+fn cli_doctor_input_problems_are_errors_naming_the_path() {
+    let out = slb_sync(&["doctor", "/nonexistent/manifests"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/nonexistent/manifests"), "{err}");
+
+    // A path is required: live-cluster mode is not offered (and not silently assumed).
+    let out = slb_sync(&["doctor"]);
+    assert_eq!(out.status.code(), Some(2));
+    let help = slb_sync(&["doctor", "--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("live cluster"));
+}
