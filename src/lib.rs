@@ -7,7 +7,9 @@
 
 pub mod annotations;
 pub mod desired;
+pub mod http;
 pub mod index;
+pub mod k8s;
 pub mod model;
 pub mod offline;
 pub mod slb;

@@ -22,6 +22,10 @@ struct Cli {
 enum Command {
     /// Print the desired SLB backends of every managed Service as JSON.
     Plan(PlanArgs),
+    /// Block until the agent reports this pod drained; for the pod's preStop hook.
+    WaitDrained(WaitDrainedArgs),
+    /// Remove the agent's finalizers from every pod and Service (uninstall, stuck pods).
+    ReleaseFinalizers(ReleaseFinalizersArgs),
 }
 
 /// Which Services are managed and how owned backends are named; shared by every command
@@ -64,6 +68,36 @@ struct PlanArgs {
     planner: PlannerArgs,
 }
 
+/// Exits 0 when the pod is `drained` or `unmanaged`; non-zero at the deadline, after which
+/// the hook's caller fails open (the container gets SIGTERM anyway).
+#[derive(Debug, Args)]
+struct WaitDrainedArgs {
+    /// The agent's HTTP address, e.g. http://slb-sync.kube-system.svc:8080.
+    #[arg(long, value_name = "URL", env = "SLB_SYNC_AGENT")]
+    agent: String,
+    /// This pod's namespace (downward API `metadata.namespace`).
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// This pod's name (downward API `metadata.name`).
+    #[arg(long, value_name = "NAME", env = "POD_NAME")]
+    pod: Option<String>,
+    /// Give up after this many seconds; keep it below terminationGracePeriodSeconds.
+    #[arg(long, value_name = "SECONDS", env = "SLB_SYNC_WAIT_TIMEOUT")]
+    timeout: String,
+}
+
+#[derive(Debug, Args)]
+struct ReleaseFinalizersArgs {
+    /// Only print what would be removed.
+    #[arg(
+        long,
+        env = "SLB_SYNC_DRY_RUN",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    dry_run: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -75,6 +109,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Plan(args) => plan(args),
+        Command::WaitDrained(args) => wait_drained(args),
+        Command::ReleaseFinalizers(args) => release_finalizers(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -116,6 +152,61 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<()> {
+    let wait = slb_sync::http::wait_drained::WaitDrained::new(
+        &args.agent,
+        args.namespace,
+        args.pod,
+        &args.timeout,
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let state = runtime.block_on(wait.run())?;
+    println!("pod {}/{} is {state}", wait.namespace, wait.pod);
+    Ok(())
+}
+
+fn release_finalizers(args: ReleaseFinalizersArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default().await.context(
+            "cannot connect to the cluster; set KUBECONFIG or run inside a pod with a \
+             service account",
+        )?;
+        let result = slb_sync::k8s::release::release_all(client, args.dry_run, |released| {
+            println!("{released}")
+        })
+        .await;
+        match result {
+            Ok(count) => {
+                eprintln!(
+                    "{count} finalizer(s) {}",
+                    if args.dry_run {
+                        "would be removed"
+                    } else {
+                        "removed"
+                    }
+                );
+                Ok(())
+            }
+            Err(errors) => {
+                for err in &errors {
+                    eprintln!("error: {err}");
+                }
+                bail!(
+                    "{} object(s) could not be released; see above",
+                    errors.len()
+                )
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -127,9 +218,11 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// Every flag can be set from the environment (how the agent is configured in a pod).
+    /// Every flag can be set from the environment (how the agent is configured in a pod);
+    /// the pod's own name and namespace come from the downward API's usual variables.
     #[test]
     fn every_flag_reads_an_slb_sync_env_var() {
+        const DOWNWARD_API: [&str; 2] = ["POD_NAMESPACE", "POD_NAME"];
         let cli = Cli::command();
         for sub in cli.get_subcommands() {
             for arg in sub.get_arguments() {
@@ -139,7 +232,8 @@ mod tests {
                 }
                 let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
                 assert!(
-                    env.as_deref().is_some_and(|e| e.starts_with("SLB_SYNC_")),
+                    env.as_deref()
+                        .is_some_and(|e| e.starts_with("SLB_SYNC_") || DOWNWARD_API.contains(&e)),
                     "{} --{id} has env {env:?}",
                     sub.get_name()
                 );
@@ -178,7 +272,9 @@ mod tests {
             "--manage-unclassed",
         ])
         .unwrap();
-        let Command::Plan(args) = cli.command;
+        let Command::Plan(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
         assert_eq!(
             args.offline,
             [PathBuf::from("a.yaml"), PathBuf::from("dir/")]
