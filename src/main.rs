@@ -23,8 +23,17 @@ enum Command {
     /// Print the desired SLB backends of every managed Service as JSON.
     Plan(PlanArgs),
     /// Block until the agent reports this pod drained; for the pod's preStop hook.
+    ///
+    /// Exits 0 once the pod is `drained` (its SLB backend was drained and removed) or
+    /// `unmanaged` (the agent holds nothing for it). Exits 1 at --timeout, or at once if
+    /// the agent refuses the request; the container then stops anyway (fail-open). Retries
+    /// through connection errors until --timeout, since the agent may be restarting.
     WaitDrained(WaitDrainedArgs),
     /// Remove the agent's finalizers from every pod and Service (uninstall, stuck pods).
+    ///
+    /// Removes `slb-sync.io/drain` from pods and `slb-sync.io/cleanup` from Services in all
+    /// namespaces, printing one line per object changed. Reads the cluster from KUBECONFIG
+    /// or the in-cluster service account. Stop the agent first, or it adds them back.
     ReleaseFinalizers(ReleaseFinalizersArgs),
 }
 
@@ -68,8 +77,6 @@ struct PlanArgs {
     planner: PlannerArgs,
 }
 
-/// Exits 0 when the pod is `drained` or `unmanaged`; non-zero at the deadline, after which
-/// the hook's caller fails open (the container gets SIGTERM anyway).
 #[derive(Debug, Args)]
 struct WaitDrainedArgs {
     /// The agent's HTTP address, e.g. http://slb-sync.kube-system.svc:8080.

@@ -77,10 +77,11 @@ pub enum WaitDrainedError {
         body: String,
     },
     #[error(
-        "pod {namespace}/{pod} was not reported drained within {waited:?} ({last}); giving \
+        "pod {namespace}/{pod} was not reported drained within {secs:.1}s ({last}); giving \
          up so the container can stop anyway (fail-open): the SLB may still send it new \
          connections. Raise --timeout (keeping it below terminationGracePeriodSeconds) or \
-         check the agent's logs and the pod's Events"
+         check the agent's logs and the pod's Events",
+        secs = waited.as_secs_f64()
     )]
     TimedOut {
         namespace: String,
