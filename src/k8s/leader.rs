@@ -17,8 +17,9 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use kube::Client;
-use kube_lease_manager::{LeaseManager, LeaseManagerBuilder};
+use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -113,10 +114,14 @@ impl Leadership {
     /// Fails only on the first build, so a misconfiguration surfaces at startup.
     pub async fn start(client: Client, config: LeaderConfig) -> Result<Self, LeaderError> {
         config.validate()?;
-        let manager = config.manager(client.clone()).await?;
+        Self::start_with(KubeLeases { client, config }).await
+    }
+
+    async fn start_with<S: LeaseSource>(source: S) -> Result<Self, LeaderError> {
+        let lease = source.build().await?;
         let (tx, leader) = watch::channel(false);
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(campaign(client, config, manager, tx, stopped));
+        let task = tokio::spawn(campaign(source, lease, tx, stopped));
         Ok(Leadership {
             leader,
             stop: Some(stop),
@@ -155,44 +160,93 @@ impl Drop for Leadership {
     }
 }
 
-async fn campaign(
+/// One campaign for a Lease: what the loop needs from `kube-lease-manager`, so the
+/// step-down rules can be tested without an API server.
+#[async_trait]
+trait Lease: Send + Sync + 'static {
+    /// Resolves when this replica's leadership changes (renewing meanwhile).
+    async fn changed(&self) -> Result<bool, LeaseManagerError>;
+    async fn release(&self) -> Result<(), LeaseManagerError>;
+}
+
+#[async_trait]
+impl Lease for LeaseManager {
+    async fn changed(&self) -> Result<bool, LeaseManagerError> {
+        LeaseManager::changed(self).await
+    }
+
+    async fn release(&self) -> Result<(), LeaseManagerError> {
+        LeaseManager::release(self).await
+    }
+}
+
+/// Builds a fresh [`Lease`] campaign (with the same identity) after an error.
+#[async_trait]
+trait LeaseSource: Send + Sync + 'static {
+    type Lease: Lease;
+    async fn build(&self) -> Result<Self::Lease, LeaderError>;
+    fn describe(&self) -> String;
+}
+
+struct KubeLeases {
     client: Client,
     config: LeaderConfig,
-    mut manager: LeaseManager,
+}
+
+#[async_trait]
+impl LeaseSource for KubeLeases {
+    type Lease = LeaseManager;
+
+    async fn build(&self) -> Result<LeaseManager, LeaderError> {
+        self.config.manager(self.client.clone()).await
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}/{} as {}",
+            self.config.namespace, self.config.lease_name, self.config.identity
+        )
+    }
+}
+
+async fn campaign<S: LeaseSource>(
+    source: S,
+    mut lease: S::Lease,
     leader: watch::Sender<bool>,
     mut stopped: oneshot::Receiver<()>,
 ) {
+    let name = source.describe();
     let mut retry = MIN_RETRY;
     loop {
         tokio::select! {
             biased;
             _ = &mut stopped => {
                 leader.send_replace(false);
-                match tokio::time::timeout(RELEASE_TIMEOUT, manager.release()).await {
-                    Ok(Ok(())) => tracing::info!(lease = %config.lease_name, "released the lease"),
-                    Ok(Err(err)) => tracing::warn!(error = %err, "cannot release the lease; it expires by itself"),
-                    Err(_) => tracing::warn!("releasing the lease timed out; it expires by itself"),
+                match tokio::time::timeout(RELEASE_TIMEOUT, lease.release()).await {
+                    Ok(Ok(())) => tracing::info!(lease = %name, "released the lease"),
+                    Ok(Err(err)) => tracing::warn!(lease = %name, error = %err, "cannot release the lease; it expires by itself"),
+                    Err(_) => tracing::warn!(lease = %name, "releasing the lease timed out; it expires by itself"),
                 }
                 return;
             }
-            changed = manager.changed() => match changed {
+            changed = lease.changed() => match changed {
                 Ok(is_leader) => {
                     retry = MIN_RETRY;
-                    tracing::info!(lease = %config.lease_name, identity = %config.identity, is_leader, "leadership changed");
+                    tracing::info!(lease = %name, is_leader, "leadership changed");
                     leader.send_replace(is_leader);
                 }
                 Err(err) => {
                     // Cannot confirm the lease: stop writing now, then start over.
                     if leader.send_replace(false) {
-                        tracing::warn!(error = %err, "cannot confirm the lease; stepping down");
+                        tracing::warn!(lease = %name, error = %err, "cannot confirm the lease; stepping down");
                     } else {
-                        tracing::warn!(error = %err, "leader election failed; retrying");
+                        tracing::warn!(lease = %name, error = %err, "leader election failed; retrying");
                     }
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(MAX_RETRY);
-                    match config.manager(client.clone()).await {
-                        Ok(fresh) => manager = fresh,
-                        Err(err) => tracing::warn!(error = %err, "cannot rebuild the lease manager; retrying"),
+                    match source.build().await {
+                        Ok(fresh) => lease = fresh,
+                        Err(err) => tracing::warn!(lease = %name, error = %err, "cannot rebuild the lease manager; retrying"),
                     }
                 }
             }
@@ -202,7 +256,109 @@ async fn campaign(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use tokio::sync::{mpsc, Mutex};
+
     use super::*;
+
+    /// A lease whose `changed()` answers are scripted by the test.
+    #[derive(Clone)]
+    struct Scripted {
+        answers: Arc<Mutex<mpsc::UnboundedReceiver<Result<bool, LeaseManagerError>>>>,
+        builds: Arc<AtomicUsize>,
+        releases: Arc<AtomicUsize>,
+    }
+
+    #[async_trait]
+    impl Lease for Scripted {
+        async fn changed(&self) -> Result<bool, LeaseManagerError> {
+            match self.answers.lock().await.recv().await {
+                Some(answer) => answer,
+                None => std::future::pending().await,
+            }
+        }
+
+        async fn release(&self) -> Result<(), LeaseManagerError> {
+            self.releases.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl LeaseSource for Scripted {
+        type Lease = Scripted;
+
+        async fn build(&self) -> Result<Scripted, LeaderError> {
+            self.builds.fetch_add(1, Ordering::SeqCst);
+            Ok(self.clone())
+        }
+
+        fn describe(&self) -> String {
+            "test/slb-sync".into()
+        }
+    }
+
+    fn scripted() -> (
+        Scripted,
+        mpsc::UnboundedSender<Result<bool, LeaseManagerError>>,
+    ) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let lease = Scripted {
+            answers: Arc::new(Mutex::new(rx)),
+            builds: Arc::default(),
+            releases: Arc::default(),
+        };
+        (lease, tx)
+    }
+
+    fn api_down() -> LeaseManagerError {
+        LeaseManagerError::InconsistentState("API server unreachable".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_steps_down_at_once_and_a_fresh_campaign_resumes() {
+        let (lease, answers) = scripted();
+        let leadership = Leadership::start_with(lease.clone()).await.unwrap();
+        let mut leader = leadership.subscribe();
+        assert!(!leadership.is_leader());
+
+        answers.send(Ok(true)).unwrap();
+        leader.wait_for(|l| *l).await.unwrap();
+        assert!(leadership.is_leader());
+
+        // Renewal fails: writers see `false` before any retry delay passes.
+        let start = tokio::time::Instant::now();
+        answers.send(Err(api_down())).unwrap();
+        leader.wait_for(|l| !*l).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        assert_eq!(lease.builds.load(Ordering::SeqCst), 1);
+
+        // After the retry delay a fresh manager is built; it finds the lease still ours.
+        answers.send(Ok(true)).unwrap();
+        leader.wait_for(|l| *l).await.unwrap();
+        assert_eq!(start.elapsed(), MIN_RETRY);
+        assert_eq!(lease.builds.load(Ordering::SeqCst), 2);
+
+        // Lost to another replica.
+        answers.send(Ok(false)).unwrap();
+        leader.wait_for(|l| !*l).await.unwrap();
+        assert_eq!(lease.releases.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_stops_writes_and_releases_the_lease() {
+        let (lease, answers) = scripted();
+        let leadership = Leadership::start_with(lease.clone()).await.unwrap();
+        let leader = leadership.subscribe();
+        answers.send(Ok(true)).unwrap();
+        leader.clone().wait_for(|l| *l).await.unwrap();
+
+        leadership.shutdown().await;
+        assert!(!*leader.borrow());
+        assert_eq!(lease.releases.load(Ordering::SeqCst), 1);
+    }
 
     fn config(duration_secs: u64, grace_secs: u64, namespace: &str) -> LeaderConfig {
         LeaderConfig {
