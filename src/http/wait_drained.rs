@@ -8,6 +8,23 @@
 //! through hyper (no TLS stack to initialise: building the TLS-capable reqwest client costs
 //! ~50 ms of CPU parsing the CA bundle) and never builds a Kubernetes client, so it starts
 //! fast and needs no service account.
+//!
+//! Wiring in a workload (the deadline below the grace period, which also covers preStop):
+//!
+//! ```yaml
+//! terminationGracePeriodSeconds: 120
+//! containers:
+//!   - name: app
+//!     env:
+//!       - { name: POD_NAMESPACE, valueFrom: { fieldRef: { fieldPath: metadata.namespace } } }
+//!       - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+//!     lifecycle:
+//!       preStop:
+//!         exec:
+//!           # the binary, copied into a shared emptyDir by an init container
+//!           command: ["/slb/slb-sync", "wait-drained", "--agent",
+//!                     "http://slb-sync.kube-system.svc:8080", "--timeout", "90"]
+//! ```
 
 use std::time::Duration;
 
