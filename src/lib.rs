@@ -8,7 +8,9 @@
 pub mod annotations;
 pub mod desired;
 pub mod doctor;
+pub mod http;
 pub mod index;
+pub mod k8s;
 pub mod model;
 pub mod offline;
 pub mod plan;

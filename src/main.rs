@@ -35,6 +35,19 @@ enum Command {
     ///
     /// Exits 1 when any finding is an error or the input cannot be read, 0 otherwise.
     Doctor(DoctorArgs),
+    /// Block until the agent reports this pod drained; for the pod's preStop hook.
+    ///
+    /// Exits 0 once the pod is `drained` (its SLB backend was drained and removed) or
+    /// `unmanaged` (the agent holds nothing for it). Exits 1 at --timeout, or at once if
+    /// the agent refuses the request; the container then stops anyway (fail-open). Retries
+    /// through connection errors until --timeout, since the agent may be restarting.
+    WaitDrained(WaitDrainedArgs),
+    /// Remove the agent's finalizers from every pod and Service (uninstall, stuck pods).
+    ///
+    /// Removes `slb-sync.io/drain` from pods and `slb-sync.io/cleanup` from Services in all
+    /// namespaces, printing one line per object changed. Reads the cluster from KUBECONFIG
+    /// or the in-cluster service account. Stop the agent first, or it adds them back.
+    ReleaseFinalizers(ReleaseFinalizersArgs),
 }
 
 /// Which Services are managed and how owned backends are named; shared by every command
@@ -132,6 +145,34 @@ struct DoctorArgs {
     output: DoctorOutput,
 }
 
+#[derive(Debug, Args)]
+struct WaitDrainedArgs {
+    /// The agent's HTTP address, e.g. http://slb-sync.kube-system.svc:8080.
+    #[arg(long, value_name = "URL", env = "SLB_SYNC_AGENT")]
+    agent: String,
+    /// This pod's namespace (downward API `metadata.namespace`).
+    #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
+    namespace: Option<String>,
+    /// This pod's name (downward API `metadata.name`).
+    #[arg(long, value_name = "NAME", env = "POD_NAME")]
+    pod: Option<String>,
+    /// Give up after this many seconds; keep it below terminationGracePeriodSeconds.
+    #[arg(long, value_name = "SECONDS", env = "SLB_SYNC_WAIT_TIMEOUT")]
+    timeout: String,
+}
+
+#[derive(Debug, Args)]
+struct ReleaseFinalizersArgs {
+    /// Only print what would be removed.
+    #[arg(
+        long,
+        env = "SLB_SYNC_DRY_RUN",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    dry_run: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -149,6 +190,8 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(err) => Err(err),
         },
+        Command::WaitDrained(args) => wait_drained(args),
+        Command::ReleaseFinalizers(args) => release_finalizers(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -231,6 +274,61 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
     Ok(!report.has_errors())
 }
 
+fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<()> {
+    let wait = slb_sync::http::wait_drained::WaitDrained::new(
+        &args.agent,
+        args.namespace,
+        args.pod,
+        &args.timeout,
+    )?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let state = runtime.block_on(wait.run())?;
+    println!("pod {}/{} is {state}", wait.namespace, wait.pod);
+    Ok(())
+}
+
+fn release_finalizers(args: ReleaseFinalizersArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default().await.context(
+            "cannot connect to the cluster; set KUBECONFIG or run inside a pod with a \
+             service account",
+        )?;
+        let result = slb_sync::k8s::release::release_all(client, args.dry_run, |released| {
+            println!("{released}")
+        })
+        .await;
+        match result {
+            Ok(count) => {
+                eprintln!(
+                    "{count} finalizer(s) {}",
+                    if args.dry_run {
+                        "would be removed"
+                    } else {
+                        "removed"
+                    }
+                );
+                Ok(())
+            }
+            Err(errors) => {
+                for err in &errors {
+                    eprintln!("error: {err}");
+                }
+                bail!(
+                    "{} object(s) could not be released; see above",
+                    errors.len()
+                )
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -242,9 +340,11 @@ mod tests {
         Cli::command().debug_assert();
     }
 
-    /// Every flag can be set from the environment (how the agent is configured in a pod).
+    /// Every flag can be set from the environment (how the agent is configured in a pod);
+    /// the pod's own name and namespace come from the downward API's usual variables.
     #[test]
     fn every_flag_reads_an_slb_sync_env_var() {
+        const DOWNWARD_API: [&str; 2] = ["POD_NAMESPACE", "POD_NAME"];
         let cli = Cli::command();
         for sub in cli.get_subcommands() {
             for arg in sub.get_arguments() {
@@ -254,7 +354,8 @@ mod tests {
                 }
                 let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
                 assert!(
-                    env.as_deref().is_some_and(|e| e.starts_with("SLB_SYNC_")),
+                    env.as_deref()
+                        .is_some_and(|e| e.starts_with("SLB_SYNC_") || DOWNWARD_API.contains(&e)),
                     "{} --{id} has env {env:?}",
                     sub.get_name()
                 );
@@ -294,7 +395,7 @@ mod tests {
         ])
         .unwrap();
         let Command::Plan(args) = cli.command else {
-            panic!("parsed as plan");
+            panic!("parsed as {:?}", cli.command)
         };
         assert_eq!(
             args.offline,

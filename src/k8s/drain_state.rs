@@ -1,0 +1,286 @@
+//! A pod's drain state as the drain API reports it, read from the Pod object alone.
+//!
+//! Any replica can answer (not just the leader) and the answer survives leader changes,
+//! because the state lives in the API object, not in the agent's memory:
+//!
+//! | Pod object                                                   | state       |
+//! |--------------------------------------------------------------|-------------|
+//! | condition `slb-sync.io/drained` = `True`                     | `drained`   |
+//! | `deletionTimestamp` set and finalizer `slb-sync.io/drain`    | `draining`  |
+//! | finalizer `slb-sync.io/drain`, not being deleted             | `active`    |
+//! | no `slb-sync.io/drain` finalizer, or no such pod             | `unmanaged` |
+//!
+//! Why this is safe for the preStop handshake: the agent sets the `drained` condition
+//! *before* it removes its finalizer, and the pod object outlives its containers' preStop
+//! hooks (the kubelet deletes it only after the containers stopped). So a pod whose backend
+//! the agent drained is seen as `drained`, never as `unmanaged`. A pod without our
+//! finalizer was never held by the agent (Cluster-mode Services, unmanaged Services, or a
+//! pod the agent had not reached yet): nothing waits on its removal, so `wait-drained`
+//! returns at once. A pod that is absent was force-deleted or never existed: holding its
+//! container would protect nothing.
+//!
+//! An answer is only meaningful once the pod cache holds a complete list; before that a
+//! missing pod says nothing, so [`PodStateSource::drain_state`] answers `None` then.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::names::{DRAINED_CONDITION, POD_FINALIZER};
+
+/// Where a pod stands in the confirmed-removal handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DrainState {
+    /// Backs a managed Service and is not being deleted.
+    Active,
+    /// Deleted; its backend is being drained and removed.
+    Draining,
+    /// Its backend has been drained and removed: the application may stop.
+    Drained,
+    /// Not held by the agent: nothing to wait for.
+    Unmanaged,
+}
+
+impl DrainState {
+    /// Every state, for pre-registering metric label values.
+    pub const ALL: [DrainState; 4] = [
+        DrainState::Active,
+        DrainState::Draining,
+        DrainState::Drained,
+        DrainState::Unmanaged,
+    ];
+
+    /// The wire and metric-label form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainState::Active => "active",
+            DrainState::Draining => "draining",
+            DrainState::Drained => "drained",
+            DrainState::Unmanaged => "unmanaged",
+        }
+    }
+
+    /// True when a waiter can stop waiting: the pod is drained or was never held.
+    pub fn is_final(self) -> bool {
+        matches!(self, DrainState::Drained | DrainState::Unmanaged)
+    }
+}
+
+impl std::fmt::Display for DrainState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The drain state of a pod object (`None`: no such pod). See the module docs for the
+/// mapping and why it holds.
+pub fn drain_state(pod: Option<&Pod>) -> DrainState {
+    let Some(pod) = pod else {
+        return DrainState::Unmanaged;
+    };
+    let drained = pod
+        .status
+        .as_ref()
+        .and_then(|status| status.conditions.as_ref())
+        .is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|c| c.type_ == DRAINED_CONDITION && c.status == "True")
+        });
+    if drained {
+        return DrainState::Drained;
+    }
+    let held = pod
+        .metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|finalizers| finalizers.iter().any(|f| f == POD_FINALIZER));
+    match (held, pod.metadata.deletion_timestamp.is_some()) {
+        (false, _) => DrainState::Unmanaged,
+        (true, true) => DrainState::Draining,
+        (true, false) => DrainState::Active,
+    }
+}
+
+/// Answers the drain state of pods and says when it may have changed, so long-polls wake
+/// on changes rather than by polling.
+pub trait PodStateSource: Send + Sync + 'static {
+    /// The pod's drain state, or `None` while the source has not seen a complete list of
+    /// pods yet (a missing pod would then be a guess).
+    fn drain_state(&self, namespace: &str, pod: &str) -> Option<DrainState>;
+
+    /// A receiver that is marked changed whenever any pod (or the sync state) changed.
+    /// Callers mark it seen *before* reading the state, so no change is missed.
+    fn subscribe(&self) -> watch::Receiver<()>;
+}
+
+/// [`PodStateSource`] over a kube-runtime reflector [`Store<Pod>`].
+///
+/// The pod watcher calls [`ReflectorPodStates::observe`] with every watcher event after the
+/// reflector applied it; that wakes the waiting long-polls and records when the first full
+/// list is in.
+#[derive(Clone)]
+pub struct ReflectorPodStates {
+    store: Store<Pod>,
+    synced: Arc<AtomicBool>,
+    changes: Arc<watch::Sender<()>>,
+}
+
+impl ReflectorPodStates {
+    pub fn new(store: Store<Pod>) -> Self {
+        ReflectorPodStates {
+            store,
+            synced: Arc::new(AtomicBool::new(false)),
+            changes: Arc::new(watch::channel(()).0),
+        }
+    }
+
+    /// Notes a watcher event the reflector has already applied to the store.
+    pub fn observe(&self, event: &watcher::Event<Pod>) {
+        match event {
+            // Objects of a (re)list land in the store only at `InitDone`.
+            watcher::Event::Init | watcher::Event::InitApply(_) => {}
+            watcher::Event::InitDone => {
+                self.synced.store(true, Ordering::Release);
+                self.changes.send_replace(());
+            }
+            watcher::Event::Apply(_) | watcher::Event::Delete(_) => {
+                self.changes.send_replace(());
+            }
+        }
+    }
+
+    /// True once the store holds a complete list of pods.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}
+
+impl PodStateSource for ReflectorPodStates {
+    fn drain_state(&self, namespace: &str, pod: &str) -> Option<DrainState> {
+        if !self.is_synced() {
+            return None;
+        }
+        let key = ObjectRef::new(pod).within(namespace);
+        Some(drain_state(self.store.get(&key).as_deref()))
+    }
+
+    fn subscribe(&self) -> watch::Receiver<()> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+    use super::*;
+
+    fn mk_pod(finalizers: &[&str], deleting: bool, drained: Option<&str>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("web-0".into()),
+                namespace: Some("shop".into()),
+                finalizers: Some(finalizers.iter().map(|f| f.to_string()).collect()),
+                deletion_timestamp: deleting.then(|| Time("2026-01-01T00:00:00Z".parse().unwrap())),
+                ..ObjectMeta::default()
+            },
+            status: Some(PodStatus {
+                conditions: Some(
+                    drained
+                        .map(|status| PodCondition {
+                            type_: DRAINED_CONDITION.into(),
+                            status: status.into(),
+                            ..PodCondition::default()
+                        })
+                        .into_iter()
+                        .collect(),
+                ),
+                ..PodStatus::default()
+            }),
+            ..Pod::default()
+        }
+    }
+
+    #[test]
+    fn held_pod_not_deleting_is_active() {
+        let pod = mk_pod(&["example.com/other", POD_FINALIZER], false, None);
+        assert_eq!(drain_state(Some(&pod)), DrainState::Active);
+    }
+
+    #[test]
+    fn held_pod_being_deleted_is_draining() {
+        let pod = mk_pod(&[POD_FINALIZER], true, None);
+        assert_eq!(drain_state(Some(&pod)), DrainState::Draining);
+        let pod = mk_pod(&[POD_FINALIZER], true, Some("False"));
+        assert_eq!(drain_state(Some(&pod)), DrainState::Draining);
+    }
+
+    /// The agent sets the condition, then releases the finalizer: both orders of the two
+    /// writes' visibility must read as drained.
+    #[test]
+    fn drained_condition_wins_with_or_without_the_finalizer() {
+        let pod = mk_pod(&[POD_FINALIZER], true, Some("True"));
+        assert_eq!(drain_state(Some(&pod)), DrainState::Drained);
+        let pod = mk_pod(&[], true, Some("True"));
+        assert_eq!(drain_state(Some(&pod)), DrainState::Drained);
+    }
+
+    #[test]
+    fn pod_without_our_finalizer_or_absent_is_unmanaged() {
+        let pod = mk_pod(&["example.com/other"], true, None);
+        assert_eq!(drain_state(Some(&pod)), DrainState::Unmanaged);
+        let pod = mk_pod(&[], false, None);
+        assert_eq!(drain_state(Some(&pod)), DrainState::Unmanaged);
+        assert_eq!(drain_state(Some(&Pod::default())), DrainState::Unmanaged);
+        assert_eq!(drain_state(None), DrainState::Unmanaged);
+    }
+
+    #[test]
+    fn final_states_are_drained_and_unmanaged() {
+        let finals: Vec<_> = DrainState::ALL
+            .into_iter()
+            .filter(|s| s.is_final())
+            .collect();
+        assert_eq!(finals, [DrainState::Drained, DrainState::Unmanaged]);
+        assert_eq!(
+            serde_json::to_string(&DrainState::Draining).unwrap(),
+            "\"draining\""
+        );
+    }
+
+    #[test]
+    fn reflector_source_answers_only_after_the_first_full_list() {
+        let (store, mut writer) = kube::runtime::reflector::store::<Pod>();
+        let states = ReflectorPodStates::new(store);
+        let mut changes = states.subscribe();
+        changes.mark_unchanged();
+        assert_eq!(states.drain_state("shop", "web-0"), None);
+
+        let pod = mk_pod(&[POD_FINALIZER], false, None);
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(pod),
+            watcher::Event::InitDone,
+        ] {
+            writer.apply_watcher_event(&event);
+            states.observe(&event);
+        }
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(
+            states.drain_state("shop", "web-0"),
+            Some(DrainState::Active)
+        );
+        assert_eq!(
+            states.drain_state("shop", "web-1"),
+            Some(DrainState::Unmanaged)
+        );
+    }
+}
