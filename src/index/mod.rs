@@ -1,11 +1,38 @@
 //! Incremental cluster index fed by watch events (apply/delete/reset per kind).
 //!
-//! The public surface below is the contract the CLI and the agent code against.
+//! It keeps only what the planner reads (no managedFields, no full specs), interns the
+//! strings that repeat across objects, and answers for every change which Services it
+//! affects, so the agent re-plans only those. Cluster-mode Services with the same node
+//! selector share one cached eligible-node set, dropped only when a node change alters it.
+
+mod intern;
+mod node;
+mod node_set;
+mod pod;
+mod service;
+mod slice;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::desired::PlannerConfig;
+use crate::model::LbSpec;
+use intern::Interner;
+pub(crate) use node::{NodeInfo, NodeSelector, NodeStatus};
+pub use node::{DRAIN_TAINTS, EXCLUDE_LABELS};
+pub(crate) use node_set::NodeSet;
+use node_set::NodeSetCache;
+use pod::PodGates;
+pub use pod::{ACK_GATE_PREFIX, GATE_PREFIX};
+pub(crate) use service::{ServiceInfo, TargetPort};
+pub use slice::SERVICE_NAME_LABEL;
+pub(crate) use slice::{EndpointState, SliceInfo};
 
 /// A Service's `<namespace>/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -14,60 +41,570 @@ pub struct ServiceRef {
     pub name: String,
 }
 
+impl ServiceRef {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ServiceRef {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
 /// Which Services an object change affects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Affected {
-    pub services: std::collections::BTreeSet<ServiceRef>,
+    /// Every affected Service (managed ones; a Service that stops being managed is
+    /// listed once so its backends can be drained).
+    pub services: BTreeSet<ServiceRef>,
+    /// Shared Cluster-mode node sets a node change altered. Their Services are also in
+    /// `services`; this names the change once, so thousands of Services sharing one set
+    /// can be handled as one node entering, leaving or changing state.
+    pub node_sets: Vec<NodeSetChange>,
 }
+
+/// One node's change in the eligible-node set shared by `services` Cluster-mode Services.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeSetChange {
+    pub node: String,
+    /// The set's `backend-label` selector, sorted.
+    pub backend_labels: Vec<(String, String)>,
+    pub remove_unscheduled_backend: bool,
+    /// How many Services share the set.
+    pub services: usize,
+}
+
+impl Affected {
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.node_sets.is_empty()
+    }
+
+    /// Adds another change's Services (and node-set changes) to this one.
+    pub fn extend(&mut self, other: Affected) {
+        self.services.extend(other.services);
+        self.node_sets.extend(other.node_sets);
+    }
+
+    fn insert(&mut self, ns: &str, name: &str) {
+        self.services.insert(ServiceRef::new(ns, name));
+    }
+}
+
+/// Counts of what the index holds, for logs and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    pub managed_services: usize,
+    pub endpoint_slices: usize,
+    pub nodes: usize,
+    pub gated_pods: usize,
+    pub cached_node_sets: usize,
+}
+
+type SvcKey = (Arc<str>, Arc<str>);
 
 /// The planner's view of the cluster.
 #[derive(Debug)]
 pub struct ClusterIndex {
     config: PlannerConfig,
+    interner: Interner,
+    /// Managed Services only: namespace → name → info.
+    services: HashMap<Arc<str>, HashMap<Arc<str>, ServiceInfo>>,
+    /// Cluster-mode Services (with valid annotations) by the node set they share.
+    node_set_users: HashMap<NodeSelector, BTreeSet<SvcKey>>,
+    /// namespace → Service name → slice name → slice.
+    slices: HashMap<Arc<str>, HashMap<Arc<str>, BTreeMap<Box<str>, SliceInfo>>>,
+    /// namespace → slice name → the Service it belongs to.
+    slice_owner: HashMap<Arc<str>, HashMap<Box<str>, Arc<str>>>,
+    nodes: HashMap<Arc<str>, NodeInfo>,
+    /// node → Services with endpoints on it → how many.
+    node_users: HashMap<Arc<str>, HashMap<SvcKey, u32>>,
+    /// Pods with a readiness gate of ours or ACK's: namespace → pod name → gates.
+    pods: HashMap<Arc<str>, HashMap<Box<str>, PodGates>>,
+    node_sets: Mutex<NodeSetCache>,
+    deletes_since_gc: u32,
 }
 
-#[allow(unused_variables)]
+/// Objects without a namespace are read as `default`, as kubectl does for manifests.
+fn meta_key(meta: &ObjectMeta) -> Option<(&str, &str)> {
+    Some((
+        meta.namespace.as_deref().unwrap_or("default"),
+        meta.name.as_deref()?,
+    ))
+}
+
+/// A node's standing that matters to output: excluded nodes are as good as absent.
+fn visible(node: Option<&NodeInfo>, selector: &NodeSelector) -> Option<NodeStatus> {
+    node.map(|n| n.status(selector))
+        .filter(|s| *s != NodeStatus::Excluded)
+}
+
 impl ClusterIndex {
     pub fn new(config: PlannerConfig) -> Self {
-        ClusterIndex { config }
+        ClusterIndex {
+            config,
+            interner: Interner::default(),
+            services: HashMap::new(),
+            node_set_users: HashMap::new(),
+            slices: HashMap::new(),
+            slice_owner: HashMap::new(),
+            nodes: HashMap::new(),
+            node_users: HashMap::new(),
+            pods: HashMap::new(),
+            node_sets: Mutex::new(NodeSetCache::new()),
+            deletes_since_gc: 0,
+        }
     }
+
     pub fn config(&self) -> &PlannerConfig {
         &self.config
     }
+
+    /// The parsed annotations of a managed Service (`None` when unmanaged, absent or
+    /// its annotations are invalid); the agent reads the drain window from it.
+    pub fn lb_spec(&self, service: &ServiceRef) -> Option<&LbSpec> {
+        self.service_info(&service.namespace, &service.name)?
+            .spec
+            .as_ref()
+            .ok()
+    }
+
+    pub fn stats(&self) -> IndexStats {
+        IndexStats {
+            managed_services: self.services.values().map(HashMap::len).sum(),
+            endpoint_slices: self.slice_owner.values().map(HashMap::len).sum(),
+            nodes: self.nodes.len(),
+            gated_pods: self.pods.values().map(HashMap::len).sum(),
+            cached_node_sets: self.cache().len(),
+        }
+    }
+
+    // ---- Services ----
+
     pub fn apply_service(&mut self, obj: &Service) -> Affected {
-        todo!()
+        let Some((ns, name)) = meta_key(&obj.metadata) else {
+            return Affected::default();
+        };
+        let info = ServiceInfo::from_service(obj, &self.config, &mut self.interner);
+        self.set_service(ns, name, info)
     }
+
     pub fn delete_service(&mut self, obj: &Service) -> Affected {
-        todo!()
+        let Some((ns, name)) = meta_key(&obj.metadata) else {
+            return Affected::default();
+        };
+        self.note_delete();
+        self.set_service(ns, name, None)
     }
+
     pub fn reset_services(&mut self, all: &[Service]) -> Affected {
-        todo!()
+        let keep: HashSet<(&str, &str)> =
+            all.iter().filter_map(|s| meta_key(&s.metadata)).collect();
+        let gone: Vec<SvcKey> = self
+            .services
+            .iter()
+            .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
+            .filter(|(ns, n)| !keep.contains(&(&**ns, &**n)))
+            .collect();
+        let mut affected = Affected::default();
+        for (ns, name) in gone {
+            affected.extend(self.set_service(&ns, &name, None));
+        }
+        for svc in all {
+            affected.extend(self.apply_service(svc));
+        }
+        self.interner.collect_garbage();
+        affected
     }
+
+    fn set_service(&mut self, ns: &str, name: &str, info: Option<ServiceInfo>) -> Affected {
+        if self.service_info(ns, name) == info.as_ref() {
+            return Affected::default();
+        }
+        let key: SvcKey = (self.interner.get(ns), self.interner.get(name));
+        let old = self.services.get_mut(ns).and_then(|m| m.remove(name));
+        if self.services.get(ns).is_some_and(HashMap::is_empty) {
+            self.services.remove(ns);
+        }
+        if let Some(old) = old.filter(ServiceInfo::uses_node_set) {
+            if let Some(users) = self.node_set_users.get_mut(&old.selector) {
+                users.remove(&key);
+                if users.is_empty() {
+                    self.node_set_users.remove(&old.selector);
+                    self.cache().remove(&old.selector);
+                }
+            }
+        }
+        if let Some(info) = info {
+            if info.uses_node_set() {
+                self.node_set_users
+                    .entry(info.selector.clone())
+                    .or_default()
+                    .insert(key.clone());
+            }
+            self.services
+                .entry(key.0.clone())
+                .or_default()
+                .insert(key.1.clone(), info);
+        }
+        let mut affected = Affected::default();
+        affected.insert(ns, name);
+        affected
+    }
+
+    // ---- EndpointSlices ----
+
     pub fn apply_endpoint_slice(&mut self, obj: &EndpointSlice) -> Affected {
-        todo!()
+        let Some((ns, slice)) = meta_key(&obj.metadata) else {
+            return Affected::default();
+        };
+        let owner = obj
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            .filter(|s| !s.is_empty());
+        let new =
+            owner.and_then(|o| Some((o.as_str(), SliceInfo::from_slice(obj, &mut self.interner)?)));
+        self.set_slice(ns, slice, new)
     }
+
     pub fn delete_endpoint_slice(&mut self, obj: &EndpointSlice) -> Affected {
-        todo!()
+        let Some((ns, slice)) = meta_key(&obj.metadata) else {
+            return Affected::default();
+        };
+        self.note_delete();
+        self.set_slice(ns, slice, None)
     }
+
     pub fn reset_endpoint_slices(&mut self, all: &[EndpointSlice]) -> Affected {
-        todo!()
+        let keep: HashSet<(&str, &str)> =
+            all.iter().filter_map(|s| meta_key(&s.metadata)).collect();
+        let gone: Vec<(Arc<str>, Box<str>)> = self
+            .slice_owner
+            .iter()
+            .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
+            .filter(|(ns, n)| !keep.contains(&(&**ns, &**n)))
+            .collect();
+        let mut affected = Affected::default();
+        for (ns, slice) in gone {
+            affected.extend(self.set_slice(&ns, &slice, None));
+        }
+        for s in all {
+            affected.extend(self.apply_endpoint_slice(s));
+        }
+        self.interner.collect_garbage();
+        affected
     }
+
+    fn set_slice(&mut self, ns: &str, slice: &str, new: Option<(&str, SliceInfo)>) -> Affected {
+        let old_owner = self.slice_owner.get(ns).and_then(|m| m.get(slice)).cloned();
+        if let (Some(old), Some((owner, info))) = (&old_owner, &new) {
+            let unchanged = **old == **owner
+                && self
+                    .slices
+                    .get(ns)
+                    .and_then(|m| m.get(old))
+                    .and_then(|m| m.get(slice))
+                    == Some(info);
+            if unchanged {
+                return Affected::default();
+            }
+        }
+        let mut affected = Affected::default();
+        if let Some(old) = old_owner {
+            remove_nested(&mut self.slice_owner, ns, slice);
+            let info = self.slices.get_mut(ns).and_then(|m| {
+                let by_slice = m.get_mut(&*old)?;
+                let info = by_slice.remove(slice);
+                if by_slice.is_empty() {
+                    m.remove(&*old);
+                }
+                info
+            });
+            if self.slices.get(ns).is_some_and(HashMap::is_empty) {
+                self.slices.remove(ns);
+            }
+            if let Some(info) = info {
+                self.count_node_users(ns, &old, &info, false);
+            }
+            self.note_endpoint_change(&mut affected, ns, &old);
+        }
+        if let Some((owner, info)) = new {
+            let ns_a = self.interner.get(ns);
+            let owner_a = self.interner.get(owner);
+            self.count_node_users(ns, owner, &info, true);
+            self.slices
+                .entry(ns_a.clone())
+                .or_default()
+                .entry(owner_a.clone())
+                .or_default()
+                .insert(slice.into(), info);
+            self.slice_owner
+                .entry(ns_a)
+                .or_default()
+                .insert(slice.into(), owner_a);
+            self.note_endpoint_change(&mut affected, ns, owner);
+        }
+        affected
+    }
+
+    /// Keeps `node_users` (node → Services with endpoints there) in step with a slice
+    /// being added (`add`) or removed.
+    fn count_node_users(&mut self, ns: &str, service: &str, info: &SliceInfo, add: bool) {
+        let key: SvcKey = (self.interner.get(ns), self.interner.get(service));
+        for node in info.endpoints.iter().filter_map(|e| e.node.as_ref()) {
+            if add {
+                *self
+                    .node_users
+                    .entry(node.clone())
+                    .or_default()
+                    .entry(key.clone())
+                    .or_default() += 1;
+            } else if let Some(users) = self.node_users.get_mut(node) {
+                if let Some(n) = users.get_mut(&key) {
+                    *n -= 1;
+                    if *n == 0 {
+                        users.remove(&key);
+                    }
+                }
+                if users.is_empty() {
+                    self.node_users.remove(node);
+                }
+            }
+        }
+    }
+
+    fn note_endpoint_change(&self, affected: &mut Affected, ns: &str, service: &str) {
+        if self
+            .service_info(ns, service)
+            .is_some_and(ServiceInfo::uses_endpoints)
+        {
+            affected.insert(ns, service);
+        }
+    }
+
+    // ---- Nodes ----
+
     pub fn apply_node(&mut self, obj: &Node) -> Affected {
-        todo!()
+        let Some(info) = NodeInfo::from_node(obj, &mut self.interner) else {
+            return Affected::default();
+        };
+        let name = info.name.clone();
+        let old = self.nodes.insert(name.clone(), info);
+        self.node_changed(&name, old.as_ref(), self.nodes.get(&name))
     }
+
     pub fn delete_node(&mut self, obj: &Node) -> Affected {
-        todo!()
+        let Some(name) = obj.metadata.name.as_deref() else {
+            return Affected::default();
+        };
+        self.note_delete();
+        let old = self.nodes.remove(name);
+        self.node_changed(name, old.as_ref(), None)
     }
+
     pub fn reset_nodes(&mut self, all: &[Node]) -> Affected {
-        todo!()
+        let keep: HashSet<&str> = all
+            .iter()
+            .filter_map(|n| n.metadata.name.as_deref())
+            .collect();
+        let gone: Vec<Arc<str>> = self
+            .nodes
+            .keys()
+            .filter(|n| !keep.contains(&***n))
+            .cloned()
+            .collect();
+        let mut affected = Affected::default();
+        for name in gone {
+            let old = self.nodes.remove(&name);
+            affected.extend(self.node_changed(&name, old.as_ref(), None));
+        }
+        for n in all {
+            affected.extend(self.apply_node(n));
+        }
+        self.interner.collect_garbage();
+        affected
     }
+
+    /// Which Services see `name` change from `old` to `new`: the users of every shared
+    /// node set whose view of the node changed (that cached set is dropped), and the
+    /// Local-mode Services with endpoints on the node.
+    fn node_changed(&self, name: &str, old: Option<&NodeInfo>, new: Option<&NodeInfo>) -> Affected {
+        let mut affected = Affected::default();
+        if old == new {
+            return affected;
+        }
+        self.cache()
+            .retain(|sel, _| visible(old, sel) == visible(new, sel));
+        for (sel, users) in &self.node_set_users {
+            if visible(old, sel) == visible(new, sel) {
+                continue;
+            }
+            affected.node_sets.push(NodeSetChange {
+                node: name.to_owned(),
+                backend_labels: sel
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                remove_unscheduled_backend: sel.remove_unscheduled,
+                services: users.len(),
+            });
+            for (ns, svc) in users {
+                affected.insert(ns, svc);
+            }
+        }
+        for (ns, svc) in self
+            .node_users
+            .get(name)
+            .into_iter()
+            .flat_map(HashMap::keys)
+        {
+            let Some(info) = self.service_info(ns, svc) else {
+                continue;
+            };
+            if info.mode == crate::model::Mode::Local
+                && info.spec.is_ok()
+                && visible(old, &info.selector) != visible(new, &info.selector)
+            {
+                affected.insert(ns, svc);
+            }
+        }
+        affected
+    }
+
+    // ---- Pods ----
+
     pub fn apply_pod(&mut self, obj: &Pod) -> Affected {
-        todo!()
+        let Some((ns, name)) = meta_key(&obj.metadata) else {
+            return Affected::default();
+        };
+        let gates = PodGates::from_pod(obj, &mut self.interner);
+        self.set_pod(ns, name, gates)
     }
+
     pub fn delete_pod(&mut self, obj: &Pod) -> Affected {
-        todo!()
+        let Some((ns, name)) = meta_key(&obj.metadata) else {
+            return Affected::default();
+        };
+        self.note_delete();
+        self.set_pod(ns, name, None)
     }
+
     pub fn reset_pods(&mut self, all: &[Pod]) -> Affected {
-        todo!()
+        let keep: HashSet<(&str, &str)> =
+            all.iter().filter_map(|p| meta_key(&p.metadata)).collect();
+        let gone: Vec<(Arc<str>, Box<str>)> = self
+            .pods
+            .iter()
+            .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
+            .filter(|(ns, n)| !keep.contains(&(&**ns, &**n)))
+            .collect();
+        let mut affected = Affected::default();
+        for (ns, pod) in gone {
+            affected.extend(self.set_pod(&ns, &pod, None));
+        }
+        for p in all {
+            affected.extend(self.apply_pod(p));
+        }
+        self.interner.collect_garbage();
+        affected
+    }
+
+    fn set_pod(&mut self, ns: &str, name: &str, gates: Option<PodGates>) -> Affected {
+        let old = self.pod_gates(ns, name);
+        if old == gates.as_ref() {
+            return Affected::default();
+        }
+        let mut affected = Affected::default();
+        for svc in old
+            .into_iter()
+            .chain(gates.as_ref())
+            .flat_map(|g| g.services.iter())
+        {
+            self.note_endpoint_change(&mut affected, ns, svc);
+        }
+        match gates {
+            Some(g) => {
+                let ns = self.interner.get(ns);
+                self.pods.entry(ns).or_default().insert(name.into(), g);
+            }
+            None => remove_nested(&mut self.pods, ns, name),
+        }
+        affected
+    }
+
+    // ---- Read access for the planner ----
+
+    pub(crate) fn service_info(&self, ns: &str, name: &str) -> Option<&ServiceInfo> {
+        self.services.get(ns)?.get(name)
+    }
+
+    /// Every managed Service, in no particular order.
+    pub(crate) fn all_services(&self) -> impl Iterator<Item = (&str, &str, &ServiceInfo)> {
+        self.services
+            .iter()
+            .flat_map(|(ns, m)| m.iter().map(move |(n, i)| (&**ns, &**n, i)))
+    }
+
+    /// The Service's slices by slice name.
+    pub(crate) fn slices_of(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> impl Iterator<Item = (&str, &SliceInfo)> {
+        self.slices
+            .get(ns)
+            .and_then(|m| m.get(name))
+            .into_iter()
+            .flat_map(|m| m.iter().map(|(k, v)| (&**k, v)))
+    }
+
+    pub(crate) fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.get(name)
+    }
+
+    pub(crate) fn pod_gates(&self, ns: &str, pod: &str) -> Option<&PodGates> {
+        self.pods.get(ns)?.get(pod)
+    }
+
+    /// The shared eligible-node set for `selector`, computed on first use after a
+    /// change that could alter it.
+    pub(crate) fn node_set(&self, selector: &NodeSelector) -> Arc<NodeSet> {
+        let mut cache = self.cache();
+        if let Some(set) = cache.get(selector) {
+            return Arc::clone(set);
+        }
+        let set = Arc::new(NodeSet::compute(self.nodes.values(), selector));
+        cache.insert(selector.clone(), Arc::clone(&set));
+        set
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, NodeSetCache> {
+        // The cache holds only derived data, so a panic elsewhere cannot leave it wrong.
+        self.node_sets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Deletions leave interned names nobody uses; sweep them now and then.
+    fn note_delete(&mut self) {
+        self.deletes_since_gc += 1;
+        if self.deletes_since_gc >= 4096 {
+            self.deletes_since_gc = 0;
+            self.interner.collect_garbage();
+        }
+    }
+}
+
+fn remove_nested<V>(map: &mut HashMap<Arc<str>, HashMap<Box<str>, V>>, outer: &str, inner: &str) {
+    if let Some(m) = map.get_mut(outer) {
+        m.remove(inner);
+        if m.is_empty() {
+            map.remove(outer);
+        }
     }
 }
