@@ -30,9 +30,9 @@ pub(crate) use node_set::NodeSet;
 use node_set::NodeSetCache;
 use pod::PodGates;
 pub use pod::{ACK_GATE_PREFIX, GATE_PREFIX};
-pub(crate) use service::{ServiceInfo, TargetPort};
+pub(crate) use service::{PortInfo, ServiceInfo, TargetPort};
 pub use slice::SERVICE_NAME_LABEL;
-pub(crate) use slice::{EndpointState, SliceInfo};
+pub(crate) use slice::{EndpointInfo, EndpointState, SliceInfo};
 
 /// A Service's `<namespace>/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
