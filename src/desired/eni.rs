@@ -62,7 +62,9 @@ pub(super) fn eni_backends(
     // The documented order compares IPs as text (model::BackendKey's Ord); compute each
     // text once rather than per comparison.
     out.sort_by_cached_key(|b| (b.server_ip.map(|ip| ip.to_string()), b.port, b.state));
-    out.dedup_by(|later, earlier| later.server_ip == earlier.server_ip && later.port == earlier.port);
+    out.dedup_by(|later, earlier| {
+        later.server_ip == earlier.server_ip && later.port == earlier.port
+    });
     out
 }
 

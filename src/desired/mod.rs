@@ -8,8 +8,8 @@ mod nodes;
 #[cfg(test)]
 mod tests;
 
-use crate::index::{ClusterIndex, ServiceInfo, ServiceRef};
 use crate::index::PortInfo;
+use crate::index::{ClusterIndex, ServiceInfo, ServiceRef};
 use crate::model::{Backend, DesiredGroup, DesiredService, Mode, OwnerDescription};
 
 /// Which Services are managed and how owned backends are named.

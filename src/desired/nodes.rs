@@ -97,7 +97,11 @@ pub(super) fn local_weights(
             NodeStatus::Active(id) if t.counted > 0 => (id, BackendState::Active),
             NodeStatus::Active(id) | NodeStatus::Draining(id) => (id, BackendState::Draining),
         };
-        let count = if state == BackendState::Active { t.counted } else { 0 };
+        let count = if state == BackendState::Active {
+            t.counted
+        } else {
+            0
+        };
         out.push((instance, state, count));
     }
     let largest = out.iter().map(|(_, _, c)| *c).max().unwrap_or(0);

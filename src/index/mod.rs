@@ -5,25 +5,31 @@
 //! affects, so the agent re-plans only those. Cluster-mode Services with the same node
 //! selector share one cached eligible-node set, dropped only when a node change alters it.
 
+mod affected;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod intern;
 mod node;
 mod node_set;
+mod nodes_pods;
 mod pod;
 mod service;
 mod slice;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::desired::PlannerConfig;
 use crate::model::LbSpec;
+pub use affected::{Affected, IndexStats, NodeSetChange, ServiceRef};
 use intern::Interner;
+pub use node::parse_provider_id;
 pub(crate) use node::{NodeInfo, NodeSelector, NodeStatus};
 pub use node::{DRAIN_TAINTS, EXCLUDE_LABELS};
 pub(crate) use node_set::NodeSet;
@@ -34,78 +40,8 @@ pub(crate) use service::{PortInfo, ServiceInfo, TargetPort};
 pub use slice::SERVICE_NAME_LABEL;
 pub(crate) use slice::{EndpointInfo, EndpointState, SliceInfo};
 
-/// A Service's `<namespace>/<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ServiceRef {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ServiceRef {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ServiceRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
-
-/// Which Services an object change affects.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Affected {
-    /// Every affected Service (managed ones; a Service that stops being managed is
-    /// listed once so its backends can be drained).
-    pub services: BTreeSet<ServiceRef>,
-    /// Shared Cluster-mode node sets a node change altered. Their Services are also in
-    /// `services`; this names the change once, so thousands of Services sharing one set
-    /// can be handled as one node entering, leaving or changing state.
-    pub node_sets: Vec<NodeSetChange>,
-}
-
-/// One node's change in the eligible-node set shared by `services` Cluster-mode Services.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeSetChange {
-    pub node: String,
-    /// The set's `backend-label` selector, sorted.
-    pub backend_labels: Vec<(String, String)>,
-    pub remove_unscheduled_backend: bool,
-    /// How many Services share the set.
-    pub services: usize,
-}
-
-impl Affected {
-    pub fn is_empty(&self) -> bool {
-        self.services.is_empty() && self.node_sets.is_empty()
-    }
-
-    /// Adds another change's Services (and node-set changes) to this one.
-    pub fn extend(&mut self, other: Affected) {
-        self.services.extend(other.services);
-        self.node_sets.extend(other.node_sets);
-    }
-
-    fn insert(&mut self, ns: &str, name: &str) {
-        self.services.insert(ServiceRef::new(ns, name));
-    }
-}
-
-/// Counts of what the index holds, for logs and benchmarks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct IndexStats {
-    pub managed_services: usize,
-    pub endpoint_slices: usize,
-    pub nodes: usize,
-    pub gated_pods: usize,
-    pub cached_node_sets: usize,
-}
-
 type SvcKey = (Arc<str>, Arc<str>);
+type SlicesByName = BTreeMap<Box<str>, SliceInfo>;
 
 /// The planner's view of the cluster.
 #[derive(Debug)]
@@ -117,7 +53,7 @@ pub struct ClusterIndex {
     /// Cluster-mode Services (with valid annotations) by the node set they share.
     node_set_users: HashMap<NodeSelector, BTreeSet<SvcKey>>,
     /// namespace → Service name → slice name → slice.
-    slices: HashMap<Arc<str>, HashMap<Arc<str>, BTreeMap<Box<str>, SliceInfo>>>,
+    slices: HashMap<Arc<str>, HashMap<Arc<str>, SlicesByName>>,
     /// namespace → slice name → the Service it belongs to.
     slice_owner: HashMap<Arc<str>, HashMap<Box<str>, Arc<str>>>,
     nodes: HashMap<Arc<str>, NodeInfo>,
@@ -135,12 +71,6 @@ fn meta_key(meta: &ObjectMeta) -> Option<(&str, &str)> {
         meta.namespace.as_deref().unwrap_or("default"),
         meta.name.as_deref()?,
     ))
-}
-
-/// A node's standing that matters to output: excluded nodes are as good as absent.
-fn visible(node: Option<&NodeInfo>, selector: &NodeSelector) -> Option<NodeStatus> {
-    node.map(|n| n.status(selector))
-        .filter(|s| *s != NodeStatus::Excluded)
 }
 
 impl ClusterIndex {
@@ -386,157 +316,6 @@ impl ClusterIndex {
         {
             affected.insert(ns, service);
         }
-    }
-
-    // ---- Nodes ----
-
-    pub fn apply_node(&mut self, obj: &Node) -> Affected {
-        let Some(info) = NodeInfo::from_node(obj, &mut self.interner) else {
-            return Affected::default();
-        };
-        let name = info.name.clone();
-        let old = self.nodes.insert(name.clone(), info);
-        self.node_changed(&name, old.as_ref(), self.nodes.get(&name))
-    }
-
-    pub fn delete_node(&mut self, obj: &Node) -> Affected {
-        let Some(name) = obj.metadata.name.as_deref() else {
-            return Affected::default();
-        };
-        self.note_delete();
-        let old = self.nodes.remove(name);
-        self.node_changed(name, old.as_ref(), None)
-    }
-
-    pub fn reset_nodes(&mut self, all: &[Node]) -> Affected {
-        let keep: HashSet<&str> = all
-            .iter()
-            .filter_map(|n| n.metadata.name.as_deref())
-            .collect();
-        let gone: Vec<Arc<str>> = self
-            .nodes
-            .keys()
-            .filter(|n| !keep.contains(&***n))
-            .cloned()
-            .collect();
-        let mut affected = Affected::default();
-        for name in gone {
-            let old = self.nodes.remove(&name);
-            affected.extend(self.node_changed(&name, old.as_ref(), None));
-        }
-        for n in all {
-            affected.extend(self.apply_node(n));
-        }
-        self.interner.collect_garbage();
-        affected
-    }
-
-    /// Which Services see `name` change from `old` to `new`: the users of every shared
-    /// node set whose view of the node changed (that cached set is dropped), and the
-    /// Local-mode Services with endpoints on the node.
-    fn node_changed(&self, name: &str, old: Option<&NodeInfo>, new: Option<&NodeInfo>) -> Affected {
-        let mut affected = Affected::default();
-        if old == new {
-            return affected;
-        }
-        self.cache()
-            .retain(|sel, _| visible(old, sel) == visible(new, sel));
-        for (sel, users) in &self.node_set_users {
-            if visible(old, sel) == visible(new, sel) {
-                continue;
-            }
-            affected.node_sets.push(NodeSetChange {
-                node: name.to_owned(),
-                backend_labels: sel
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-                remove_unscheduled_backend: sel.remove_unscheduled,
-                services: users.len(),
-            });
-            for (ns, svc) in users {
-                affected.insert(ns, svc);
-            }
-        }
-        for (ns, svc) in self
-            .node_users
-            .get(name)
-            .into_iter()
-            .flat_map(HashMap::keys)
-        {
-            let Some(info) = self.service_info(ns, svc) else {
-                continue;
-            };
-            if info.mode == crate::model::Mode::Local
-                && info.spec.is_ok()
-                && visible(old, &info.selector) != visible(new, &info.selector)
-            {
-                affected.insert(ns, svc);
-            }
-        }
-        affected
-    }
-
-    // ---- Pods ----
-
-    pub fn apply_pod(&mut self, obj: &Pod) -> Affected {
-        let Some((ns, name)) = meta_key(&obj.metadata) else {
-            return Affected::default();
-        };
-        let gates = PodGates::from_pod(obj, &mut self.interner);
-        self.set_pod(ns, name, gates)
-    }
-
-    pub fn delete_pod(&mut self, obj: &Pod) -> Affected {
-        let Some((ns, name)) = meta_key(&obj.metadata) else {
-            return Affected::default();
-        };
-        self.note_delete();
-        self.set_pod(ns, name, None)
-    }
-
-    pub fn reset_pods(&mut self, all: &[Pod]) -> Affected {
-        let keep: HashSet<(&str, &str)> =
-            all.iter().filter_map(|p| meta_key(&p.metadata)).collect();
-        let gone: Vec<(Arc<str>, Box<str>)> = self
-            .pods
-            .iter()
-            .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
-            .filter(|(ns, n)| !keep.contains(&(&**ns, &**n)))
-            .collect();
-        let mut affected = Affected::default();
-        for (ns, pod) in gone {
-            affected.extend(self.set_pod(&ns, &pod, None));
-        }
-        for p in all {
-            affected.extend(self.apply_pod(p));
-        }
-        self.interner.collect_garbage();
-        affected
-    }
-
-    fn set_pod(&mut self, ns: &str, name: &str, gates: Option<PodGates>) -> Affected {
-        let old = self.pod_gates(ns, name);
-        if old == gates.as_ref() {
-            return Affected::default();
-        }
-        let mut affected = Affected::default();
-        for svc in old
-            .into_iter()
-            .chain(gates.as_ref())
-            .flat_map(|g| g.services.iter())
-        {
-            self.note_endpoint_change(&mut affected, ns, svc);
-        }
-        match gates {
-            Some(g) => {
-                let ns = self.interner.get(ns);
-                self.pods.entry(ns).or_default().insert(name.into(), g);
-            }
-            None => remove_nested(&mut self.pods, ns, name),
-        }
-        affected
     }
 
     // ---- Read access for the planner ----

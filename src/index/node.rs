@@ -156,7 +156,7 @@ impl NodeInfo {
 
 /// `[scheme://]<region>.<instance-id>` → the instance id, e.g.
 /// `alicloud://cn-hangzhou.i-abc` → `i-abc`.
-pub(crate) fn parse_provider_id(value: &str) -> Option<&str> {
+pub fn parse_provider_id(value: &str) -> Option<&str> {
     let rest = match value.split_once("://") {
         Some((scheme, rest)) if !scheme.is_empty() => rest,
         Some(_) => return None,
