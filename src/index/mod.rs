@@ -233,18 +233,28 @@ impl ClusterIndex {
 
     fn set_slice(&mut self, ns: &str, slice: &str, new: Option<(&str, SliceInfo)>) -> Affected {
         let old_owner = self.slice_owner.get(ns).and_then(|m| m.get(slice)).cloned();
-        if let (Some(old), Some((owner, info))) = (&old_owner, &new) {
-            let unchanged = **old == **owner
-                && self
+        let new = match (&old_owner, new) {
+            // Same Service: the common case (an endpoint's condition changed). Replace in
+            // place, and leave the node → Service counts alone when the nodes are the same.
+            (Some(old), Some((owner, info))) if **old == *owner => {
+                let existing = self
                     .slices
-                    .get(ns)
-                    .and_then(|m| m.get(old))
-                    .and_then(|m| m.get(slice))
-                    == Some(info);
-            if unchanged {
-                return Affected::default();
+                    .get_mut(ns)
+                    .and_then(|m| m.get_mut(&**old))
+                    .and_then(|m| m.get_mut(slice));
+                match existing {
+                    Some(existing) if *existing == info => return Affected::default(),
+                    Some(existing) if same_nodes(existing, &info) => {
+                        *existing = info;
+                        let mut affected = Affected::default();
+                        self.note_endpoint_change(&mut affected, ns, owner);
+                        return affected;
+                    }
+                    _ => Some((owner, info)),
+                }
             }
-        }
+            (_, new) => new,
+        };
         let mut affected = Affected::default();
         if let Some(old) = old_owner {
             remove_nested(&mut self.slice_owner, ns, slice);
@@ -377,6 +387,14 @@ impl ClusterIndex {
             self.interner.collect_garbage();
         }
     }
+}
+
+/// Both slices list endpoints on the same nodes, in the same order.
+fn same_nodes(a: &SliceInfo, b: &SliceInfo) -> bool {
+    a.endpoints
+        .iter()
+        .map(|e| &e.node)
+        .eq(b.endpoints.iter().map(|e| &e.node))
 }
 
 fn remove_nested<V>(map: &mut HashMap<Arc<str>, HashMap<Box<str>, V>>, outer: &str, inner: &str) {

@@ -55,7 +55,6 @@ impl SliceInfo {
             "IPv6" => true,
             _ => return None,
         };
-        let pod_namespace = slice.metadata.namespace.as_deref();
         let ports = slice
             .ports
             .iter()
@@ -100,12 +99,9 @@ impl SliceInfo {
                 } else {
                     EndpointState::NotReady
                 };
+                // Pods backing a slice live in its namespace.
                 let pod = match (&ep.target_ref, state) {
-                    (Some(r), EndpointState::NotReady)
-                        if r.kind.as_deref() == Some("Pod")
-                            && (r.namespace.is_none()
-                                || r.namespace.as_deref() == pod_namespace) =>
-                    {
+                    (Some(r), EndpointState::NotReady) if r.kind.as_deref() == Some("Pod") => {
                         r.name.as_deref().map(Box::from)
                     }
                     _ => None,

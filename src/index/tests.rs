@@ -221,3 +221,19 @@ fn unmanaged_services_are_not_stored() {
     index.apply_service(&other);
     assert_eq!(index.stats().managed_services, 0);
 }
+
+#[test]
+fn node_users_follow_slice_updates() {
+    let mut index = cluster();
+    let tainted = |n: &str, id: &str| taint(mk_node(n, id), DRAIN_TAINTS[0]);
+    // Same nodes, readiness flipped: updated in place, n1 still reaches `l`.
+    let flipped = mk_slice("l", "1", vec![not_ready("10.0.0.1", "n1")]);
+    assert_eq!(names(&index.apply_endpoint_slice(&flipped)), ["default/l"]);
+    let moved = mk_slice("l", "1", vec![ready("10.0.0.1", "n2")]);
+    assert!(names(&index.apply_node(&tainted("n1", "i-a"))).contains(&"default/l".to_owned()));
+    // The endpoint moved to n2: n1 no longer concerns `l`, n2 does.
+    assert_eq!(names(&index.apply_endpoint_slice(&moved)), ["default/l"]);
+    let n1 = label(mk_node("n1", "i-a"), "pool", "a");
+    assert!(!names(&index.apply_node(&n1)).contains(&"default/l".to_owned()));
+    assert!(names(&index.apply_node(&tainted("n2", "i-b"))).contains(&"default/l".to_owned()));
+}
