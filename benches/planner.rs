@@ -11,7 +11,6 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
-use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -175,7 +174,7 @@ fn svc_name(s: usize) -> String {
 }
 
 fn two_ports(s: usize) -> bool {
-    s % 4 == 0
+    s.is_multiple_of(4)
 }
 
 fn mk_service(s: usize, shared_pool: bool) -> Service {
@@ -187,10 +186,10 @@ fn mk_service(s: usize, shared_pool: bool) -> Service {
     if kind == Kind::Cluster && !shared_pool {
         annotations.insert(BACKEND_LABEL.into(), format!("pool=pool-{}", s % POOLS));
     }
-    if s % 7 == 0 {
+    if s.is_multiple_of(7) {
         annotations.insert(REMOVE_UNSCHEDULED.into(), "on".into());
     }
-    if s % 3 == 0 {
+    if s.is_multiple_of(3) {
         annotations.insert(VGROUP_PORT.into(), format!("rsp-{s:08x}:80"));
     }
     let port = |name: &str, port: i32, target: IntOrString, node_port: i32| ServicePort {
@@ -352,7 +351,7 @@ fn mk_slice(s: usize, flip: bool) -> EndpointSlice {
 
 /// Every tenth ENI Service is dual-stack: a second slice with IPv6 addresses.
 fn mk_slice_v6(s: usize) -> Option<EndpointSlice> {
-    if kind(s) != Kind::Eni || s % 10 != 8 || (s / 10) % 10 != 0 {
+    if kind(s) != Kind::Eni || s % 10 != 8 || !(s / 10).is_multiple_of(10) {
         return None;
     }
     let mut slice = mk_slice(s, false);
@@ -492,6 +491,35 @@ fn main() {
                 BatchSize::SmallInput,
             )
         });
+
+    // The two halves of the above, for diagnosis: the index update alone, and planning
+    // one Local and one ENI Service from an unchanged index.
+    c.benchmark_group("planner").sample_size(50).bench_function(
+        "endpoint_change_index_only",
+        |b| {
+            b.iter_batched_ref(
+                || {
+                    let s = endpoint_services[next % endpoint_services.len()];
+                    next += 1;
+                    flipped[s] = !flipped[s];
+                    mk_slice(s, flipped[s])
+                },
+                |slice| index.apply_endpoint_slice(slice),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    for s in [5, 8] {
+        let svc = ServiceRef::new(ns_of(s), svc_name(s));
+        let label = if kind(s) == Kind::Local {
+            "plan_one_local_service"
+        } else {
+            "plan_one_eni_service"
+        };
+        c.benchmark_group("planner")
+            .sample_size(50)
+            .bench_function(label, |b| b.iter(|| plan_service(&index, &svc)));
+    }
 
     // One node gets (or loses) the autoscaler's removal taint: its pool's 100 Cluster
     // Services (two node sets) and the Local Services with pods on it are re-planned.

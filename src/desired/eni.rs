@@ -1,5 +1,7 @@
 //! ENI backends: each endpoint address of the Service at its target port.
 
+use std::net::IpAddr;
+
 use crate::index::{ClusterIndex, EndpointState, PortInfo, SliceInfo, TargetPort};
 use crate::model::{Backend, BackendState, Weight};
 
@@ -54,18 +56,59 @@ pub(super) fn eni_backends(
             } else {
                 continue;
             };
-            for ip in ep.addresses.iter() {
+            for ip in slice.addresses(ep) {
                 out.push(Backend::eni(*ip, target, weight, state));
             }
         }
     }
-    // The documented order compares IPs as text (model::BackendKey's Ord); compute each
-    // text once rather than per comparison.
-    out.sort_by_cached_key(|b| (b.server_ip.map(|ip| ip.to_string()), b.port, b.state));
+    // The documented order compares IPs as text (model::BackendKey's Ord).
+    out.sort_by_cached_key(|b| (b.server_ip.map(IpText::new), b.port, b.state));
     out.dedup_by(|later, earlier| {
         later.server_ip == earlier.server_ip && later.port == earlier.port
     });
     out
+}
+
+/// An IP address as the text the JSON shows, on the stack: sorting by it matches
+/// `BackendKey`'s order without an allocation per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct IpText {
+    /// Text bytes, zero-padded; no address text contains a zero byte, so the padding
+    /// sorts a prefix first exactly as string comparison does.
+    bytes: [u8; 40],
+}
+
+impl IpText {
+    fn new(ip: IpAddr) -> Self {
+        let mut bytes = [0u8; 40];
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut at = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        bytes[at] = b'.';
+                        at += 1;
+                    }
+                    if octet >= 100 {
+                        bytes[at] = b'0' + octet / 100;
+                        at += 1;
+                    }
+                    if octet >= 10 {
+                        bytes[at] = b'0' + (octet / 10) % 10;
+                        at += 1;
+                    }
+                    bytes[at] = b'0' + octet % 10;
+                    at += 1;
+                }
+            }
+            IpAddr::V6(_) => {
+                use std::io::Write;
+                // At most 39 characters, so this cannot run out of room.
+                let _ = write!(&mut bytes[..], "{ip}");
+            }
+        }
+        IpText { bytes }
+    }
 }
 
 /// Addresses that did not parse are named once per Service, not once per port.
@@ -82,6 +125,37 @@ pub(super) fn report_bad_addresses(
                  address type; they are left out",
                 slice.bad_addresses
             ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_orders_like_the_text_the_json_shows() {
+        let ips = [
+            "10.0.0.10",
+            "10.0.0.2",
+            "10.0.0.1",
+            "9.255.255.255",
+            "100.1.2.3",
+            "fd00::1",
+            "fd00::10",
+            "::1",
+            "10.0.0.100",
+            "1.2.3.4",
+            "2001:db8::ffff:1",
+        ];
+        let mut by_key: Vec<IpAddr> = ips.iter().map(|s| s.parse().unwrap()).collect();
+        let mut by_text = by_key.clone();
+        by_key.sort_by_key(|ip| IpText::new(*ip));
+        by_text.sort_by_key(|ip| ip.to_string());
+        assert_eq!(by_key, by_text);
+        for ip in &by_key {
+            let text = ip.to_string();
+            assert_eq!(&IpText::new(*ip).bytes[..text.len()], text.as_bytes());
         }
     }
 }

@@ -66,7 +66,7 @@ pub(super) fn local_weights(
                 continue;
             }
             let Some(node) = ep.node.as_deref() else {
-                let address = ep.addresses.first().map(ToString::to_string);
+                let address = slice.addresses(ep).first().map(ToString::to_string);
                 errors.push(format!(
                     "endpoint {} in EndpointSlice {slice_name} has no nodeName, which Local \
                      mode needs to pick its node; it is left out",

@@ -24,7 +24,8 @@ pub(crate) enum EndpointState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EndpointInfo {
-    pub(crate) addresses: Box<[IpAddr]>,
+    /// Range in [`SliceInfo::addresses`]: one allocation per slice, not per endpoint.
+    addresses: std::ops::Range<u32>,
     pub(crate) node: Option<Arc<str>>,
     pub(crate) state: EndpointState,
     /// The backing pod's name, kept only for `NotReady` endpoints: the gate bootstrap
@@ -43,11 +44,19 @@ pub(crate) struct SlicePort {
 pub(crate) struct SliceInfo {
     pub(crate) ports: Box<[SlicePort]>,
     pub(crate) endpoints: Box<[EndpointInfo]>,
+    /// The addresses of all endpoints, in endpoint order.
+    addresses: Box<[IpAddr]>,
     /// Addresses that did not parse as the slice's address type.
     pub(crate) bad_addresses: u32,
 }
 
 impl SliceInfo {
+    pub(crate) fn addresses(&self, ep: &EndpointInfo) -> &[IpAddr] {
+        self.addresses
+            .get(ep.addresses.start as usize..ep.addresses.end as usize)
+            .unwrap_or_default()
+    }
+
     /// `None` for slices of FQDN type, which no backend mode can use.
     pub(crate) fn from_slice(slice: &EndpointSlice, interner: &mut Interner) -> Option<Self> {
         let want_v6 = match slice.address_type.as_str() {
@@ -72,22 +81,20 @@ impl SliceInfo {
             })
             .collect();
         let mut bad_addresses = 0;
+        let mut all_addresses = Vec::new();
         let endpoints = slice
             .endpoints
             .iter()
             .flatten()
             .map(|ep| {
-                let addresses = ep
-                    .addresses
-                    .iter()
-                    .filter_map(|a| match a.parse::<IpAddr>() {
-                        Ok(ip) if ip.is_ipv6() == want_v6 => Some(ip),
-                        _ => {
-                            bad_addresses += 1;
-                            None
-                        }
-                    })
-                    .collect();
+                let start = all_addresses.len() as u32;
+                for a in &ep.addresses {
+                    match a.parse::<IpAddr>() {
+                        Ok(ip) if ip.is_ipv6() == want_v6 => all_addresses.push(ip),
+                        _ => bad_addresses += 1,
+                    }
+                }
+                let addresses = start..all_addresses.len() as u32;
                 let cond = ep.conditions.as_ref();
                 // A nil `ready` means unknown, which consumers read as ready (API docs).
                 let ready = cond.and_then(|c| c.ready).unwrap_or(true);
@@ -117,6 +124,7 @@ impl SliceInfo {
         Some(SliceInfo {
             ports,
             endpoints,
+            addresses: all_addresses.into_boxed_slice(),
             bad_addresses,
         })
     }
