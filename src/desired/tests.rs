@@ -372,3 +372,17 @@ fn missing_id_annotation_is_reported_without_a_load_balancer_id() {
     assert!(ds.groups.is_empty());
     assert!(ds.errors[0].contains(LB_ID));
 }
+
+#[test]
+fn two_nodes_claiming_one_instance_give_one_backend_active_if_either_is() {
+    let nodes = [
+        taint(mk_node("old", "i-a"), DRAIN_TAINTS[0]),
+        mk_node("new", "i-a"),
+        mk_node("other", "i-b"),
+    ];
+    let index = index_with(&[mk_service("web")], &nodes);
+    assert_eq!(
+        backends(&index, "web"),
+        ["i-a:30080/100/active", "i-b:30080/100/active"]
+    );
+}

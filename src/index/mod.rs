@@ -11,6 +11,7 @@ pub(crate) mod fixtures;
 mod intern;
 mod node;
 mod node_set;
+mod node_store;
 mod nodes_pods;
 mod pod;
 mod service;
@@ -34,6 +35,7 @@ pub(crate) use node::{NodeInfo, NodeSelector, NodeStatus};
 pub use node::{DRAIN_TAINTS, EXCLUDE_LABELS};
 pub(crate) use node_set::NodeSet;
 use node_set::NodeSetCache;
+use node_store::NodeStore;
 use pod::PodGates;
 pub use pod::{ACK_GATE_PREFIX, GATE_PREFIX};
 pub(crate) use service::{PortInfo, ServiceInfo, TargetPort};
@@ -56,7 +58,7 @@ pub struct ClusterIndex {
     slices: HashMap<Arc<str>, HashMap<Arc<str>, SlicesByName>>,
     /// namespace → slice name → the Service it belongs to.
     slice_owner: HashMap<Arc<str>, HashMap<Box<str>, Arc<str>>>,
-    nodes: HashMap<Arc<str>, NodeInfo>,
+    nodes: NodeStore,
     /// node → Services with endpoints on it → how many.
     node_users: HashMap<Arc<str>, HashMap<SvcKey, u32>>,
     /// Pods with a readiness gate of ours or ACK's: namespace → pod name → gates.
@@ -82,7 +84,7 @@ impl ClusterIndex {
             node_set_users: HashMap::new(),
             slices: HashMap::new(),
             slice_owner: HashMap::new(),
-            nodes: HashMap::new(),
+            nodes: NodeStore::default(),
             node_users: HashMap::new(),
             pods: HashMap::new(),
             node_sets: Mutex::new(NodeSetCache::new()),
@@ -369,7 +371,7 @@ impl ClusterIndex {
         if let Some(set) = cache.get(selector) {
             return Arc::clone(set);
         }
-        let set = Arc::new(NodeSet::compute(self.nodes.values(), selector));
+        let set = Arc::new(NodeSet::compute(self.nodes.ordered(), selector));
         cache.insert(selector.clone(), Arc::clone(&set));
         set
     }

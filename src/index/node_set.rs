@@ -18,27 +18,33 @@ pub(crate) struct NodeSet {
 }
 
 impl NodeSet {
+    /// `nodes` must come ordered by instance id, as [`super::node_store::NodeStore::ordered`]
+    /// yields them, so the set is built in backend order without sorting.
     pub(crate) fn compute<'a>(
         nodes: impl Iterator<Item = &'a NodeInfo>,
         selector: &NodeSelector,
     ) -> Self {
-        let mut backends = Vec::new();
-        let mut bad = Vec::new();
+        let mut backends: Vec<(Arc<str>, BackendState)> = Vec::new();
+        let mut errors = Vec::new();
         for node in nodes {
-            match node.status(selector) {
-                NodeStatus::Excluded => {}
-                NodeStatus::NoInstance => bad.push(node),
-                NodeStatus::Active(id) => backends.push((id, BackendState::Active)),
-                NodeStatus::Draining(id) => backends.push((id, BackendState::Draining)),
+            let (id, state) = match node.status(selector) {
+                NodeStatus::Excluded => continue,
+                NodeStatus::NoInstance => {
+                    errors.push(node.instance_error());
+                    continue;
+                }
+                NodeStatus::Active(id) => (id, BackendState::Active),
+                NodeStatus::Draining(id) => (id, BackendState::Draining),
+            };
+            match backends.last_mut() {
+                // Two nodes claiming one instance: one entry, active if either is.
+                Some(last) if last.0 == id => last.1 = last.1.min(state),
+                _ => backends.push((id, state)),
             }
         }
-        // Two nodes claiming one instance: keep one entry, active before draining.
-        backends.sort();
-        backends.dedup_by(|later, earlier| later.0 == earlier.0);
-        bad.sort_by(|a, b| a.name.cmp(&b.name));
         NodeSet {
             backends: backends.into_boxed_slice(),
-            errors: bad.iter().map(|n| n.instance_error()).collect(),
+            errors: errors.into_boxed_slice(),
         }
     }
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 
 use super::node::{NodeInfo, NodeSelector, NodeStatus};
 use super::pod::PodGates;
-use super::{meta_key, remove_nested, Affected, ClusterIndex, NodeSetChange};
+use super::{meta_key, remove_nested, Affected, ClusterIndex, NodeSetChange, ServiceRef};
 
 /// A node's standing that matters to output: excluded nodes are as good as absent.
 fn visible(node: Option<&NodeInfo>, selector: &NodeSelector) -> Option<NodeStatus> {
@@ -24,8 +24,8 @@ impl ClusterIndex {
             return Affected::default();
         };
         let name = info.name.clone();
-        let old = self.nodes.insert(name.clone(), info);
-        self.node_changed(&name, old.as_ref(), self.nodes.get(&name))
+        let old = self.nodes.insert(info);
+        self.node_changed(&name, old.as_deref(), self.nodes.get(&name))
     }
 
     pub fn delete_node(&mut self, obj: &Node) -> Affected {
@@ -34,7 +34,7 @@ impl ClusterIndex {
         };
         self.note_delete();
         let old = self.nodes.remove(name);
-        self.node_changed(name, old.as_ref(), None)
+        self.node_changed(name, old.as_deref(), None)
     }
 
     pub fn reset_nodes(&mut self, all: &[Node]) -> Affected {
@@ -44,14 +44,14 @@ impl ClusterIndex {
             .collect();
         let gone: Vec<Arc<str>> = self
             .nodes
-            .keys()
+            .names()
             .filter(|n| !keep.contains(&***n))
             .cloned()
             .collect();
         let mut affected = Affected::default();
         for name in gone {
             let old = self.nodes.remove(&name);
-            affected.extend(self.node_changed(&name, old.as_ref(), None));
+            affected.extend(self.node_changed(&name, old.as_deref(), None));
         }
         for n in all {
             affected.extend(self.apply_node(n));
@@ -70,6 +70,9 @@ impl ClusterIndex {
         }
         self.cache()
             .retain(|sel, _| visible(old, sel) == visible(new, sel));
+        // Collected first and turned into the set in one sorted bulk build: thousands of
+        // Services can share a node set, and inserting them one by one dominated.
+        let mut services = Vec::new();
         for (sel, users) in &self.node_set_users {
             if visible(old, sel) == visible(new, sel) {
                 continue;
@@ -84,9 +87,7 @@ impl ClusterIndex {
                 remove_unscheduled_backend: sel.remove_unscheduled,
                 services: users.len(),
             });
-            for (ns, svc) in users {
-                affected.insert(ns, svc);
-            }
+            services.extend(users.iter().map(|(ns, svc)| ServiceRef::new(&**ns, &**svc)));
         }
         for (ns, svc) in self
             .node_users
@@ -101,9 +102,11 @@ impl ClusterIndex {
                 && info.spec.is_ok()
                 && visible(old, &info.selector) != visible(new, &info.selector)
             {
-                affected.insert(ns, svc);
+                services.push(ServiceRef::new(&**ns, &**svc));
             }
         }
+        services.sort_unstable();
+        affected.services = services.into_iter().collect();
         affected
     }
 
