@@ -1,7 +1,16 @@
 //! Pure desired-state planner: cluster index → desired backends of every vServer group.
+//!
+//! The rules are DESIGN.md §3 and §3.1. Every problem is reported in the Service's own
+//! `errors`; nothing one Service does stops another from being planned.
 
-use crate::index::{ClusterIndex, ServiceRef};
-use crate::model::DesiredService;
+mod eni;
+mod nodes;
+#[cfg(test)]
+mod tests;
+
+use crate::index::PortInfo;
+use crate::index::{ClusterIndex, ServiceInfo, ServiceRef};
+use crate::model::{Backend, DesiredGroup, DesiredService, Mode, OwnerDescription};
 
 /// Which Services are managed and how owned backends are named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,12 +35,104 @@ impl Default for PlannerConfig {
 
 /// Desired state of every managed Service, sorted by `<namespace>/<name>`.
 pub fn plan_all(index: &ClusterIndex) -> Vec<DesiredService> {
-    let _ = index;
-    todo!()
+    let mut out: Vec<DesiredService> = index
+        .all_services()
+        .map(|(ns, name, info)| plan_one(index, ns, name, info))
+        .collect();
+    out.sort_unstable_by(|a, b| a.service.cmp(&b.service));
+    out
 }
 
 /// Desired state of one Service; `None` when it is not (or no longer) managed.
 pub fn plan_service(index: &ClusterIndex, service: &ServiceRef) -> Option<DesiredService> {
-    let _ = (index, service);
-    todo!()
+    let info = index.service_info(&service.namespace, &service.name)?;
+    Some(plan_one(index, &service.namespace, &service.name, info))
+}
+
+fn plan_one(index: &ClusterIndex, ns: &str, name: &str, info: &ServiceInfo) -> DesiredService {
+    let mut out = DesiredService {
+        service: format!("{ns}/{name}"),
+        load_balancer_id: info.load_balancer_id.as_deref().map(str::to_owned),
+        mode: info.mode,
+        groups: Vec::new(),
+        errors: Vec::new(),
+    };
+    let spec = match &info.spec {
+        Ok(spec) => spec,
+        Err(errors) => {
+            out.errors = errors.to_vec();
+            return out;
+        }
+    };
+    out.errors.extend(info.port_errors.iter().cloned());
+    let errors = &mut out.errors;
+    let ports: Vec<&PortInfo> = info
+        .ports
+        .iter()
+        .filter(|p| port_usable(p, info.mode, errors))
+        .collect();
+    let groups: Vec<(&PortInfo, Vec<Backend>)> = match info.mode {
+        Mode::Cluster => {
+            let set = index.node_set(&info.selector);
+            errors.extend(set.errors.iter().cloned());
+            ports
+                .into_iter()
+                .map(|p| (p, nodes::cluster_backends(&set, node_port(p))))
+                .collect()
+        }
+        Mode::Local => {
+            let weights = nodes::local_weights(index, ns, name, info, errors);
+            ports
+                .into_iter()
+                .map(|p| (p, nodes::local_backends(&weights, node_port(p))))
+                .collect()
+        }
+        Mode::Eni => {
+            eni::report_bad_addresses(index, ns, name, errors);
+            ports
+                .into_iter()
+                .map(|p| (p, eni::eni_backends(index, ns, name, p, errors)))
+                .collect()
+        }
+    };
+    let cluster_id = &index.config().cluster_id;
+    out.groups = groups
+        .into_iter()
+        .filter_map(|(p, backends)| {
+            Some(DesiredGroup {
+                service_port: p.port,
+                protocol: *p.protocol.as_ref().ok()?,
+                v_server_group_id: spec.vgroup_ports.get(&p.port).cloned(),
+                name: OwnerDescription::new(p.port, name, ns, cluster_id),
+                backends,
+            })
+        })
+        .collect();
+    out
+}
+
+fn node_port(p: &PortInfo) -> u16 {
+    p.node_port.unwrap_or_default()
+}
+
+/// A port gets a group only when its protocol is one a listener carries and, for the
+/// node modes, it has a nodePort; otherwise the Service says why.
+fn port_usable(p: &PortInfo, mode: Mode, errors: &mut Vec<String>) -> bool {
+    if let Err(raw) = &p.protocol {
+        errors.push(format!(
+            "service port {} has protocol {raw:?}; use TCP, UDP or SCTP. The port is skipped",
+            p.port
+        ));
+        return false;
+    }
+    if mode != Mode::Eni && p.node_port.is_none() {
+        errors.push(format!(
+            "service port {} has no nodePort, which {mode} mode sends traffic to; \
+             allow node ports (allocateLoadBalancerNodePorts) or use backend-type eni. \
+             The port is skipped",
+            p.port
+        ));
+        return false;
+    }
+    true
 }

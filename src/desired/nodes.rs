@@ -1,0 +1,141 @@
+//! ECS (node) backends: Cluster mode from the shared eligible-node set, Local mode from
+//! the nodes hosting the Service's endpoints, weighted by how many count there.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::index::{ClusterIndex, EndpointInfo, EndpointState, NodeSet, NodeStatus, ServiceInfo};
+use crate::model::{Backend, BackendState, Weight};
+
+/// Cluster mode: every node of the set at `node_port`, weight 100 (0 when draining).
+pub(super) fn cluster_backends(set: &NodeSet, node_port: u16) -> Vec<Backend> {
+    set.backends
+        .iter()
+        .map(|(id, state)| {
+            let weight = match state {
+                BackendState::Active => Weight::MAX,
+                BackendState::Draining => Weight::ZERO,
+            };
+            Backend::ecs(&**id, node_port, weight, *state)
+        })
+        .collect()
+}
+
+/// Whether an endpoint counts for `service` (DESIGN.md §3.1 "Which endpoints count"):
+/// ready and not terminating, or admitted by the readiness-gate bootstrap.
+pub(super) fn counts(index: &ClusterIndex, ns: &str, service: &str, ep: &EndpointInfo) -> bool {
+    match ep.state {
+        EndpointState::Ready => true,
+        EndpointState::Terminating => false,
+        EndpointState::NotReady => ep
+            .pod
+            .as_deref()
+            .and_then(|pod| index.pod_gates(ns, pod))
+            .is_some_and(|g| g.admits(service)),
+    }
+}
+
+/// One Local-mode node backend before the port is known.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct NodeWeight {
+    instance: Arc<str>,
+    state: BackendState,
+    weight: Weight,
+}
+
+#[derive(Default)]
+struct Tally {
+    counted: u32,
+    terminating: u32,
+}
+
+/// Local mode: per eligible node hosting endpoints, the weight it should get, sorted by
+/// instance id. Endpoints without a node and nodes without an instance id go to `errors`.
+pub(super) fn local_weights(
+    index: &ClusterIndex,
+    ns: &str,
+    service: &str,
+    info: &ServiceInfo,
+    errors: &mut Vec<String>,
+) -> Vec<NodeWeight> {
+    let mut tally: BTreeMap<&str, Tally> = BTreeMap::new();
+    for (slice_name, slice) in index.slices_of(ns, service) {
+        for ep in slice.endpoints.iter() {
+            let counted = counts(index, ns, service, ep);
+            if !counted && ep.state != EndpointState::Terminating {
+                continue;
+            }
+            let Some(node) = ep.node.as_deref() else {
+                let address = slice.addresses(ep).first().map(ToString::to_string);
+                errors.push(format!(
+                    "endpoint {} in EndpointSlice {slice_name} has no nodeName, which Local \
+                     mode needs to pick its node; it is left out",
+                    address.as_deref().unwrap_or("without address"),
+                ));
+                continue;
+            };
+            let t = tally.entry(node).or_default();
+            if counted {
+                t.counted += 1;
+            } else {
+                t.terminating += 1;
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(tally.len());
+    for (name, t) in tally {
+        // A node missing from the index was deleted; the step planner drains what it owned.
+        let Some(node) = index.node(name) else {
+            continue;
+        };
+        let (instance, state) = match node.status(&info.selector) {
+            NodeStatus::Excluded => continue,
+            NodeStatus::NoInstance => {
+                errors.push(node.instance_error());
+                continue;
+            }
+            NodeStatus::Active(id) if t.counted > 0 => (id, BackendState::Active),
+            NodeStatus::Active(id) | NodeStatus::Draining(id) => (id, BackendState::Draining),
+        };
+        let count = if state == BackendState::Active {
+            t.counted
+        } else {
+            0
+        };
+        out.push((instance, state, count));
+    }
+    let largest = out.iter().map(|(_, _, c)| *c).max().unwrap_or(0);
+    let mut weights: Vec<NodeWeight> = out
+        .into_iter()
+        .map(|(instance, state, count)| NodeWeight {
+            instance,
+            state,
+            weight: local_weight(count, largest),
+        })
+        .collect();
+    weights.sort();
+    weights.dedup_by(|later, earlier| later.instance == earlier.instance);
+    weights
+}
+
+/// Node weight = counted endpoints, scaled when the largest exceeds 100:
+/// `max(1, round(count × 100 / largest))`, rounding half away from zero.
+pub(super) fn local_weight(count: u32, largest: u32) -> Weight {
+    let value = if count == 0 {
+        0
+    } else if largest <= 100 {
+        count
+    } else {
+        let (count, largest) = (u64::from(count), u64::from(largest));
+        ((count * 200 + largest) / (2 * largest)).max(1) as u32
+    };
+    Weight::new(value.min(100)).unwrap_or(Weight::MAX)
+}
+
+/// Local mode backends for one port.
+pub(super) fn local_backends(weights: &[NodeWeight], node_port: u16) -> Vec<Backend> {
+    weights
+        .iter()
+        .map(|w| Backend::ecs(&*w.instance, node_port, w.weight, w.state))
+        .collect()
+}
