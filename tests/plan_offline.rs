@@ -133,21 +133,18 @@ fn expected_eni() -> Value {
 // ---- Acceptance: the planner's output on the examples. ----
 
 #[test]
-#[ignore = "needs the desired-state planner"]
 fn cluster_example_plans_every_eligible_node() {
     let out = plan_json(&["plan", "--offline", &example("cluster")], &[]);
     assert_eq!(out, json!({"services": [expected_cluster("kubernetes")]}));
 }
 
 #[test]
-#[ignore = "needs the desired-state planner"]
 fn local_example_weights_nodes_by_their_counted_endpoints() {
     let out = plan_json(&["plan", "--offline", &example("local")], &[]);
     assert_eq!(out, json!({"services": [expected_local()]}));
 }
 
 #[test]
-#[ignore = "needs the desired-state planner"]
 fn eni_example_plans_pod_ips_with_gate_bootstrap_and_draining() {
     let out = plan_json(&["plan", "--offline", &example("eni")], &[]);
     assert_eq!(out, json!({"services": [expected_eni()]}));
@@ -156,7 +153,6 @@ fn eni_example_plans_pod_ips_with_gate_bootstrap_and_draining() {
 /// The README's Quick start: all examples at once form one cluster (the shared Nodes are
 /// merged), Services sorted by `<namespace>/<name>`.
 #[test]
-#[ignore = "needs the desired-state planner"]
 fn all_examples_together_plan_each_service_once_in_name_order() {
     let out = plan_json(
         &["plan", "--offline", &examples().display().to_string()],
@@ -169,7 +165,6 @@ fn all_examples_together_plan_each_service_once_in_name_order() {
 }
 
 #[test]
-#[ignore = "needs the desired-state planner"]
 fn cluster_id_from_flag_or_env_names_the_owned_groups() {
     let dir = example("cluster");
     let out = plan_json(&["plan", "--offline", &dir, "--cluster-id", "prod-hz"], &[]);
@@ -185,7 +180,6 @@ fn cluster_id_from_flag_or_env_names_the_owned_groups() {
 }
 
 #[test]
-#[ignore = "needs the desired-state planner"]
 fn services_of_another_class_are_not_managed() {
     let all = examples().display().to_string();
     let out = plan_json(
