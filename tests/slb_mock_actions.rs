@@ -389,3 +389,42 @@ async fn eni_ids_are_resolved_in_calls_of_at_most_one_hundred_ips() {
     }
     assert!(c.resolve_eni_ids(&[]).await.unwrap().is_empty());
 }
+
+/// The reconciler writes back what it read (with new weights): ECS members come back with
+/// the instance's ServerIp and ENI members with theirs, and both must be accepted as the
+/// same members by Set and Remove.
+#[tokio::test]
+async fn members_read_back_can_be_written_back() {
+    let (mock, c) = start(seed(176, false, json!({}))).await;
+    c.add_backends(
+        GROUP,
+        &[
+            ecs("i-1", 30080, 100),
+            eni("eni-1", "127.0.176.102", 80, 100),
+        ],
+    )
+    .await
+    .unwrap();
+    let read = c.describe_vserver_group(GROUP).await.unwrap().backends;
+    assert!(read.iter().all(|b| b.server_ip.is_some()));
+    let zeroed: Vec<_> = read
+        .iter()
+        .cloned()
+        .map(|mut b| {
+            b.weight = slb_sync::model::Weight::ZERO;
+            b
+        })
+        .collect();
+    c.set_backends(GROUP, &zeroed).await.unwrap();
+    let after = members(&mock, GROUP);
+    assert_eq!(after.len(), 2);
+    assert!(after.iter().all(|m| m.3 == 0), "{after:?}");
+    // Adding what was read is adding an existing member.
+    assert_api_error(
+        c.add_backends(GROUP, &read[..1]).await,
+        "InvalidParameter",
+        ErrorClass::Permanent,
+    );
+    c.remove_backends(GROUP, &zeroed).await.unwrap();
+    assert!(members(&mock, GROUP).is_empty());
+}
