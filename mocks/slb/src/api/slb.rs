@@ -23,6 +23,7 @@ pub const ACTIONS: &[&str] = &[
     "DescribeLoadBalancerTCPListenerAttribute",
     "DescribeLoadBalancerUDPListenerAttribute",
     "DescribeLoadBalancerHTTPListenerAttribute",
+    "DescribeLoadBalancerHTTPSListenerAttribute",
     "SetLoadBalancerTCPListenerAttribute",
     "SetLoadBalancerUDPListenerAttribute",
 ];
@@ -205,6 +206,11 @@ pub fn handle(
         }
         "DescribeLoadBalancerHTTPListenerAttribute" => {
             describe_listener(state, p, Protocol::Http).and_then(read)
+        }
+        // Listed by DescribeLoadBalancerAttribute like any other listener, so a client
+        // that describes every listener calls it.
+        "DescribeLoadBalancerHTTPSListenerAttribute" => {
+            describe_listener(state, p, Protocol::Https).and_then(read)
         }
         "SetLoadBalancerTCPListenerAttribute" => {
             set_listener(state, p, Protocol::Tcp).and_then(wrote)
