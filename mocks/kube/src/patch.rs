@@ -52,9 +52,7 @@ pub fn parse_body(kind: PatchKind, body: &[u8]) -> Result<Value, ApiError> {
             let text = std::str::from_utf8(body)
                 .map_err(|e| ApiError::bad_request(format!("apply body is not UTF-8: {e}")))?;
             serde_saphyr::from_str::<Value>(text).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "error decoding YAML: {e} (as JSON: {json_err})"
-                ))
+                ApiError::bad_request(format!("error decoding YAML: {e} (as JSON: {json_err})"))
             })
         }
         Err(e) => Err(ApiError::bad_request(format!(
@@ -94,7 +92,11 @@ pub fn apply(kind: PatchKind, target: &mut Value, patch: &Value) -> Result<(), A
 fn merge_key(field: &str, items: &[&Value]) -> Option<&'static str> {
     let key = match field {
         "conditions" | "addresses" => "type",
-        "containers" | "initContainers" | "ephemeralContainers" | "env" | "volumes"
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "env"
+        | "volumes"
         | "imagePullSecrets" => "name",
         "volumeMounts" => "mountPath",
         "readinessGates" => "conditionType",
@@ -109,10 +111,7 @@ fn merge_key(field: &str, items: &[&Value]) -> Option<&'static str> {
         }
         _ => return None,
     };
-    items
-        .iter()
-        .all(|i| i.get(key).is_some())
-        .then_some(key)
+    items.iter().all(|i| i.get(key).is_some()).then_some(key)
 }
 
 /// Lists merged as sets of primitives.
@@ -158,8 +157,7 @@ pub fn strategic_merge(target: &mut Value, patch: &Value) {
     };
     for (k, v) in pmap {
         if let Some(field) = k.strip_prefix("$deleteFromPrimitiveList/") {
-            if let (Some(Value::Array(list)), Some(remove)) = (tmap.get_mut(field), v.as_array())
-            {
+            if let (Some(Value::Array(list)), Some(remove)) = (tmap.get_mut(field), v.as_array()) {
                 list.retain(|x| !remove.contains(x));
             }
             continue;

@@ -141,10 +141,6 @@ impl Store {
         self.rv
     }
 
-    pub fn config(&self) -> &StoreConfig {
-        &self.config
-    }
-
     pub fn get(&self, key: &Key) -> Option<&Value> {
         self.objects.get(key)
     }
@@ -304,9 +300,9 @@ impl Store {
 
     /// Direct removal used by test hooks (ignores finalizers).
     pub fn remove(&mut self, key: &Key) -> Option<Value> {
-        self.objects.contains_key(key).then(|| {
-            self.commit(key.clone(), None, EventType::Deleted)
-        })
+        self.objects
+            .contains_key(key)
+            .then(|| self.commit(key.clone(), None, EventType::Deleted))
     }
 }
 

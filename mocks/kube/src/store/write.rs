@@ -130,7 +130,9 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let def = &RESOURCES[kind];
         if !obj.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         if def.namespaced
             && meta_str(&obj, "namespace").is_some_and(|ns| !ns.is_empty() && ns != namespace)
@@ -151,7 +153,9 @@ impl Store {
         }
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if name.is_empty() {
-            let prefix = meta_str(&obj, "generateName").unwrap_or_default().to_string();
+            let prefix = meta_str(&obj, "generateName")
+                .unwrap_or_default()
+                .to_string();
             if prefix.is_empty() {
                 return Err(ApiError::invalid(format!(
                     "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
@@ -170,7 +174,11 @@ impl Store {
         }
         let key: Key = (
             kind,
-            if def.namespaced { namespace.to_string() } else { String::new() },
+            if def.namespaced {
+                namespace.to_string()
+            } else {
+                String::new()
+            },
             name.clone(),
         );
         if self.objects.contains_key(&key) {
@@ -200,7 +208,9 @@ impl Store {
             match def.status_on_create {
                 StatusOnCreate::Keep => None,
                 StatusOnCreate::Clear => o.insert("status".into(), json!({})),
-                StatusOnCreate::PodPending => o.insert("status".into(), json!({"phase": "Pending"})),
+                StatusOnCreate::PodPending => {
+                    o.insert("status".into(), json!({"phase": "Pending"}))
+                }
                 StatusOnCreate::NamespaceActive => {
                     o.insert("status".into(), json!({"phase": "Active"}))
                 }
@@ -238,7 +248,9 @@ impl Store {
             .cloned()
             .ok_or_else(|| ApiError::not_found(&resource, &key.2))?;
         if !new.is_object() {
-            return Err(ApiError::bad_request("the request body must be a JSON object"));
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            ));
         }
         if let Some(n) = meta_str(&new, "name") {
             if !n.is_empty() && n != key.2 {
@@ -312,7 +324,9 @@ impl Store {
             };
         }
         m.insert("resourceVersion".into(), json!(old_rv));
-        if m.get("finalizers").is_some_and(|f| f.as_array().is_some_and(Vec::is_empty)) {
+        if m.get("finalizers")
+            .is_some_and(|f| f.as_array().is_some_and(Vec::is_empty))
+        {
             m.remove("finalizers");
         }
         if old_meta.get("deletionTimestamp").is_some() {
@@ -327,7 +341,10 @@ impl Store {
             }
         }
         if spec_part(&new) != spec_part(&old) {
-            let g = old_meta.get("generation").and_then(Value::as_i64).unwrap_or(0);
+            let g = old_meta
+                .get("generation")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
         if new == old {
@@ -346,8 +363,9 @@ impl Store {
         }
         let deleting = meta(&new).get("deletionTimestamp").is_some();
         if deleting && finalizers(&new).is_empty() && !self.awaiting_kubelet.contains(key) {
-            self.commit(key.clone(), Some(new), EventType::Modified);
-            return Ok(self.commit(key.clone(), None, EventType::Deleted));
+            // As the real store does, the update becomes the deletion: one DELETED event
+            // carrying the final state.
+            return Ok(self.commit(key.clone(), Some(new), EventType::Deleted));
         }
         Ok(self.commit(key.clone(), Some(new), EventType::Modified))
     }
@@ -415,16 +433,16 @@ impl Store {
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
         }
-        let op = if kind == PatchKind::Apply { "Apply" } else { "Update" };
+        let op = if kind == PatchKind::Apply {
+            "Apply"
+        } else {
+            "Update"
+        };
         Ok((self.write_existing(key, patched, opts, op, now)?, false))
     }
 
     /// `DELETE` of one object.
-    pub fn delete(
-        &mut self,
-        key: &Key,
-        opts: &DeleteOptions,
-    ) -> Result<DeleteOutcome, ApiError> {
+    pub fn delete(&mut self, key: &Key, opts: &DeleteOptions) -> Result<DeleteOutcome, ApiError> {
         let def = &RESOURCES[key.0];
         let resource = Self::resource_name(key.0);
         let Some(current) = self.objects.get(key).cloned() else {
@@ -435,7 +453,10 @@ impl Store {
                 return Err(ApiError::conflict(
                     &resource,
                     &key.2,
-                    &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta_str(&current, "uid").unwrap_or_default()),
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        meta_str(&current, "uid").unwrap_or_default()
+                    ),
                 ));
             }
         }
