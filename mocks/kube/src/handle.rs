@@ -121,6 +121,13 @@ impl MockKubeHandle {
         self.shared.store().compact();
     }
 
+    /// Ends every open watch stream, as a dropped connection or an API server restart
+    /// would; clients resume from their last resourceVersion (and get `410 Gone` if
+    /// [`Self::compact_history`] ran in between).
+    pub fn disconnect_watches(&self) {
+        self.shared.disconnect_tx.send_modify(|e| *e += 1);
+    }
+
     /// Changes how many watch events are retained (trimming at once if lower).
     pub fn set_history_limit(&self, n: usize) {
         self.shared.store().set_history_limit(n);

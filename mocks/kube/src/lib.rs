@@ -234,6 +234,7 @@ impl MockKube {
             hooks: Mutex::new(hooks::Hooks::default()),
             rv_rx,
             shutdown_rx: shutdown_rx.clone(),
+            disconnect_tx: tokio::sync::watch::channel(0).0,
             bookmark_interval: self.bookmark_interval,
             address: addr.to_string(),
         });

@@ -28,6 +28,8 @@ pub struct Shared {
     pub hooks: Mutex<Hooks>,
     pub rv_rx: tokio::sync::watch::Receiver<u64>,
     pub shutdown_rx: tokio::sync::watch::Receiver<bool>,
+    /// Bumped to end every open watch stream (a simulated connection drop).
+    pub disconnect_tx: tokio::sync::watch::Sender<u64>,
     pub bookmark_interval: Duration,
     pub address: String,
 }

@@ -92,6 +92,7 @@ pub fn respond(shared: Arc<Shared>, filter: Filter, params: WatchParams) -> Resp
 async fn run(shared: Arc<Shared>, filter: Filter, params: WatchParams, tx: mpsc::Sender<Bytes>) {
     let mut rv_rx = shared.rv_rx.clone();
     let mut shutdown = shared.shutdown_rx.clone();
+    let mut disconnect = shared.disconnect_tx.subscribe();
     let deadline = params.timeout.map(|d| Instant::now() + d);
     rv_rx.borrow_and_update();
     let start = {
@@ -147,6 +148,7 @@ async fn run(shared: Arc<Shared>, filter: Filter, params: WatchParams, tx: mpsc:
             biased;
             _ = tx.closed() => return,
             _ = shutdown.changed() => return,
+            _ = disconnect.changed() => return,
             _ = &mut until_deadline => return,
             changed = rv_rx.changed() => {
                 if changed.is_err() {

@@ -61,3 +61,12 @@ pub fn api_err(e: kube::Error) -> (u16, String) {
         other => panic!("expected an API error, got {other:?}"),
     }
 }
+
+/// A pod with apiVersion, kind and namespace set, for `MockKubeHandle::put`.
+pub fn mk_pod_in(name: &str, namespace: &str, labels: &[(&str, &str)]) -> serde_json::Value {
+    let mut v = serde_json::to_value(mk_pod(name, labels, None)).unwrap();
+    v["apiVersion"] = "v1".into();
+    v["kind"] = "Pod".into();
+    v["metadata"]["namespace"] = namespace.into();
+    v
+}
