@@ -1,8 +1,10 @@
 //! The four patch flavours, applied to `serde_json::Value` objects.
 //!
 //! - JSON merge patch (RFC 7386): exact.
-//! - JSON patch (RFC 6902): exact (the `json-patch` crate); a failed `test` is a 422
-//!   `Invalid`, as the real server answers.
+//! - JSON patch (RFC 6902): the `json-patch` crate, op by op; a failed `test` is a 422
+//!   `Invalid`, as the real server answers, and a `test` for `null` passes on an absent
+//!   path, as in the server's library. The caller patches a copy, so a failure changes
+//!   nothing.
 //! - Strategic merge patch: an **approximation**. It is a merge patch except that lists
 //!   whose field name has a known merge key are merged item by item (`conditions` and
 //!   node `addresses` by `type`, `containers`/`initContainers`/`ephemeralContainers`/
@@ -74,7 +76,18 @@ pub fn apply(kind: PatchKind, target: &mut Value, patch: &Value) -> Result<(), A
         PatchKind::Json => {
             let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                 .map_err(|e| ApiError::bad_request(format!("invalid JSON patch: {e}")))?;
-            json_patch::patch(target, &ops).map_err(|e| ApiError::invalid(e.to_string()))
+            for op in ops.0.iter() {
+                // Like the API server's JSON patch library, a `test` for `null` passes when
+                // the path is absent: kube-runtime's finalizer helper relies on it.
+                if let json_patch::PatchOperation::Test(t) = op {
+                    if t.value.is_null() && target.pointer(t.path.as_str()).is_none() {
+                        continue;
+                    }
+                }
+                json_patch::patch(target, std::slice::from_ref(op))
+                    .map_err(|e| ApiError::invalid(e.to_string()))?;
+            }
+            Ok(())
         }
         PatchKind::Strategic | PatchKind::Apply => {
             if !patch.is_object() {
