@@ -47,25 +47,28 @@ impl ResourceDef {
     }
 }
 
-const fn def(
-    group: &'static str,
-    version: &'static str,
-    plural: &'static str,
-    singular: &'static str,
+/// Shorthand for the table below: kind, scope and status rules.
+struct Spec {
     kind: &'static str,
     namespaced: bool,
-    status_on_create: Option<StatusOnCreate>,
+    status: Option<StatusOnCreate>,
+}
+
+const fn def(
+    gvr: (&'static str, &'static str, &'static str),
+    singular: &'static str,
+    spec: Spec,
     short_names: &'static [&'static str],
 ) -> ResourceDef {
     ResourceDef {
-        group,
-        version,
-        plural,
+        group: gvr.0,
+        version: gvr.1,
+        plural: gvr.2,
         singular,
-        kind,
-        namespaced,
-        status_subresource: status_on_create.is_some(),
-        status_on_create: match status_on_create {
+        kind: spec.kind,
+        namespaced: spec.namespaced,
+        status_subresource: spec.status.is_some(),
+        status_on_create: match spec.status {
             Some(s) => s,
             None => StatusOnCreate::Keep,
         },
@@ -76,74 +79,83 @@ const fn def(
 /// Every kind the double serves. Index into this table is the kind's id in the store.
 pub const RESOURCES: &[ResourceDef] = &[
     def(
-        "",
-        "v1",
-        "pods",
+        ("", "v1", "pods"),
         "pod",
-        "Pod",
-        true,
-        Some(StatusOnCreate::PodPending),
+        Spec {
+            kind: "Pod",
+            namespaced: true,
+            status: Some(StatusOnCreate::PodPending),
+        },
         &["po"],
     ),
     def(
-        "",
-        "v1",
-        "services",
+        ("", "v1", "services"),
         "service",
-        "Service",
-        true,
-        Some(StatusOnCreate::Clear),
+        Spec {
+            kind: "Service",
+            namespaced: true,
+            status: Some(StatusOnCreate::Clear),
+        },
         &["svc"],
     ),
     def(
-        "",
-        "v1",
-        "nodes",
+        ("", "v1", "nodes"),
         "node",
-        "Node",
-        false,
-        Some(StatusOnCreate::Keep),
+        Spec {
+            kind: "Node",
+            namespaced: false,
+            status: Some(StatusOnCreate::Keep),
+        },
         &["no"],
     ),
     def(
-        "",
-        "v1",
-        "namespaces",
+        ("", "v1", "namespaces"),
         "namespace",
-        "Namespace",
-        false,
-        Some(StatusOnCreate::NamespaceActive),
+        Spec {
+            kind: "Namespace",
+            namespaced: false,
+            status: Some(StatusOnCreate::NamespaceActive),
+        },
         &["ns"],
     ),
-    def("", "v1", "events", "event", "Event", true, None, &["ev"]),
     def(
-        "discovery.k8s.io",
-        "v1",
-        "endpointslices",
-        "endpointslice",
-        "EndpointSlice",
-        true,
-        None,
-        &[],
-    ),
-    def(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        "lease",
-        "Lease",
-        true,
-        None,
-        &[],
-    ),
-    def(
-        "events.k8s.io",
-        "v1",
-        "events",
+        ("", "v1", "events"),
         "event",
-        "Event",
-        true,
-        None,
+        Spec {
+            kind: "Event",
+            namespaced: true,
+            status: None,
+        },
+        &["ev"],
+    ),
+    def(
+        ("discovery.k8s.io", "v1", "endpointslices"),
+        "endpointslice",
+        Spec {
+            kind: "EndpointSlice",
+            namespaced: true,
+            status: None,
+        },
+        &[],
+    ),
+    def(
+        ("coordination.k8s.io", "v1", "leases"),
+        "lease",
+        Spec {
+            kind: "Lease",
+            namespaced: true,
+            status: None,
+        },
+        &[],
+    ),
+    def(
+        ("events.k8s.io", "v1", "events"),
+        "event",
+        Spec {
+            kind: "Event",
+            namespaced: true,
+            status: None,
+        },
         &["ev"],
     ),
 ];

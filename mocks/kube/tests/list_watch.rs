@@ -268,19 +268,17 @@ async fn runtime_watcher_sees_changes_and_relists_after_410() {
     let cfg = watcher::Config::default().labels("app=web");
     let mut stream = watcher(pods.clone(), cfg).boxed();
     let mut next = async || -> String {
-        loop {
-            match timeout(WAIT, stream.next()).await.expect("event in time") {
-                Some(Ok(ev)) => return label(&ev),
-                Some(Err(e)) => {
-                    // The 410 surfaces as an error item; the watcher then re-lists.
-                    assert!(
-                        matches!(&e, watcher::Error::WatchError(s) if s.code == 410),
-                        "{e:?}"
-                    );
-                    return "Gone".into();
-                }
-                None => panic!("watcher ended"),
+        match timeout(WAIT, stream.next()).await.expect("event in time") {
+            Some(Ok(ev)) => label(&ev),
+            Some(Err(e)) => {
+                // The 410 surfaces as an error item; the watcher then re-lists.
+                assert!(
+                    matches!(&e, watcher::Error::WatchError(s) if s.code == 410),
+                    "{e:?}"
+                );
+                "Gone".into()
             }
+            None => panic!("watcher ended"),
         }
     };
     assert_eq!(next().await, "Init");
