@@ -102,7 +102,7 @@ pub fn apply(kind: PatchKind, target: &mut Value, patch: &Value) -> Result<(), A
 }
 
 /// Merge key for a list field, by field name and the items present.
-fn merge_key(field: &str, items: &[&Value]) -> Option<&'static str> {
+pub(crate) fn merge_key(field: &str, items: &[&Value]) -> Option<&'static str> {
     let key = match field {
         "conditions" | "addresses" => "type",
         "containers"

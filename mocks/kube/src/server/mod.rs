@@ -114,9 +114,16 @@ fn truthy(q: &HashMap<String, String>, k: &str) -> bool {
     q.get(k).is_some_and(|v| v == "true" || v == "1")
 }
 
-fn write_options(q: &HashMap<String, String>, status: bool) -> WriteOptions {
+fn write_options(q: &HashMap<String, String>, headers: &HeaderMap, status: bool) -> WriteOptions {
     WriteOptions {
         field_manager: q.get("fieldManager").filter(|s| !s.is_empty()).cloned(),
+        fallback_manager: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| ua.split('/').next())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string),
+        force: truthy(q, "force"),
         status,
         dry_run: q.get("dryRun").is_some_and(|v| v == "All"),
     }
@@ -193,7 +200,7 @@ fn dispatch(
     let status_sub = target.subresource.is_some();
     let now = now_rfc3339();
     let Some(name) = target.name.clone() else {
-        return collection(shared, method, &target, q, body, &now);
+        return collection(shared, method, &target, q, headers, body, &now);
     };
     let ns = target.namespace.clone().unwrap_or_default();
     let key: Key = (target.kind, ns, name.clone());
@@ -211,9 +218,10 @@ fn dispatch(
             .ok_or_else(|| ApiError::not_found(&resource_name, &name)),
         Method::PUT => {
             let obj = parse_json(body)?;
-            let v = shared
-                .store()
-                .update(&key, obj, &write_options(q, status_sub), &now)?;
+            let v =
+                shared
+                    .store()
+                    .update(&key, obj, &write_options(q, headers, status_sub), &now)?;
             Ok(Reply::Json(200, v))
         }
         Method::PATCH => {
@@ -227,7 +235,7 @@ fn dispatch(
                 &key,
                 kind,
                 &patch_body,
-                &write_options(q, status_sub),
+                &write_options(q, headers, status_sub),
                 &now,
             )?;
             Ok(Reply::Json(if created { 201 } else { 200 }, v))
@@ -281,6 +289,7 @@ fn collection(
     method: &Method,
     t: &Target,
     q: &HashMap<String, String>,
+    headers: &HeaderMap,
     body: &[u8],
     now: &str,
 ) -> Result<Reply, ApiError> {
@@ -311,9 +320,10 @@ fn collection(
                 )));
             };
             let obj = parse_json(body)?;
-            let v = shared
-                .store()
-                .create(t.kind, ns, obj, &write_options(q, false), now)?;
+            let v =
+                shared
+                    .store()
+                    .create(t.kind, ns, obj, &write_options(q, headers, false), now)?;
             Ok(Reply::Json(201, v))
         }
         Method::DELETE => {

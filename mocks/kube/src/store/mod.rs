@@ -7,6 +7,7 @@
 //! watcher never blocks writers; one that falls behind the retained history gets
 //! `410 Gone` exactly as from a compacted etcd.
 
+mod ownership;
 mod write;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};

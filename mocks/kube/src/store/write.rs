@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::ownership::{self, Op};
 use super::{EventType, Key, Store};
 use crate::patch::{self, PatchKind};
 use crate::resources::{StatusOnCreate, RESOURCES};
@@ -12,8 +13,13 @@ use crate::status::ApiError;
 /// Per-request options shared by create, update and patch.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
-    /// `fieldManager`: recorded in `managedFields`.
+    /// `fieldManager`: recorded in `managedFields`; required for apply.
     pub field_manager: Option<String>,
+    /// The manager name for non-apply writes without `fieldManager` (the API server
+    /// derives it from the User-Agent).
+    pub fallback_manager: Option<String>,
+    /// `force=true` on apply: take over conflicting fields.
+    pub force: bool,
     /// Whether the request went to the `/status` subresource.
     pub status: bool,
     /// `dryRun=All`: validate and answer, store nothing.
@@ -85,21 +91,12 @@ fn spec_part(obj: &Value) -> Value {
 
 const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-fn record_manager(obj: &mut Value, manager: Option<&str>, op: &str, api_version: &str, now: &str) {
-    let Some(manager) = manager else { return };
-    let m = meta_mut(obj);
-    let entry = json!({
-        "manager": manager,
-        "operation": op,
-        "apiVersion": api_version,
-        "time": now,
-        "fieldsType": "FieldsV1",
-        "fieldsV1": {},
-    });
-    let list = m.entry("managedFields").or_insert_with(|| json!([]));
-    if let Some(list) = list.as_array_mut() {
-        list.retain(|e| !(e["manager"] == manager && e["operation"] == op));
-        list.push(entry);
+impl WriteOptions {
+    fn manager(&self) -> &str {
+        self.field_manager
+            .as_deref()
+            .or(self.fallback_manager.as_deref())
+            .unwrap_or("unknown")
     }
 }
 
@@ -124,8 +121,20 @@ impl Store {
         &mut self,
         kind: usize,
         namespace: &str,
+        obj: Value,
+        opts: &WriteOptions,
+        now: &str,
+    ) -> Result<Value, ApiError> {
+        self.create_as(kind, namespace, obj, opts, &Op::Update(opts.manager()), now)
+    }
+
+    fn create_as(
+        &mut self,
+        kind: usize,
+        namespace: &str,
         mut obj: Value,
         opts: &WriteOptions,
+        op: &Op<'_>,
         now: &str,
     ) -> Result<Value, ApiError> {
         let def = &RESOURCES[kind];
@@ -216,13 +225,7 @@ impl Store {
                 }
             };
         }
-        record_manager(
-            &mut obj,
-            opts.field_manager.as_deref(),
-            "Update",
-            &def.api_version(),
-            now,
-        );
+        ownership::record(None, &mut obj, op, &def.api_version(), now);
         if opts.dry_run {
             return Ok(obj);
         }
@@ -237,7 +240,7 @@ impl Store {
         key: &Key,
         mut new: Value,
         opts: &WriteOptions,
-        operation: &str,
+        op: &Op<'_>,
         now: &str,
     ) -> Result<Value, ApiError> {
         let def = &RESOURCES[key.0];
@@ -347,17 +350,11 @@ impl Store {
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
+        ownership::record(Some(&old), &mut new, op, &def.api_version(), now);
         if new == old {
             // A no-op write does not bump the resourceVersion or wake watchers.
             return Ok(old);
         }
-        record_manager(
-            &mut new,
-            opts.field_manager.as_deref(),
-            operation,
-            &def.api_version(),
-            now,
-        );
         if opts.dry_run {
             return Ok(new);
         }
@@ -378,7 +375,7 @@ impl Store {
         opts: &WriteOptions,
         now: &str,
     ) -> Result<Value, ApiError> {
-        self.write_existing(key, new, opts, "Update", now)
+        self.write_existing(key, new, opts, &Op::Update(opts.manager()), now)
     }
 
     /// `PATCH` to an object (or its `/status`). Apply creates a missing object; the bool
@@ -394,24 +391,20 @@ impl Store {
         let resource = Self::resource_name(key.0);
         let Some(current) = self.objects.get(key).cloned() else {
             if kind == PatchKind::Apply && !opts.status {
-                if opts.field_manager.is_none() {
+                let Some(manager) = opts.field_manager.as_deref() else {
                     return Err(ApiError::bad_request(
                         "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
                     ));
-                }
+                };
                 let mut obj = body.clone();
                 patch::strategic_merge(&mut obj, &json!({}));
                 meta_mut(&mut obj).insert("name".into(), json!(key.2));
-                let mut create_opts = opts.clone();
-                create_opts.field_manager = None;
-                let mut created = self.create(key.0, &key.1, obj, &create_opts, now)?;
-                if let Some(fm) = opts.field_manager.as_deref() {
-                    let def = &RESOURCES[key.0];
-                    record_manager(&mut created, Some(fm), "Apply", &def.api_version(), now);
-                    if !opts.dry_run {
-                        created = self.commit(key.clone(), Some(created), EventType::Modified);
-                    }
-                }
+                let op = Op::Apply {
+                    manager,
+                    leaves: ownership::leaves(body),
+                    force: opts.force,
+                };
+                let created = self.create_as(key.0, &key.1, obj, opts, &op, now)?;
                 return Ok((created, true));
             }
             return Err(ApiError::not_found(&resource, &key.2));
@@ -421,6 +414,15 @@ impl Store {
                 "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
             ));
         }
+        let apply_manager = match (kind, opts.field_manager.as_deref()) {
+            (PatchKind::Apply, Some(m)) => {
+                if !opts.force {
+                    ownership::check_apply(&current, body, m, &resource, &key.2)?;
+                }
+                Some(m)
+            }
+            _ => None,
+        };
         let mut patched = current.clone();
         patch::apply(kind, &mut patched, body)?;
         // A patch that names a resourceVersion is a precondition on it.
@@ -433,12 +435,15 @@ impl Store {
                 "the object has been modified; please apply your changes to the latest version and try again",
             ));
         }
-        let op = if kind == PatchKind::Apply {
-            "Apply"
-        } else {
-            "Update"
+        let op = match apply_manager {
+            Some(manager) => Op::Apply {
+                manager,
+                leaves: ownership::leaves(body),
+                force: opts.force,
+            },
+            None => Op::Update(opts.manager()),
         };
-        Ok((self.write_existing(key, patched, opts, op, now)?, false))
+        Ok((self.write_existing(key, patched, opts, &op, now)?, false))
     }
 
     /// `DELETE` of one object.
