@@ -291,12 +291,11 @@ pub fn record(old: Option<&Value>, new: &mut Value, op: &Op<'_>, api_version: &s
         .iter_mut()
         .find(|e| e.manager == manager && e.operation == operation)
     {
-        Some(e) => {
-            if e.fields != mine {
-                e.fields = mine;
-                e.raw["time"] = json!(now);
-            }
+        Some(e) if e.fields != mine => {
+            e.fields = mine;
+            e.raw["time"] = json!(now);
         }
+        Some(_) => {}
         None if !mine.is_empty() => list.push(Entry {
             manager: manager.to_string(),
             operation: operation.to_string(),
