@@ -38,6 +38,11 @@
 //!   empty, nodes kept); replace/`PUT` with a `resourceVersion` precondition
 //!   (`409 Conflict`); patch: JSON merge, JSON patch (a failed `test` is `422 Invalid`),
 //!   strategic merge and server-side apply (both approximated, see [`patch`]); `dryRun=All`.
+//!   Server-side apply tracks field ownership per leaf field in `managedFields`
+//!   (`FieldsV1` format) and answers `409 Conflict` when an apply would change a field
+//!   another manager owns, unless `force=true` — leader election with kube-lease-manager
+//!   depends on it. Writes without `fieldManager` are owned by the User-Agent's product
+//!   name, as on the real server.
 //!   `generation` increments when anything outside `metadata` and `status` changes. A
 //!   no-op write does not bump the resourceVersion.
 //! - **Status subresource**: writes to `/status` change only `.status`; the main endpoint
@@ -64,8 +69,8 @@
 //! fields); no garbage collection (`ownerReferences`, `propagationPolicy` ignored) and no
 //! namespace cascade deletion; no controllers (nothing schedules pods, creates
 //! EndpointSlices or runs kubelet); strategic merge is approximated by field name rather
-//! than by schema; server-side apply has no field ownership or conflict detection
-//! (`managedFields` only records manager, operation and time; `fieldsV1` is empty);
+//! than by schema; server-side apply does not remove fields a manager stops applying,
+//! and its ownership model treats lists without a known merge key as atomic;
 //! `limit`/`continue` paging is ignored (a list returns every item at once); list
 //! `resourceVersion`/`resourceVersionMatch` are ignored (lists are always current);
 //! protobuf and CBOR bodies, `Table` output, other kinds and API groups, aggregated

@@ -16,9 +16,10 @@
 //!   key is chosen by field name only (not by the kind's schema), and only when every item
 //!   on both sides is an object carrying the key; otherwise the list is replaced.
 //! - Server-side apply: an **approximation**. The applied configuration is strategically
-//!   merged onto the live object; there is no field ownership, so fields a manager stops
-//!   applying are not removed and there are no conflicts between managers (`force` is
-//!   accepted and has no effect).
+//!   merged onto the live object. Field ownership is tracked per leaf field in
+//!   `managedFields` (see `store::ownership`): an apply that would change a field another
+//!   manager owns is `409 Conflict` unless `force=true`. Fields a manager stops applying
+//!   are not removed (send `null` to remove them).
 
 use serde_json::{Map, Value};
 

@@ -7,6 +7,7 @@
 //! watcher never blocks writers; one that falls behind the retained history gets
 //! `410 Gone` exactly as from a compacted etcd.
 
+mod delete;
 mod ownership;
 mod write;
 
@@ -15,7 +16,8 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-pub use write::{DeleteOptions, DeleteOutcome, WriteOptions};
+pub use delete::{DeleteOptions, DeleteOutcome};
+pub use write::WriteOptions;
 
 use crate::resources::RESOURCES;
 use crate::selectors::{FieldSelector, LabelSelector};
