@@ -55,6 +55,8 @@
 //!   Optionally ([`MockKube::graceful_pod_deletion`]) a scheduled pod deleted with a grace
 //!   period stays until "kubelet" confirms (a delete with `gracePeriodSeconds=0`, or
 //!   [`MockKubeHandle::finish_pod_termination`]). `deletecollection` with selectors.
+//! - **Metadata-only** requests (`Accept: ...;as=PartialObjectMetadata`, kube's
+//!   `Api<PartialObjectMeta<K>>`) get `PartialObjectMetadata(List)` answers and events.
 //! - **Errors** are `Status` objects with the real codes and reasons (`404 NotFound`,
 //!   `409 Conflict`/`AlreadyExists`, `422 Invalid`, `410 Expired`, `400 BadRequest`,
 //!   `415 UnsupportedMediaType`).

@@ -336,3 +336,36 @@ async fn runtime_watcher_streaming_list_uses_initial_events() {
         .unwrap();
     assert_eq!(label(&ev), "Apply b");
 }
+
+#[tokio::test]
+async fn metadata_watcher_gets_partial_objects() {
+    let (_kube, client) = setup().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    create_pod(&pods, "a", &[("app", "web")], Some("n1")).await;
+    let meta = pods.get_metadata("a").await.unwrap();
+    assert_eq!(meta.types.unwrap().kind, "PartialObjectMetadata");
+    assert_eq!(meta.metadata.labels.unwrap()["app"], "web");
+    let list = pods.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(list.items.len(), 1);
+    let meta_api: Api<kube::core::PartialObjectMeta<Pod>> = Api::namespaced(client, "default");
+    let mut stream = watcher(meta_api, watcher::Config::default()).boxed();
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("Apply b") {
+        let ev = timeout(WAIT, stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        seen.push(match ev {
+            watcher::Event::Init => "Init".into(),
+            watcher::Event::InitApply(p) => format!("InitApply {}", p.name_any()),
+            watcher::Event::InitDone => {
+                create_pod(&pods, "b", &[], None).await;
+                "InitDone".into()
+            }
+            watcher::Event::Apply(p) => format!("Apply {}", p.name_any()),
+            watcher::Event::Delete(p) => format!("Delete {}", p.name_any()),
+        });
+    }
+    assert_eq!(seen, ["Init", "InitApply a", "InitDone", "Apply b"]);
+}

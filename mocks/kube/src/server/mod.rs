@@ -95,13 +95,44 @@ async fn handle(
             return error_response(&err);
         }
     }
+    let metadata_only = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("as=PartialObjectMetadata"));
     match dispatch(&shared, &method, &path, &query, &headers, &body) {
-        Ok(Reply::Json(code, v)) => json_response(code, &v),
-        Ok(Reply::Watch(filter, params)) => watch::respond(shared.clone(), filter, params),
+        Ok(Reply::Json(code, v)) => json_response(code, &shape(metadata_only, v)),
+        Ok(Reply::Watch(filter, mut params)) => {
+            params.metadata_only = metadata_only;
+            watch::respond(shared.clone(), filter, params)
+        }
         Err(e) => {
             tracing::debug!(%method, %path, code = e.code, reason = %e.reason, "mock-kube error");
             error_response(&e)
         }
+    }
+}
+
+/// Answers in `PartialObjectMetadata` form when the client asked for metadata only
+/// (lists become `PartialObjectMetadataList`); `Status` objects pass unchanged.
+fn shape(metadata_only: bool, v: Value) -> Value {
+    let partial = |o: &Value| {
+        json!({
+            "kind": "PartialObjectMetadata",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": o.get("metadata").cloned().unwrap_or_else(|| json!({})),
+        })
+    };
+    if !metadata_only || v["kind"] == "Status" || v.get("metadata").is_none() {
+        return v;
+    }
+    match v.get("items").and_then(Value::as_array) {
+        Some(items) => json!({
+            "kind": "PartialObjectMetadataList",
+            "apiVersion": "meta.k8s.io/v1",
+            "metadata": v["metadata"],
+            "items": items.iter().map(partial).collect::<Vec<_>>(),
+        }),
+        None => partial(&v),
     }
 }
 

@@ -26,6 +26,8 @@ pub struct WatchParams {
     pub timeout: Option<Duration>,
     pub bookmarks: bool,
     pub send_initial_events: bool,
+    /// The client asked for `PartialObjectMetadata` (kube's `metadata_watcher`).
+    pub metadata_only: bool,
 }
 
 impl WatchParams {
@@ -51,6 +53,7 @@ impl WatchParams {
             timeout,
             bookmarks: flag("allowWatchBookmarks"),
             send_initial_events: flag("sendInitialEvents"),
+            metadata_only: false,
         })
     }
 }
@@ -115,7 +118,11 @@ async fn run(shared: Arc<Shared>, filter: Filter, params: WatchParams, tx: mpsc:
     let mut last = match start {
         Ok((last, events)) => {
             for (t, o) in events {
-                if tx.send(line(t, o)).await.is_err() {
+                if tx
+                    .send(line(t, super::shape(params.metadata_only, o)))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -162,7 +169,7 @@ async fn run(shared: Arc<Shared>, filter: Filter, params: WatchParams, tx: mpsc:
                 match next {
                     Ok((events, rv)) => {
                         for (t, o) in events {
-                            if tx.send(line(t, o)).await.is_err() {
+                            if tx.send(line(t, super::shape(params.metadata_only, o))).await.is_err() {
                                 return;
                             }
                         }
