@@ -172,10 +172,11 @@ impl Store {
                 self.compacted_rv
             )));
         }
+        // The history is ordered by resourceVersion: skip what the watcher has seen.
+        let start = self.history.partition_point(|e| e.rv <= since);
         Ok(self
             .history
-            .iter()
-            .filter(|e| e.rv > since)
+            .range(start..)
             .filter_map(|e| filter.view(e))
             .collect())
     }
@@ -288,6 +289,8 @@ impl Store {
         if let Some(m) = meta.as_object_mut() {
             if def.namespaced {
                 m.insert("namespace".into(), json!(ns));
+            } else {
+                m.remove("namespace");
             }
             m.entry("uid").or_insert(uid);
             m.entry("creationTimestamp").or_insert(json!(now));
