@@ -1,0 +1,46 @@
+//! `mock-kube`: runs the Kubernetes API double on loopback until Ctrl-C, for demos and
+//! manual runs of the agent (`KUBECONFIG=<written file> slb-sync run ...`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Kubernetes API test double on loopback")]
+struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "MOCK_KUBE_BIND", default_value = "127.0.0.1:0")]
+    bind: SocketAddr,
+    /// Write a kubeconfig pointing at the server to this file.
+    #[arg(long, env = "MOCK_KUBE_KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Watch events retained; older resourceVersions get 410 Gone.
+    #[arg(long, env = "MOCK_KUBE_HISTORY_LIMIT", default_value_t = 10_000)]
+    history_limit: usize,
+    /// Keep deleted scheduled pods Terminating until deleted with gracePeriodSeconds=0.
+    #[arg(long, env = "MOCK_KUBE_GRACEFUL_POD_DELETION")]
+    graceful_pod_deletion: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let kube = mock_kube::MockKube::builder()
+        .bind(args.bind)
+        .history_limit(args.history_limit)
+        .graceful_pod_deletion(args.graceful_pod_deletion)
+        .serve()
+        .await?;
+    println!("mock-kube listening on {}", kube.url());
+    if let Some(path) = &args.kubeconfig {
+        kube.write_kubeconfig(path)?;
+        println!("kubeconfig written to {}", path.display());
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    kube.shutdown().await;
+    Ok(())
+}
