@@ -64,6 +64,9 @@ pub struct PassOutcome {
     pub requeue_at: Option<Timestamp>,
     pub warnings: Vec<String>,
     pub unresolved_eni_ips: Vec<IpAddr>,
+    /// The group's members (owned and foreign) as they stand after this pass's steps:
+    /// what readiness gates and drain confirmations are decided from.
+    pub backends: Vec<SlbBackend>,
 }
 
 /// A pass that did not converge; the scheduler retries the group later.
@@ -306,6 +309,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             requeue_at,
             warnings: plan.warnings,
             unresolved_eni_ips: plan.unresolved_eni_ips,
+            backends: backends_after(observed.backends, &plan.steps),
         })
     }
 
@@ -458,4 +462,28 @@ pub(super) fn read_failure(error: SlbError) -> Failure {
 /// is still the best we have.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The members of a group after `steps` ran on `before`: adds appended, weights set,
+/// removals dropped, matched by backend identity.
+fn backends_after(mut backends: Vec<SlbBackend>, steps: &[Step]) -> Vec<SlbBackend> {
+    for step in steps {
+        for written in &step.backends {
+            let Some(key) = written.key() else { continue };
+            let position = backends.iter().position(|b| b.key().as_ref() == Some(&key));
+            match (step.action, position) {
+                (StepAction::Add, None) => backends.push(written.clone()),
+                (StepAction::Add | StepAction::SetWeight, Some(i)) => {
+                    backends[i].weight = written.weight;
+                    backends[i].description = written.description.clone();
+                }
+                (StepAction::SetWeight, None) => {}
+                (StepAction::Remove, Some(i)) => {
+                    backends.remove(i);
+                }
+                (StepAction::Remove, None) => {}
+            }
+        }
+    }
+    backends
 }

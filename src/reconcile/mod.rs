@@ -23,5 +23,6 @@ pub use limits::ApiLimits;
 pub use listeners::{ListenerOutcome, ListenerTarget};
 pub use metrics::ReconcileMetrics;
 pub use scheduler::{
-    spawn, GroupRef, SchedulerConfig, SchedulerHandle, SchedulerStats, TargetSource,
+    spawn, spawn_observed, GroupRef, PassObserver, SchedulerConfig, SchedulerHandle,
+    SchedulerStats, TargetSource,
 };

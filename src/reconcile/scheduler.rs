@@ -29,6 +29,18 @@ pub trait TargetSource: Send + Sync {
     fn target(&self, group: &GroupRef) -> Option<GroupTarget>;
 }
 
+/// Hears the end of every pass, with the target it ran for, so the Kubernetes side can
+/// open readiness gates and confirm drains from what the SLB now holds. Called on the
+/// pass's worker task: implementations must not block (queue the API writes).
+pub trait PassObserver: Send + Sync {
+    fn pass_finished(
+        &self,
+        group: &GroupRef,
+        target: &GroupTarget,
+        result: &Result<PassOutcome, ReconcileError>,
+    );
+}
+
 /// Scheduler settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
@@ -109,11 +121,25 @@ pub fn spawn<A>(
 where
     A: SlbApi + ?Sized + 'static,
 {
+    spawn_observed(executor, source, None, config)
+}
+
+/// Starts the scheduler task, telling `observer` the outcome of every pass.
+pub fn spawn_observed<A>(
+    executor: Arc<Executor<A>>,
+    source: Arc<dyn TargetSource>,
+    observer: Option<Arc<dyn PassObserver>>,
+    config: SchedulerConfig,
+) -> (SchedulerHandle, JoinHandle<()>)
+where
+    A: SlbApi + ?Sized + 'static,
+{
     let (tx, rx) = mpsc::unbounded_channel();
     let stats = Arc::new(SchedulerStats::default());
     let driver = Driver {
         executor,
         source,
+        observer,
         config,
         stats: stats.clone(),
         queue: VecDeque::new(),
@@ -134,6 +160,7 @@ type PassResult = (GroupRef, Result<PassOutcome, ReconcileError>);
 struct Driver<A: ?Sized> {
     executor: Arc<Executor<A>>,
     source: Arc<dyn TargetSource>,
+    observer: Option<Arc<dyn PassObserver>>,
     config: SchedulerConfig,
     stats: Arc<SchedulerStats>,
     queue: VecDeque<GroupRef>,
@@ -217,11 +244,18 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             self.stats.passes.fetch_add(1, Ordering::Relaxed);
             let executor = self.executor.clone();
             let source = self.source.clone();
+            let observer = self.observer.clone();
             let key = group.clone();
             let seen = std::cell::Cell::new(self.seen.remove(&group));
             let handle = workers.spawn(CHANGE_SEEN.scope(seen, async move {
                 let result = match source.target(&key) {
-                    Some(target) => executor.reconcile(&target).await,
+                    Some(target) => {
+                        let result = executor.reconcile(&target).await;
+                        if let Some(observer) = &observer {
+                            observer.pass_finished(&key, &target, &result);
+                        }
+                        result
+                    }
                     None => Ok(PassOutcome::default()),
                 };
                 (key, result)
