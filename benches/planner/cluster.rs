@@ -133,7 +133,10 @@ pub(crate) fn mk_service(s: usize, shared_pool: bool) -> Service {
         annotations.insert(BACKEND_TYPE.into(), "eni".into());
     }
     if kind == Kind::Cluster && !shared_pool {
-        annotations.insert(BACKEND_LABEL.into(), format!("pool=pool-{}", s % POOLS));
+        annotations.insert(
+            BACKEND_LABEL.into(),
+            format!("pool=pool-{}", (s / 10) % POOLS),
+        );
     }
     if s.is_multiple_of(7) {
         annotations.insert(REMOVE_UNSCHEDULED.into(), "on".into());
