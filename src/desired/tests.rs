@@ -386,3 +386,20 @@ fn two_nodes_claiming_one_instance_give_one_backend_active_if_either_is() {
         ["i-a:30080/100/active", "i-b:30080/100/active"]
     );
 }
+
+#[test]
+fn a_port_with_an_unknown_protocol_is_reported_and_skipped() {
+    let mut svc = with_ports(
+        mk_service("web"),
+        &[
+            ("a", 80, Some(30080), "8080"),
+            ("b", 81, Some(30081), "8081"),
+        ],
+    );
+    svc.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].protocol = Some("HTTP".into());
+    let index = index_with(&[svc], &[mk_node("n1", "i-a")]);
+    let ds = plan(&index, "web");
+    assert_eq!(ds.groups.len(), 1);
+    assert_eq!(ds.groups[0].service_port, 81);
+    assert!(ds.errors[0].contains("service port 80") && ds.errors[0].contains("HTTP"));
+}

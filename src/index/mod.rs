@@ -76,6 +76,7 @@ fn meta_key(meta: &ObjectMeta) -> Option<(&str, &str)> {
 }
 
 impl ClusterIndex {
+    /// An empty index; `config` decides which Services are managed and is fixed for its life.
     pub fn new(config: PlannerConfig) -> Self {
         ClusterIndex {
             config,
@@ -92,6 +93,7 @@ impl ClusterIndex {
         }
     }
 
+    /// The configuration the index was built with (the planner reads `cluster_id`).
     pub fn config(&self) -> &PlannerConfig {
         &self.config
     }
@@ -105,6 +107,7 @@ impl ClusterIndex {
             .ok()
     }
 
+    /// How much the index holds.
     pub fn stats(&self) -> IndexStats {
         IndexStats {
             managed_services: self.services.values().map(HashMap::len).sum(),
@@ -117,6 +120,8 @@ impl ClusterIndex {
 
     // ---- Services ----
 
+    /// A Service was added or changed. Unmanaged Services are not stored; one that stops
+    /// being managed is removed and reported, so its backends can be drained.
     pub fn apply_service(&mut self, obj: &Service) -> Affected {
         let Some((ns, name)) = meta_key(&obj.metadata) else {
             return Affected::default();
@@ -125,6 +130,7 @@ impl ClusterIndex {
         self.set_service(ns, name, info)
     }
 
+    /// A Service was deleted.
     pub fn delete_service(&mut self, obj: &Service) -> Affected {
         let Some((ns, name)) = meta_key(&obj.metadata) else {
             return Affected::default();
@@ -133,6 +139,7 @@ impl ClusterIndex {
         self.set_service(ns, name, None)
     }
 
+    /// Replaces every Service (after a re-list); reports those that changed or went away.
     pub fn reset_services(&mut self, all: &[Service]) -> Affected {
         let keep: HashSet<(&str, &str)> =
             all.iter().filter_map(|s| meta_key(&s.metadata)).collect();
@@ -190,6 +197,8 @@ impl ClusterIndex {
 
     // ---- EndpointSlices ----
 
+    /// An EndpointSlice was added or changed. Slices are matched to Services by the
+    /// `kubernetes.io/service-name` label and namespace; FQDN slices are ignored.
     pub fn apply_endpoint_slice(&mut self, obj: &EndpointSlice) -> Affected {
         let Some((ns, slice)) = meta_key(&obj.metadata) else {
             return Affected::default();
@@ -205,6 +214,7 @@ impl ClusterIndex {
         self.set_slice(ns, slice, new)
     }
 
+    /// An EndpointSlice was deleted.
     pub fn delete_endpoint_slice(&mut self, obj: &EndpointSlice) -> Affected {
         let Some((ns, slice)) = meta_key(&obj.metadata) else {
             return Affected::default();
@@ -213,6 +223,7 @@ impl ClusterIndex {
         self.set_slice(ns, slice, None)
     }
 
+    /// Replaces every EndpointSlice (after a re-list).
     pub fn reset_endpoint_slices(&mut self, all: &[EndpointSlice]) -> Affected {
         let keep: HashSet<(&str, &str)> =
             all.iter().filter_map(|s| meta_key(&s.metadata)).collect();

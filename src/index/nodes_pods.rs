@@ -19,6 +19,8 @@ fn visible(node: Option<&NodeInfo>, selector: &NodeSelector) -> Option<NodeStatu
 impl ClusterIndex {
     // ---- Nodes ----
 
+    /// A Node was added or changed. Changes that alter no Service's view of the node
+    /// (status heartbeats, labels no selector reads) affect nothing.
     pub fn apply_node(&mut self, obj: &Node) -> Affected {
         let Some(info) = NodeInfo::from_node(obj, &mut self.interner) else {
             return Affected::default();
@@ -28,6 +30,7 @@ impl ClusterIndex {
         self.node_changed(&name, old.as_deref(), self.nodes.get(&name))
     }
 
+    /// A Node was deleted: it leaves every node set (the step planner drains what it owned).
     pub fn delete_node(&mut self, obj: &Node) -> Affected {
         let Some(name) = obj.metadata.name.as_deref() else {
             return Affected::default();
@@ -37,6 +40,7 @@ impl ClusterIndex {
         self.node_changed(name, old.as_deref(), None)
     }
 
+    /// Replaces every Node (after a re-list).
     pub fn reset_nodes(&mut self, all: &[Node]) -> Affected {
         let keep: HashSet<&str> = all
             .iter()
@@ -112,6 +116,7 @@ impl ClusterIndex {
 
     // ---- Pods ----
 
+    /// A Pod was added or changed; only its readiness gates and ContainersReady matter.
     pub fn apply_pod(&mut self, obj: &Pod) -> Affected {
         let Some((ns, name)) = meta_key(&obj.metadata) else {
             return Affected::default();
@@ -120,6 +125,7 @@ impl ClusterIndex {
         self.set_pod(ns, name, gates)
     }
 
+    /// A Pod was deleted.
     pub fn delete_pod(&mut self, obj: &Pod) -> Affected {
         let Some((ns, name)) = meta_key(&obj.metadata) else {
             return Affected::default();
@@ -128,6 +134,7 @@ impl ClusterIndex {
         self.set_pod(ns, name, None)
     }
 
+    /// Replaces every Pod (after a re-list).
     pub fn reset_pods(&mut self, all: &[Pod]) -> Affected {
         let keep: HashSet<(&str, &str)> =
             all.iter().filter_map(|p| meta_key(&p.metadata)).collect();

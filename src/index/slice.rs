@@ -81,7 +81,8 @@ impl SliceInfo {
             })
             .collect();
         let mut bad_addresses = 0;
-        let mut all_addresses = Vec::new();
+        let endpoint_count = slice.endpoints.as_ref().map_or(0, Vec::len);
+        let mut all_addresses = Vec::with_capacity(endpoint_count);
         let endpoints = slice
             .endpoints
             .iter()

@@ -237,3 +237,10 @@ fn node_users_follow_slice_updates() {
     assert!(!names(&index.apply_node(&n1)).contains(&"default/l".to_owned()));
     assert!(names(&index.apply_node(&tainted("n2", "i-b"))).contains(&"default/l".to_owned()));
 }
+
+#[test]
+fn the_index_can_be_shared_between_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ClusterIndex>();
+    send_sync::<Affected>();
+}

@@ -41,7 +41,9 @@
 //!   Server-side apply tracks field ownership per leaf field in `managedFields`
 //!   (`FieldsV1` format) and answers `409 Conflict` when an apply would change a field
 //!   another manager owns, unless `force=true` — leader election with kube-lease-manager
-//!   depends on it. Writes without `fieldManager` are owned by the User-Agent's product
+//!   depends on it. Fields a manager applied before and leaves out of its next apply are
+//!   removed unless another manager owns them. Entries are kept per (manager, operation,
+//!   subresource). Writes without `fieldManager` are owned by the User-Agent's product
 //!   name, as on the real server.
 //!   `generation` increments when anything outside `metadata` and `status` changes. A
 //!   no-op write does not bump the resourceVersion.
@@ -71,8 +73,8 @@
 //! fields); no garbage collection (`ownerReferences`, `propagationPolicy` ignored) and no
 //! namespace cascade deletion; no controllers (nothing schedules pods, creates
 //! EndpointSlices or runs kubelet); strategic merge is approximated by field name rather
-//! than by schema; server-side apply does not remove fields a manager stops applying,
-//! and its ownership model treats lists without a known merge key as atomic;
+//! than by schema, and server-side apply's ownership model uses the same keys (lists
+//! without a known merge key are atomic; the FieldsV1 `.` markers are not written);
 //! `limit`/`continue` paging is ignored (a list returns every item at once); list
 //! `resourceVersion`/`resourceVersionMatch` are ignored (lists are always current);
 //! protobuf and CBOR bodies, `Table` output, other kinds and API groups, aggregated

@@ -18,8 +18,8 @@
 //! - Server-side apply: an **approximation**. The applied configuration is strategically
 //!   merged onto the live object. Field ownership is tracked per leaf field in
 //!   `managedFields` (see `store::ownership`): an apply that would change a field another
-//!   manager owns is `409 Conflict` unless `force=true`. Fields a manager stops applying
-//!   are not removed (send `null` to remove them).
+//!   manager owns is `409 Conflict` unless `force=true`; fields a manager stops applying
+//!   are removed unless someone else owns them.
 
 use serde_json::{Map, Value};
 

@@ -134,3 +134,28 @@ async fn lease_manager_elects_exactly_one_leader_and_hands_over() {
         .unwrap();
     assert_ne!(lease["spec"]["holderIdentity"], leader_id);
 }
+
+#[tokio::test]
+async fn apply_without_a_finalizer_releases_it() {
+    let (_kube, client) = setup().await;
+    let svcs: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client, "default");
+    let pp = PatchParams::apply("slb-sync").force();
+    let with = json!({"apiVersion": "v1", "kind": "Service",
+                      "metadata": {"name": "web", "finalizers": ["slb-sync.io/cleanup"]}});
+    svcs.patch("web", &pp, &Patch::Apply(&with)).await.unwrap();
+    // Someone else's finalizer stays when slb-sync stops applying its own.
+    let other = json!({"metadata": {"finalizers": ["slb-sync.io/cleanup", "other.io/x"]}});
+    svcs.patch("web", &PatchParams::default(), &Patch::Merge(&other))
+        .await
+        .unwrap();
+    let without = json!({"apiVersion": "v1", "kind": "Service",
+                         "metadata": {"name": "web", "finalizers": []}});
+    let out = svcs
+        .patch("web", &pp, &Patch::Apply(&without))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.metadata.finalizers,
+        Some(vec!["other.io/x".to_string()])
+    );
+}

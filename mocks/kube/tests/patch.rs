@@ -162,10 +162,9 @@ async fn server_side_apply_creates_then_merges() {
     assert_eq!(created.labels()["app"], "web");
     assert_eq!(kube.request_count("patch", "services"), 1);
 
-    let more = json!({
-        "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": "web", "finalizers": ["slb-sync.io/cleanup"]}
-    });
+    // The next apply is the manager's whole intent: what it still wants plus the finalizer.
+    let mut more = applied.clone();
+    more["metadata"]["finalizers"] = json!(["slb-sync.io/cleanup"]);
     let out = svcs.patch("web", &pp, &Patch::Apply(&more)).await.unwrap();
     assert_eq!(out.finalizers(), ["slb-sync.io/cleanup"]);
     assert_eq!(out.labels()["app"], "web");
@@ -178,6 +177,13 @@ async fn server_side_apply_creates_then_merges() {
         .filter_map(|m| Some(format!("{}/{}", m.manager?, m.operation?)))
         .collect();
     assert_eq!(managers, ["slb-sync/Apply"]);
+
+    // Leaving a field out of the next apply removes it (nobody else owns it).
+    let mut less = more.clone();
+    less["metadata"]["labels"] = json!({});
+    let out = svcs.patch("web", &pp, &Patch::Apply(&less)).await.unwrap();
+    assert!(out.labels().is_empty());
+    assert_eq!(out.finalizers(), ["slb-sync.io/cleanup"]);
 
     // Status apply through the subresource.
     let st = json!({"apiVersion": "v1", "kind": "Service",
@@ -192,4 +198,16 @@ async fn server_side_apply_creates_then_merges() {
             .as_deref(),
         Some("47.1.2.3")
     );
+    // The status apply is recorded apart and does not drop what the main apply owns.
+    assert_eq!(out.spec.unwrap().ports.unwrap()[0].port, 80);
+    let subs: Vec<Option<String>> = out
+        .metadata
+        .managed_fields
+        .unwrap()
+        .into_iter()
+        .map(|m| m.subresource)
+        .collect();
+    assert_eq!(subs, [None, Some("status".to_string())]);
+    let again = svcs.patch("web", &pp, &Patch::Apply(&less)).await.unwrap();
+    assert_eq!(again.finalizers(), ["slb-sync.io/cleanup"]);
 }

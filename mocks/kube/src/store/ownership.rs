@@ -11,8 +11,10 @@
 //! (under its (manager, `Apply`) entry); any other write gives the writer (manager,
 //! `Update`) ownership of the leaves it changed and takes them from everyone else. An
 //! apply conflicts when it would change a leaf that another manager owns, unless
-//! `force=true`, which takes the leaf over. Not modelled: removing fields a manager stops
-//! applying, and the `.` (self) markers of the real format.
+//! `force=true`, which takes the leaf over. Leaves a manager applied before and leaves out
+//! of its next apply are removed when nobody else owns them (so applying
+//! `finalizers: []` releases a finalizer the manager applied). Not modelled: the `.`
+//! (self) markers of the real format.
 
 use std::collections::BTreeSet;
 
@@ -83,10 +85,12 @@ fn walk(v: &Value, field: &str, path: Path, out: &mut BTreeSet<Path>) {
                 out.insert(p);
             }
         }
+        // An empty list owns nothing (so applying `[]` only gives up what was owned).
+        Value::Array(items) if items.is_empty() => {}
         Value::Array(items) => {
             let refs: Vec<&Value> = items.iter().collect();
             match crate::patch::merge_key(field, &refs) {
-                Some(key) if !items.is_empty() => {
+                Some(key) => {
                     for i in items {
                         let mut p = path.clone();
                         p.push(format!("k:{}", json!({ key: i[key] })));
@@ -122,6 +126,83 @@ pub fn get<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
         }
     }
     Some(cur)
+}
+
+/// Removes the field, list item or set value a path points at.
+fn remove_at(obj: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for seg in parents {
+        let next = if let Some(k) = seg.strip_prefix("f:") {
+            cur.get_mut(k)
+        } else if let Some(kv) = seg.strip_prefix("k:") {
+            let Ok(want) = serde_json::from_str::<Map<String, Value>>(kv) else {
+                return;
+            };
+            let Some((key, val)) = want.iter().next() else {
+                return;
+            };
+            cur.as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| i.get(key) == Some(val)))
+        } else {
+            None
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    if let Some(k) = last.strip_prefix("f:") {
+        if let Some(m) = cur.as_object_mut() {
+            m.remove(k);
+        }
+    } else if let Some(kv) = last.strip_prefix("k:") {
+        if let (Ok(want), Some(a)) = (
+            serde_json::from_str::<Map<String, Value>>(kv),
+            cur.as_array_mut(),
+        ) {
+            if let Some((key, val)) = want.iter().next() {
+                a.retain(|i| i.get(key) != Some(val));
+            }
+        }
+    } else if let Some(v) = last.strip_prefix("v:") {
+        if let (Ok(want), Some(a)) = (serde_json::from_str::<Value>(v), cur.as_array_mut()) {
+            a.retain(|i| *i != want);
+        }
+    }
+}
+
+/// Server-side apply's pruning: fields `manager` applied before but not in this apply,
+/// and that no other manager owns, are removed from `obj` (a list item as a whole once
+/// nothing in it is owned any more).
+pub fn prune_unapplied(
+    current: &Value,
+    obj: &mut Value,
+    manager: &str,
+    subresource: &str,
+    applied: &BTreeSet<Path>,
+) {
+    let list = entries(current);
+    let is_mine = |e: &Entry| e.is(manager, "Apply", subresource);
+    let Some(prev) = list.iter().find(|e| is_mine(e)) else {
+        return;
+    };
+    let keep: BTreeSet<&Path> = list
+        .iter()
+        .filter(|e| !is_mine(e))
+        .flat_map(|e| e.fields.iter())
+        .chain(applied.iter())
+        .collect();
+    for p in prev.fields.iter().filter(|p| !keep.contains(p)) {
+        let target = (0..p.len())
+            .filter(|i| p[*i].starts_with("k:"))
+            .map(|i| &p[..=i])
+            .find(|prefix| !keep.iter().any(|k| k.starts_with(prefix)))
+            .unwrap_or(p);
+        remove_at(obj, target);
+    }
 }
 
 /// Encodes leaf paths as a `FieldsV1` tree.
@@ -177,8 +258,16 @@ fn display(path: &[String]) -> String {
 struct Entry {
     manager: String,
     operation: String,
+    /// `""` for the main resource, `"status"` for the status subresource.
+    subresource: String,
     fields: BTreeSet<Path>,
     raw: Value,
+}
+
+impl Entry {
+    fn is(&self, manager: &str, operation: &str, subresource: &str) -> bool {
+        self.manager == manager && self.operation == operation && self.subresource == subresource
+    }
 }
 
 fn entries(obj: &Value) -> Vec<Entry> {
@@ -189,6 +278,7 @@ fn entries(obj: &Value) -> Vec<Entry> {
                 .map(|e| Entry {
                     manager: e["manager"].as_str().unwrap_or_default().to_string(),
                     operation: e["operation"].as_str().unwrap_or_default().to_string(),
+                    subresource: e["subresource"].as_str().unwrap_or_default().to_string(),
                     fields: decode(&e["fieldsV1"]),
                     raw: e.clone(),
                 })
@@ -248,7 +338,14 @@ pub enum Op<'a> {
 }
 
 /// Rewrites `new`'s `managedFields` after a write from `old` (None on create).
-pub fn record(old: Option<&Value>, new: &mut Value, op: &Op<'_>, api_version: &str, now: &str) {
+pub fn record(
+    old: Option<&Value>,
+    new: &mut Value,
+    op: &Op<'_>,
+    subresource: &str,
+    api_version: &str,
+    now: &str,
+) {
     let empty = json!({});
     let old_obj = old.unwrap_or(&empty);
     let mut list = entries(old_obj);
@@ -261,7 +358,7 @@ pub fn record(old: Option<&Value>, new: &mut Value, op: &Op<'_>, api_version: &s
         Op::Update(m) => {
             let prev = list
                 .iter()
-                .find(|e| e.manager == *m && e.operation == "Update")
+                .find(|e| e.is(m, "Update", subresource))
                 .map(|e| e.fields.clone())
                 .unwrap_or_default();
             let gained = changed.iter().filter(|p| get(new, p).is_some()).cloned();
@@ -273,7 +370,7 @@ pub fn record(old: Option<&Value>, new: &mut Value, op: &Op<'_>, api_version: &s
     };
     let force = matches!(op, Op::Apply { force: true, .. });
     for e in list.iter_mut() {
-        if e.manager == manager && e.operation == operation {
+        if e.is(manager, operation, subresource) {
             continue;
         }
         let before = e.fields.len();
@@ -289,7 +386,7 @@ pub fn record(old: Option<&Value>, new: &mut Value, op: &Op<'_>, api_version: &s
     let mine: BTreeSet<Path> = mine.into_iter().filter(|p| get(new, p).is_some()).collect();
     match list
         .iter_mut()
-        .find(|e| e.manager == manager && e.operation == operation)
+        .find(|e| e.is(manager, operation, subresource))
     {
         Some(e) if e.fields != mine => {
             e.fields = mine;
@@ -299,6 +396,7 @@ pub fn record(old: Option<&Value>, new: &mut Value, op: &Op<'_>, api_version: &s
         None if !mine.is_empty() => list.push(Entry {
             manager: manager.to_string(),
             operation: operation.to_string(),
+            subresource: subresource.to_string(),
             fields: mine,
             raw: json!({
                 "manager": manager,
@@ -314,6 +412,9 @@ pub fn record(old: Option<&Value>, new: &mut Value, op: &Op<'_>, api_version: &s
         .into_iter()
         .filter(|e| !e.fields.is_empty())
         .map(|mut e| {
+            if !e.subresource.is_empty() {
+                e.raw["subresource"] = json!(e.subresource);
+            }
             e.raw["fieldsV1"] = encode(&e.fields);
             e.raw
         })
@@ -368,6 +469,34 @@ mod tests {
     }
 
     #[test]
+    fn apply_prunes_what_the_manager_stopped_applying() {
+        let mut obj = json!({"metadata": {"name": "s", "finalizers": ["other"]},
+                             "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+        let steps = [
+            json!({"metadata": {"finalizers": ["mine"]},
+                   "status": {"conditions": [{"type": "Mine", "status": "True"}]}}),
+            json!({"metadata": {"finalizers": []}, "status": {"conditions": []}}),
+        ];
+        for applied in steps {
+            let old = obj.clone();
+            let l = leaves(&applied);
+            crate::patch::strategic_merge(&mut obj, &applied);
+            prune_unapplied(&old, &mut obj, "m", "", &l);
+            let op = Op::Apply {
+                manager: "m",
+                leaves: l,
+                force: false,
+            };
+            record(Some(&old), &mut obj, &op, "", "v1", "t");
+        }
+        assert_eq!(obj["metadata"]["finalizers"], json!(["other"]));
+        assert_eq!(
+            obj["status"]["conditions"],
+            json!([{"type": "Ready", "status": "True"}])
+        );
+    }
+
+    #[test]
     fn apply_conflicts_with_another_owner_unless_same_value_or_forced() {
         let mut lease = json!({"metadata": {"name": "l"}, "spec": {}});
         let a = json!({"spec": {"holderIdentity": "a"}});
@@ -379,7 +508,14 @@ mod tests {
             leaves: leaves(&a),
             force: false,
         };
-        record(Some(&old), &mut lease, &op, "coordination.k8s.io/v1", "t");
+        record(
+            Some(&old),
+            &mut lease,
+            &op,
+            "",
+            "coordination.k8s.io/v1",
+            "t",
+        );
 
         let b = json!({"spec": {"holderIdentity": "b"}});
         let err = check_apply(&lease, &b, "b", "leases", "l").unwrap_err();
@@ -399,6 +535,7 @@ mod tests {
             Some(&old),
             &mut lease,
             &Op::Update("c"),
+            "",
             "coordination.k8s.io/v1",
             "t",
         );

@@ -207,7 +207,7 @@ impl Store {
                 }
             };
         }
-        ownership::record(None, &mut obj, op, &def.api_version(), now);
+        ownership::record(None, &mut obj, op, "", &def.api_version(), now);
         if opts.dry_run {
             return Ok(obj);
         }
@@ -332,7 +332,8 @@ impl Store {
                 .unwrap_or(0);
             meta_mut(&mut new).insert("generation".into(), json!(g + 1));
         }
-        ownership::record(Some(&old), &mut new, op, &def.api_version(), now);
+        let sub = if opts.status { "status" } else { "" };
+        ownership::record(Some(&old), &mut new, op, sub, &def.api_version(), now);
         if new == old {
             // A no-op write does not bump the resourceVersion or wake watchers.
             return Ok(old);
@@ -407,6 +408,10 @@ impl Store {
         };
         let mut patched = current.clone();
         patch::apply(kind, &mut patched, body)?;
+        if let Some(m) = apply_manager {
+            let sub = if opts.status { "status" } else { "" };
+            ownership::prune_unapplied(&current, &mut patched, m, sub, &ownership::leaves(body));
+        }
         // A patch that names a resourceVersion is a precondition on it.
         let wanted_rv = meta_str(&patched, "resourceVersion").map(str::to_string);
         let current_rv = meta_str(&current, "resourceVersion").map(str::to_string);
