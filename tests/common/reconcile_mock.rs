@@ -383,3 +383,82 @@ pub fn names_pod(servers: &Value, n: u32) -> bool {
             .any(|s| s["ServerIp"].as_str() == Some(ip.as_str()))
     })
 }
+
+/// Moves the tokio clock forward by `d` while real I/O keeps running in real time (the
+/// mock's documented approach for tests with real sockets: a paused clock would
+/// auto-advance while tasks wait on sockets).
+pub async fn jump(d: Duration) {
+    tokio::time::pause();
+    tokio::time::advance(d).await;
+    tokio::time::resume();
+    // Let timers that fell due run.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+}
+
+/// An echo server on `ip` (ephemeral port) that first writes `name\n`, then echoes.
+pub async fn echo_backend(ip: IpAddr, name: &'static str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind((ip, 0))
+        .await
+        .expect("bind echo backend");
+    let addr = listener.local_addr().expect("bound");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if s.write_all(format!("{name}\n").as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut buf = [0u8; 1024];
+                while let Ok(n @ 1..) = s.read(&mut buf).await {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A client connection through the mock's data plane, with the backend's name read.
+pub struct Conn {
+    pub name: String,
+    reader: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+impl Conn {
+    /// Connects; `None` when the mock closed the connection without a backend.
+    pub async fn open(addr: std::net::SocketAddr) -> Option<Conn> {
+        use tokio::io::AsyncBufReadExt;
+        let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let mut reader = tokio::io::BufReader::new(stream);
+        let mut name = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), reader.read_line(&mut name));
+        match read.await {
+            Ok(Ok(n)) if n > 0 => Some(Conn {
+                name: name.trim().to_owned(),
+                reader,
+            }),
+            _ => None,
+        }
+    }
+
+    /// True when a round trip through the connection works.
+    pub async fn alive(&mut self) -> bool {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        if self.reader.get_mut().write_all(b"ping\n").await.is_err() {
+            return false;
+        }
+        let mut line = String::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), self.reader.read_line(&mut line));
+        matches!(read.await, Ok(Ok(n)) if n > 0 && line == "ping\n")
+    }
+
+    /// True when the peer closed the connection (EOF or reset) within a second.
+    pub async fn closed(&mut self) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(1), self.reader.read(&mut buf));
+        matches!(read.await, Ok(Ok(0)) | Ok(Err(_)))
+    }
+}
