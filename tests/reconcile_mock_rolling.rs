@@ -279,3 +279,32 @@ fn assert_only_injected_failures(outcome: &Outcome) {
     assert_eq!(all_failed, throttled + busy, "{counters:?}");
     eprintln!("{calls} calls, {throttled} throttled, {busy} busy");
 }
+
+/// The SLB answers `VServerGroupProcessing` to a write that follows another on the same
+/// group too closely; the executor's batches back off and still converge.
+#[tokio::test(start_paused = true)]
+async fn rolling_replacement_converges_with_the_group_write_gap() {
+    let faults = FaultConfig {
+        group_write_gap_ms: Some(1000),
+        ..FaultConfig::default()
+    };
+    let outcome = rolling_update(OLD, Gate::None, Some(faults)).await;
+    assert_safe_and_converged(&outcome);
+    let counters = outcome.mock.counters();
+    let processing: u64 = counters
+        .values()
+        .map(|c| c.errors.get("VServerGroupProcessing").copied().unwrap_or(0))
+        .sum();
+    let writes: u64 = [
+        "AddVServerGroupBackendServers",
+        "SetVServerGroupAttribute",
+        "RemoveVServerGroupBackendServers",
+    ]
+    .iter()
+    .filter_map(|a| counters.get(*a))
+    .map(|c| c.ok)
+    .sum();
+    eprintln!("{writes} writes applied, {processing} VServerGroupProcessing answers");
+    // Backoff, not hammering: fewer refusals than applied writes.
+    assert!(processing <= writes, "{counters:?}");
+}
