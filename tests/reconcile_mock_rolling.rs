@@ -219,6 +219,15 @@ async fn rolling_replacement_of_50_eni_backends_never_empties_the_group() {
         .filter(|c| c.status != 200)
         .count();
     assert_eq!(failed, 0, "no call fails without injected faults");
+    // Nor on the agent's side (a timeout under the paused clock would show here).
+    let client_failures: Vec<_> = outcome
+        .api
+        .snapshots()
+        .into_iter()
+        .filter(|s| !s.ok)
+        .map(|s| s.action)
+        .collect();
+    assert!(client_failures.is_empty(), "{client_failures:?}");
 }
 
 /// 15% throttling, then 18% of the rest busy: 1 - 0.85 × 0.82 ≈ 30% of calls fail.
