@@ -22,6 +22,10 @@ use crate::model::{
 /// 4. remove owned backends at weight 0 whose window has fully elapsed
 ///    (`now >= startedAt + window`).
 ///
+/// Step 3 waits when it would leave no backend with weight > 0 while desired backends
+/// cannot be added yet for want of an ENI id: the leaving backends keep serving (with a
+/// warning) until a later pass can add their replacements first.
+///
 /// Backends whose Description is not exactly the group's owner Description are foreign and
 /// never appear in a step. No step re-sets a weight a backend already has. An owned
 /// backend found at weight 0 without a ledger entry starts its window now and is not
@@ -107,12 +111,6 @@ pub fn plan_group(
         }
         if have.weight != Weight::ZERO {
             lowers.push(written(have, Weight::ZERO, owner.as_str()));
-            plan.ledger.started.push(DrainStart {
-                key: key.clone(),
-                started_at: now,
-                already_at_zero: false,
-            });
-            deadlines.push(window_end(now));
             continue;
         }
         match started_at(key) {
@@ -131,6 +129,34 @@ pub fn plan_group(
             Some(start) => deadlines.push(window_end(start)),
         }
     }
+
+    // Make before break: when desired backends cannot be added yet (ENI ids unknown) and
+    // draining now would leave nothing in the group with weight > 0, the leaving backends
+    // keep serving (their pods are still alive: their drain has not even started) until a
+    // later pass can add the replacements first.
+    if !unresolved.is_empty()
+        && !lowers.is_empty()
+        && !serving_after(&present, &adds, &raises, &lowers)
+    {
+        plan.warnings.push(format!(
+            "{} leaving backend(s) of group {owner} kept serving: their replacements cannot be \
+             added before their ENI ids are known, and draining them now would leave no \
+             backend with weight > 0",
+            lowers.len()
+        ));
+        lowers.clear();
+    }
+    for lowered in &lowers {
+        if let Some(key) = lowered.key() {
+            plan.ledger.started.push(DrainStart {
+                key,
+                started_at: now,
+                already_at_zero: false,
+            });
+            deadlines.push(window_end(now));
+        }
+    }
+    plan.ledger.started.sort_by(|a, b| a.key.cmp(&b.key));
 
     // Ledger entries for backends no longer owned in the group are forgotten.
     if let Some(group_id) = group_id {
@@ -165,6 +191,21 @@ pub fn plan_group(
     }
     plan.unresolved_eni_ips = unresolved;
     plan
+}
+
+/// True when some backend of the group has weight > 0 after the plan's adds, raises and
+/// lowers (foreign backends count: they carry traffic too).
+fn serving_after(
+    present: &BTreeMap<BackendKey, &SlbBackend>,
+    adds: &[SlbBackend],
+    raises: &[SlbBackend],
+    lowers: &[SlbBackend],
+) -> bool {
+    let lowered: Vec<BackendKey> = lowers.iter().filter_map(SlbBackend::key).collect();
+    let kept = present
+        .iter()
+        .any(|(key, have)| have.weight != Weight::ZERO && !lowered.contains(key));
+    kept || adds.iter().chain(raises).any(|b| b.weight != Weight::ZERO)
 }
 
 /// The desired backends by identity. A malformed backend (ECS without an id, ENI without

@@ -2,6 +2,7 @@
 
 mod batching;
 mod listener;
+mod make_before_break;
 mod properties;
 mod rules;
 mod state;
