@@ -96,18 +96,30 @@ fn plan_one(index: &ClusterIndex, ns: &str, name: &str, info: &ServiceInfo) -> D
         }
     };
     let cluster_id = &index.config().cluster_id;
-    out.groups = groups
-        .into_iter()
-        .filter_map(|(p, backends)| {
-            Some(DesiredGroup {
-                service_port: p.port,
-                protocol: *p.protocol.as_ref().ok()?,
-                v_server_group_id: spec.vgroup_ports.get(&p.port).cloned(),
-                name: OwnerDescription::new(p.port, name, ns, cluster_id),
-                backends,
-            })
-        })
-        .collect();
+    for (p, backends) in groups {
+        let Ok(protocol) = p.protocol.as_ref() else {
+            continue;
+        };
+        let owner = OwnerDescription::new(p.port, name, ns, cluster_id);
+        // The SLB refuses such a Description on every write: say so once here rather
+        // than retry a write that cannot succeed.
+        if let Some(problem) = owner.slb_problem() {
+            out.errors.push(format!(
+                "service port {}: the owner Description {owner} cannot be written to the \
+                 SLB ({problem}); use a shorter Service, namespace or --cluster-id. The port \
+                 is skipped",
+                p.port
+            ));
+            continue;
+        }
+        out.groups.push(DesiredGroup {
+            service_port: p.port,
+            protocol: *protocol,
+            v_server_group_id: spec.vgroup_ports.get(&p.port).cloned(),
+            name: owner,
+            backends,
+        });
+    }
     out
 }
 

@@ -403,3 +403,33 @@ fn a_port_with_an_unknown_protocol_is_reported_and_skipped() {
     assert_eq!(ds.groups[0].service_port, 81);
     assert!(ds.errors[0].contains("service port 80") && ds.errors[0].contains("HTTP"));
 }
+
+#[test]
+fn owner_description_the_slb_would_refuse_skips_the_port_with_an_error() {
+    // 63-character namespace and name: k8s/80/<63>/<63>/kubernetes is far over 80.
+    let long = "a".repeat(63);
+    let mut index = ClusterIndex::new(PlannerConfig::default());
+    index.reset_nodes(&[mk_node("n1", "i-a")]);
+    index.reset_services(&[mk_service_in(&long, &long), mk_service("web")]);
+    let ds = plan_service(&index, &ServiceRef::new(long.clone(), long.clone())).unwrap();
+    assert!(ds.groups.is_empty());
+    assert_eq!(ds.errors.len(), 1, "{:?}", ds.errors);
+    assert!(
+        ds.errors[0].contains("more than the SLB's 80"),
+        "{}",
+        ds.errors[0]
+    );
+    assert!(ds.errors[0].contains("--cluster-id"), "{}", ds.errors[0]);
+    // Other Services are planned as usual.
+    assert_eq!(backends(&index, "web"), ["i-a:30080/100/active"]);
+
+    let mut index = ClusterIndex::new(PlannerConfig {
+        cluster_id: "prod cluster".to_owned(),
+        ..PlannerConfig::default()
+    });
+    index.reset_nodes(&[mk_node("n1", "i-a")]);
+    index.reset_services(&[mk_service("web")]);
+    let ds = plan(&index, "web");
+    assert!(ds.groups.is_empty());
+    assert!(ds.errors[0].contains("' '"), "{}", ds.errors[0]);
+}

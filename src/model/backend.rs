@@ -272,6 +272,25 @@ impl OwnerDescription {
         &self.0
     }
 
+    /// Longest Description the SLB accepts.
+    pub const MAX_LEN: usize = 80;
+
+    /// Why the SLB would refuse this as a backend Description (1–80 characters of
+    /// `[A-Za-z0-9-/._]`), or `None` when it is acceptable.
+    pub fn slb_problem(&self) -> Option<String> {
+        if self.0.len() > Self::MAX_LEN {
+            return Some(format!(
+                "{} characters, more than the SLB's {}",
+                self.0.len(),
+                Self::MAX_LEN
+            ));
+        }
+        self.0
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '/' | '.' | '_')))
+            .map(|c| format!("character {c:?} is not one of A-Z a-z 0-9 - / . _"))
+    }
+
     /// True when `description` is exactly this owner's: other clusters' and users'
     /// backends are foreign and never touched.
     pub fn owns(&self, description: &str) -> bool {
