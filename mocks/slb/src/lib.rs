@@ -17,6 +17,7 @@ pub mod dataplane;
 pub mod faults;
 pub mod server;
 pub mod state;
+pub mod testkit;
 
 pub use auth::sign;
 pub use faults::{ErrorFault, FaultConfig, LatencyFault};
