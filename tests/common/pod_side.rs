@@ -202,7 +202,6 @@ pub fn mk_pod(name: &str, gate: bool, grace: Option<i64>) -> Pod {
             phase: Some("Running".into()),
             ..PodStatus::default()
         }),
-        ..Pod::default()
     }
 }
 

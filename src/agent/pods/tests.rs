@@ -81,7 +81,6 @@ fn mk_pod(name: &str, pod_labels: &[(&str, &str)]) -> Pod {
             phase: Some("Running".into()),
             ..PodStatus::default()
         }),
-        ..Pod::default()
     }
 }
 
