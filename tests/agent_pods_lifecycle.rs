@@ -4,16 +4,18 @@
 #[path = "common/pod_side.rs"]
 mod pod_side;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::DeleteParams;
 use kube::Api;
 use pod_side::*;
 use slb_sync::agent::pods::PodSide;
 use slb_sync::k8s::names::{DRAINED_CONDITION, DRAIN_STARTED_AT_ANNOTATION, POD_FINALIZER};
 use slb_sync::model::{BackendKey, BackendState};
-use slb_sync::reconcile::DrainJournal;
+use slb_sync::reconcile::{Clock, DrainJournal, TokioClock};
 
 const GATE: &str = "registered.slb-sync.io/web";
 
@@ -84,6 +86,16 @@ async fn deleted_pod_is_marked_drained_then_released_after_its_backend_is_remove
         eni_desired(Some(BackendState::Draining)),
         vec![eni_member(0)],
     );
+    let key = BackendKey::Eni {
+        server_ip: ip(),
+        port: 8080,
+    };
+    h.lifecycle
+        .drain_started("rsp-1", &key, jiff::Timestamp::now());
+    eventually("DrainStarted is reported on the pod", || {
+        event_reasons(&h, "web-0").contains(&"DrainStarted".to_owned())
+    })
+    .await;
     settle().await;
     let pod = pod_json(&h, "web-0").expect("still held");
     assert_eq!(condition(&pod, DRAINED_CONDITION), None);
@@ -290,4 +302,42 @@ async fn local_pod_is_drained_once_its_node_leaves_the_group() {
     pass(&h, vec![], vec![]);
     eventually("the pod is gone", || pod_json(&h, "web-0").is_none()).await;
     assert!(event_reasons(&h, "web-0").contains(&"DrainCompleted".to_owned()));
+}
+
+/// The deadline is a timer on tokio's clock: under a paused clock the release happens
+/// exactly when the pod's grace period (30 s by default) plus the margin has passed.
+#[tokio::test(start_paused = true)]
+async fn fail_open_deadline_runs_on_tokio_time() {
+    let clock = Arc::new(TokioClock::new());
+    let h = start_with_clock(Duration::from_secs(60), true, clock.clone()).await;
+    put_service_and_node(&h, true).await;
+    held_pod(&h, "web-0", false, None).await;
+    pass(
+        &h,
+        eni_desired(Some(BackendState::Active)),
+        vec![eni_member(100)],
+    );
+    // Deleted "now" on the agent's clock (mock-kube stamps real wall time, which a
+    // paused tokio clock leaves behind).
+    let key = kube::runtime::reflector::ObjectRef::new("web-0").within(NS);
+    let mut pod = (*h.stores.pods.get(&key).unwrap()).clone();
+    let deleted = jiff::Timestamp::from_second(clock.now().as_second()).unwrap();
+    pod.metadata.deletion_timestamp = Some(Time(deleted));
+    h.kube.put(&pod).unwrap();
+    store_shows(&h, "web-0", |p| p.metadata.deletion_timestamp.is_some()).await;
+
+    // Default grace period 30 s + margin 60 s after the deletion, on tokio's clock.
+    let deadline = clock.instant_at(deleted.checked_add(Duration::from_secs(90)).unwrap());
+    tokio::time::sleep_until(deadline - Duration::from_secs(1)).await;
+    assert!(
+        pod_json(&h, "web-0").is_some(),
+        "released before the deadline"
+    );
+    assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
+    tokio::time::sleep_until(deadline + Duration::from_millis(10)).await;
+    eventually("the finalizer is released at the deadline", || {
+        pod_json(&h, "web-0").is_none()
+    })
+    .await;
+    assert_eq!(h.metrics.finalizer_fail_open_total.get(), 1);
 }

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -30,7 +30,9 @@ use slb_sync::model::{
     Weight,
 };
 use slb_sync::plan::DrainLedger;
-use slb_sync::reconcile::{GroupRef, GroupTarget, LedgerRestore, PassObserver, PassOutcome};
+use slb_sync::reconcile::{
+    Clock, GroupRef, GroupTarget, LedgerRestore, PassObserver, PassOutcome, TokioClock,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -79,6 +81,11 @@ where
 
 /// Starts mock-kube and a `PodLifecycle` fed from watchers of all four kinds.
 pub async fn start(margin: Duration, leader: bool) -> Harness {
+    start_with_clock(margin, leader, Arc::new(TokioClock::new())).await
+}
+
+/// [`start`] with the clock the pod side reads (for deadlines under a paused clock).
+pub async fn start_with_clock(margin: Duration, leader: bool, clock: Arc<dyn Clock>) -> Harness {
     let kube = MockKube::start().await.expect("mock-kube starts");
     let client = kube.client().expect("client");
     let (services, t1) = spawn_reflector(Api::<Service>::all(client.clone()));
@@ -98,7 +105,10 @@ pub async fn start(margin: Duration, leader: bool) -> Harness {
         Events::new(client.clone(), Some("test".into())),
         metrics.clone(),
         stores.clone(),
-        PodLifecycleConfig::new(PlannerConfig::default(), margin),
+        PodLifecycleConfig {
+            clock,
+            ..PodLifecycleConfig::new(PlannerConfig::default(), margin)
+        },
         leader_rx,
     );
     services.wait_until_ready().await.unwrap();
@@ -285,12 +295,12 @@ pub fn condition(pod: &Value, condition_type: &str) -> Option<(String, String)> 
         })
 }
 
-/// Waits (up to 10 s) until `check` holds.
+/// Waits (up to 10 s of wall time, also under a paused tokio clock) until `check` holds.
 pub async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !check() {
         assert!(
-            tokio::time::Instant::now() < deadline,
+            std::time::Instant::now() < deadline,
             "timed out waiting until {what}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
