@@ -2,11 +2,9 @@
 //! passes, deciding with [`super::decide`] and writing through [`super::writer`].
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
-use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -16,17 +14,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::decide::{self, BackedService, GroupObservation, PodPlace};
+use super::journal::ledger_from_pods;
 use super::writer::{self, PodKey, Write, WriteQueue, Writer};
 use super::PodSide;
 use crate::agent::metrics::AgentMetrics;
 use crate::desired::PlannerConfig;
-use crate::k8s::events::{AgentEvent, Events};
-use crate::k8s::names::DRAIN_STARTED_AT_ANNOTATION;
-use crate::model::BackendKey;
-use crate::plan::DrainLedger;
+use crate::k8s::events::Events;
 use crate::reconcile::{
-    Clock, DrainJournal, GroupRef, GroupTarget, LedgerRestore, PassObserver, PassOutcome,
-    ReconcileError, TokioClock,
+    Clock, GroupRef, GroupTarget, LedgerRestore, PassObserver, PassOutcome, ReconcileError,
+    TokioClock,
 };
 
 /// The reflector stores the control loop owns and shares with the pod side.
@@ -66,20 +62,20 @@ impl PodLifecycleConfig {
 /// writer task and a task that re-derives every pod when this replica becomes leader.
 #[derive(Clone)]
 pub struct PodLifecycle {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
-struct Inner {
-    stores: PodStores,
-    config: PodLifecycleConfig,
-    queue: WriteQueue,
-    state: Mutex<State>,
+pub(super) struct Inner {
+    pub(super) stores: PodStores,
+    pub(super) config: PodLifecycleConfig,
+    pub(super) queue: WriteQueue,
+    pub(super) state: Mutex<State>,
 }
 
 #[derive(Default)]
-struct State {
+pub(super) struct State {
     /// The last members seen per group (failed passes keep the previous reading).
-    observed: HashMap<GroupRef, GroupObservation>,
+    pub(super) observed: HashMap<GroupRef, GroupObservation>,
     /// Fail-open timers of deleted pods still held, keyed by pod and uid.
     timers: HashMap<PodKey, (String, JoinHandle<()>)>,
 }
@@ -92,11 +88,11 @@ impl Drop for Inner {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn pod_key(pod: &Pod) -> Option<PodKey> {
+pub(super) fn pod_key(pod: &Pod) -> Option<PodKey> {
     Some((
         pod.metadata
             .namespace
@@ -324,42 +320,39 @@ impl Inner {
         }
     }
 
-    /// The pods of `namespace` a pass over one of its Services may concern: those the
-    /// Service selects, and every deleted pod still held (the Service may be gone).
+    /// The pods a pass over one Service may concern: those it selects, and every deleted
+    /// pod of its namespace still held (the Service may be gone or select it no more).
     fn after_pass(self: &Arc<Self>, group: &GroupRef) {
-        let Some((namespace, _)) = group.service.split_once('/') else {
+        let Some((namespace, name)) = group.service.split_once('/') else {
             return;
         };
+        let service = self
+            .stores
+            .services
+            .get(&ObjectRef::new(name).within(namespace));
+        if service.is_none() {
+            // Its observations would only ever hold a later drain back.
+            lock(&self.state)
+                .observed
+                .retain(|g, _| g.service != group.service);
+        }
+        let selector = service
+            .as_ref()
+            .and_then(|s| s.spec.as_ref()?.selector.clone())
+            .filter(|s| !s.is_empty());
         for pod in self.stores.pods.state() {
-            if pod.metadata.namespace.as_deref().unwrap_or("default") == namespace {
+            if pod.metadata.namespace.as_deref().unwrap_or("default") != namespace {
+                continue;
+            }
+            let selected = selector.as_ref().is_some_and(|sel| {
+                let labels = pod.metadata.labels.as_ref();
+                sel.iter()
+                    .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            });
+            if selected || (decide::is_deleting(&pod) && decide::has_finalizer(&pod)) {
                 self.evaluate(&pod);
             }
         }
-    }
-
-    /// The live pod with `ip` (a pod IP is reused only after its pod finished).
-    fn pod_with_ip(&self, ip: IpAddr) -> Option<Arc<Pod>> {
-        let text = ip.to_string();
-        self.stores
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| !decide::is_terminal(p))
-            .find(|p| {
-                let status = p.status.as_ref();
-                status.and_then(|s| s.pod_ip.as_deref()) == Some(text.as_str())
-                    || status
-                        .and_then(|s| s.pod_ips.as_ref())
-                        .is_some_and(|ips| ips.iter().any(|i| i.ip == text))
-            })
-    }
-
-    fn window_of(&self, v_server_group_id: &str) -> Option<Duration> {
-        lock(&self.state)
-            .observed
-            .values()
-            .find(|o| o.target.desired.v_server_group_id.as_deref() == Some(v_server_group_id))
-            .map(|o| o.target.drain_window)
     }
 }
 
@@ -416,81 +409,5 @@ impl PodSide for PodLifecycle {
             "drain start times restored from pods"
         );
         executor.restore_ledger(ledger);
-    }
-}
-
-/// The drain ledger the journal annotations of `pods` record (ENI backends only).
-pub fn ledger_from_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> DrainLedger {
-    let mut ledger = DrainLedger::new();
-    for pod in pods {
-        let value = pod
-            .metadata
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(DRAIN_STARTED_AT_ANNOTATION))
-            .map(String::as_str);
-        let place = decide::pod_place(pod, None);
-        let Some(ip) = place.ips.first() else {
-            continue;
-        };
-        for (entry, at) in decide::parse_journal(value) {
-            let Some((group, port)) = decide::split_journal_key(&entry) else {
-                continue;
-            };
-            ledger.start(
-                group,
-                BackendKey::Eni {
-                    server_ip: *ip,
-                    port,
-                },
-                at,
-            );
-        }
-    }
-    ledger
-}
-
-impl DrainJournal for PodLifecycle {
-    fn drain_started(&self, v_server_group_id: &str, key: &BackendKey, at: Timestamp) {
-        let BackendKey::Eni { server_ip, port } = key else {
-            // Node drains are not persisted: after a restart their window restarts in
-            // full, which is safe.
-            return;
-        };
-        let inner = &self.inner;
-        let Some(pod) = inner.pod_with_ip(*server_ip) else {
-            return;
-        };
-        let Some(pod_key) = pod_key(&pod) else { return };
-        inner.queue.send(Write::Journal {
-            pod: pod_key.clone(),
-            key: decide::journal_key(v_server_group_id, *port),
-            at: Some(at),
-        });
-        // Drains of pods that merely turned unready are journaled but not announced.
-        if !decide::is_deleting(&pod) {
-            return;
-        }
-        let window_secs = inner
-            .window_of(v_server_group_id)
-            .map_or(0, |w| w.as_secs());
-        inner.queue.send(Write::Event(
-            pod_key,
-            AgentEvent::DrainStarted { window_secs },
-        ));
-    }
-
-    fn drain_ended(&self, v_server_group_id: &str, key: &BackendKey) {
-        let BackendKey::Eni { server_ip, port } = key else {
-            return;
-        };
-        let inner = &self.inner;
-        if let Some(pod) = inner.pod_with_ip(*server_ip).as_deref().and_then(pod_key) {
-            inner.queue.send(Write::Journal {
-                pod,
-                key: decide::journal_key(v_server_group_id, *port),
-                at: None,
-            });
-        }
     }
 }

@@ -5,12 +5,14 @@ use kube::runtime::watcher;
 use std::sync::Arc;
 
 pub mod decide;
+mod journal;
 mod lifecycle;
 #[cfg(test)]
 mod tests;
 mod writer;
 
-pub use lifecycle::{ledger_from_pods, PodLifecycle, PodLifecycleConfig, PodStores};
+pub use journal::ledger_from_pods;
+pub use lifecycle::{PodLifecycle, PodLifecycleConfig, PodStores};
 
 /// What the control loop needs from the pod side.
 pub trait PodSide: PassObserver {
