@@ -341,3 +341,36 @@ async fn fail_open_deadline_runs_on_tokio_time() {
     .await;
     assert_eq!(h.metrics.finalizer_fail_open_total.get(), 1);
 }
+
+/// A failed write is tried again: the drained condition write fails twice, and the pod
+/// is still marked drained and released without waiting for another change.
+#[tokio::test]
+async fn failed_drained_write_is_retried() {
+    let h = start(Duration::from_secs(600), true).await;
+    put_service_and_node(&h, true).await;
+    held_pod(&h, "web-0", false, None).await;
+    pass(
+        &h,
+        eni_desired(Some(BackendState::Active)),
+        vec![eni_member(100)],
+    );
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), NS);
+    pods.delete("web-0", &DeleteParams::default())
+        .await
+        .unwrap();
+    store_shows(&h, "web-0", |p| p.metadata.deletion_timestamp.is_some()).await;
+
+    h.kube.inject_fault(
+        mock_kube::Fault::fail(
+            "/api/v1/namespaces/shop/pods/web-0/status",
+            500,
+            "InternalError",
+        )
+        .method("PATCH")
+        .times(2),
+    );
+    pass(&h, eni_desired(None), vec![]);
+    eventually("the pod is gone", || pod_json(&h, "web-0").is_none()).await;
+    assert!(h.kube.request_count("patch", "pods/status") >= 3);
+    assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
+}

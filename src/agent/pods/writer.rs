@@ -26,6 +26,9 @@ use crate::k8s::release::{remove_finalizer, Removal};
 
 /// Re-reads and retries after the pod changed under a guarded patch.
 const MAX_ATTEMPTS: usize = 5;
+/// A failed write is tried again after 1, 2, 4, 8 s (a pod's grace period is short).
+const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_RETRIES: u32 = 4;
 
 /// `(namespace, name)` of a pod.
 pub type PodKey = (String, String);
@@ -69,7 +72,7 @@ impl Write {
 
 /// The sending side, held by the pod side.
 pub struct WriteQueue {
-    tx: mpsc::UnboundedSender<Write>,
+    tx: mpsc::UnboundedSender<(Write, u32)>,
     queued: std::sync::Arc<Mutex<HashSet<String>>>,
 }
 
@@ -82,7 +85,7 @@ impl WriteQueue {
             }
         }
         // A closed queue means the writer stopped with the agent: nothing left to do.
-        let _ = self.tx.send(write);
+        let _ = self.tx.send((write, 0));
     }
 }
 
@@ -96,11 +99,13 @@ pub struct Writer {
 
 /// Starts the writer task; it ends when the queue is dropped.
 pub fn spawn(writer: Writer) -> WriteQueue {
-    let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Write, u32)>();
     let queued = std::sync::Arc::new(Mutex::new(HashSet::new()));
     let done = queued.clone();
+    // Retries must not keep the queue open once the pod side is gone.
+    let retry_tx = tx.downgrade();
     tokio::spawn(async move {
-        while let Some(write) = rx.recv().await {
+        while let Some((write, attempt)) = rx.recv().await {
             if let Some(key) = write.dedup_key() {
                 lock(&done).remove(&key);
             }
@@ -108,7 +113,23 @@ pub fn spawn(writer: Writer) -> WriteQueue {
                 tracing::debug!(?write, "not the leader; pod write dropped");
                 continue;
             }
-            writer.run(write).await;
+            let Err(error) = writer.run(&write).await else {
+                continue;
+            };
+            if attempt >= MAX_RETRIES {
+                // Level-triggered: the next pod event or pass decides the write again,
+                // and a held finalizer still has its fail-open deadline.
+                tracing::warn!(?write, %error, "pod write failed; giving up for now");
+                continue;
+            }
+            tracing::info!(?write, %error, attempt, "pod write failed; retrying");
+            let retry_tx = retry_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY_DELAY.saturating_mul(1 << attempt)).await;
+                if let Some(tx) = retry_tx.upgrade() {
+                    let _ = tx.send((write, attempt + 1));
+                }
+            });
         }
     });
     WriteQueue { tx, queued }
@@ -123,8 +144,8 @@ impl Writer {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    async fn run(&self, write: Write) {
-        let result = match &write {
+    async fn run(&self, write: &Write) -> Result<(), WriteError> {
+        match write {
             Write::AddFinalizer((ns, name)) => self.add_finalizer(ns, name).await,
             Write::Gate((ns, name), gate) => self.set_gate(ns, name, gate).await,
             Write::Complete((ns, name)) => self.complete(ns, name).await,
@@ -141,10 +162,6 @@ impl Writer {
                 self.event(ns, name, event).await;
                 Ok(())
             }
-        };
-        if let Err(error) = result {
-            // Level-triggered: the next pod event or pass decides the write again.
-            tracing::warn!(?write, %error, "pod write failed");
         }
     }
 
