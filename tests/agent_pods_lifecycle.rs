@@ -293,6 +293,16 @@ async fn local_pod_is_drained_once_its_node_leaves_the_group() {
     store_shows(&h, "web-0", |p| p.metadata.deletion_timestamp.is_some()).await;
     // Its node's last endpoint: the node drains at weight 0 and the pod waits.
     pass(&h, desired(0, BackendState::Draining), vec![node(0)]);
+    let node_key = BackendKey::Ecs {
+        server_id: "i-a".into(),
+        port: 30080,
+    };
+    h.lifecycle
+        .drain_started("rsp-1", &node_key, jiff::Timestamp::now());
+    eventually("the node's drain is announced on the pod", || {
+        event_reasons(&h, "web-0").contains(&"DrainStarted".to_owned())
+    })
+    .await;
     settle().await;
     assert_eq!(
         finalizers(&pod_json(&h, "web-0").expect("held")),

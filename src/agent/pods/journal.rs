@@ -13,7 +13,7 @@ use super::lifecycle::{lock, pod_key, Inner, PodLifecycle};
 use super::writer::Write;
 use crate::k8s::events::AgentEvent;
 use crate::k8s::names::DRAIN_STARTED_AT_ANNOTATION;
-use crate::model::BackendKey;
+use crate::model::{BackendKey, Mode};
 use crate::plan::DrainLedger;
 use crate::reconcile::DrainJournal;
 
@@ -26,13 +26,48 @@ impl Inner {
             .state()
             .into_iter()
             .filter(|p| !decide::is_terminal(p))
-            .find(|p| {
+            .filter(|p| {
                 let status = p.status.as_ref();
                 status.and_then(|s| s.pod_ip.as_deref()) == Some(text.as_str())
                     || status
                         .and_then(|s| s.pod_ips.as_ref())
                         .is_some_and(|ips| ips.iter().any(|i| i.ip == text))
             })
+            // A deleted pod still held keeps its IP until released: it is the one draining.
+            .max_by_key(|p| decide::is_deleting(p) && decide::has_finalizer(p))
+    }
+
+    /// The deleted, still held pods of the Local Service whose group `v_server_group_id`
+    /// is, on the node `instance`: a node drain there is theirs.
+    fn held_pods_on_node(&self, v_server_group_id: &str, instance: &str) -> Vec<Arc<Pod>> {
+        let service = lock(&self.state)
+            .observed
+            .iter()
+            .find(|(_, o)| o.target.desired.v_server_group_id.as_deref() == Some(v_server_group_id))
+            .map(|(g, _)| g.service.clone());
+        let Some((namespace, name)) = service.as_deref().and_then(|s| s.split_once('/')) else {
+            return Vec::new();
+        };
+        let services = self.stores.services.state();
+        self.stores
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+            .filter(|p| {
+                decide::is_deleting(p) && decide::has_finalizer(p) && !decide::is_drained(p)
+            })
+            .filter(|p| {
+                matches!(&self.place(p).instance, Some(Some(id)) if id == instance)
+                    && decide::backed_services(
+                        p,
+                        services.iter().map(|s| &**s),
+                        &self.config.planner,
+                    )
+                    .iter()
+                    .any(|s| s.name == name && s.mode == Mode::Local)
+            })
+            .collect()
     }
 
     fn window_of(&self, v_server_group_id: &str) -> Option<Duration> {
@@ -77,12 +112,24 @@ pub fn ledger_from_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> DrainLed
 
 impl DrainJournal for PodLifecycle {
     fn drain_started(&self, v_server_group_id: &str, key: &BackendKey, at: Timestamp) {
-        let BackendKey::Eni { server_ip, port } = key else {
-            // Node drains are not persisted: after a restart their window restarts in
-            // full, which is safe.
-            return;
-        };
         let inner = &self.inner;
+        let (server_ip, port) = match key {
+            BackendKey::Eni { server_ip, port } => (server_ip, port),
+            BackendKey::Ecs { server_id, .. } => {
+                // Node drains are not persisted: after a restart their window restarts
+                // in full, which is safe. They are announced on the pods they are for.
+                let window_secs = inner
+                    .window_of(v_server_group_id)
+                    .map_or(0, |w| w.as_secs());
+                for pod in inner.held_pods_on_node(v_server_group_id, server_id) {
+                    if let Some(pod_key) = pod_key(&pod) {
+                        let event = AgentEvent::DrainStarted { window_secs };
+                        inner.queue.send(Write::Event(pod_key, event));
+                    }
+                }
+                return;
+            }
+        };
         let Some(pod) = inner.pod_with_ip(*server_ip) else {
             return;
         };

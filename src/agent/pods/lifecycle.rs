@@ -159,7 +159,7 @@ impl Inner {
         self.stores.services.state()
     }
 
-    fn place(&self, pod: &Pod) -> PodPlace {
+    pub(super) fn place(&self, pod: &Pod) -> PodPlace {
         let node = pod
             .spec
             .as_ref()
