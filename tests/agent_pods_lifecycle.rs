@@ -384,3 +384,26 @@ async fn failed_drained_write_is_retried() {
     assert!(h.kube.request_count("patch", "pods/status") >= 3);
     assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
 }
+
+/// A held pod whose Service is gone has nothing left to drain: deleting it releases it
+/// at once, reported drained.
+#[tokio::test]
+async fn pod_whose_service_is_gone_is_released_on_deletion() {
+    let h = start(Duration::from_secs(600), true).await;
+    put_service_and_node(&h, true).await;
+    held_pod(&h, "web-0", false, None).await;
+    h.kube.remove("v1", "Service", NS, "web").expect("removed");
+    eventually("the store drops the Service", || {
+        h.stores
+            .services
+            .get(&kube::runtime::reflector::ObjectRef::new("web").within(NS))
+            .is_none()
+    })
+    .await;
+    let pods: Api<Pod> = Api::namespaced(h.client.clone(), NS);
+    pods.delete("web-0", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the pod is gone", || pod_json(&h, "web-0").is_none()).await;
+    assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
+}
