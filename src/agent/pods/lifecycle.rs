@@ -26,6 +26,11 @@ use crate::reconcile::{
 };
 
 /// The reflector stores the control loop owns and shares with the pod side.
+///
+/// If the pod watcher trims pods (`WatchStreamExt::modify`), it must keep what the pod
+/// side reads: `metadata.{name,namespace,uid,labels,annotations,finalizers,
+/// deletionTimestamp}`, `spec.{nodeName,readinessGates,terminationGracePeriodSeconds}`
+/// and `status.{podIP,podIPs,phase,conditions}`.
 #[derive(Clone)]
 pub struct PodStores {
     pub pods: Store<Pod>,
