@@ -29,7 +29,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::desired::PlannerConfig;
 use crate::model::LbSpec;
 pub use affected::{Affected, IndexStats, NodeSetChange, ServiceRef};
-use intern::Interner;
+pub(crate) use intern::Interner;
 pub use node::parse_provider_id;
 pub(crate) use node::{NodeInfo, NodeSelector, NodeStatus};
 pub use node::{DRAIN_TAINTS, EXCLUDE_LABELS};

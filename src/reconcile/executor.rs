@@ -451,6 +451,18 @@ impl<A: SlbApi + ?Sized> Executor<A> {
     }
 }
 
+/// The object-safe view of [`Executor::restore_ledger`], so the pod side can seed drain
+/// start times without knowing the executor's SLB client type.
+pub trait LedgerRestore {
+    fn restore_ledger(&self, ledger: DrainLedger);
+}
+
+impl<A: SlbApi + ?Sized> LedgerRestore for Executor<A> {
+    fn restore_ledger(&self, ledger: DrainLedger) {
+        Executor::restore_ledger(self, ledger)
+    }
+}
+
 pub(super) fn read_failure(error: SlbError) -> Failure {
     Failure {
         fatal: error.class == ErrorClass::Permanent,

@@ -1,0 +1,412 @@
+//! Pure decisions of the pod side: which pods need the finalizer, whether a deleted pod's
+//! backend is confirmed gone, what a readiness gate should say, when the finalizer is
+//! released without confirmation, and how the drain journal annotation changes.
+//!
+//! No I/O and no clock here: the caller hands in pods, Services, the last observed SLB
+//! members of each group and `now`.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+
+use crate::desired::PlannerConfig;
+use crate::index::{parse_provider_id, Interner, ServiceInfo, SERVICE_NAME_LABEL};
+use crate::k8s::names::{gated_service, DRAINED_CONDITION, POD_FINALIZER};
+use crate::model::{BackendState, BackendType, Mode, SlbBackend};
+use crate::reconcile::GroupTarget;
+
+/// Grace period Kubernetes applies when a pod does not set one.
+pub const DEFAULT_GRACE_SECS: i64 = 30;
+
+/// Reason of a readiness gate condition whose backend carries traffic.
+pub const REASON_REGISTERED: &str = "BackendRegistered";
+/// Reason of a readiness gate condition whose backend is not (yet) in every group.
+pub const REASON_NOT_REGISTERED: &str = "BackendNotRegistered";
+
+/// A managed Service that selects a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackedService {
+    /// The Service's name (the pod's namespace is the Service's).
+    pub name: String,
+    pub mode: Mode,
+}
+
+impl BackedService {
+    /// Local and ENI Services hold pods with the finalizer: their backend changes when
+    /// the pod goes (Cluster mode's nodes stay whatever the pods do).
+    pub fn holds_pods(&self) -> bool {
+        matches!(self.mode, Mode::Local | Mode::Eni)
+    }
+}
+
+/// The last SLB members seen for one vServer group of a Service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupObservation {
+    pub target: GroupTarget,
+    pub backends: Vec<SlbBackend>,
+}
+
+impl GroupObservation {
+    fn owned(&self) -> impl Iterator<Item = &SlbBackend> {
+        self.backends
+            .iter()
+            .filter(|b| self.target.desired.name.owns(&b.description))
+    }
+}
+
+/// Where a pod's traffic enters from the SLB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodPlace {
+    pub ips: Vec<IpAddr>,
+    /// The pod's node: `None` when unscheduled; `Some(None)` when the node is known but
+    /// has no usable providerID (it is never an SLB backend); `Some(Some(id))` its ECS id.
+    pub instance: Option<Option<String>>,
+    /// The node is named by the pod but not (or no longer) in the node cache.
+    pub node_unknown: bool,
+}
+
+/// The managed Services with a valid configuration whose selector matches `pod`.
+///
+/// A Service without a selector (hand-made endpoints) selects no pod; one with bad
+/// annotations is skipped by the planner, so it holds nobody either.
+pub fn backed_services<'a>(
+    pod: &Pod,
+    services: impl IntoIterator<Item = &'a Service>,
+    config: &PlannerConfig,
+) -> Vec<BackedService> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let empty = BTreeMap::new();
+    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+    let mut out: Vec<BackedService> = services
+        .into_iter()
+        .filter(|svc| svc.metadata.namespace.as_deref().unwrap_or("default") == namespace)
+        .filter(|svc| selects(svc, labels))
+        .filter_map(|svc| {
+            let info = ServiceInfo::from_service(svc, config, &mut Interner::default())?;
+            info.spec.is_ok().then(|| BackedService {
+                name: svc.metadata.name.clone().unwrap_or_default(),
+                mode: info.mode,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+fn selects(svc: &Service, labels: &BTreeMap<String, String>) -> bool {
+    let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
+        return false;
+    };
+    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// The managed Service named `name` in `namespace` (any mode), if it is valid.
+pub fn managed_service<'a>(
+    namespace: &str,
+    name: &str,
+    services: impl IntoIterator<Item = &'a Service>,
+    config: &PlannerConfig,
+) -> Option<Mode> {
+    let svc = services.into_iter().find(|s| {
+        s.metadata.namespace.as_deref().unwrap_or("default") == namespace
+            && s.metadata.name.as_deref() == Some(name)
+    })?;
+    let info = ServiceInfo::from_service(svc, config, &mut Interner::default())?;
+    info.spec.is_ok().then_some(info.mode)
+}
+
+pub fn has_finalizer(pod: &Pod) -> bool {
+    pod.metadata
+        .finalizers
+        .as_ref()
+        .is_some_and(|f| f.iter().any(|f| f == POD_FINALIZER))
+}
+
+pub fn is_deleting(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_some()
+}
+
+/// Pods that finished (`Succeeded`/`Failed`) are no endpoints any more.
+pub fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
+}
+
+pub fn condition_status<'a>(pod: &'a Pod, condition_type: &str) -> Option<(&'a str, &'a str)> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == condition_type)
+        .map(|c| (c.status.as_str(), c.reason.as_deref().unwrap_or("")))
+}
+
+pub fn is_drained(pod: &Pod) -> bool {
+    condition_status(pod, DRAINED_CONDITION).is_some_and(|(s, _)| s == "True")
+}
+
+/// The pod gets the finalizer when it backs a managed Local or ENI Service, is not being
+/// deleted (a finalizer cannot be added then), has not finished, and lacks it.
+pub fn needs_finalizer(pod: &Pod, backed: &[BackedService]) -> bool {
+    !is_deleting(pod)
+        && !is_terminal(pod)
+        && !has_finalizer(pod)
+        && backed.iter().any(BackedService::holds_pods)
+}
+
+/// The pod's IPs and node instance, read from the pod and the node cache.
+pub fn pod_place(pod: &Pod, node: Option<&Node>) -> PodPlace {
+    let status = pod.status.as_ref();
+    let mut ips: Vec<IpAddr> = status
+        .and_then(|s| s.pod_ips.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ip| ip.ip.parse().ok())
+        .collect();
+    if let Some(ip) = status
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse().ok())
+    {
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    let node_name = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+    let instance = node_name.map(|_| {
+        node.and_then(|n| n.spec.as_ref()?.provider_id.as_deref())
+            .and_then(parse_provider_id)
+            .map(str::to_owned)
+    });
+    PodPlace {
+        ips,
+        instance,
+        node_unknown: node_name.is_some() && node.is_none(),
+    }
+}
+
+/// Another endpoint of `service` on `node` that is ready and not terminating, so
+/// kube-proxy sends the node's SLB traffic there rather than to the deleted pod.
+pub fn other_serving_endpoint<'a>(
+    namespace: &str,
+    service: &str,
+    node: &str,
+    pod_name: &str,
+    slices: impl IntoIterator<Item = &'a EndpointSlice>,
+) -> bool {
+    slices
+        .into_iter()
+        .filter(|s| s.metadata.namespace.as_deref().unwrap_or("default") == namespace)
+        .filter(|s| {
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                .is_some_and(|n| n == service)
+        })
+        .flat_map(|s| s.endpoints.iter().flatten())
+        .any(|ep| {
+            let c = ep.conditions.as_ref();
+            ep.node_name.as_deref() == Some(node)
+                && ep.target_ref.as_ref().and_then(|r| r.name.as_deref()) != Some(pod_name)
+                && c.and_then(|c| c.terminating) != Some(true)
+                && c.and_then(|c| c.ready) != Some(false)
+        })
+}
+
+/// Whether one group no longer sends the deleted pod traffic.
+///
+/// ENI: no owned member carries the pod's IP, and the target the pass ran for no longer
+/// wants it active (so a pass planned before the deletion cannot confirm it).
+/// Local: the node's owned member is gone; or, when another endpoint on the node keeps
+/// serving (`others_on_node`), its weight is the desired one, which then excludes the pod.
+pub fn group_drained(
+    mode: Mode,
+    place: &PodPlace,
+    others_on_node: bool,
+    observation: &GroupObservation,
+) -> bool {
+    match mode {
+        Mode::Eni => {
+            let present = observation
+                .owned()
+                .any(|b| b.server_ip.is_some_and(|ip| place.ips.contains(&ip)));
+            let wanted = observation.target.desired.backends.iter().any(|b| {
+                b.state == BackendState::Active
+                    && b.server_ip.is_some_and(|ip| place.ips.contains(&ip))
+            });
+            !present && !wanted
+        }
+        Mode::Local => {
+            let instance = match &place.instance {
+                // Never scheduled, or on a node the SLB cannot hold: no SLB traffic.
+                None | Some(None) => return !place.node_unknown,
+                Some(Some(id)) => id,
+            };
+            let member = observation
+                .owned()
+                .find(|b| b.backend_type == BackendType::Ecs && &b.server_id == instance);
+            let Some(member) = member else { return true };
+            let desired = observation.target.desired.backends.iter().find(|b| {
+                b.backend_type == BackendType::Ecs && b.server_id.as_ref() == Some(instance)
+            });
+            others_on_node
+                && desired.is_some_and(|d| {
+                    d.state == BackendState::Active
+                        && d.weight.get() > 0
+                        && d.weight == member.weight
+                })
+        }
+        Mode::Cluster => true,
+    }
+}
+
+/// Whether the pod's backend is in every group of `observations` with weight > 0.
+pub fn group_registered(mode: Mode, place: &PodPlace, observation: &GroupObservation) -> bool {
+    observation.owned().any(|b| {
+        b.weight.get() > 0
+            && match mode {
+                Mode::Eni => b.server_ip.is_some_and(|ip| place.ips.contains(&ip)),
+                Mode::Local | Mode::Cluster => {
+                    b.backend_type == BackendType::Ecs
+                        && matches!(&place.instance, Some(Some(id)) if *id == b.server_id)
+                }
+            }
+    })
+}
+
+/// A readiness gate condition as the agent wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateCondition {
+    pub condition_type: String,
+    pub status: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The gate of `condition_type` for a Service of `mode` whose groups were last seen as
+/// `observations` (empty: no pass yet).
+pub fn gate_condition(
+    condition_type: &str,
+    mode: Mode,
+    place: &PodPlace,
+    observations: &[&GroupObservation],
+) -> GateCondition {
+    let missing: Vec<u16> = observations
+        .iter()
+        .filter(|o| !group_registered(mode, place, o))
+        .map(|o| o.target.desired.service_port)
+        .collect();
+    let (status, reason, message) = if observations.is_empty() {
+        (
+            false,
+            REASON_NOT_REGISTERED,
+            "no vServer group of the Service has been reconciled yet".to_owned(),
+        )
+    } else if missing.is_empty() {
+        (
+            true,
+            REASON_REGISTERED,
+            "the pod's backend is in every vServer group of the Service with weight > 0".to_owned(),
+        )
+    } else {
+        (
+            false,
+            REASON_NOT_REGISTERED,
+            format!("the pod's backend is not in the SLB with weight > 0 for service port(s) {missing:?}"),
+        )
+    };
+    GateCondition {
+        condition_type: condition_type.to_owned(),
+        status,
+        reason,
+        message,
+    }
+}
+
+/// The readiness gates of ours or ACK's the pod declares: (condition type, Service name).
+pub fn declared_gates(pod: &Pod) -> Vec<(String, String)> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.readiness_gates.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|g| {
+            let service = gated_service(&g.condition_type)?;
+            Some((g.condition_type.clone(), service.to_owned()))
+        })
+        .collect()
+}
+
+/// True when the pod's condition already says what `want` says (status and reason).
+pub fn gate_unchanged(pod: &Pod, want: &GateCondition) -> bool {
+    let status = if want.status { "True" } else { "False" };
+    condition_status(pod, &want.condition_type) == Some((status, want.reason))
+}
+
+/// When a held finalizer is released without confirmation: the deletion time plus the
+/// pod's grace period (default 30 s) plus `margin`. `None` when not being deleted.
+pub fn fail_open_deadline(pod: &Pod, margin: Duration) -> Option<Timestamp> {
+    let deleted = pod.metadata.deletion_timestamp.as_ref()?.0;
+    let grace = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(DEFAULT_GRACE_SECS)
+        .max(0);
+    let hold = Duration::from_secs(grace as u64).saturating_add(margin);
+    Some(deleted.checked_add(hold).unwrap_or(Timestamp::MAX))
+}
+
+/// The journal annotation's entries: `"<vServerGroupId>:<port>"` → drain start. The port
+/// is part of the key because the drain ledger needs the full ENI backend identity
+/// (IP, port) when it is restored. Unreadable text or entries are ignored.
+pub fn parse_journal(value: Option<&str>) -> BTreeMap<String, Timestamp> {
+    let Some(value) = value else {
+        return BTreeMap::new();
+    };
+    let raw: BTreeMap<String, String> = serde_json::from_str(value).unwrap_or_default();
+    raw.into_iter()
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect()
+}
+
+/// The journal key of an ENI backend in a group.
+pub fn journal_key(v_server_group_id: &str, port: u16) -> String {
+    format!("{v_server_group_id}:{port}")
+}
+
+/// Splits a journal key into (group id, port).
+pub fn split_journal_key(key: &str) -> Option<(&str, u16)> {
+    let (group, port) = key.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    (!group.is_empty()).then_some((group, port))
+}
+
+/// The annotation value after setting (`Some`) or removing (`None`) one entry: `None`
+/// when nothing changes, `Some(None)` when the annotation should go, `Some(Some(json))`.
+pub fn merge_journal(
+    current: Option<&str>,
+    key: &str,
+    at: Option<Timestamp>,
+) -> Option<Option<String>> {
+    let mut entries = parse_journal(current);
+    let changed = match at {
+        Some(at) => entries.insert(key.to_owned(), at) != Some(at),
+        None => entries.remove(key).is_some(),
+    };
+    if !changed {
+        return None;
+    }
+    if entries.is_empty() {
+        return Some(None);
+    }
+    let text: BTreeMap<&String, String> = entries.iter().map(|(k, v)| (k, v.to_string())).collect();
+    Some(serde_json::to_string(&text).ok())
+}
