@@ -5,6 +5,7 @@
 //! inside an imperative shell (`slb`, `reconcile`, `k8s`, `http`) that does the I/O.
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod annotations;
 pub mod desired;
 pub mod doctor;

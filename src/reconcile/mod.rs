@@ -17,7 +17,9 @@ mod scheduler;
 mod tests;
 
 pub use clock::{Clock, TokioClock};
-pub use executor::{Executor, ExecutorConfig, GroupTarget, PassOutcome, ReconcileError};
+pub use executor::{
+    Executor, ExecutorConfig, GroupTarget, LedgerRestore, PassOutcome, ReconcileError,
+};
 pub use journal::DrainJournal;
 pub use limits::ApiLimits;
 pub use listeners::{ListenerOutcome, ListenerTarget};

@@ -1,0 +1,25 @@
+//! Pod side of the agent: pod finalizer, readiness gates, drained condition, drain journal.
+use std::sync::Arc;
+use kube::runtime::watcher;
+use k8s_openapi::api::core::v1::Pod;
+use crate::reconcile::PassObserver;
+
+/// What the control loop needs from the pod side.
+pub trait PodSide: PassObserver {
+    /// Every pod watch event, after the reflector store applied it.
+    fn pod_event(&self, event: &watcher::Event<Pod>);
+    /// Called once after the initial lists, before the first reconcile pass, with the
+    /// executor so drain start times persisted on pods can be restored.
+    fn restore(&self, executor: &dyn crate::reconcile::LedgerRestore);
+}
+
+/// A pod side that does nothing (Cluster-only setups and tests of the control loop).
+pub struct NoPods;
+impl PassObserver for NoPods {
+    fn pass_finished(&self, _: &crate::reconcile::GroupRef, _: &crate::reconcile::GroupTarget, _: &Result<crate::reconcile::PassOutcome, crate::reconcile::ReconcileError>) {}
+}
+impl PodSide for NoPods {
+    fn pod_event(&self, _: &watcher::Event<Pod>) {}
+    fn restore(&self, _: &dyn crate::reconcile::LedgerRestore) {}
+}
+pub type SharedPodSide = Arc<dyn PodSide>;
