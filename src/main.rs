@@ -446,6 +446,32 @@ mod tests {
     }
 
     #[test]
+    fn run_documents_every_flag_and_defaults_to_the_documented_values() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").unwrap();
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            assert!(
+                id == "help" || arg.get_help().is_some(),
+                "run --{id} has no help text"
+            );
+        }
+        let cli = Cli::try_parse_from(["slb-sync", "run", "--region", "cn-hangzhou"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        let config = args
+            .agent_config(prometheus::Registry::new())
+            .expect("metrics register");
+        assert_eq!(config.default_drain_secs, 30);
+        assert_eq!(config.resync, std::time::Duration::from_secs(600));
+        assert_eq!(config.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.leader.lease_name, "slb-sync");
+        assert_eq!(config.planner, PlannerConfig::default());
+        assert_eq!(args.rpc_config().region_id, "cn-hangzhou");
+    }
+
+    #[test]
     fn planner_defaults_match_the_documented_ones() {
         let cli = Cli::command();
         let plan = cli.find_subcommand("plan").unwrap();
