@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use agent::*;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 use slb_mock::{GROUP, LB, OWNER};
 
@@ -289,5 +289,74 @@ async fn metrics_endpoint_exposes_every_documented_metric_with_its_type() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_leaving_type_load_balancer_is_cleaned_up_and_released() {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    for i in 1..=2 {
+        kube.put(&node(i)).unwrap();
+    }
+    kube.put(&service("web", &web_annotations(), false))
+        .unwrap();
+    let agent = start_agent(&kube, &slb, "agent-a").await;
+    eventually("two owned backends", WAIT, || {
+        (members(&slb, GROUP).len() == 2).then_some(())
+    })
+    .await;
+    eventually("the cleanup finalizer", WAIT, || {
+        kube.get("v1", "Service", "default", "web")
+            .filter(|s| s["metadata"]["finalizers"] == json!(["slb-sync.io/cleanup"]))
+    })
+    .await;
+
+    let services: Api<Service> = Api::namespaced(kube.client().unwrap(), "default");
+    let to_cluster_ip = json!({"spec": {
+        "type": "ClusterIP", "loadBalancerClass": null, "externalTrafficPolicy": null,
+        "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080}],
+    }});
+    services
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&to_cluster_ip),
+        )
+        .await
+        .unwrap();
+    eventually("the finalizer released", WAIT, || {
+        kube.get("v1", "Service", "default", "web").filter(|s| {
+            s["metadata"]["finalizers"]
+                .as_array()
+                .is_none_or(|f| f.is_empty())
+        })
+    })
+    .await;
+    assert_eq!(members(&slb, GROUP), []);
+    assert_eq!(
+        kube.get("v1", "Service", "default", "web").unwrap()["spec"]["type"],
+        "ClusterIP"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_drain_annotations_reach_the_listener() {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&node(1)).unwrap();
+    let mut annotations = web_annotations();
+    annotations.push(("connection-drain", "on"));
+    annotations.push(("connection-drain-timeout", "15"));
+    kube.put(&service("web", &annotations, false)).unwrap();
+    let agent = start_agent(&kube, &slb, "agent-a").await;
+    eventually("listener 80 draining for 15 s", WAIT, || {
+        let state = slb.state();
+        let l = state.load_balancers.get(LB)?.listeners.get(&80)?.clone();
+        (l.connection_drain && l.connection_drain_timeout == 15).then_some(())
+    })
+    .await;
+    assert_eq!(members(&slb, GROUP).len(), 1);
     agent.stop().await;
 }
