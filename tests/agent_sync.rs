@@ -360,3 +360,32 @@ async fn connection_drain_annotations_reach_the_listener() {
     assert_eq!(members(&slb, GROUP).len(), 1);
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_permanent_slb_error_becomes_an_event_quoting_code_and_request_id() {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    let faults: mock_slb::FaultConfig = serde_json::from_value(json!({"errors": [{
+        "action": "AddVServerGroupBackendServers", "code": "InvalidParameter",
+        "status": 400, "message": "injected", "rate": 1.0,
+    }]}))
+    .unwrap();
+    slb.set_faults(faults);
+    kube.put(&node(1)).unwrap();
+    kube.put(&service("web", &web_annotations(), false)).unwrap();
+    let agent = start_agent(&kube, &slb, "agent-a").await;
+    let event = eventually("an SlbError event on `web`", WAIT, || {
+        kube.list("events.k8s.io/v1", "Event", Some("default"))
+            .into_iter()
+            .find(|e| e["reason"] == "SlbError" && e["regarding"]["name"] == "web")
+    })
+    .await;
+    let note = event["note"].as_str().unwrap();
+    assert!(
+        note.contains("Code InvalidParameter") && note.contains("RequestId ") && !note.contains("RequestId none"),
+        "{note}"
+    );
+    assert!(agent.metric("slb_sync_reconcile_errors_total", &[]) >= 1.0);
+    assert_eq!(members(&slb, GROUP), []);
+    agent.stop().await;
+}
