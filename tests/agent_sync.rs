@@ -372,7 +372,8 @@ async fn a_permanent_slb_error_becomes_an_event_quoting_code_and_request_id() {
     .unwrap();
     slb.set_faults(faults);
     kube.put(&node(1)).unwrap();
-    kube.put(&service("web", &web_annotations(), false)).unwrap();
+    kube.put(&service("web", &web_annotations(), false))
+        .unwrap();
     let agent = start_agent(&kube, &slb, "agent-a").await;
     let event = eventually("an SlbError event on `web`", WAIT, || {
         kube.list("events.k8s.io/v1", "Event", Some("default"))
@@ -382,10 +383,53 @@ async fn a_permanent_slb_error_becomes_an_event_quoting_code_and_request_id() {
     .await;
     let note = event["note"].as_str().unwrap();
     assert!(
-        note.contains("Code InvalidParameter") && note.contains("RequestId ") && !note.contains("RequestId none"),
+        note.contains("Code InvalidParameter")
+            && note.contains("RequestId ")
+            && !note.contains("RequestId none"),
         "{note}"
     );
     assert!(agent.metric("slb_sync_reconcile_errors_total", &[]) >= 1.0);
     assert_eq!(members(&slb, GROUP), []);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_removed_from_a_service_has_its_group_emptied() {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&node(1)).unwrap();
+    let mut svc = service("web", &web_annotations(), false);
+    svc["spec"]["ports"].as_array_mut().unwrap().push(
+        json!({"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53, "nodePort": 30053}),
+    );
+    kube.put(&svc).unwrap();
+    let agent = start_agent(&kube, &slb, "agent-a").await;
+    let dns_group = "k8s/53/web/default/c1";
+    let dns = eventually("a group for port 53 with the node", WAIT, || {
+        let state = slb.state();
+        let g = state
+            .v_server_groups
+            .values()
+            .find(|g| g.name == dns_group)?;
+        (g.backends.len() == 1).then(|| g.id.clone())
+    })
+    .await;
+    eventually("port 80 synced", WAIT, || {
+        (members(&slb, GROUP).len() == 1).then_some(())
+    })
+    .await;
+
+    let services: Api<Service> = Api::namespaced(kube.client().unwrap(), "default");
+    let only_http = json!({"spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP",
+        "targetPort": 8080, "nodePort": 30080}]}});
+    services
+        .patch("web", &PatchParams::default(), &Patch::Merge(&only_http))
+        .await
+        .unwrap();
+    eventually("port 53's group emptied", WAIT, || {
+        members(&slb, &dns).is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(members(&slb, GROUP).len(), 1);
     agent.stop().await;
 }

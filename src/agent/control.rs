@@ -48,6 +48,7 @@ pub struct Control {
     pub events: Events,
     pub index: Arc<RwLock<ClusterIndex>>,
     pub cleanups: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
+    pub planned: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
     pub services: Store<Service>,
     pub executor: Arc<Executor<dyn SlbApi>>,
     pub source: Arc<dyn TargetSource>,
@@ -68,6 +69,8 @@ pub struct LoopState {
     scheduler: Option<(SchedulerHandle, JoinHandle<()>)>,
     /// Services being cleaned up: port → no owned backend left.
     cleaning: HashMap<ServiceRef, BTreeMap<u16, bool>>,
+    /// Groups of ports that left their (still managed) Service, being emptied.
+    retired: HashSet<GroupRef>,
     /// Annotation errors already reported per Service.
     bad_annotations: HashMap<ServiceRef, Vec<String>>,
     /// vServer group ids the passes reported.
@@ -248,6 +251,8 @@ impl Control {
             for g in &desired.groups {
                 self.trigger(r, g.service_port);
             }
+            let ports: HashSet<u16> = desired.groups.iter().map(|g| g.service_port).collect();
+            self.retire_ports(r, &ports);
             return;
         }
         if !finalized {
@@ -283,6 +288,50 @@ impl Control {
         }
     }
 
+    /// Ports that left a managed Service: their groups are drained and emptied like a
+    /// deleted Service's. Not while the Service's annotations are bad (it is skipped
+    /// then, not emptied).
+    fn retire_ports(&mut self, r: &ServiceRef, ports: &HashSet<u16>) {
+        let key = r.to_string();
+        if self
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lb_spec(r)
+            .is_none()
+        {
+            return;
+        }
+        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        // A port that came back is planned normally again.
+        self.state.retired.retain(|g| {
+            let back = g.service == key && ports.contains(&g.service_port);
+            if back {
+                cleanups.remove(g);
+            }
+            !back
+        });
+        let gone: Vec<(GroupRef, GroupTarget)> = self
+            .planned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(g, _)| g.service == key && !ports.contains(&g.service_port))
+            .map(|(g, t)| (g.clone(), t.clone()))
+            .collect();
+        drop(cleanups);
+        for (group, target) in gone {
+            if self.state.retired.insert(group.clone()) {
+                tracing::info!(service = %r, port = group.service_port, "port removed; emptying its group");
+                self.cleanups
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(group.clone(), target);
+            }
+            self.trigger(r, group.service_port);
+        }
+    }
+
     fn release(&mut self, r: &ServiceRef) {
         let client = self.client.clone();
         let r = r.clone();
@@ -294,12 +343,16 @@ impl Control {
     /// Drops what the loop kept about a Service that is gone or no longer ours.
     fn forget(&mut self, r: &ServiceRef) {
         let key = r.to_string();
-        if self.state.cleaning.remove(r).is_some() {
-            self.cleanups
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retain(|g, _| g.service != key);
-        }
+        self.state.cleaning.remove(r);
+        self.cleanups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|g, _| g.service != key);
+        self.state.retired.retain(|g| g.service != key);
+        self.planned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|g, _| g.service != key);
         self.state.bad_annotations.remove(r);
         self.state.listeners.remove(&key);
         self.state.group_ids.retain(|g, _| g.service != key);
@@ -355,7 +408,21 @@ impl Control {
                 if let Some(id) = group_id {
                     self.state.group_ids.insert(report.group.clone(), id);
                 }
-                if let Some(ports) = self.state.cleaning.get_mut(&r) {
+                if self.state.retired.contains(&report.group) {
+                    if !owned_left {
+                        tracing::info!(service = %r, port = report.group.service_port, "removed port's group emptied");
+                        self.state.retired.remove(&report.group);
+                        self.state.group_ids.remove(&report.group);
+                        self.cleanups
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&report.group);
+                        self.planned
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&report.group);
+                    }
+                } else if let Some(ports) = self.state.cleaning.get_mut(&r) {
                     if let Some(done) = ports.get_mut(&report.group.service_port) {
                         *done = !owned_left;
                     }

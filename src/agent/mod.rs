@@ -157,6 +157,7 @@ pub async fn run(
 
     let index = Arc::new(RwLock::new(ClusterIndex::new(config.planner.clone())));
     let cleanups = Arc::new(Mutex::new(HashMap::new()));
+    let planned = Arc::new(Mutex::new(HashMap::new()));
     let (tx, rx) = mpsc::unbounded_channel();
     let watchers = watch::spawn_all(
         watch::WatchContext {
@@ -192,11 +193,13 @@ pub async fn run(
         events: Events::new(client, Some(config.leader.identity.clone())),
         index: index.clone(),
         cleanups: cleanups.clone(),
+        planned: planned.clone(),
         services: service_store,
         executor,
         source: Arc::new(target::IndexTargets {
             index,
             cleanups,
+            planned,
             default_drain_secs: config.default_drain_secs,
         }),
         observer: Arc::new(target::AgentObserver {

@@ -30,6 +30,9 @@ pub fn service_ref(service: &str) -> Option<ServiceRef> {
 pub struct IndexTargets {
     pub index: Arc<RwLock<ClusterIndex>>,
     pub cleanups: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
+    /// Every group last planned, without its backends: what a port that disappears from
+    /// its Service needs to be drained and emptied.
+    pub planned: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
     pub default_drain_secs: u32,
 }
 
@@ -52,13 +55,21 @@ impl TargetSource for IndexTargets {
             .groups
             .into_iter()
             .find(|g| g.service_port == group.service_port)?;
-        Some(GroupTarget {
+        let target = GroupTarget {
             load_balancer_id,
             desired,
             drain_window: Duration::from_secs(u64::from(
                 spec.drain_window_secs(self.default_drain_secs),
             )),
-        })
+        };
+        let mut planned = self.planned.lock().unwrap_or_else(|e| e.into_inner());
+        let shell = planned
+            .entry(group.clone())
+            .or_insert_with(|| empty(&target));
+        if !same_group(shell, &target) {
+            *shell = empty(&target);
+        }
+        Some(target)
     }
 }
 
@@ -112,4 +123,23 @@ impl PassObserver for AgentObserver {
             result,
         }));
     }
+}
+
+/// `target` with no desired backend: drains and removes every owned one.
+pub fn empty(target: &GroupTarget) -> GroupTarget {
+    let mut desired = target.desired.clone();
+    desired.backends = Vec::new();
+    GroupTarget {
+        load_balancer_id: target.load_balancer_id.clone(),
+        desired,
+        drain_window: target.drain_window,
+    }
+}
+
+fn same_group(shell: &GroupTarget, target: &GroupTarget) -> bool {
+    shell.load_balancer_id == target.load_balancer_id
+        && shell.drain_window == target.drain_window
+        && shell.desired.v_server_group_id == target.desired.v_server_group_id
+        && shell.desired.name == target.desired.name
+        && shell.desired.protocol == target.desired.protocol
 }
