@@ -17,11 +17,10 @@ use super::metrics::AgentMetrics;
 use super::pods::SharedPodSide;
 use super::target::{service_ref, PassReport};
 use super::watch::Kind;
-use crate::annotations::{self, AnnotationError};
 use crate::desired::{plan_all, plan_service, PlannerConfig};
 use crate::http::ReadyFlag;
 use crate::index::{Affected, ClusterIndex, ServiceRef};
-use crate::k8s::events::{AgentEvent, Events};
+use crate::k8s::events::Events;
 use crate::reconcile::{
     spawn_observed, Executor, GroupRef, GroupTarget, ListenerTarget, PassObserver, SchedulerConfig,
     SchedulerHandle, TargetSource,
@@ -64,21 +63,21 @@ pub struct Control {
 /// The loop's own bookkeeping.
 #[derive(Default)]
 pub struct LoopState {
-    synced: HashSet<Kind>,
-    leader: bool,
-    scheduler: Option<(SchedulerHandle, JoinHandle<()>)>,
+    pub(super) synced: HashSet<Kind>,
+    pub(super) leader: bool,
+    pub(super) scheduler: Option<(SchedulerHandle, JoinHandle<()>)>,
     /// Services being cleaned up: port → no owned backend left.
-    cleaning: HashMap<ServiceRef, BTreeMap<u16, bool>>,
+    pub(super) cleaning: HashMap<ServiceRef, BTreeMap<u16, bool>>,
     /// Groups of ports that left their (still managed) Service, being emptied.
-    retired: HashSet<GroupRef>,
+    pub(super) retired: HashSet<GroupRef>,
     /// Annotation errors already reported per Service.
-    bad_annotations: HashMap<ServiceRef, Vec<String>>,
+    pub(super) bad_annotations: HashMap<ServiceRef, Vec<String>>,
     /// vServer group ids the passes reported.
-    group_ids: HashMap<GroupRef, String>,
+    pub(super) group_ids: HashMap<GroupRef, String>,
     /// Listener drain settings last applied (or being applied) per Service.
-    listeners: HashMap<String, ListenerTarget>,
+    pub(super) listeners: HashMap<String, ListenerTarget>,
     /// Kubernetes and listener writes in flight; aborted when leadership is lost.
-    writes: JoinSet<()>,
+    pub(super) writes: JoinSet<()>,
 }
 
 impl Control {
@@ -116,7 +115,7 @@ impl Control {
         self.stop(grace).await;
     }
 
-    fn active(&self) -> bool {
+    pub(super) fn active(&self) -> bool {
         self.state.scheduler.is_some()
     }
 
@@ -358,47 +357,6 @@ impl Control {
         self.state.group_ids.retain(|g, _| g.service != key);
     }
 
-    /// One `BadAnnotation` Event per problem, once per distinct set of problems.
-    fn report_bad_annotations(&mut self, r: &ServiceRef, svc: &Service) {
-        let empty = BTreeMap::new();
-        let errors = match annotations::parse(svc.metadata.annotations.as_ref().unwrap_or(&empty)) {
-            Ok(_) => {
-                self.state.bad_annotations.remove(r);
-                return;
-            }
-            Err(errors) => errors,
-        };
-        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        if self.state.bad_annotations.get(r) == Some(&texts) {
-            return;
-        }
-        tracing::warn!(service = %r, errors = ?texts, "Service skipped: bad annotations");
-        self.state.bad_annotations.insert(r.clone(), texts);
-        let reference = svc.object_ref(&());
-        let events = self.events.clone();
-        self.state.writes.spawn(async move {
-            for error in errors {
-                let event = match error {
-                    AnnotationError::Missing { key, fix } => AgentEvent::BadAnnotation {
-                        key: key.to_owned(),
-                        value: String::new(),
-                        problem: format!("missing: {fix}"),
-                    },
-                    AnnotationError::Invalid {
-                        key,
-                        value,
-                        expected,
-                    } => AgentEvent::BadAnnotation {
-                        key: key.to_owned(),
-                        value,
-                        problem: format!("expected {expected}"),
-                    },
-                };
-                events.emit(&event, &reference).await;
-            }
-        });
-    }
-
     fn on_pass(&mut self, report: PassReport) {
         let Some(r) = service_ref(&report.group.service) else {
             return;
@@ -449,58 +407,6 @@ impl Control {
             }
             Err(None) => {}
         }
-    }
-
-    /// Applies the Service's connection-drain annotations to its listeners when they
-    /// differ from what was last applied (the executor reads before it writes).
-    fn sync_listeners(&mut self, r: &ServiceRef, load_balancer_id: &str) {
-        if !self.active() {
-            return;
-        }
-        let key = r.to_string();
-        let target = {
-            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-            let Some(spec) = index.lb_spec(r) else {
-                return;
-            };
-            let mut ids: Vec<String> = self
-                .state
-                .group_ids
-                .iter()
-                .filter(|(g, _)| g.service == key)
-                .map(|(_, id)| id.clone())
-                .collect();
-            ids.sort();
-            ListenerTarget {
-                load_balancer_id: load_balancer_id.to_owned(),
-                v_server_group_ids: ids,
-                connection_drain: spec.connection_drain,
-                connection_drain_timeout: spec.connection_drain_timeout,
-                drain_window_secs: spec.drain_window_secs(self.default_drain_secs),
-            }
-        };
-        if self.state.listeners.get(&key) == Some(&target) {
-            return;
-        }
-        self.state.listeners.insert(key.clone(), target.clone());
-        let executor = self.executor.clone();
-        let tx = self.tx.clone();
-        self.state.writes.spawn(async move {
-            match executor.reconcile_listeners(&target).await {
-                Ok(outcome) => {
-                    for warning in &outcome.warnings {
-                        tracing::warn!(service = %key, "{warning}");
-                    }
-                    if !outcome.changed.is_empty() {
-                        tracing::info!(service = %key, ports = ?outcome.changed, "listener drain settings written");
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(service = %key, error = %err, "cannot apply listener drain settings");
-                    let _ = tx.send(Msg::ListenersFailed(key));
-                }
-            }
-        });
     }
 
     /// Stops taking work and lets running passes finish within `grace`.

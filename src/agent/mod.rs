@@ -12,6 +12,7 @@ pub mod metrics;
 // The pod side is developed on its own; its file keeps its authors' formatting.
 #[rustfmt::skip]
 pub mod pods;
+mod reports;
 mod target;
 mod watch;
 
