@@ -433,3 +433,51 @@ async fn a_port_removed_from_a_service_has_its_group_emptied() {
     assert_eq!(members(&slb, GROUP).len(), 1);
     agent.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_mid_cleanup_drains_for_a_full_window_then_completes() {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&node(1)).unwrap();
+    kube.put(&service("web", &web_annotations(), false))
+        .unwrap();
+    let window = |c: &mut slb_sync::agent::AgentConfig| c.default_drain_secs = 3;
+    let agent = start_agent_with(&kube, &slb, "agent-a", window).await;
+    eventually("the node backend", WAIT, || {
+        (members(&slb, GROUP).len() == 1).then_some(())
+    })
+    .await;
+    eventually("the cleanup finalizer", WAIT, || {
+        kube.get("v1", "Service", "default", "web")
+            .filter(|s| s["metadata"]["finalizers"] == json!(["slb-sync.io/cleanup"]))
+    })
+    .await;
+
+    let services: Api<Service> = Api::namespaced(kube.client().unwrap(), "default");
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("weight 0", WAIT, || {
+        (members(&slb, GROUP).first().map(|m| m.2) == Some(0)).then_some(())
+    })
+    .await;
+    agent.stop().await;
+
+    // A new agent knows nothing of when the drain started: it drains a full window again.
+    let restarted = std::time::Instant::now();
+    let agent = start_agent_with(&kube, &slb, "agent-b", window).await;
+    eventually("the Service gone", WAIT, || {
+        kube.get("v1", "Service", "default", "web")
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(
+        restarted.elapsed() >= Duration::from_secs(3),
+        "removed {:?} after the restart",
+        restarted.elapsed()
+    );
+    assert_eq!(members(&slb, GROUP), []);
+    agent.stop().await;
+}
