@@ -23,12 +23,15 @@ async fn only_the_lease_holder_writes_and_a_released_lease_passes_to_the_followe
         .unwrap();
     // A short lease: kube-lease-manager's followers look again only when the holder's
     // lease would expire, released or not.
-    let short = |c: &mut slb_sync::agent::AgentConfig| {
+    // The pod side learns whether it may write through `reconciling`.
+    let mut reconciling = Vec::new();
+    let mut short = |c: &mut slb_sync::agent::AgentConfig| {
         c.leader.duration_secs = 4;
         c.leader.grace_secs = 1;
+        reconciling.push(c.reconciling.subscribe());
     };
-    let a = start_agent_with(&kube, &slb, "agent-a", short).await;
-    let b = start_agent_with(&kube, &slb, "agent-b", short).await;
+    let a = start_agent_with(&kube, &slb, "agent-a", &mut short).await;
+    let b = start_agent_with(&kube, &slb, "agent-b", &mut short).await;
 
     eventually("one node backend", WAIT, || {
         (members(&slb, GROUP).len() == 1).then_some(())
@@ -47,6 +50,10 @@ async fn only_the_lease_holder_writes_and_a_released_lease_passes_to_the_followe
     .await;
     let (leader, follower) = if la == 1.0 { (a, b) } else { (b, a) };
     assert_eq!(lb + la, 1.0);
+    assert_eq!(
+        (*reconciling[0].borrow(), *reconciling[1].borrow()),
+        (la == 1.0, lb == 1.0)
+    );
 
     // Changes keep flowing to the SLB through the leader only.
     kube.put(&node(2)).unwrap();

@@ -54,6 +54,7 @@ pub struct Control {
     pub observer: Arc<dyn PassObserver>,
     pub pods: SharedPodSide,
     pub metrics: AgentMetrics,
+    pub reconciling: Arc<watch::Sender<bool>>,
     pub ready: ReadyFlag,
     pub scheduler_config: SchedulerConfig,
     pub tx: mpsc::UnboundedSender<Msg>,
@@ -151,6 +152,7 @@ impl Control {
         } else if let Some((_, task)) = self.state.scheduler.take() {
             // Lost the lease: no further SLB or Kubernetes write from this replica.
             task.abort();
+            self.reconciling.send_replace(false);
             self.state.writes.abort_all();
             self.state.listeners.clear();
             tracing::warn!("lost leadership; stopped reconciling");
@@ -170,6 +172,7 @@ impl Control {
             self.scheduler_config.clone(),
         );
         self.state.scheduler = Some((handle, task));
+        self.reconciling.send_replace(true);
         tracing::info!("leading; reconciling every managed Service");
         self.resync();
     }
@@ -412,6 +415,7 @@ impl Control {
     /// Stops taking work and lets running passes finish within `grace`.
     async fn stop(mut self, grace: Duration) {
         self.ready.set(false);
+        self.reconciling.send_replace(false);
         if let Some((handle, mut task)) = self.state.scheduler.take() {
             // Dropping the last handle closes the queue: the scheduler ends after the
             // passes already running.

@@ -68,6 +68,10 @@ pub struct AgentConfig {
     pub registry: prometheus::Registry,
     /// Registered in `registry` by the caller, who shares them with the pod side.
     pub metrics: AgentMetrics,
+    /// `true` while this replica leads and reconciles, `false` otherwise (from the moment
+    /// the lease is lost). The pod side subscribes before [`run`] and writes to pods only
+    /// while it is `true`.
+    pub reconciling: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AgentConfig {
@@ -90,6 +94,7 @@ impl AgentConfig {
             shutdown_grace: Duration::from_secs(10),
             registry,
             metrics,
+            reconciling: Arc::new(tokio::sync::watch::channel(false).0),
         })
     }
 }
@@ -211,6 +216,7 @@ pub async fn run(
         }),
         pods,
         metrics: config.metrics.clone(),
+        reconciling: config.reconciling.clone(),
         ready,
         scheduler_config: config.scheduler.clone(),
         tx,
