@@ -9,6 +9,11 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use slb_sync::desired::PlannerConfig;
 
+use slb_sync::agent::cli::RunArgs;
+use slb_sync::agent::pods::NoPods;
+use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
+use std::sync::Arc;
+
 /// Keeps Alibaba Cloud SLB backend groups in sync with Kubernetes so rolling updates lose
 /// no requests.
 #[derive(Debug, Parser)]
@@ -20,6 +25,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the agent: watch the cluster and keep the SLB backend groups of managed
+    /// Services in sync (make before break, drain, remove), as the leader of its replicas.
+    ///
+    /// Every replica keeps its caches warm and serves /metrics, /healthz, /readyz and the
+    /// drain API on --http-addr; only the holder of the leader Lease writes to the SLB and
+    /// to the cluster. Stops on SIGTERM or Ctrl-C: running passes get a few seconds to
+    /// finish, then the lease is released.
+    Run(Box<RunArgs>),
     /// Print the desired SLB backends of every managed Service as JSON.
     Plan(PlanArgs),
     /// Audit the workloads behind managed Services for settings that lose requests
@@ -183,6 +196,7 @@ fn main() -> ExitCode {
         )
         .init();
     let result = match cli.command {
+        Command::Run(args) => run(*args),
         Command::Plan(args) => plan(args),
         Command::Doctor(args) => match doctor(args) {
             Ok(true) => Ok(()),
@@ -204,6 +218,71 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run_agent(args))
+}
+
+async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
+    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let registry = prometheus::Registry::new();
+    let config = args.agent_config(registry.clone())?;
+    let slb_metrics = SlbMetrics::register(&registry).context("cannot register SLB metrics")?;
+    let credentials = args
+        .credentials()
+        .build()
+        .context("cannot set up Alibaba Cloud credentials")?;
+    let slb: Arc<dyn SlbApi> =
+        Arc::new(RpcSlbClient::new(args.rpc_config(), credentials).with_metrics(slb_metrics));
+    slb_sync::agent::run(config, client, slb, Arc::new(NoPods), shutdown_signal())
+        .await
+        .context("the agent stopped")
+}
+
+/// SIGTERM (the kubelet stopping the pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot listen for SIGTERM; Ctrl-C only");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested");
+}
+
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let file = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &Default::default())
+                .await
+                .with_context(|| format!("the kubeconfig {} is not usable", path.display()))?
+        }
+        None => kube::Config::infer().await.context(
+            "cannot find the cluster: set --kubeconfig / KUBECONFIG or run inside a pod \
+             with a service account",
+        )?,
+    };
+    kube::Client::try_from(config).context("cannot build the Kubernetes client")
 }
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
@@ -345,6 +424,8 @@ mod tests {
     #[test]
     fn every_flag_reads_an_slb_sync_env_var() {
         const DOWNWARD_API: [&str; 2] = ["POD_NAMESPACE", "POD_NAME"];
+        // Variables the Kubernetes and Alibaba Cloud tools already use.
+        const STANDARD: [&str; 2] = ["KUBECONFIG", "ALIBABA_CLOUD_"];
         let cli = Cli::command();
         for sub in cli.get_subcommands() {
             for arg in sub.get_arguments() {
@@ -354,13 +435,40 @@ mod tests {
                 }
                 let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
                 assert!(
-                    env.as_deref()
-                        .is_some_and(|e| e.starts_with("SLB_SYNC_") || DOWNWARD_API.contains(&e)),
+                    env.as_deref().is_some_and(|e| e.starts_with("SLB_SYNC_")
+                        || DOWNWARD_API.contains(&e)
+                        || STANDARD.iter().any(|s| e.starts_with(s))),
                     "{} --{id} has env {env:?}",
                     sub.get_name()
                 );
             }
         }
+    }
+
+    #[test]
+    fn run_documents_every_flag_and_defaults_to_the_documented_values() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").unwrap();
+        for arg in run.get_arguments() {
+            let id = arg.get_id().as_str();
+            assert!(
+                id == "help" || arg.get_help().is_some(),
+                "run --{id} has no help text"
+            );
+        }
+        let cli = Cli::try_parse_from(["slb-sync", "run", "--region", "cn-hangzhou"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as {:?}", cli.command)
+        };
+        let config = args
+            .agent_config(prometheus::Registry::new())
+            .expect("metrics register");
+        assert_eq!(config.default_drain_secs, 30);
+        assert_eq!(config.resync, std::time::Duration::from_secs(600));
+        assert_eq!(config.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.leader.lease_name, "slb-sync");
+        assert_eq!(config.planner, PlannerConfig::default());
+        assert_eq!(args.rpc_config().region_id, "cn-hangzhou");
     }
 
     #[test]

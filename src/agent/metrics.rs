@@ -1,20 +1,65 @@
-//! Agent-level metrics shared by the control loop and the pod side.
-use prometheus::{IntCounter, Registry};
-/// Metrics of the agent itself (the SLB client and the reconciler have their own).
-#[derive(Debug, Clone)]
+//! The agent's own metrics (deploy/METRICS.md), shared by the control loop and the pod side.
+
+use prometheus::{IntCounter, IntGauge, Registry};
+
+/// Counters and gauges of the control loop and the pod side. Clones share the series.
+#[derive(Clone, Debug)]
 pub struct AgentMetrics {
-    /// Pod finalizers released at their deadline without a confirmed drain.
+    /// `slb_sync_reconcile_errors_total`: passes that ended in an error after retries.
+    pub reconcile_errors_total: IntCounter,
+    /// `slb_sync_leader`: 1 while this replica holds the lease.
+    pub leader: IntGauge,
+    /// `slb_sync_drains_over_window_total`: confirmed removals later than window + 10 s.
+    pub drains_over_window_total: IntCounter,
+    /// `slb_sync_finalizer_fail_open_total`: pod finalizers released at the deadline
+    /// without a confirmed removal (incremented by the pod side).
     pub finalizer_fail_open_total: IntCounter,
 }
+
 impl AgentMetrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let reconcile_errors_total = IntCounter::new(
+            "slb_sync_reconcile_errors_total",
+            "Reconcile passes of a Service that ended in an error (after retries)",
+        )?;
+        let leader = IntGauge::new(
+            "slb_sync_leader",
+            "1 on the replica holding the leader lease, else 0",
+        )?;
+        let drains_over_window_total = IntCounter::new(
+            "slb_sync_drains_over_window_total",
+            "Drains whose confirmed removal came later than drain window + 10 s",
+        )?;
         let finalizer_fail_open_total = IntCounter::new(
             "slb_sync_finalizer_fail_open_total",
-            "Pod finalizers released at their deadline without a confirmed drain",
+            "Pod drain finalizers released at the deadline without a confirmed removal",
         )?;
+        registry.register(Box::new(reconcile_errors_total.clone()))?;
+        registry.register(Box::new(leader.clone()))?;
+        registry.register(Box::new(drains_over_window_total.clone()))?;
         registry.register(Box::new(finalizer_fail_open_total.clone()))?;
         Ok(AgentMetrics {
+            reconcile_errors_total,
+            leader,
+            drains_over_window_total,
             finalizer_fail_open_total,
         })
+    }
+}
+
+/// Creates every labelled series of the reconciler's metrics at 0, so dashboards and
+/// alerts see them from start-up (deploy/METRICS.md), before the first step or pass.
+pub fn init_reconcile_series(metrics: &crate::reconcile::ReconcileMetrics) {
+    use crate::plan::StepAction;
+    for action in [StepAction::Add, StepAction::SetWeight, StepAction::Remove] {
+        for result in ["ok", "error"] {
+            metrics.steps.with_label_values(&[action.as_str(), result]);
+        }
+    }
+    for state in ["active", "draining"] {
+        metrics.backends.with_label_values(&[state]);
+    }
+    for result in ["ok", "error"] {
+        metrics.passes.with_label_values(&[result]);
     }
 }

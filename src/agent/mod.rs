@@ -1,2 +1,242 @@
+//! The in-cluster agent (`slb-sync run`): watches feed the cluster index, changes trigger
+//! passes of the reconcile scheduler, and only the leader reconciles and writes.
+//!
+//! [`run`] is the whole agent as a library call, so integration tests run it in-process
+//! against the Kubernetes and SLB doubles; `main.rs` only builds the clients.
+
+pub mod cli;
+mod control;
+mod finalizer;
+mod journal;
 pub mod metrics;
 pub mod pods;
+mod reports;
+mod target;
+mod watch;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use kube::runtime::reflector;
+use tokio::sync::mpsc;
+
+pub use finalizer::{cleanup_targets, finalizer_add_patch};
+pub use journal::OVER_WINDOW_SLACK;
+pub use watch::strip_pod;
+
+use crate::desired::PlannerConfig;
+use crate::http::{HttpError, HttpServer, HttpState, ReadyFlag};
+use crate::index::ClusterIndex;
+use crate::k8s::drain_state::ReflectorPodStates;
+use crate::k8s::events::Events;
+use crate::k8s::leader::{LeaderConfig, LeaderError, Leadership};
+use crate::reconcile::{
+    ApiLimits, Clock, Executor, ExecutorConfig, ReconcileMetrics, SchedulerConfig, TokioClock,
+};
+use crate::slb::SlbApi;
+use metrics::AgentMetrics;
+use pods::SharedPodSide;
+
+/// Called with the HTTP server's address once bound (tests bind port 0).
+pub type OnBound = Arc<dyn Fn(SocketAddr) + Send + Sync>;
+
+/// Everything `slb-sync run` is configured with, once the clients are built.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// Which Services are managed and how owned backends are named.
+    pub planner: PlannerConfig,
+    /// Drain window of Services without `connection-drain` on (`--default-drain-seconds`).
+    pub default_drain_secs: u32,
+    /// Every group is passed over this often (`--resync-seconds`).
+    pub resync: Duration,
+    /// `--http-addr`.
+    pub http_addr: SocketAddr,
+    pub on_bound: Option<OnBound>,
+    /// The leader-election Lease and this replica's identity (also the Events instance).
+    pub leader: LeaderConfig,
+    pub limits: ApiLimits,
+    pub scheduler: SchedulerConfig,
+    /// How long running passes may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// `/metrics` serves this registry; the agent registers its reconcile and HTTP metrics
+    /// in it (the caller registers [`crate::slb::SlbMetrics`] with its SLB client).
+    pub registry: prometheus::Registry,
+    /// Registered in `registry` by the caller, who shares them with the pod side.
+    pub metrics: AgentMetrics,
+    /// `true` while this replica leads and reconciles, `false` otherwise (from the moment
+    /// the lease is lost). The pod side subscribes before [`run`] and writes to pods only
+    /// while it is `true`.
+    pub reconciling: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+impl AgentConfig {
+    /// Defaults matching the flags' defaults; `registry` gets the [`AgentMetrics`].
+    pub fn new(
+        planner: PlannerConfig,
+        leader: LeaderConfig,
+        registry: prometheus::Registry,
+    ) -> prometheus::Result<Self> {
+        let metrics = AgentMetrics::register(&registry)?;
+        Ok(AgentConfig {
+            planner,
+            default_drain_secs: 30,
+            resync: Duration::from_secs(600),
+            http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            on_bound: None,
+            leader,
+            limits: ApiLimits::default(),
+            scheduler: SchedulerConfig::default(),
+            shutdown_grace: Duration::from_secs(10),
+            registry,
+            metrics,
+            reconciling: Arc::new(tokio::sync::watch::channel(false).0),
+        })
+    }
+}
+
+/// Why the agent could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    #[error("cannot start leader election: {0}")]
+    Leader(#[from] LeaderError),
+    #[error("cannot register the agent's metrics: {0}; a metric of that name exists already")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Runs the agent until `shutdown` resolves: serves HTTP, watches the cluster, campaigns
+/// for the lease and, while leading, reconciles. On shutdown it stops taking work, lets
+/// running passes finish within `config.shutdown_grace` and releases the lease.
+pub async fn run(
+    config: AgentConfig,
+    client: kube::Client,
+    slb: Arc<dyn SlbApi>,
+    pods: SharedPodSide,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), AgentError> {
+    let ready = ReadyFlag::new();
+    let (service_store, service_writer) = reflector::store();
+    let (pod_store, pod_writer) = reflector::store();
+    let pod_states = ReflectorPodStates::new(pod_store);
+
+    let http_state = HttpState::new(
+        config.registry.clone(),
+        ready.clone(),
+        Arc::new(pod_states.clone()),
+    )?;
+    let server = HttpServer::bind(config.http_addr, http_state).await?;
+    let addr = server.local_addr()?;
+    tracing::info!(%addr, "serving /metrics, /healthz, /readyz and the drain API");
+    if let Some(on_bound) = &config.on_bound {
+        on_bound(addr);
+    }
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = tokio::spawn(server.run(async move {
+        let _ = http_stopped.await;
+    }));
+
+    let reconcile_metrics = ReconcileMetrics::register(&config.registry)?;
+    metrics::init_reconcile_series(&reconcile_metrics);
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
+    let timer = Arc::new(journal::DrainTimer::new(
+        clock.clone(),
+        config.metrics.clone(),
+    ));
+    let executor: Arc<Executor<dyn SlbApi>> = Arc::new(
+        Executor::new(
+            slb,
+            clock,
+            ExecutorConfig {
+                limits: config.limits.clone(),
+                ..ExecutorConfig::default()
+            },
+        )
+        .with_metrics(reconcile_metrics)
+        .with_journal(timer.clone()),
+    );
+
+    let index = Arc::new(RwLock::new(ClusterIndex::new(config.planner.clone())));
+    let cleanups = Arc::new(Mutex::new(HashMap::new()));
+    let planned = Arc::new(Mutex::new(HashMap::new()));
+    let (tx, rx) = mpsc::unbounded_channel();
+    let watchers = watch::spawn_all(
+        watch::WatchContext {
+            index: index.clone(),
+            tx: tx.clone(),
+        },
+        client.clone(),
+        watch::Writers {
+            services: service_writer,
+            slices: reflector::store().1,
+            nodes: reflector::store().1,
+            pods: pod_writer,
+        },
+        pods.clone(),
+        pod_states,
+    );
+
+    let leadership = match Leadership::start(client.clone(), config.leader.clone()).await {
+        Ok(leadership) => leadership,
+        Err(err) => {
+            watchers.iter().for_each(|w| w.abort());
+            let _ = http_stop.send(());
+            let _ = http.await;
+            return Err(err.into());
+        }
+    };
+    config.metrics.leader.set(0);
+
+    let control = control::Control {
+        planner: config.planner.clone(),
+        default_drain_secs: config.default_drain_secs,
+        client: client.clone(),
+        events: Events::new(client, Some(config.leader.identity.clone())),
+        index: index.clone(),
+        cleanups: cleanups.clone(),
+        planned: planned.clone(),
+        services: service_store,
+        executor,
+        source: Arc::new(target::IndexTargets {
+            index,
+            cleanups,
+            planned,
+            default_drain_secs: config.default_drain_secs,
+        }),
+        observer: Arc::new(target::AgentObserver {
+            pods: pods.clone(),
+            metrics: config.metrics.clone(),
+            timer,
+            tx: tx.clone(),
+        }),
+        pods,
+        metrics: config.metrics.clone(),
+        reconciling: config.reconciling.clone(),
+        ready,
+        scheduler_config: config.scheduler.clone(),
+        tx,
+        state: control::LoopState::default(),
+    };
+    control
+        .run(
+            rx,
+            leadership.subscribe(),
+            config.resync,
+            shutdown,
+            config.shutdown_grace,
+        )
+        .await;
+
+    tracing::info!("shutting down: releasing the lease");
+    leadership.shutdown().await;
+    watchers.iter().for_each(|w| w.abort());
+    let _ = http_stop.send(());
+    // A server that does not finish in time is abandoned; its error, if any, is ours.
+    if let Ok(Ok(result)) = tokio::time::timeout(Duration::from_secs(5), http).await {
+        result?;
+    }
+    Ok(())
+}

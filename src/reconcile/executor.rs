@@ -110,6 +110,18 @@ pub struct Executor<A: ?Sized> {
     backend_counts: Mutex<HashMap<String, (i64, i64)>>,
 }
 
+/// Seeds an executor's drain ledger; object-safe so the pod side can restore drain start
+/// times persisted on pods without knowing the executor's SLB client type.
+pub trait LedgerRestore {
+    fn restore_ledger(&self, ledger: DrainLedger);
+}
+
+impl<A: SlbApi + ?Sized> LedgerRestore for Executor<A> {
+    fn restore_ledger(&self, ledger: DrainLedger) {
+        Executor::restore_ledger(self, ledger);
+    }
+}
+
 pub(super) struct Failure {
     pub(super) error: SlbError,
     /// A read failed permanently: planning again cannot help.
@@ -448,18 +460,6 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 StepAction::Add => {}
             }
         }
-    }
-}
-
-/// The object-safe view of [`Executor::restore_ledger`], so the pod side can seed drain
-/// start times without knowing the executor's SLB client type.
-pub trait LedgerRestore {
-    fn restore_ledger(&self, ledger: DrainLedger);
-}
-
-impl<A: SlbApi + ?Sized> LedgerRestore for Executor<A> {
-    fn restore_ledger(&self, ledger: DrainLedger) {
-        Executor::restore_ledger(self, ledger)
     }
 }
 

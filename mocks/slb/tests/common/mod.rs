@@ -1,7 +1,6 @@
 //! Shared fixtures: a seeded mock, a signing client, echo backends, clock jumps.
 #![allow(dead_code)]
 
-
 use mock_slb::client::{Answer, Client};
 use mock_slb::{Config, MockSlb, MockSlbHandle, Seed};
 use serde_json::{json, Value};

@@ -1,0 +1,439 @@
+//! The control loop: turns index changes into scheduler triggers, owns leadership (only
+//! the leader runs the scheduler and writes), the Service finalizer, Events, listener
+//! drain settings and the periodic resync.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::Resource;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::finalizer::{add_finalizer, cleanup_targets, has_finalizer, release_finalizer};
+use super::metrics::AgentMetrics;
+use super::pods::SharedPodSide;
+use super::target::{service_ref, PassReport};
+use super::watch::Kind;
+use crate::desired::{plan_all, plan_service, PlannerConfig};
+use crate::http::ReadyFlag;
+use crate::index::{Affected, ClusterIndex, ServiceRef};
+use crate::k8s::events::Events;
+use crate::reconcile::{
+    spawn_observed, Executor, GroupRef, GroupTarget, ListenerTarget, PassObserver, SchedulerConfig,
+    SchedulerHandle, TargetSource,
+};
+use crate::slb::SlbApi;
+
+/// What the watchers and the pass observer tell the control loop.
+#[derive(Debug)]
+pub enum Msg {
+    Affected(Affected),
+    Synced(Kind),
+    Pass(PassReport),
+    /// Writing a Service's listener drain settings failed: try again after the next pass.
+    ListenersFailed(String),
+}
+
+const ALL_KINDS: usize = 4;
+
+/// Everything the loop needs; built by [`super::run`].
+pub struct Control {
+    pub planner: PlannerConfig,
+    pub default_drain_secs: u32,
+    pub client: kube::Client,
+    pub events: Events,
+    pub index: Arc<RwLock<ClusterIndex>>,
+    pub cleanups: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
+    pub planned: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
+    pub services: Store<Service>,
+    pub executor: Arc<Executor<dyn SlbApi>>,
+    pub source: Arc<dyn TargetSource>,
+    pub observer: Arc<dyn PassObserver>,
+    pub pods: SharedPodSide,
+    pub metrics: AgentMetrics,
+    pub reconciling: Arc<watch::Sender<bool>>,
+    pub ready: ReadyFlag,
+    pub scheduler_config: SchedulerConfig,
+    pub tx: mpsc::UnboundedSender<Msg>,
+    pub state: LoopState,
+}
+
+/// The loop's own bookkeeping.
+#[derive(Default)]
+pub struct LoopState {
+    pub(super) synced: HashSet<Kind>,
+    pub(super) leader: bool,
+    pub(super) scheduler: Option<(SchedulerHandle, JoinHandle<()>)>,
+    /// Services being cleaned up: port → no owned backend left.
+    pub(super) cleaning: HashMap<ServiceRef, BTreeMap<u16, bool>>,
+    /// Groups of ports that left their (still managed) Service, being emptied.
+    pub(super) retired: HashSet<GroupRef>,
+    /// Annotation errors already reported per Service.
+    pub(super) bad_annotations: HashMap<ServiceRef, Vec<String>>,
+    /// vServer group ids the passes reported.
+    pub(super) group_ids: HashMap<GroupRef, String>,
+    /// Listener drain settings last applied (or being applied) per Service.
+    pub(super) listeners: HashMap<String, ListenerTarget>,
+    /// Kubernetes and listener writes in flight; aborted when leadership is lost.
+    pub(super) writes: JoinSet<()>,
+}
+
+impl Control {
+    /// Runs until `shutdown` resolves, then stops the scheduler within `grace`.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Msg>,
+        mut leader: watch::Receiver<bool>,
+        resync: Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+        grace: Duration,
+    ) {
+        let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        let mut leader_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break,
+                changed = leader.changed(), if leader_open => {
+                    if changed.is_err() {
+                        leader_open = false;
+                        self.set_leader(false);
+                    } else {
+                        let is_leader = *leader.borrow_and_update();
+                        self.set_leader(is_leader);
+                    }
+                }
+                Some(msg) = rx.recv() => self.on_msg(msg),
+                _ = resync.tick() => self.resync(),
+                Some(_) = self.state.writes.join_next(), if !self.state.writes.is_empty() => {}
+            }
+        }
+        self.stop(grace).await;
+    }
+
+    pub(super) fn active(&self) -> bool {
+        self.state.scheduler.is_some()
+    }
+
+    fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Synced(kind) => {
+                self.state.synced.insert(kind);
+                if self.state.synced.len() == ALL_KINDS && !self.ready.is_set() {
+                    tracing::info!("caches synced");
+                    self.ready.set(true);
+                    self.maybe_start();
+                }
+            }
+            Msg::Affected(affected) => {
+                if self.active() {
+                    for service in &affected.services {
+                        self.sync_service(service);
+                    }
+                }
+            }
+            Msg::Pass(report) => self.on_pass(report),
+            Msg::ListenersFailed(service) => {
+                self.state.listeners.remove(&service);
+            }
+        }
+    }
+
+    fn set_leader(&mut self, leader: bool) {
+        self.state.leader = leader;
+        self.metrics.leader.set(i64::from(leader));
+        if leader {
+            self.maybe_start();
+        } else if let Some((_, task)) = self.state.scheduler.take() {
+            // Lost the lease: no further SLB or Kubernetes write from this replica.
+            task.abort();
+            self.reconciling.send_replace(false);
+            self.state.writes.abort_all();
+            self.state.listeners.clear();
+            tracing::warn!("lost leadership; stopped reconciling");
+        }
+    }
+
+    /// Starts the scheduler once this replica leads and its caches are synced.
+    fn maybe_start(&mut self) {
+        if !self.state.leader || !self.ready.is_set() || self.active() {
+            return;
+        }
+        self.pods.restore(&*self.executor);
+        let (handle, task) = spawn_observed(
+            self.executor.clone(),
+            self.source.clone(),
+            Some(self.observer.clone()),
+            self.scheduler_config.clone(),
+        );
+        self.state.scheduler = Some((handle, task));
+        self.reconciling.send_replace(true);
+        tracing::info!("leading; reconciling every managed Service");
+        self.resync();
+    }
+
+    fn trigger(&self, service: &ServiceRef, port: u16) {
+        if let Some((handle, _)) = &self.state.scheduler {
+            handle.trigger(GroupRef {
+                service: service.to_string(),
+                service_port: port,
+            });
+        }
+    }
+
+    /// Every Service is looked at again and every group passed over, so drift made
+    /// outside the agent is repaired and missed events are made up for.
+    fn resync(&mut self) {
+        if !self.active() {
+            return;
+        }
+        self.state.listeners.clear();
+        let mut seen: HashSet<ServiceRef> = HashSet::new();
+        for svc in self.services.state() {
+            let Some(name) = svc.metadata.name.clone() else {
+                continue;
+            };
+            let r = ServiceRef::new(svc.metadata.namespace.as_deref().unwrap_or("default"), name);
+            self.sync_service(&r);
+            seen.insert(r);
+        }
+        // Managed Services the store has not (yet) got still get their passes.
+        let desired = plan_all(&self.index.read().unwrap_or_else(|e| e.into_inner()));
+        for ds in desired {
+            if let Some(r) = service_ref(&ds.service) {
+                if !seen.contains(&r) {
+                    for g in &ds.groups {
+                        self.trigger(&r, g.service_port);
+                    }
+                }
+            }
+        }
+        let gone: Vec<ServiceRef> = self
+            .state
+            .cleaning
+            .keys()
+            .filter(|r| !seen.contains(r))
+            .cloned()
+            .collect();
+        for r in gone {
+            self.forget(&r);
+        }
+    }
+
+    /// Decides what a Service needs: passes, the finalizer added, a cleanup, or nothing.
+    fn sync_service(&mut self, r: &ServiceRef) {
+        let Some(svc) = self
+            .services
+            .get(&ObjectRef::new(&r.name).within(&r.namespace))
+        else {
+            self.forget(r);
+            return;
+        };
+        let desired = plan_service(&self.index.read().unwrap_or_else(|e| e.into_inner()), r);
+        let deleting = svc.metadata.deletion_timestamp.is_some();
+        let finalized = has_finalizer(&svc);
+        if let (Some(desired), false) = (&desired, deleting) {
+            if self.state.cleaning.contains_key(r) {
+                tracing::info!(service = %r, "managed again; cleanup cancelled");
+                self.forget(r);
+            }
+            if !finalized {
+                let client = self.client.clone();
+                let svc = svc.clone();
+                self.state
+                    .writes
+                    .spawn(async move { add_finalizer(client, &svc).await });
+            }
+            self.report_bad_annotations(r, &svc);
+            for g in &desired.groups {
+                self.trigger(r, g.service_port);
+            }
+            let ports: HashSet<u16> = desired.groups.iter().map(|g| g.service_port).collect();
+            self.retire_ports(r, &ports);
+            return;
+        }
+        if !finalized {
+            self.forget(r);
+            return;
+        }
+        if !self.state.cleaning.contains_key(r) {
+            let targets = cleanup_targets(&svc, &self.planner, self.default_drain_secs);
+            if targets.is_empty() {
+                tracing::info!(service = %r, "nothing to clean up; releasing the finalizer");
+                self.release(r);
+                return;
+            }
+            tracing::info!(service = %r, groups = targets.len(), deleting, "draining and removing the Service's backends");
+            let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+            for (port, target) in &targets {
+                cleanups.insert(
+                    GroupRef {
+                        service: r.to_string(),
+                        service_port: *port,
+                    },
+                    target.clone(),
+                );
+            }
+            drop(cleanups);
+            self.state
+                .cleaning
+                .insert(r.clone(), targets.keys().map(|p| (*p, false)).collect());
+        }
+        let ports: Vec<u16> = self.state.cleaning[r].keys().copied().collect();
+        for port in ports {
+            self.trigger(r, port);
+        }
+    }
+
+    /// Ports that left a managed Service: their groups are drained and emptied like a
+    /// deleted Service's. Not while the Service's annotations are bad (it is skipped
+    /// then, not emptied).
+    fn retire_ports(&mut self, r: &ServiceRef, ports: &HashSet<u16>) {
+        let key = r.to_string();
+        if self
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lb_spec(r)
+            .is_none()
+        {
+            return;
+        }
+        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        // A port that came back is planned normally again.
+        self.state.retired.retain(|g| {
+            let back = g.service == key && ports.contains(&g.service_port);
+            if back {
+                cleanups.remove(g);
+            }
+            !back
+        });
+        let gone: Vec<(GroupRef, GroupTarget)> = self
+            .planned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(g, _)| g.service == key && !ports.contains(&g.service_port))
+            .map(|(g, t)| (g.clone(), t.clone()))
+            .collect();
+        drop(cleanups);
+        for (group, target) in gone {
+            if self.state.retired.insert(group.clone()) {
+                tracing::info!(service = %r, port = group.service_port, "port removed; emptying its group");
+                self.cleanups
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(group.clone(), target);
+            }
+            self.trigger(r, group.service_port);
+        }
+    }
+
+    fn release(&mut self, r: &ServiceRef) {
+        let client = self.client.clone();
+        let r = r.clone();
+        self.state
+            .writes
+            .spawn(async move { release_finalizer(client, &r).await });
+    }
+
+    /// Drops what the loop kept about a Service that is gone or no longer ours.
+    fn forget(&mut self, r: &ServiceRef) {
+        let key = r.to_string();
+        self.state.cleaning.remove(r);
+        self.cleanups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|g, _| g.service != key);
+        self.state.retired.retain(|g| g.service != key);
+        self.planned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|g, _| g.service != key);
+        self.state.bad_annotations.remove(r);
+        self.state.listeners.remove(&key);
+        self.state.group_ids.retain(|g, _| g.service != key);
+    }
+
+    fn on_pass(&mut self, report: PassReport) {
+        let Some(r) = service_ref(&report.group.service) else {
+            return;
+        };
+        match report.result {
+            Ok((group_id, owned_left)) => {
+                if let Some(id) = group_id {
+                    self.state.group_ids.insert(report.group.clone(), id);
+                }
+                if self.state.retired.contains(&report.group) {
+                    if !owned_left {
+                        tracing::info!(service = %r, port = report.group.service_port, "removed port's group emptied");
+                        self.state.retired.remove(&report.group);
+                        self.state.group_ids.remove(&report.group);
+                        self.cleanups
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&report.group);
+                        self.planned
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&report.group);
+                    }
+                } else if let Some(ports) = self.state.cleaning.get_mut(&r) {
+                    if let Some(done) = ports.get_mut(&report.group.service_port) {
+                        *done = !owned_left;
+                    }
+                    if ports.values().all(|done| *done) {
+                        tracing::info!(service = %r, "every owned backend removed");
+                        self.release(&r);
+                    }
+                } else {
+                    self.sync_listeners(&r, &report.load_balancer_id);
+                }
+            }
+            Err(Some(event)) => {
+                let Some(svc) = self
+                    .services
+                    .get(&ObjectRef::new(&r.name).within(&r.namespace))
+                else {
+                    return;
+                };
+                let reference = svc.object_ref(&());
+                let events = self.events.clone();
+                self.state
+                    .writes
+                    .spawn(async move { events.emit(&event, &reference).await });
+            }
+            Err(None) => {}
+        }
+    }
+
+    /// Stops taking work and lets running passes finish within `grace`.
+    async fn stop(mut self, grace: Duration) {
+        self.ready.set(false);
+        self.reconciling.send_replace(false);
+        if let Some((handle, mut task)) = self.state.scheduler.take() {
+            // Dropping the last handle closes the queue: the scheduler ends after the
+            // passes already running.
+            drop(handle);
+            if tokio::time::timeout(grace, &mut task).await.is_err() {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "passes still running at shutdown; abandoned"
+                );
+                task.abort();
+            }
+        }
+        let writes = std::mem::take(&mut self.state.writes);
+        let drain = async move {
+            let mut writes = writes;
+            while writes.join_next().await.is_some() {}
+        };
+        let _ = tokio::time::timeout(grace, drain).await;
+        self.metrics.leader.set(0);
+    }
+}

@@ -1,0 +1,108 @@
+//! What the control loop reports besides passes: `BadAnnotation` Events and the
+//! listeners' connection-drain settings.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Service;
+use kube::Resource;
+
+use super::control::{Control, Msg};
+use crate::annotations::{self, AnnotationError};
+use crate::index::ServiceRef;
+use crate::k8s::events::AgentEvent;
+use crate::reconcile::ListenerTarget;
+
+impl Control {
+    /// One `BadAnnotation` Event per problem, once per distinct set of problems.
+    pub(super) fn report_bad_annotations(&mut self, r: &ServiceRef, svc: &Service) {
+        let empty = BTreeMap::new();
+        let errors = match annotations::parse(svc.metadata.annotations.as_ref().unwrap_or(&empty)) {
+            Ok(_) => {
+                self.state.bad_annotations.remove(r);
+                return;
+            }
+            Err(errors) => errors,
+        };
+        let texts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        if self.state.bad_annotations.get(r) == Some(&texts) {
+            return;
+        }
+        tracing::warn!(service = %r, errors = ?texts, "Service skipped: bad annotations");
+        self.state.bad_annotations.insert(r.clone(), texts);
+        let reference = svc.object_ref(&());
+        let events = self.events.clone();
+        self.state.writes.spawn(async move {
+            for error in errors {
+                let event = match error {
+                    AnnotationError::Missing { key, fix } => AgentEvent::BadAnnotation {
+                        key: key.to_owned(),
+                        value: String::new(),
+                        problem: format!("missing: {fix}"),
+                    },
+                    AnnotationError::Invalid {
+                        key,
+                        value,
+                        expected,
+                    } => AgentEvent::BadAnnotation {
+                        key: key.to_owned(),
+                        value,
+                        problem: format!("expected {expected}"),
+                    },
+                };
+                events.emit(&event, &reference).await;
+            }
+        });
+    }
+
+    /// Applies the Service's connection-drain annotations to its listeners when they
+    /// differ from what was last applied (the executor reads before it writes).
+    pub(super) fn sync_listeners(&mut self, r: &ServiceRef, load_balancer_id: &str) {
+        if !self.active() {
+            return;
+        }
+        let key = r.to_string();
+        let target = {
+            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+            let Some(spec) = index.lb_spec(r) else {
+                return;
+            };
+            let mut ids: Vec<String> = self
+                .state
+                .group_ids
+                .iter()
+                .filter(|(g, _)| g.service == key)
+                .map(|(_, id)| id.clone())
+                .collect();
+            ids.sort();
+            ListenerTarget {
+                load_balancer_id: load_balancer_id.to_owned(),
+                v_server_group_ids: ids,
+                connection_drain: spec.connection_drain,
+                connection_drain_timeout: spec.connection_drain_timeout,
+                drain_window_secs: spec.drain_window_secs(self.default_drain_secs),
+            }
+        };
+        if self.state.listeners.get(&key) == Some(&target) {
+            return;
+        }
+        self.state.listeners.insert(key.clone(), target.clone());
+        let executor = self.executor.clone();
+        let tx = self.tx.clone();
+        self.state.writes.spawn(async move {
+            match executor.reconcile_listeners(&target).await {
+                Ok(outcome) => {
+                    for warning in &outcome.warnings {
+                        tracing::warn!(service = %key, "{warning}");
+                    }
+                    if !outcome.changed.is_empty() {
+                        tracing::info!(service = %key, ports = ?outcome.changed, "listener drain settings written");
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(service = %key, error = %err, "cannot apply listener drain settings");
+                    let _ = tx.send(Msg::ListenersFailed(key));
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,145 @@
+//! The scheduler's [`TargetSource`] over the cluster index, and the [`PassObserver`] that
+//! hands pass outcomes to the pod side, the metrics and the control loop.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use super::control::Msg;
+use super::journal::DrainTimer;
+use super::metrics::AgentMetrics;
+use super::pods::SharedPodSide;
+use crate::desired::plan_service;
+use crate::index::{ClusterIndex, ServiceRef};
+use crate::k8s::events::AgentEvent;
+use crate::reconcile::{
+    GroupRef, GroupTarget, PassObserver, PassOutcome, ReconcileError, TargetSource,
+};
+use crate::slb::ErrorClass;
+
+/// `<namespace>/<name>` back into a [`ServiceRef`].
+pub fn service_ref(service: &str) -> Option<ServiceRef> {
+    let (ns, name) = service.split_once('/')?;
+    Some(ServiceRef::new(ns, name))
+}
+
+/// Group targets from the index; groups of Services being cleaned up get the empty
+/// targets the control loop put in `cleanups` instead.
+pub struct IndexTargets {
+    pub index: Arc<RwLock<ClusterIndex>>,
+    pub cleanups: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
+    /// Every group last planned, without its backends: what a port that disappears from
+    /// its Service needs to be drained and emptied.
+    pub planned: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
+    pub default_drain_secs: u32,
+}
+
+impl TargetSource for IndexTargets {
+    fn target(&self, group: &GroupRef) -> Option<GroupTarget> {
+        if let Some(target) = self
+            .cleanups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(group)
+        {
+            return Some(target.clone());
+        }
+        let service = service_ref(&group.service)?;
+        let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+        let desired = plan_service(&index, &service)?;
+        let spec = index.lb_spec(&service)?;
+        let load_balancer_id = desired.load_balancer_id?;
+        let desired = desired
+            .groups
+            .into_iter()
+            .find(|g| g.service_port == group.service_port)?;
+        let target = GroupTarget {
+            load_balancer_id,
+            desired,
+            drain_window: Duration::from_secs(u64::from(
+                spec.drain_window_secs(self.default_drain_secs),
+            )),
+        };
+        let mut planned = self.planned.lock().unwrap_or_else(|e| e.into_inner());
+        let shell = planned
+            .entry(group.clone())
+            .or_insert_with(|| empty(&target));
+        if !same_group(shell, &target) {
+            *shell = empty(&target);
+        }
+        Some(target)
+    }
+}
+
+/// What the control loop learns from a pass.
+#[derive(Debug)]
+pub struct PassReport {
+    pub group: GroupRef,
+    pub load_balancer_id: String,
+    /// `Ok((group id, owned members left))`, or the Event to report when the error is
+    /// permanent.
+    pub result: Result<(Option<String>, bool), Option<AgentEvent>>,
+}
+
+/// Tells the pod side first (readiness gates and drain confirmations wait on it), then
+/// counts errors and queues the rest for the control loop. Never blocks.
+pub struct AgentObserver {
+    pub pods: SharedPodSide,
+    pub metrics: AgentMetrics,
+    pub timer: Arc<DrainTimer>,
+    pub tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl PassObserver for AgentObserver {
+    fn pass_finished(
+        &self,
+        group: &GroupRef,
+        target: &GroupTarget,
+        result: &Result<PassOutcome, ReconcileError>,
+    ) {
+        self.pods.pass_finished(group, target, result);
+        let result = match result {
+            Ok(outcome) => Ok((
+                outcome.v_server_group_id.clone().inspect(|id| {
+                    self.timer.set_window(id, target.drain_window);
+                }),
+                outcome
+                    .backends
+                    .iter()
+                    .any(|b| target.desired.name.owns(&b.description)),
+            )),
+            Err(err) => {
+                self.metrics.reconcile_errors_total.inc();
+                tracing::warn!(service = %group.service, port = group.service_port, error = %err, "reconcile pass failed");
+                Err((err.class() == ErrorClass::Permanent)
+                    .then(|| AgentEvent::slb_error(&err.source)))
+            }
+        };
+        let _ = self.tx.send(Msg::Pass(PassReport {
+            group: group.clone(),
+            load_balancer_id: target.load_balancer_id.clone(),
+            result,
+        }));
+    }
+}
+
+/// `target` with no desired backend: drains and removes every owned one.
+pub fn empty(target: &GroupTarget) -> GroupTarget {
+    let mut desired = target.desired.clone();
+    desired.backends = Vec::new();
+    GroupTarget {
+        load_balancer_id: target.load_balancer_id.clone(),
+        desired,
+        drain_window: target.drain_window,
+    }
+}
+
+fn same_group(shell: &GroupTarget, target: &GroupTarget) -> bool {
+    shell.load_balancer_id == target.load_balancer_id
+        && shell.drain_window == target.drain_window
+        && shell.desired.v_server_group_id == target.desired.v_server_group_id
+        && shell.desired.name == target.desired.name
+        && shell.desired.protocol == target.desired.protocol
+}
