@@ -18,3 +18,5 @@ impl Drop for AbortOnDrop {
 }
 pub mod kubelet;
 pub mod load;
+pub mod rollout;
+pub mod scheduler;
