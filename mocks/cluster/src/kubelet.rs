@@ -38,7 +38,9 @@ use crate::AbortOnDrop;
 #[derive(Debug, Clone)]
 pub struct KubeletConfig {
     pub node: String,
-    /// Pod IPs are `127.2.<node_index>.<n>`, n = 2, 3, … never reused within a run.
+    /// Pod IPs are `127.<subnet>.<node_index>.<n>`, n = 2, 3, … never reused within a
+    /// run (`.1` is the node's own address); distinct subnets let clusters run side by side.
+    pub subnet: u8,
     pub node_index: u8,
     pub namespace: String,
     pub container_port: u16,
@@ -48,9 +50,10 @@ pub struct KubeletConfig {
     pub probe_period: Duration,
 }
 
-/// The IP the `n`-th pod started on node `node_index` gets (so the lab can declare ENIs).
-pub fn pod_ip(node_index: u8, n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 2, node_index, n))
+/// The IP the `n`-th pod (n ≥ 2) started on node `node_index` gets (so the lab can
+/// declare ENIs).
+pub fn pod_ip(subnet: u8, node_index: u8, n: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, subnet, node_index, n))
 }
 
 /// The pod's preStop hook.
@@ -194,7 +197,7 @@ async fn run_pod(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>) {
         )
     };
     let n = ctx.next_ip.fetch_add(1, Ordering::Relaxed);
-    let ip = pod_ip(ctx.cfg.node_index, n);
+    let ip = pod_ip(ctx.cfg.subnet, ctx.cfg.node_index, n);
     let app = if pod.metadata.deletion_timestamp.is_none() {
         let cfg = AppConfig {
             name: name.clone(),

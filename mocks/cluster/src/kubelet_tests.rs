@@ -35,6 +35,7 @@ async fn pod_lifecycle_gate_prestop_sigterm_and_finalizer_hold() {
         client.clone(),
         KubeletConfig {
             node: "n1".into(),
+            subnet: 21,
             node_index: 1,
             namespace: "default".into(),
             container_port: 8080,
@@ -69,7 +70,7 @@ async fn pod_lifecycle_gate_prestop_sigterm_and_finalizer_hold() {
     let got = pods.get("web-1").await.unwrap();
     assert!(!pod_ready(&got), "Ready waits for the readiness gate");
     let ip = got.status.as_ref().unwrap().pod_ip.clone().unwrap();
-    assert_eq!(ip, pod_ip(1, 2).to_string());
+    assert_eq!(ip, pod_ip(21, 1, 2).to_string());
     let addr: SocketAddr = format!("{ip}:8080").parse().unwrap();
     assert_eq!(get_once(addr, "/", T).await.unwrap().body, "web-1");
 

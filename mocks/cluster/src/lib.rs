@@ -20,3 +20,4 @@ pub mod kubelet;
 pub mod load;
 pub mod rollout;
 pub mod scheduler;
+pub mod sim;

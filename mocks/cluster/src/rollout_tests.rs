@@ -106,6 +106,7 @@ async fn rolls_real_pods_keeping_availability() {
         .map(|(i, n)| {
             let kc = KubeletConfig {
                 node: n.clone(),
+                subnet: 22,
                 node_index: i as u8 + 1,
                 namespace: "default".into(),
                 container_port: 8080,
