@@ -4,9 +4,10 @@
 //!
 //! - Start: allocate the pod IP, start the app (it answers `not-ready` during its
 //!   start-up delay), report `Running` with the IP and `Ready=False`.
-//! - Readiness: an HTTP probe every `probe_period`; `Ready=True` only when the probe
-//!   passes *and* every `spec.readinessGates` condition is True. Probing continues while
-//!   terminating, as upstream.
+//! - Readiness: with a `readinessProbe` (any kind; the lab probes HTTP `GET /healthz`)
+//!   every `probe_period`, else ready as soon as the container runs; `Ready=True` only when
+//!   that holds *and* every `spec.readinessGates` condition is True. Probing continues
+//!   while terminating, as upstream.
 //! - Deletion: preStop (`lifecycle.preStop.sleep`, or `exec` run as a real process with
 //!   `POD_NAME`/`POD_NAMESPACE`/`POD_IP`; its output is discarded), then SIGTERM, then a
 //!   kill at the grace deadline (the countdown includes preStop), then the delete with
@@ -228,13 +229,19 @@ async fn run_pod(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>) {
     )
     .await;
     let mut written = (false, false);
-    let mut probe_ok = false;
+    // Without a readinessProbe a container counts as ready as soon as it runs.
+    let has_probe = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .is_some_and(|c| c.readiness_probe.is_some());
+    let mut probe_ok = !has_probe;
     let mut tick = tokio::time::interval(ctx.cfg.probe_period);
     let mut term: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>> =
         None;
     loop {
         tokio::select! {
-            _ = tick.tick() => {
+            _ = tick.tick(), if has_probe => {
                 probe_ok = get_once(app.addr(), "/healthz", ctx.cfg.probe_period.max(Duration::from_millis(500)))
                     .await.is_ok_and(|r| r.status == 200);
             }

@@ -51,7 +51,7 @@ async fn pod_lifecycle_gate_prestop_sigterm_and_finalizer_hold() {
         "metadata": {"name": "web-1", "namespace": "default", "finalizers": ["test/hold"]},
         "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 10,
                  "readinessGates": [{"conditionType": "registered.slb-sync.io/web"}],
-                 "containers": [{"name": "app", "image": "lab",
+                 "containers": [{"name": "app", "image": "lab", "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
                     "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}
     }))
     .unwrap();

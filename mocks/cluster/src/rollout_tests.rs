@@ -120,7 +120,7 @@ async fn rolls_real_pods_keeping_availability() {
         .collect();
     let template: Pod = serde_json::from_value(
         json!({"metadata": {}, "spec": {"terminationGracePeriodSeconds": 5,
-        "containers": [{"name": "app", "image": "lab"}]}}),
+        "containers": [{"name": "app", "image": "lab", "readinessProbe": {"httpGet": {"path": "/", "port": 8080}}}]}}),
     )
     .unwrap();
     let c = cfg(3, 1, 0);

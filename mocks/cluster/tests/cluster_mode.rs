@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use mock_cluster::delay::Delay;
+use mock_cluster::http::get_once;
 use mock_cluster::load::{Cause, Load, LoadConfig, LoadReport};
 use mock_cluster::rollout::{roll, RolloutConfig};
 use mock_cluster::sim::{instance_id, node_ip, Sim, SimConfig};
@@ -62,8 +63,10 @@ async fn rolling_update(seed: u64, subnet: u8, pre_stop_sleep: Option<i64>) -> L
     let target = slb.listener_addr("lb-lab", 80).expect("listener bound");
     let sim = Sim::start(cfg.clone()).await.unwrap();
     let mut container = json!({"name": "app", "image": "lab"});
+    // `sleep` policy: the usual advice, a readinessProbe and a preStop sleep.
     if let Some(s) = pre_stop_sleep {
         container["lifecycle"] = json!({"preStop": {"sleep": {"seconds": s}}});
+        container["readinessProbe"] = json!({"httpGet": {"path": "/", "port": 8080}});
     }
     let template: Pod = serde_json::from_value(json!({"metadata": {}, "spec": {
         "terminationGracePeriodSeconds": 30, "containers": [container]}}))
@@ -86,6 +89,21 @@ async fn rolling_update(seed: u64, subnet: u8, pre_stop_sleep: Option<i64>) -> L
     })
     .await;
 
+    // Without a probe Ready comes before the apps serve: wait for them before measuring.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for e in sim.proxies[0].view().iter() {
+        while !get_once(e.addr, "/", Duration::from_secs(5))
+            .await
+            .is_ok_and(|r| r.status == 200)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "app {} never served",
+                e.addr
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
     let load = Load::start(LoadConfig {
         target,
         short_every: Some(Duration::from_millis(10)),
