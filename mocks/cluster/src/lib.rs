@@ -20,5 +20,6 @@ pub mod baseline;
 pub mod kubelet;
 pub mod load;
 pub mod rollout;
+pub mod scenario;
 pub mod scheduler;
 pub mod sim;
