@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rand::rngs::StdRng;
-use slb_sync::model::{BackendType, SlbBackend, Weight};
+use slb_sync::model::{BackendKey, BackendType, SlbBackend, Weight};
 use slb_sync::slb::SlbApi;
 
 use crate::delay::Delay;
@@ -80,8 +80,10 @@ pub fn desired(cfg: &BaselineConfig, eps: &[Endpoint]) -> Vec<SlbBackend> {
     }
 }
 
-fn key(b: &SlbBackend) -> (String, Option<IpAddr>, u16) {
-    (b.server_id.clone(), b.server_ip, b.port)
+/// The model's identity: ECS by (server id, port), ENI by (IP, port). The SLB reports an
+/// ECS backend's IP too, so a raw field comparison would re-add every node on each sync.
+fn key(b: &SlbBackend) -> Option<BackendKey> {
+    b.key()
 }
 
 /// The writes that take `observed` to `want`: (remove, add, set weight).
