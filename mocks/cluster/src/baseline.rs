@@ -112,7 +112,8 @@ pub fn diff(
 }
 
 /// Runs the baseline until dropped: after each endpoint change (and its lag) it reads the
-/// group and writes the difference, removals first.
+/// group and writes the difference: additions, weights, then removals (so the group is
+/// never empty only because of the order of the calls).
 pub fn spawn_baseline(
     api: Arc<dyn SlbApi>,
     cfg: BaselineConfig,
@@ -127,14 +128,14 @@ pub fn spawn_baseline(
             let synced = async {
                 let group = api.describe_vserver_group(&cfg.v_server_group_id).await?;
                 let (remove, add, set) = diff(&group.backends, &want);
-                if !remove.is_empty() {
-                    api.remove_backends(&cfg.v_server_group_id, &remove).await?;
-                }
                 if !add.is_empty() {
                     api.add_backends(&cfg.v_server_group_id, &add).await?;
                 }
                 if !set.is_empty() {
                     api.set_backends(&cfg.v_server_group_id, &set).await?;
+                }
+                if !remove.is_empty() {
+                    api.remove_backends(&cfg.v_server_group_id, &remove).await?;
                 }
                 Ok::<(), slb_sync::slb::SlbError>(())
             };

@@ -93,7 +93,7 @@ pub struct LoadReport {
     pub failures: BTreeMap<Cause, u64>,
     pub p50: Duration,
     pub p99: Duration,
-    /// The first few failures, for diagnosis.
+    /// The first three failures of each cause, for diagnosis.
     pub samples: Vec<String>,
 }
 
@@ -122,8 +122,9 @@ impl Tally {
                 self.latencies_us.push(took.as_micros() as u64);
             }
             Some(c) => {
-                *self.failures.entry(c).or_default() += 1;
-                if self.samples.len() < 10 {
+                let n = self.failures.entry(c).or_default();
+                *n += 1;
+                if *n <= 3 {
                     self.samples.push(format!("{}: {:?}", c.as_str(), result));
                 }
             }

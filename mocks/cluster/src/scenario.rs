@@ -67,6 +67,9 @@ pub struct Outcome {
     pub load: LoadReport,
     /// From the rollout's start until every new pod was Ready and no old pod live.
     pub rollout: Duration,
+    /// The mock SLB listener's own view: `(refused, connect_failed, cut)` connections,
+    /// which attributes the client's `other` (a fresh connection closed unanswered).
+    pub slb_refused_failed_cut: (u64, u64, u64),
 }
 
 /// Why a run could not be measured.
@@ -263,9 +266,11 @@ impl Scenario {
         tokio::time::sleep(self.settle).await;
         let report = load.stop();
         sim.shutdown().await;
+        let c = slb.dataplane_counters("lb-lab", 80).unwrap_or_default();
         Ok(Outcome {
             load: report,
             rollout,
+            slb_refused_failed_cut: (c.refused, c.connect_failed, c.cut),
         })
     }
 }

@@ -15,7 +15,10 @@ async fn eni_naive_sends_requests_to_stopped_pods() {
         .run()
         .await
         .unwrap();
-    eprintln!("naive/eni: {:?} rollout {:?}", out.load, out.rollout);
+    eprintln!(
+        "naive/eni: {:?} rollout {:?} slb refused/connect_failed/cut {:?}",
+        out.load, out.rollout, out.slb_refused_failed_cut
+    );
     assert!(out.load.ok > 50, "{:?}", out.load);
     assert!(
         out.load.failures.get(&Cause::Stopped).copied().unwrap_or(0) > 0,
