@@ -1,0 +1,245 @@
+//! Load through the SLB data plane: short requests on new connections and long-lived
+//! keep-alive connections at a steady rate, with every failure classified by cause.
+//!
+//! Causes, as the client can tell them apart:
+//! - `not-ready`: a `503` with `X-Lab-Cause: not-ready` (reached an app still starting);
+//! - `stopped`: `X-Lab-Cause: stopped` (reached an app after SIGTERM, or a dead pod's IP);
+//! - `no-rules`: `X-Lab-Cause: no-rules` (kube-proxy of that node had no endpoint);
+//! - `cut`: an established connection closed without `Connection: close` while a request
+//!   was outstanding (SLB removal cut it, or the app was killed under it);
+//! - `other`: anything else (the SLB had no backend to dial, timeouts, bad answers).
+//!
+//! A keep-alive connection told `Connection: close` reconnects without any failure.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::http::{Conn, ExchangeError, Reply};
+use crate::AbortOnDrop;
+
+/// Why a request failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Cause {
+    NotReady,
+    Stopped,
+    NoRules,
+    Cut,
+    Other,
+}
+
+impl Cause {
+    /// Every cause, in table order.
+    pub const ALL: [Cause; 5] = [
+        Cause::NotReady,
+        Cause::Stopped,
+        Cause::NoRules,
+        Cause::Cut,
+        Cause::Other,
+    ];
+
+    /// The name used in tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::NotReady => "not-ready",
+            Cause::Stopped => "stopped",
+            Cause::NoRules => "no-rules",
+            Cause::Cut => "cut",
+            Cause::Other => "other",
+        }
+    }
+}
+
+/// Classifies one exchange; `None` is a success. `reused` says whether the connection
+/// had completed an exchange before (only those can be cut).
+pub fn classify(result: &Result<Reply, ExchangeError>, reused: bool) -> Option<Cause> {
+    match result {
+        Ok(r) if r.status == 200 => None,
+        Ok(r) => Some(match r.cause.as_deref() {
+            Some("not-ready") => Cause::NotReady,
+            Some("stopped") => Cause::Stopped,
+            Some("no-rules") => Cause::NoRules,
+            _ => Cause::Other,
+        }),
+        Err(ExchangeError::Closed { received }) if reused || *received > 0 => Some(Cause::Cut),
+        Err(_) => Some(Cause::Other),
+    }
+}
+
+/// Shape of the load.
+#[derive(Debug, Clone)]
+pub struct LoadConfig {
+    /// The SLB listener address.
+    pub target: SocketAddr,
+    /// One short request (new connection) per interval; `None` for none.
+    pub short_every: Option<Duration>,
+    /// Number of long-lived keep-alive connections.
+    pub keepalive_conns: usize,
+    /// Pause between requests on each keep-alive connection.
+    pub keepalive_every: Duration,
+    /// Per-request deadline.
+    pub timeout: Duration,
+}
+
+/// Totals so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub requests: u64,
+    pub ok: u64,
+    pub failures: BTreeMap<Cause, u64>,
+    pub p50: Duration,
+    pub p99: Duration,
+    /// The first three failures of each cause, for diagnosis.
+    pub samples: Vec<String>,
+}
+
+impl LoadReport {
+    /// Failures of every cause.
+    pub fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    requests: u64,
+    ok: u64,
+    failures: BTreeMap<Cause, u64>,
+    latencies_us: Vec<u64>,
+    samples: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, result: &Result<Reply, ExchangeError>, reused: bool, took: Duration) {
+        self.requests += 1;
+        match classify(result, reused) {
+            None => {
+                self.ok += 1;
+                self.latencies_us.push(took.as_micros() as u64);
+            }
+            Some(c) => {
+                let n = self.failures.entry(c).or_default();
+                *n += 1;
+                if *n <= 3 {
+                    self.samples.push(format!("{}: {:?}", c.as_str(), result));
+                }
+            }
+        }
+    }
+}
+
+/// Running load; `stop` ends it and returns the totals.
+#[derive(Debug)]
+pub struct Load {
+    tally: Arc<Mutex<Tally>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<AbortOnDrop>,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    Duration::from_micros(sorted[i.min(sorted.len() - 1)])
+}
+
+impl Load {
+    /// Starts the clients.
+    pub fn start(cfg: LoadConfig) -> Load {
+        let tally = Arc::new(Mutex::new(Tally::default()));
+        let (stop, stop_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        if let Some(every) = cfg.short_every {
+            let (t, mut s, c) = (tally.clone(), stop_rx.clone(), cfg.clone());
+            tasks.push(AbortOnDrop(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! { _ = tick.tick() => {}, _ = s.changed() => return }
+                    let (t, c) = (t.clone(), c.clone());
+                    tokio::spawn(async move {
+                        let start = Instant::now();
+                        let r = match Conn::connect(c.target, c.timeout).await {
+                            Ok(mut conn) => conn.get("/", c.timeout).await,
+                            Err(e) => Err(e),
+                        };
+                        lock(&t).record(&r, false, start.elapsed());
+                    });
+                }
+            })));
+        }
+        for _ in 0..cfg.keepalive_conns {
+            let (t, s, c) = (tally.clone(), stop_rx.clone(), cfg.clone());
+            tasks.push(AbortOnDrop(tokio::spawn(keepalive(c, t, s))));
+        }
+        Load { tally, stop, tasks }
+    }
+
+    /// Totals so far.
+    pub fn report(&self) -> LoadReport {
+        let t = lock(&self.tally);
+        let mut l = t.latencies_us.clone();
+        l.sort_unstable();
+        LoadReport {
+            requests: t.requests,
+            ok: t.ok,
+            failures: t.failures.clone(),
+            p50: percentile(&l, 0.50),
+            p99: percentile(&l, 0.99),
+            samples: t.samples.clone(),
+        }
+    }
+
+    /// Stops the clients (outstanding short requests may still land) and reports.
+    pub fn stop(self) -> LoadReport {
+        self.stop.send_replace(true);
+        let r = self.report();
+        drop(self.tasks);
+        r
+    }
+}
+
+fn lock(t: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
+    t.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One long-lived client: reconnects after a polite close or a failure.
+async fn keepalive(c: LoadConfig, t: Arc<Mutex<Tally>>, mut stop: watch::Receiver<bool>) {
+    let mut conn: Option<Conn> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let start = Instant::now();
+        let (r, reused) = match conn.take() {
+            Some(mut k) => {
+                let r = k.get("/", c.timeout).await;
+                if matches!(&r, Ok(reply) if !reply.close) {
+                    conn = Some(k);
+                }
+                (r, true)
+            }
+            None => match Conn::connect(c.target, c.timeout).await {
+                Ok(mut k) => {
+                    let r = k.get("/", c.timeout).await;
+                    if matches!(&r, Ok(reply) if !reply.close) {
+                        conn = Some(k);
+                    }
+                    (r, false)
+                }
+                Err(e) => (Err(e), false),
+            },
+        };
+        lock(&t).record(&r, reused, start.elapsed());
+        tokio::select! { _ = tokio::time::sleep(c.keepalive_every) => {}, _ = stop.changed() => return }
+    }
+}
+
+#[cfg(test)]
+#[path = "load_tests.rs"]
+mod tests;

@@ -1,0 +1,276 @@
+//! One lab run: a simulated cluster, the mock SLB, a sync policy, a rolling update under
+//! load. The `demo` table is these runs over modes × policies × seeds.
+//!
+//! Only the baseline policies (`naive`, `sleep`) are wired here; `slb-sync` (the real
+//! agent against this cluster's mock-kube and this mock SLB) comes with the agent.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+use slb_sync::slb::credentials::{Credentials, SecretString, StaticProvider};
+use slb_sync::slb::{RpcConfig, RpcSlbClient, SlbApi};
+use tokio::time::Instant;
+
+use crate::baseline::{spawn_baseline, BackendMode, BaselineConfig};
+use crate::delay::{rng_for, Delay};
+use crate::endpoints::endpoint_feed;
+use crate::http::get_once;
+use crate::kubelet::pod_ip;
+use crate::kubeproxy::TrafficPolicy;
+use crate::load::{Load, LoadConfig, LoadReport};
+use crate::rollout::{roll, RolloutConfig, RolloutError};
+use crate::scheduler::Layout;
+use crate::sim::{instance_id, node_ip, node_name, Sim, SimConfig, SimError};
+use crate::AbortOnDrop;
+
+/// The sync policy under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Baseline controller; pods without readinessProbe or preStop.
+    Naive,
+    /// Baseline controller; readinessProbe and preStop `sleep`, grace = sleep + 30 s.
+    Sleep { seconds: i64 },
+}
+
+/// One run.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub mode: BackendMode,
+    pub policy: Policy,
+    pub layout: Layout,
+    pub replicas: usize,
+    pub max_surge: usize,
+    pub max_unavailable: usize,
+    /// Cluster shape and delays (`policy` is derived from `mode`).
+    pub sim: SimConfig,
+    pub baseline_lag: Delay,
+    pub slb_propagation_ms: u64,
+    pub load: LoadShape,
+    /// Load keeps running this long after the rollout's old pods are gone.
+    pub settle: Duration,
+}
+
+/// Load settings (the target is the SLB listener).
+#[derive(Debug, Clone)]
+pub struct LoadShape {
+    pub short_every: Option<Duration>,
+    pub keepalive_conns: usize,
+    pub keepalive_every: Duration,
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub load: LoadReport,
+    /// From the rollout's start until every new pod was Ready and no old pod live.
+    pub rollout: Duration,
+    /// The mock SLB listener's own view: `(refused, connect_failed, cut)` connections,
+    /// which attributes the client's `other` (a fresh connection closed unanswered).
+    pub slb_refused_failed_cut: (u64, u64, u64),
+}
+
+/// Why a run could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("mock SLB did not start: {0}")]
+    Slb(String),
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
+    #[error("no steady state before the rollout: {0}")]
+    NotSteady(String),
+}
+
+impl Scenario {
+    /// Defaults for a mode and policy: 3 nodes, 3 replicas (Local: 2 replicas one per
+    /// node, so a rollout moves every pod), maxSurge 1, maxUnavailable 0.
+    pub fn new(mode: BackendMode, policy: Policy, seed: u64, subnet: u8) -> Scenario {
+        let local = mode == BackendMode::Local;
+        Scenario {
+            mode,
+            policy,
+            layout: if local {
+                Layout::OnePerNode
+            } else {
+                Layout::Spread
+            },
+            replicas: if local { 2 } else { 3 },
+            max_surge: 1,
+            max_unavailable: 0,
+            sim: SimConfig {
+                seed,
+                subnet,
+                nodes: 3,
+                proxy_lag: Delay::between(Duration::from_millis(20), Duration::from_millis(300)),
+                ..SimConfig::default()
+            },
+            baseline_lag: Delay::between(Duration::from_millis(100), Duration::from_millis(400)),
+            slb_propagation_ms: 300,
+            load: LoadShape {
+                short_every: Some(Duration::from_millis(10)),
+                keepalive_conns: 4,
+                keepalive_every: Duration::from_millis(20),
+            },
+            settle: Duration::from_secs(2),
+        }
+    }
+
+    fn template(&self) -> Pod {
+        let mut container = json!({"name": "app", "image": "lab"});
+        let mut grace = 30;
+        if let Policy::Sleep { seconds } = self.policy {
+            container["lifecycle"] = json!({"preStop": {"sleep": {"seconds": seconds}}});
+            container["readinessProbe"] =
+                json!({"httpGet": {"path": "/", "port": self.sim.container_port}});
+            grace = seconds + 30;
+        }
+        serde_json::from_value(json!({"metadata": {}, "spec": {
+            "terminationGracePeriodSeconds": grace, "containers": [container]}}))
+        .unwrap_or_default()
+    }
+
+    fn slb_seed(&self) -> Result<mock_slb::Seed, ScenarioError> {
+        let s = &self.sim;
+        let ecs: Vec<String> = (1..=s.nodes)
+            .map(|i| format!("{{id: {}, ip: {}}}", instance_id(i), node_ip(s.subnet, i)))
+            .collect();
+        let enis: Vec<String> = (1..=s.nodes)
+            .map(|i| {
+                let ips: Vec<String> = (2..=254)
+                    .map(|n| pod_ip(s.subnet, i, n).to_string())
+                    .collect();
+                format!("{{id: eni-node{i}, ips: [{}]}}", ips.join(", "))
+            })
+            .collect();
+        let yaml = format!(
+            "access_keys: [{{id: labkey, secret: labsecret}}]\necs_instances: [{}]\nenis: [{}]\nload_balancers:\n  - id: lb-lab\n    listeners: [{{port: 80, protocol: tcp, vserver_group_id: rsp-web}}]\n    vserver_groups: [{{id: rsp-web, name: web, backends: []}}]\nfaults: {{propagation_delay_ms: {}}}\n",
+            ecs.join(", "),
+            enis.join(", "),
+            self.slb_propagation_ms
+        );
+        mock_slb::Seed::parse(&yaml, "lab").map_err(|e| ScenarioError::Slb(e.to_string()))
+    }
+
+    /// Runs the scenario to the end.
+    pub async fn run(&self) -> Result<Outcome, ScenarioError> {
+        let slb = mock_slb::MockSlb::start(mock_slb::Config {
+            seed: self.slb_seed()?,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| ScenarioError::Slb(e.to_string()))?;
+        let result = self.run_with(&slb).await;
+        slb.shutdown().await;
+        result
+    }
+
+    async fn run_with(&self, slb: &mock_slb::MockSlbHandle) -> Result<Outcome, ScenarioError> {
+        let target = slb
+            .listener_addr("lb-lab", 80)
+            .ok_or_else(|| ScenarioError::Slb("listener 80 not bound".into()))?;
+        let mut rpc = RpcConfig::new("cn-hangzhou");
+        rpc.slb_endpoint = Some(slb.api_url());
+        rpc.ecs_endpoint = Some(slb.api_url());
+        let creds = Credentials::new("labkey", SecretString::from("labsecret"), None, "lab")
+            .map_err(|e| ScenarioError::Slb(e.to_string()))?;
+        let api: Arc<dyn SlbApi> =
+            Arc::new(RpcSlbClient::new(rpc, Arc::new(StaticProvider::new(creds))));
+        let mut sc = self.sim.clone();
+        sc.policy = if self.mode == BackendMode::Local {
+            TrafficPolicy::Local
+        } else {
+            TrafficPolicy::Cluster
+        };
+        sc.layout = self.layout.clone();
+        let sim = Sim::start(sc.clone()).await?;
+        let (feed, feed_task) = endpoint_feed(sim.client.clone(), &sc.namespace, &sc.app);
+        let _feed_task = AbortOnDrop(feed_task);
+        let enis: BTreeMap<_, _> = (1..=sc.nodes)
+            .flat_map(|i| (2..=254).map(move |n| (pod_ip(sc.subnet, i, n), format!("eni-node{i}"))))
+            .collect();
+        let bc = BaselineConfig {
+            v_server_group_id: "rsp-web".into(),
+            mode: self.mode,
+            nodes: (1..=sc.nodes)
+                .map(|i| (node_name(i), instance_id(i)))
+                .collect(),
+            node_port: sc.node_port,
+            container_port: sc.container_port,
+            enis,
+            description: format!("k8s/80/{}/{}/lab", sc.app, sc.namespace),
+            lag: self.baseline_lag,
+        };
+        let _baseline = spawn_baseline(api.clone(), bc, feed.clone(), rng_for(sc.seed, "baseline"));
+        let rc = RolloutConfig {
+            namespace: sc.namespace.clone(),
+            name: sc.app.clone(),
+            replicas: self.replicas,
+            max_surge: self.max_surge,
+            max_unavailable: self.max_unavailable,
+            period: Duration::from_millis(50),
+            deadline: Duration::from_secs(120),
+        };
+        let template = self.template();
+        roll(sim.client.clone(), &rc, 1, &template).await?;
+
+        // Steady state: every app serves and the SLB carries what the baseline wants.
+        let want = match self.mode {
+            BackendMode::Cluster => usize::from(sc.nodes),
+            _ => self.replicas,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let eps = feed.borrow().clone();
+            let mut ok = eps.len() == self.replicas;
+            for e in eps.iter() {
+                ok &= get_once(e.addr, "/", Duration::from_secs(5))
+                    .await
+                    .is_ok_and(|r| r.status == 200);
+            }
+            let group = api
+                .describe_vserver_group("rsp-web")
+                .await
+                .map(|g| g.backends.len())
+                .unwrap_or(0);
+            if ok && group == want {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(ScenarioError::NotSteady(format!(
+                    "{} endpoints, {group}/{want} SLB backends",
+                    eps.len()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(self.slb_propagation_ms + 200)).await;
+
+        let load = Load::start(LoadConfig {
+            target,
+            short_every: self.load.short_every,
+            keepalive_conns: self.load.keepalive_conns,
+            keepalive_every: self.load.keepalive_every,
+            timeout: Duration::from_secs(5),
+        });
+        let rollout = roll(sim.client.clone(), &rc, 2, &template).await?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while sim.kube.list("v1", "Pod", Some(&sc.namespace)).len() > self.replicas
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(self.settle).await;
+        let report = load.stop();
+        sim.shutdown().await;
+        let c = slb.dataplane_counters("lb-lab", 80).unwrap_or_default();
+        Ok(Outcome {
+            load: report,
+            rollout,
+            slb_refused_failed_cut: (c.refused, c.connect_failed, c.cut),
+        })
+    }
+}
