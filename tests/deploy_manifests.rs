@@ -557,6 +557,11 @@ fn metrics_contract_lists_the_agreed_metrics() {
         ("slb_sync_drains_over_window_total", "counter"),
         ("slb_sync_finalizer_fail_open_total", "counter"),
         ("slb_sync_leader", "gauge"),
+        ("slb_sync_passes_total", "counter"),
+        ("slb_sync_coalesced_triggers_total", "counter"),
+        ("slb_sync_change_to_first_call_seconds", "histogram"),
+        ("slb_sync_drain_api_requests_total", "counter"),
+        ("slb_sync_drain_api_waiting", "gauge"),
     ];
     let expected: BTreeMap<_, _> = expected
         .iter()
