@@ -70,7 +70,9 @@ async fn delete_pod(kube: &mock_kube::MockKubeHandle) {
     pods.delete("web-0", &DeleteParams::default())
         .await
         .expect("delete accepted");
-    let p = kube.get("v1", "Pod", NS, "web-0").expect("held by the finalizer");
+    let p = kube
+        .get("v1", "Pod", NS, "web-0")
+        .expect("held by the finalizer");
     assert!(p["metadata"]["deletionTimestamp"].is_string());
     kube.put(&slice("web-0", IP, Ep::Terminating)).unwrap();
 }
@@ -139,7 +141,10 @@ async fn a_deleted_pod_drains_then_is_removed_then_drained_then_released() {
         let exited = wait.try_wait().expect("wait-drained status");
         let present = !weights_at(&slb, IP).is_empty();
         if let Some(status) = exited {
-            assert!(!present, "wait-drained returned {status} before the removal");
+            assert!(
+                !present,
+                "wait-drained returned {status} before the removal"
+            );
             break status;
         }
         assert!(Instant::now() < deadline, "wait-drained never returned");
@@ -154,6 +159,7 @@ async fn a_deleted_pod_drains_then_is_removed_then_drained_then_released() {
 
     let (zero, removed) = drain_calls(&slb);
     let (zero, removed) = (zero.expect("weight 0 set"), removed.expect("removed"));
+    eprintln!("weight 0 at {zero} ms, removed at {removed} ms (window {WINDOW} s)");
     assert!(
         removed >= zero + WINDOW * 1000,
         "removed at {removed} ms, weight 0 at {zero} ms"
@@ -202,7 +208,11 @@ async fn a_restart_mid_drain_keeps_the_first_drain_start_and_completes() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     agent.stop().await;
-    assert_eq!(weights_at(&slb, IP), [0], "nothing removed before the restart");
+    assert_eq!(
+        weights_at(&slb, IP),
+        [0],
+        "nothing removed before the restart"
+    );
 
     let restarted_ms = base.elapsed().as_millis() as u64;
     let agent = start(&kube, &slb, "agent-b", WINDOW as u32).await;
@@ -212,6 +222,10 @@ async fn a_restart_mid_drain_keeps_the_first_drain_start_and_completes() {
     .await;
     let (zero, removed) = drain_calls(&slb);
     let (zero, removed) = (zero.expect("weight 0 set"), removed.expect("removed"));
+    eprintln!(
+        "weight 0 at {zero} ms, restart at {restarted_ms} ms, removed at {removed} ms \
+         (window {WINDOW} s)"
+    );
     assert!(
         removed >= zero + WINDOW * 1000,
         "removed at {removed} ms, first weight 0 at {zero} ms"
