@@ -206,7 +206,7 @@ async fn a_restart_mid_drain_keeps_the_first_drain_start_and_completes() {
         p["metadata"]["annotations"][JOURNAL].as_str().map(|_| ())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
     agent.stop().await;
     assert_eq!(
         weights_at(&slb, IP),
@@ -271,4 +271,64 @@ async fn release_finalizers_frees_a_pod_stuck_terminating() {
         kube.get("v1", "Pod", NS, "web-0").is_none().then_some(())
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_a_deleted_last_pod_drains_its_node_then_is_released() {
+    const WINDOW: u64 = 2;
+    const POD_IP: &str = "10.0.1.5";
+    let kube = agent::start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&agent::node(1)).unwrap();
+    kube.put(&agent::service(
+        "web",
+        &[("vgroup-port", "rsp-int:80")],
+        true,
+    ))
+    .unwrap();
+    let mut p = pod("web-0", POD_IP);
+    p["spec"]["readinessGates"] = json!([]);
+    p["status"]["conditions"] = json!([{"type": "ContainersReady", "status": "True"},
+                                       {"type": "Ready", "status": "True"}]);
+    kube.put(&p).unwrap();
+    kube.put(&slice("web-0", POD_IP, Ep::Ready)).unwrap();
+    let agent = start(&kube, &slb, "agent-a", WINDOW as u32).await;
+
+    eventually("node-1 in the group and the pod held", WAIT, || {
+        let m = agent::members(&slb, slb_mock::GROUP);
+        let held = kube
+            .get("v1", "Pod", NS, "web-0")
+            .is_some_and(|p| finalizers(&p).contains(&FINALIZER.to_owned()));
+        (held && m.len() == 1 && m[0].0 == "i-1" && m[0].1 == 30080 && m[0].2 > 0).then_some(())
+    })
+    .await;
+    let versions = record_pod(&kube, "web-0").await;
+    let pods: Api<Pod> = Api::namespaced(kube.client().unwrap(), NS);
+    pods.delete("web-0", &DeleteParams::default())
+        .await
+        .unwrap();
+    kube.put(&slice("web-0", POD_IP, Ep::Terminating)).unwrap();
+
+    // The node had only this endpoint: it goes to weight 0, then out after the window.
+    eventually("node-1 at weight 0", WAIT, || {
+        let m = agent::members(&slb, slb_mock::GROUP);
+        (m.len() == 1 && m[0].2 == 0).then_some(())
+    })
+    .await;
+    let versions = tokio::time::timeout(WAIT, versions)
+        .await
+        .expect("the pod is deleted")
+        .unwrap();
+    assert!(agent::members(&slb, slb_mock::GROUP).is_empty());
+    let (zero, removed) = drain_calls(&slb);
+    let (zero, removed) = (zero.expect("weight 0 set"), removed.expect("removed"));
+    eprintln!("node weight 0 at {zero} ms, removed at {removed} ms (window {WINDOW} s)");
+    assert!(removed >= zero + WINDOW * 1000);
+    let as_json = |p: &Pod| serde_json::to_value(p).unwrap();
+    let drained_at = versions
+        .iter()
+        .position(|p| is_true(&as_json(p), DRAINED))
+        .expect("a version with the drained condition");
+    assert!(finalizers(&as_json(&versions[drained_at])).contains(&FINALIZER.to_owned()));
+    agent.stop().await;
 }
