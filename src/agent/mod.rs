@@ -67,8 +67,8 @@ pub struct AgentConfig {
     /// Registered in `registry` by the caller, who shares them with the pod side.
     pub metrics: AgentMetrics,
     /// `true` while this replica leads and reconciles, `false` otherwise (from the moment
-    /// the lease is lost). The pod side subscribes before [`run`] and writes to pods only
-    /// while it is `true`.
+    /// the lease is lost). The pod side [`run`] builds subscribes to it and writes to pods
+    /// only while it is `true`.
     pub reconciling: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
