@@ -315,7 +315,8 @@ async fn local_pod_is_drained_once_its_node_leaves_the_group() {
 }
 
 /// The deadline is a timer on tokio's clock: under a paused clock the release happens
-/// exactly when the pod's grace period (30 s by default) plus the margin has passed.
+/// exactly when the margin has passed after the pod's deletionTimestamp (which the API
+/// server sets to the deletion time plus the grace period).
 #[tokio::test(start_paused = true)]
 async fn fail_open_deadline_runs_on_tokio_time() {
     let clock = Arc::new(TokioClock::new());
@@ -331,13 +332,14 @@ async fn fail_open_deadline_runs_on_tokio_time() {
     // paused tokio clock leaves behind).
     let key = kube::runtime::reflector::ObjectRef::new("web-0").within(NS);
     let mut pod = (*h.stores.pods.get(&key).unwrap()).clone();
-    let deleted = jiff::Timestamp::from_second(clock.now().as_second()).unwrap();
+    // As the API server stamps it: the deletion time plus the 30 s grace period.
+    let deleted = jiff::Timestamp::from_second(clock.now().as_second() + 30).unwrap();
     pod.metadata.deletion_timestamp = Some(Time(deleted));
     h.kube.put(&pod).unwrap();
     store_shows(&h, "web-0", |p| p.metadata.deletion_timestamp.is_some()).await;
 
-    // Default grace period 30 s + margin 60 s after the deletion, on tokio's clock.
-    let deadline = clock.instant_at(deleted.checked_add(Duration::from_secs(90)).unwrap());
+    // Margin 60 s after the deletionTimestamp, on tokio's clock.
+    let deadline = clock.instant_at(deleted.checked_add(Duration::from_secs(60)).unwrap());
     tokio::time::sleep_until(deadline - Duration::from_secs(1)).await;
     assert!(
         pod_json(&h, "web-0").is_some(),

@@ -19,9 +19,6 @@ use crate::k8s::names::{gated_service, DRAINED_CONDITION, POD_FINALIZER};
 use crate::model::{BackendState, BackendType, Mode, SlbBackend};
 use crate::reconcile::GroupTarget;
 
-/// Grace period Kubernetes applies when a pod does not set one.
-pub const DEFAULT_GRACE_SECS: i64 = 30;
-
 /// Reason of a readiness gate condition whose backend carries traffic.
 pub const REASON_REGISTERED: &str = "BackendRegistered";
 /// Reason of a readiness gate condition whose backend is not (yet) in every group.
@@ -350,18 +347,13 @@ pub fn gate_unchanged(pod: &Pod, want: &GateCondition) -> bool {
     condition_status(pod, &want.condition_type) == Some((status, want.reason))
 }
 
-/// When a held finalizer is released without confirmation: the deletion time plus the
-/// pod's grace period (default 30 s) plus `margin`. `None` when not being deleted.
+/// When a held finalizer is released without confirmation: the pod's
+/// `deletionTimestamp` plus `margin`. The API server sets a pod's `deletionTimestamp` to
+/// the deletion time plus its effective grace period, the moment the kubelet kills the
+/// containers, so the grace period is already in it. `None` when not being deleted.
 pub fn fail_open_deadline(pod: &Pod, margin: Duration) -> Option<Timestamp> {
-    let deleted = pod.metadata.deletion_timestamp.as_ref()?.0;
-    let grace = pod
-        .spec
-        .as_ref()
-        .and_then(|s| s.termination_grace_period_seconds)
-        .unwrap_or(DEFAULT_GRACE_SECS)
-        .max(0);
-    let hold = Duration::from_secs(grace as u64).saturating_add(margin);
-    Some(deleted.checked_add(hold).unwrap_or(Timestamp::MAX))
+    let kill_at = pod.metadata.deletion_timestamp.as_ref()?.0;
+    Some(kill_at.checked_add(margin).unwrap_or(Timestamp::MAX))
 }
 
 /// The journal annotation's entries: `"<vServerGroupId>:<port>"` → drain start. The port

@@ -44,8 +44,8 @@ pub struct PodStores {
 pub struct PodLifecycleConfig {
     /// Which Services are managed (the same rules the planner uses).
     pub planner: PlannerConfig,
-    /// Added to a pod's `terminationGracePeriodSeconds` before its finalizer is released
-    /// without a confirmed drain (`--finalizer-fail-open-margin`).
+    /// How long after a pod's `deletionTimestamp` (its kill time) its finalizer is
+    /// released without a confirmed drain (`--finalizer-grace-margin-seconds`).
     pub fail_open_margin: Duration,
     /// Wall time for the fail-open deadlines; tokio-driven so tests can pause it.
     pub clock: Arc<dyn Clock>,

@@ -416,18 +416,19 @@ fn gates_are_read_from_the_spec_and_compared_with_status_and_reason() {
 }
 
 #[test]
-fn fail_open_deadline_is_deletion_plus_grace_plus_margin() {
-    let mut pod = mk_deleting(mk_pod("web-0", &[]), "2026-01-01T00:00:00Z");
+fn fail_open_deadline_is_the_kill_time_plus_margin() {
+    // deletionTimestamp already carries the grace period (deletion time + grace).
+    let mut pod = mk_deleting(mk_pod("web-0", &[]), "2026-01-01T00:00:30Z");
     let margin = Duration::from_secs(15);
     assert_eq!(
         fail_open_deadline(&pod, margin),
-        Some("2026-01-01T00:00:45Z".parse().unwrap()),
-        "default grace period is 30 s"
+        Some("2026-01-01T00:00:45Z".parse().unwrap())
     );
+    // The spec's grace period is not added a second time.
     pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(120);
     assert_eq!(
         fail_open_deadline(&pod, margin),
-        Some("2026-01-01T00:02:15Z".parse().unwrap())
+        Some("2026-01-01T00:00:45Z".parse().unwrap())
     );
     assert_eq!(fail_open_deadline(&mk_pod("web-0", &[]), margin), None);
 }
