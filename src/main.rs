@@ -7,9 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use slb_sync::desired::PlannerConfig;
 
-use slb_sync::agent::cli::RunArgs;
+use slb_sync::agent::cli::{ManagedArgs, PlannerArgs, RunArgs};
 use slb_sync::agent::PodSideChoice;
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
 use std::sync::Arc;
@@ -63,36 +62,6 @@ enum Command {
     ReleaseFinalizers(ReleaseFinalizersArgs),
 }
 
-/// Which Services are managed and how owned backends are named; shared by every command
-/// that plans.
-#[derive(Debug, Args)]
-struct PlannerArgs {
-    /// Cluster id written into owned backends' Description `k8s/<port>/<svc>/<ns>/<cluster-id>`.
-    #[arg(long, env = "SLB_SYNC_CLUSTER_ID", default_value = "kubernetes")]
-    cluster_id: String,
-    /// `spec.loadBalancerClass` of the Services this agent manages.
-    #[arg(long, env = "SLB_SYNC_LB_CLASS", default_value = "slb-sync.io/slb")]
-    lb_class: String,
-    /// Also manage LoadBalancer Services without a class that carry the SLB id annotation.
-    #[arg(
-        long,
-        env = "SLB_SYNC_MANAGE_UNCLASSED",
-        action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new(),
-    )]
-    manage_unclassed: bool,
-}
-
-impl PlannerArgs {
-    fn config(&self) -> PlannerConfig {
-        PlannerConfig {
-            cluster_id: self.cluster_id.clone(),
-            lb_class: self.lb_class.clone(),
-            manage_unclassed: self.manage_unclassed,
-        }
-    }
-}
-
 #[derive(Debug, Args)]
 struct PlanArgs {
     /// Read the cluster from manifest or snapshot files (YAML or JSON) or directories of
@@ -139,17 +108,8 @@ struct DoctorArgs {
     /// the Services, their Deployments/StatefulSets and, for Local mode, the Nodes.
     #[arg(value_name = "PATH", required = true, num_args = 1.., env = "SLB_SYNC_DOCTOR_PATH")]
     paths: Vec<PathBuf>,
-    /// `spec.loadBalancerClass` of the Services the agent manages.
-    #[arg(long, env = "SLB_SYNC_LB_CLASS", default_value = "slb-sync.io/slb")]
-    lb_class: String,
-    /// Also audit LoadBalancer Services without a class that carry the SLB id annotation.
-    #[arg(
-        long,
-        env = "SLB_SYNC_MANAGE_UNCLASSED",
-        action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new(),
-    )]
-    manage_unclassed: bool,
+    #[command(flatten)]
+    managed: ManagedArgs,
     /// The agent's drain window for Services without connection drain, in seconds.
     #[arg(long, env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS", default_value_t = 30)]
     default_drain_seconds: u32,
@@ -341,8 +301,8 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
     let snapshot = slb_sync::offline::load_paths_with_workloads(&args.paths)
         .context("cannot read the Kubernetes objects given to doctor")?;
     let config = slb_sync::doctor::DoctorConfig {
-        lb_class: args.lb_class,
-        manage_unclassed: args.manage_unclassed,
+        lb_class: args.managed.lb_class,
+        manage_unclassed: args.managed.manage_unclassed,
         default_drain_secs: args.default_drain_seconds,
     };
     let report = slb_sync::doctor::audit(&snapshot, &config);
@@ -416,6 +376,7 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+    use slb_sync::desired::PlannerConfig;
 
     #[test]
     fn cli_definition_is_consistent() {

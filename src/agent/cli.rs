@@ -16,15 +16,9 @@ use crate::reconcile::ApiLimits;
 use crate::slb::credentials::{CredentialsConfig, SecretString};
 use crate::slb::RpcConfig;
 
-/// Flags of `slb-sync run`.
+/// Which Services are managed: shared by `run`, `plan` and `doctor`.
 #[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// Kubeconfig file; without it the in-cluster service account (or ~/.kube/config).
-    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
-    pub kubeconfig: Option<PathBuf>,
-    /// Cluster id written into owned backends' Description `k8s/<port>/<svc>/<ns>/<cluster-id>`.
-    #[arg(long, env = "SLB_SYNC_CLUSTER_ID", default_value = "kubernetes")]
-    pub cluster_id: String,
+pub struct ManagedArgs {
     /// `spec.loadBalancerClass` of the Services this agent manages.
     #[arg(long, env = "SLB_SYNC_LB_CLASS", default_value = "slb-sync.io/slb")]
     pub lb_class: String,
@@ -36,6 +30,37 @@ pub struct RunArgs {
         value_parser = clap::builder::BoolishValueParser::new(),
     )]
     pub manage_unclassed: bool,
+}
+
+/// Which Services are managed and how owned backends are named: shared by every command
+/// that plans.
+#[derive(Debug, Clone, Args)]
+pub struct PlannerArgs {
+    /// Cluster id written into owned backends' Description `k8s/<port>/<svc>/<ns>/<cluster-id>`.
+    #[arg(long, env = "SLB_SYNC_CLUSTER_ID", default_value = "kubernetes")]
+    pub cluster_id: String,
+    #[command(flatten)]
+    pub managed: ManagedArgs,
+}
+
+impl PlannerArgs {
+    pub fn config(&self) -> PlannerConfig {
+        PlannerConfig {
+            cluster_id: self.cluster_id.clone(),
+            lb_class: self.managed.lb_class.clone(),
+            manage_unclassed: self.managed.manage_unclassed,
+        }
+    }
+}
+
+/// Flags of `slb-sync run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Kubeconfig file; without it the in-cluster service account (or ~/.kube/config).
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    #[command(flatten)]
+    pub planner: PlannerArgs,
     /// Region of the SLB instances, e.g. cn-hangzhou.
     #[arg(long, env = "ALIBABA_CLOUD_REGION_ID")]
     pub region: String,
@@ -144,11 +169,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     pub fn planner(&self) -> PlannerConfig {
-        PlannerConfig {
-            cluster_id: self.cluster_id.clone(),
-            lb_class: self.lb_class.clone(),
-            manage_unclassed: self.manage_unclassed,
-        }
+        self.planner.config()
     }
 
     pub fn identity(&self) -> String {
