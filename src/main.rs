@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use slb_sync::desired::PlannerConfig;
 
 use slb_sync::agent::cli::RunArgs;
-use slb_sync::agent::pods::NoPods;
+use slb_sync::agent::PodSideChoice;
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
 use std::sync::Arc;
 
@@ -239,7 +239,10 @@ async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
         .context("cannot set up Alibaba Cloud credentials")?;
     let slb: Arc<dyn SlbApi> =
         Arc::new(RpcSlbClient::new(args.rpc_config(), credentials).with_metrics(slb_metrics));
-    slb_sync::agent::run(config, client, slb, Arc::new(NoPods), shutdown_signal())
+    let pod_side = PodSideChoice::Lifecycle {
+        fail_open_margin: std::time::Duration::from_secs(args.finalizer_grace_margin_seconds),
+    };
+    slb_sync::agent::run(config, client, slb, pod_side, shutdown_signal())
         .await
         .context("the agent stopped")
 }

@@ -82,6 +82,24 @@ impl DrainJournal for DrainTimer {
     }
 }
 
+/// Tells every journal of a list about every drain (the timer and the pod side's
+/// annotations both need each call).
+pub struct FanOut(pub Vec<Arc<dyn DrainJournal>>);
+
+impl DrainJournal for FanOut {
+    fn drain_started(&self, v_server_group_id: &str, key: &BackendKey, at: Timestamp) {
+        for journal in &self.0 {
+            journal.drain_started(v_server_group_id, key, at);
+        }
+    }
+
+    fn drain_ended(&self, v_server_group_id: &str, key: &BackendKey) {
+        for journal in &self.0 {
+            journal.drain_ended(v_server_group_id, key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +126,34 @@ mod tests {
         // Unknown drains (started before this process) are not guessed at.
         timer.drain_ended("rsp-1", &key(3));
         assert_eq!(metrics.drains_over_window_total.get(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fan_out_tells_every_journal() {
+        let clock = Arc::new(TokioClock::starting_at(Timestamp::UNIX_EPOCH));
+        let timers: Vec<(AgentMetrics, Arc<DrainTimer>)> = (0..2)
+            .map(|_| {
+                let metrics = AgentMetrics::register(&prometheus::Registry::new()).unwrap();
+                let timer = Arc::new(DrainTimer::new(clock.clone(), metrics.clone()));
+                timer.set_window("rsp-1", Duration::from_secs(1));
+                (metrics, timer)
+            })
+            .collect();
+        let fan = FanOut(
+            timers
+                .iter()
+                .map(|(_, t)| t.clone() as Arc<dyn DrainJournal>)
+                .collect(),
+        );
+        let key = BackendKey::Ecs {
+            server_id: "i-1".into(),
+            port: 1,
+        };
+        fan.drain_started("rsp-1", &key, clock.now());
+        tokio::time::advance(Duration::from_secs(20)).await;
+        fan.drain_ended("rsp-1", &key);
+        for (metrics, _) in &timers {
+            assert_eq!(metrics.drains_over_window_total.get(), 1);
+        }
     }
 }

@@ -38,7 +38,7 @@ use crate::reconcile::{
 };
 use crate::slb::SlbApi;
 use metrics::AgentMetrics;
-use pods::SharedPodSide;
+use pods::{NoPods, PodLifecycle, PodLifecycleConfig, PodStores, SharedPodSide};
 
 /// Called with the HTTP server's address once bound (tests bind port 0).
 pub type OnBound = Arc<dyn Fn(SocketAddr) + Send + Sync>;
@@ -67,8 +67,8 @@ pub struct AgentConfig {
     /// Registered in `registry` by the caller, who shares them with the pod side.
     pub metrics: AgentMetrics,
     /// `true` while this replica leads and reconciles, `false` otherwise (from the moment
-    /// the lease is lost). The pod side subscribes before [`run`] and writes to pods only
-    /// while it is `true`.
+    /// the lease is lost). The pod side [`run`] builds subscribes to it and writes to pods
+    /// only while it is `true`.
     pub reconciling: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
@@ -97,6 +97,16 @@ impl AgentConfig {
     }
 }
 
+/// Which pod side [`run`] builds over the stores its watchers fill.
+#[derive(Debug, Clone)]
+pub enum PodSideChoice {
+    /// No pod finalizer, readiness gates or drained condition (tests of the control loop).
+    None,
+    /// The real pod side ([`PodLifecycle`]); a deleted pod's finalizer is released
+    /// without a confirmed drain `fail_open_margin` after its grace period.
+    Lifecycle { fail_open_margin: Duration },
+}
+
 /// Why the agent could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -115,13 +125,31 @@ pub async fn run(
     config: AgentConfig,
     client: kube::Client,
     slb: Arc<dyn SlbApi>,
-    pods: SharedPodSide,
+    pod_side: PodSideChoice,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), AgentError> {
     let ready = ReadyFlag::new();
     let (service_store, service_writer) = reflector::store();
     let (pod_store, pod_writer) = reflector::store();
-    let pod_states = ReflectorPodStates::new(pod_store);
+    let (slice_store, slice_writer) = reflector::store();
+    let (node_store, node_writer) = reflector::store();
+    let pod_states = ReflectorPodStates::new(pod_store.clone());
+    let pods: SharedPodSide = match pod_side {
+        PodSideChoice::None => Arc::new(NoPods),
+        PodSideChoice::Lifecycle { fail_open_margin } => Arc::new(PodLifecycle::new(
+            client.clone(),
+            Events::new(client.clone(), Some(config.leader.identity.clone())),
+            config.metrics.clone(),
+            PodStores {
+                pods: pod_store,
+                services: service_store.clone(),
+                nodes: node_store,
+                slices: slice_store,
+            },
+            PodLifecycleConfig::new(config.planner.clone(), fail_open_margin),
+            config.reconciling.subscribe(),
+        )),
+    };
 
     let http_state = HttpState::new(
         config.registry.clone(),
@@ -156,7 +184,10 @@ pub async fn run(
             },
         )
         .with_metrics(reconcile_metrics)
-        .with_journal(timer.clone()),
+        .with_journal(match pods.journal() {
+            Some(pod_journal) => Arc::new(journal::FanOut(vec![timer.clone(), pod_journal])),
+            None => timer.clone(),
+        }),
     );
 
     let index = Arc::new(RwLock::new(ClusterIndex::new(config.planner.clone())));
@@ -171,8 +202,8 @@ pub async fn run(
         client.clone(),
         watch::Writers {
             services: service_writer,
-            slices: reflector::store().1,
-            nodes: reflector::store().1,
+            slices: slice_writer,
+            nodes: node_writer,
             pods: pod_writer,
         },
         pods.clone(),

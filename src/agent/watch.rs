@@ -224,8 +224,8 @@ async fn run_kind<K: Indexed>(
     }
 }
 
-/// Stores the watchers write into (the Services store answers finalizer questions; the
-/// pods store the drain API).
+/// Stores the watchers write into (the Services store answers finalizer questions, the
+/// pods store the drain API; all four are the pod side's [`super::pods::PodStores`]).
 pub struct Writers {
     pub services: Writer<Service>,
     pub slices: Writer<EndpointSlice>,
@@ -294,5 +294,27 @@ mod tests {
         assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.1"));
         assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
         assert!(status.container_statuses.is_none());
+    }
+
+    #[test]
+    fn nodes_keep_what_the_index_and_the_pod_side_read() {
+        let mut node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1", "labels": {"a": "b"},
+                "managedFields": [{"manager": "kubelet"}]},
+            "spec": {"providerID": "cn-hangzhou.i-1"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                "addresses": [{"type": "InternalIP", "address": "10.0.0.1"}],
+                "images": [{"names": ["nginx"], "sizeBytes": 1}]},
+        }))
+        .unwrap();
+        <Node as Indexed>::strip(&mut node);
+        assert!(node.metadata.managed_fields.is_none());
+        assert!(node.metadata.labels.is_some());
+        let spec = node.spec.as_ref().unwrap();
+        assert_eq!(spec.provider_id.as_deref(), Some("cn-hangzhou.i-1"));
+        let status = node.status.as_ref().unwrap();
+        assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
+        assert_eq!(status.addresses.as_ref().unwrap().len(), 1);
+        assert!(status.images.is_none());
     }
 }

@@ -13,8 +13,7 @@ use std::time::Duration;
 use mock_kube::{MockKube, MockKubeHandle};
 use mock_slb::MockSlbHandle;
 use serde_json::{json, Value};
-use slb_sync::agent::pods::NoPods;
-use slb_sync::agent::AgentConfig;
+use slb_sync::agent::{AgentConfig, PodSideChoice};
 use slb_sync::desired::PlannerConfig;
 use slb_sync::k8s::leader::LeaderConfig;
 use slb_sync::reconcile::{ApiLimits, SchedulerConfig};
@@ -168,6 +167,17 @@ pub async fn start_agent_with(
     identity: &str,
     tweak: impl FnOnce(&mut AgentConfig),
 ) -> Agent {
+    start_agent_full(kube, slb, identity, PodSideChoice::None, tweak).await
+}
+
+/// [`start_agent_with`] with the pod side of choice.
+pub async fn start_agent_full(
+    kube: &MockKubeHandle,
+    slb: &MockSlbHandle,
+    identity: &str,
+    pod_side: PodSideChoice,
+    tweak: impl FnOnce(&mut AgentConfig),
+) -> Agent {
     let registry = prometheus::Registry::new();
     let mut cfg = config(identity, registry.clone());
     tweak(&mut cfg);
@@ -182,7 +192,7 @@ pub async fn start_agent_with(
         cfg,
         client,
         api,
-        Arc::new(NoPods),
+        pod_side,
         async move {
             let _ = stopped.await;
         },

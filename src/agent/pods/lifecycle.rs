@@ -415,4 +415,8 @@ impl PodSide for PodLifecycle {
         );
         executor.restore_ledger(ledger);
     }
+
+    fn journal(&self) -> Option<Arc<dyn crate::reconcile::DrainJournal>> {
+        Some(Arc::new(self.clone()))
+    }
 }

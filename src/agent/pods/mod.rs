@@ -21,6 +21,11 @@ pub trait PodSide: PassObserver {
     /// Called once after the initial lists, before the first reconcile pass, with the
     /// executor so drain start times persisted on pods can be restored.
     fn restore(&self, executor: &dyn crate::reconcile::LedgerRestore);
+    /// The journal the executor should also tell about drains (the pod side persists
+    /// ENI drain start times on pods), if any.
+    fn journal(&self) -> Option<Arc<dyn crate::reconcile::DrainJournal>> {
+        None
+    }
 }
 
 /// A pod side that does nothing (Cluster-only setups and tests of the control loop).
