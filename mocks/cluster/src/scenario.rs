@@ -27,9 +27,9 @@ use crate::scheduler::Layout;
 use crate::sim::{instance_id, node_ip, node_name, Sim, SimConfig, SimError};
 use crate::AbortOnDrop;
 
-/// `slb-sync` policy, Cluster mode: the pause after `wait-drained` in the preStop hook,
-/// above the lab's largest EndpointSlice + kube-proxy lag (0.1 s + 0.3 s).
-pub const CLUSTER_PROXY_PAUSE: Duration = Duration::from_secs(1);
+/// `slb-sync` policy, Cluster and Local mode: the pause after `wait-drained` in the
+/// preStop hook, above the lab's largest EndpointSlice + kube-proxy lag (0.1 s + 0.3 s).
+pub const KUBE_PROXY_PAUSE: Duration = Duration::from_secs(1);
 
 /// The sync policy under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +143,18 @@ impl Scenario {
     }
 
     /// The pod template; `wait_drained` is the preStop command of the `slb-sync` policy.
+    /// Local mode with the in-place layout of DESIGN.md section 1: 3 replicas with a
+    /// preferred affinity to a 2-node pool, so every backend node keeps a serving pod
+    /// through the rollout.
+    pub fn local_in_place(policy: Policy, seed: u64, subnet: u8) -> Scenario {
+        let mut s = Scenario::new(BackendMode::Local, policy, seed, subnet);
+        s.layout = Layout::InPlace {
+            pool: vec![node_name(1), node_name(2)],
+        };
+        s.replicas = 3;
+        s
+    }
+
     fn template(&self, wait_drained: &[String]) -> Pod {
         let mut container = json!({"name": "app", "image": "lab"});
         let mut grace = 30;
@@ -258,14 +270,16 @@ impl Scenario {
                     bin.to_string_lossy(),
                     a.addr
                 );
-                // Cluster mode: the agent holds no pod (its nodes stay in the SLB), so
-                // wait-drained answers `unmanaged` at once; only a pause covers
-                // kube-proxy's lag there.
+                // Traffic through kube-proxy: the agent reports a pod done before the
+                // node's kube-proxy dropped its rule (Cluster: it holds no pod and
+                // answers `unmanaged` at once; Local: a node that keeps another serving
+                // pod stays in the SLB, so the pod is `drained` as soon as the node's
+                // weight is lowered). Only a pause covers kube-proxy's lag there.
                 let script = match self.mode {
-                    BackendMode::Cluster => {
-                        format!("{wait}; sleep {}", CLUSTER_PROXY_PAUSE.as_secs_f64())
+                    BackendMode::Cluster | BackendMode::Local => {
+                        format!("{wait}; sleep {}", KUBE_PROXY_PAUSE.as_secs_f64())
                     }
-                    _ => wait,
+                    BackendMode::Eni => wait,
                 };
                 wait_drained = vec!["/bin/sh".into(), "-c".into(), script];
                 agent = Some(a);
@@ -292,13 +306,19 @@ impl Scenario {
         roll(sim.client.clone(), &rc, 1, &template).await?;
 
         // Steady state: every app serves and the SLB carries what the baseline wants.
-        let want = match self.mode {
-            BackendMode::Cluster => usize::from(sc.nodes),
-            _ => self.replicas,
-        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let eps = feed.borrow().clone();
+            // Local: one backend per node that hosts an endpoint.
+            let want = match self.mode {
+                BackendMode::Cluster => usize::from(sc.nodes),
+                BackendMode::Local => eps
+                    .iter()
+                    .map(|e| e.node.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len(),
+                BackendMode::Eni => self.replicas,
+            };
             let mut ok = eps.len() == self.replicas;
             for e in eps.iter() {
                 ok &= get_once(e.addr, "/", Duration::from_secs(5))

@@ -25,8 +25,9 @@ use serde_json::json;
 /// window is 1 s (production: the listener's ConnectionDrainTimeout, 10–900 s), the
 /// `sleep` policy's preStop sleeps 2 s (advice: 15–30 s), SLB propagation is 300 ms, the
 /// leader lease 5 s. The `slb-sync` policy's listener has ConnectionDrain on (10 s); the
-/// baseline policies run the stock listener (drain off). Cluster mode under `slb-sync`
-/// adds a 1 s pause after `wait-drained` (the agent does not hold Cluster-mode pods).
+/// baseline policies run the stock listener (drain off). Cluster and Local mode under
+/// `slb-sync` add a 1 s pause after `wait-drained` (the agent reports those pods done
+/// before kube-proxy dropped their rules).
 #[derive(Debug, Parser)]
 #[command(name = "race-lab")]
 struct Args {
@@ -39,7 +40,9 @@ struct Args {
     /// Policies to run (repeat or comma-separate); default all three.
     #[arg(long, value_enum, value_delimiter = ',')]
     policy: Vec<PolicyArg>,
-    /// Modes to run (repeat or comma-separate); default all three.
+    /// Modes to run (repeat or comma-separate); default all four: `local` is one pod per
+    /// node (2 replicas, 3 nodes: a surge pod lands on an empty node), `local-in-place`
+    /// the in-place layout (3 replicas on a 2-node pool).
     #[arg(long, value_enum, value_delimiter = ',')]
     mode: Vec<ModeArg>,
     /// Also write every run and the totals as JSON to this file.
@@ -58,6 +61,8 @@ enum PolicyArg {
 enum ModeArg {
     Cluster,
     Local,
+    /// Local mode, in-place layout (3 replicas, 2-node pool).
+    LocalInPlace,
     Eni,
 }
 
@@ -75,11 +80,21 @@ impl PolicyArg {
 }
 
 impl ModeArg {
-    fn mode(self) -> (BackendMode, &'static str) {
+    fn name(self) -> &'static str {
         match self {
-            ModeArg::Cluster => (BackendMode::Cluster, "cluster"),
-            ModeArg::Local => (BackendMode::Local, "local"),
-            ModeArg::Eni => (BackendMode::Eni, "eni"),
+            ModeArg::Cluster => "cluster",
+            ModeArg::Local => "local",
+            ModeArg::LocalInPlace => "local-ip",
+            ModeArg::Eni => "eni",
+        }
+    }
+
+    fn scenario(self, policy: Policy, seed: u64, subnet: u8) -> Scenario {
+        match self {
+            ModeArg::Cluster => Scenario::new(BackendMode::Cluster, policy, seed, subnet),
+            ModeArg::Local => Scenario::new(BackendMode::Local, policy, seed, subnet),
+            ModeArg::LocalInPlace => Scenario::local_in_place(policy, seed, subnet),
+            ModeArg::Eni => Scenario::new(BackendMode::Eni, policy, seed, subnet),
         }
     }
 }
@@ -116,7 +131,12 @@ async fn main() -> ExitCode {
         args.policy.clone()
     };
     let modes = if args.mode.is_empty() {
-        vec![ModeArg::Cluster, ModeArg::Local, ModeArg::Eni]
+        vec![
+            ModeArg::Cluster,
+            ModeArg::Local,
+            ModeArg::LocalInPlace,
+            ModeArg::Eni,
+        ]
     } else {
         args.mode.clone()
     };
@@ -129,14 +149,14 @@ async fn main() -> ExitCode {
     // one run never reaches the next run's pods.
     let mut subnet: u8 = 100;
     for m in &modes {
-        let (mode, mname) = m.mode();
+        let mname = m.name();
         for p in &policies {
             let policy = p.policy();
             let mut cell = Cell::default();
             for seed in args.first_seed..args.first_seed + args.seeds {
                 subnet = if subnet >= 250 { 100 } else { subnet + 1 };
                 let t0 = Instant::now();
-                let result = Scenario::new(mode, policy, seed, subnet).run().await;
+                let result = m.scenario(policy, seed, subnet).run().await;
                 done += 1;
                 cell.runs += 1;
                 match result {
@@ -151,6 +171,12 @@ async fn main() -> ExitCode {
                             out.rollout.as_secs_f64(),
                             t0.elapsed().as_secs_f64()
                         );
+                        if failed > 0 {
+                            eprintln!(
+                                "    failures {:?}; slb refused/connect-failed/cut {:?}; first: {:?}",
+                                out.load.failures, out.slb_refused_failed_cut, out.load.samples
+                            );
+                        }
                         cell.requests += out.load.requests;
                         for (c, n) in &out.load.failures {
                             *cell.failures.entry(*c).or_default() += n;
