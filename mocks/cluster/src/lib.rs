@@ -16,6 +16,7 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+pub mod agent_policy;
 pub mod baseline;
 pub mod kubelet;
 pub mod load;

@@ -1,8 +1,8 @@
 //! One lab run: a simulated cluster, the mock SLB, a sync policy, a rolling update under
 //! load. The `demo` table is these runs over modes × policies × seeds.
 //!
-//! Only the baseline policies (`naive`, `sleep`) are wired here; `slb-sync` (the real
-//! agent against this cluster's mock-kube and this mock SLB) comes with the agent.
+//! `naive` and `sleep` run the lab's baseline controller; `slb-sync` runs the real agent
+//! against this cluster's mock-kube and this mock SLB (see [`crate::agent_policy`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use slb_sync::slb::credentials::{Credentials, SecretString, StaticProvider};
 use slb_sync::slb::{RpcConfig, RpcSlbClient, SlbApi};
 use tokio::time::Instant;
 
+use crate::agent_policy::{self, AgentPolicyError, LabAgent};
 use crate::baseline::{spawn_baseline, BackendMode, BaselineConfig};
 use crate::delay::{rng_for, Delay};
 use crate::endpoints::endpoint_feed;
@@ -26,6 +27,10 @@ use crate::scheduler::Layout;
 use crate::sim::{instance_id, node_ip, node_name, Sim, SimConfig, SimError};
 use crate::AbortOnDrop;
 
+/// `slb-sync` policy, Cluster and Local mode: the pause after `wait-drained` in the
+/// preStop hook, above the lab's largest EndpointSlice + kube-proxy lag (0.1 s + 0.3 s).
+pub const KUBE_PROXY_PAUSE: Duration = Duration::from_secs(1);
+
 /// The sync policy under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -33,6 +38,22 @@ pub enum Policy {
     Naive,
     /// Baseline controller; readinessProbe and preStop `sleep`, grace = sleep + 30 s.
     Sleep { seconds: i64 },
+    /// The real agent with its pod side; pods carry the readiness gate, a readinessProbe
+    /// and preStop `slb-sync wait-drained --timeout <wait_secs>`; drain window
+    /// `drain_secs` (`default_drain_secs`). The SLB listener has ConnectionDrain on
+    /// (10 s) so established connections outlive the removal until the app closes them.
+    SlbSync { drain_secs: u32, wait_secs: u32 },
+}
+
+impl Policy {
+    /// The name used in tables and JSON.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Policy::Naive => "naive",
+            Policy::Sleep { .. } => "sleep",
+            Policy::SlbSync { .. } => "slb-sync",
+        }
+    }
 }
 
 /// One run.
@@ -81,6 +102,8 @@ pub enum ScenarioError {
     Sim(#[from] SimError),
     #[error(transparent)]
     Rollout(#[from] RolloutError),
+    #[error(transparent)]
+    Agent(#[from] AgentPolicyError),
     #[error("no steady state before the rollout: {0}")]
     NotSteady(String),
 }
@@ -119,17 +142,41 @@ impl Scenario {
         }
     }
 
-    fn template(&self) -> Pod {
+    /// The pod template; `wait_drained` is the preStop command of the `slb-sync` policy.
+    /// Local mode with the in-place layout of DESIGN.md section 1: 3 replicas with a
+    /// preferred affinity to a 2-node pool, so every backend node keeps a serving pod
+    /// through the rollout.
+    pub fn local_in_place(policy: Policy, seed: u64, subnet: u8) -> Scenario {
+        let mut s = Scenario::new(BackendMode::Local, policy, seed, subnet);
+        s.layout = Layout::InPlace {
+            pool: vec![node_name(1), node_name(2)],
+        };
+        s.replicas = 3;
+        s
+    }
+
+    fn template(&self, wait_drained: &[String]) -> Pod {
         let mut container = json!({"name": "app", "image": "lab"});
         let mut grace = 30;
-        if let Policy::Sleep { seconds } = self.policy {
-            container["lifecycle"] = json!({"preStop": {"sleep": {"seconds": seconds}}});
-            container["readinessProbe"] =
-                json!({"httpGet": {"path": "/", "port": self.sim.container_port}});
-            grace = seconds + 30;
+        let mut gates = json!([]);
+        let probe = json!({"httpGet": {"path": "/", "port": self.sim.container_port}});
+        match self.policy {
+            Policy::Naive => {}
+            Policy::Sleep { seconds } => {
+                container["lifecycle"] = json!({"preStop": {"sleep": {"seconds": seconds}}});
+                container["readinessProbe"] = probe;
+                grace = seconds + 30;
+            }
+            Policy::SlbSync { wait_secs, .. } => {
+                container["lifecycle"] = json!({"preStop": {"exec": {"command": wait_drained}}});
+                container["readinessProbe"] = probe;
+                gates = json!([{"conditionType": agent_policy::gate(&self.sim)}]);
+                grace = i64::from(wait_secs) + 30;
+            }
         }
         serde_json::from_value(json!({"metadata": {}, "spec": {
-            "terminationGracePeriodSeconds": grace, "containers": [container]}}))
+            "terminationGracePeriodSeconds": grace, "readinessGates": gates,
+            "containers": [container]}}))
         .unwrap_or_default()
     }
 
@@ -146,8 +193,9 @@ impl Scenario {
                 format!("{{id: eni-node{i}, ips: [{}]}}", ips.join(", "))
             })
             .collect();
+        let drain = matches!(self.policy, Policy::SlbSync { .. });
         let yaml = format!(
-            "access_keys: [{{id: labkey, secret: labsecret}}]\necs_instances: [{}]\nenis: [{}]\nload_balancers:\n  - id: lb-lab\n    listeners: [{{port: 80, protocol: tcp, vserver_group_id: rsp-web}}]\n    vserver_groups: [{{id: rsp-web, name: web, backends: []}}]\nfaults: {{propagation_delay_ms: {}}}\n",
+            "access_keys: [{{id: labkey, secret: labsecret}}]\necs_instances: [{}]\nenis: [{}]\nload_balancers:\n  - id: lb-lab\n    listeners: [{{port: 80, protocol: tcp, vserver_group_id: rsp-web, connection_drain: {drain}, connection_drain_timeout: 10}}]\n    vserver_groups: [{{id: rsp-web, name: web, backends: []}}]\nfaults: {{propagation_delay_ms: {}}}\n",
             ecs.join(", "),
             enis.join(", "),
             self.slb_propagation_ms
@@ -204,7 +252,47 @@ impl Scenario {
             description: format!("k8s/80/{}/{}/lab", sc.app, sc.namespace),
             lag: self.baseline_lag,
         };
-        let _baseline = spawn_baseline(api.clone(), bc, feed.clone(), rng_for(sc.seed, "baseline"));
+        let mut _baseline = None;
+        let mut agent = None;
+        let mut wait_drained = Vec::new();
+        match self.policy {
+            Policy::SlbSync {
+                drain_secs,
+                wait_secs,
+            } => {
+                let bin = agent_policy::slb_sync_binary().await?;
+                sim.kube
+                    .put(&agent_policy::service(&sc, self.mode, "lb-lab", "rsp-web"))
+                    .map_err(SimError::from)?;
+                let a = LabAgent::start(sim.client.clone(), api.clone(), drain_secs).await?;
+                let wait = format!(
+                    "'{}' wait-drained --agent http://{} --timeout {wait_secs}",
+                    bin.to_string_lossy(),
+                    a.addr
+                );
+                // Traffic through kube-proxy: the agent reports a pod done before the
+                // node's kube-proxy dropped its rule (Cluster: it holds no pod and
+                // answers `unmanaged` at once; Local: a node that keeps another serving
+                // pod stays in the SLB, so the pod is `drained` as soon as the node's
+                // weight is lowered). Only a pause covers kube-proxy's lag there.
+                let script = match self.mode {
+                    BackendMode::Cluster | BackendMode::Local => {
+                        format!("{wait}; sleep {}", KUBE_PROXY_PAUSE.as_secs_f64())
+                    }
+                    BackendMode::Eni => wait,
+                };
+                wait_drained = vec!["/bin/sh".into(), "-c".into(), script];
+                agent = Some(a);
+            }
+            _ => {
+                _baseline = Some(spawn_baseline(
+                    api.clone(),
+                    bc,
+                    feed.clone(),
+                    rng_for(sc.seed, "baseline"),
+                ));
+            }
+        }
         let rc = RolloutConfig {
             namespace: sc.namespace.clone(),
             name: sc.app.clone(),
@@ -214,17 +302,23 @@ impl Scenario {
             period: Duration::from_millis(50),
             deadline: Duration::from_secs(120),
         };
-        let template = self.template();
+        let template = self.template(&wait_drained);
         roll(sim.client.clone(), &rc, 1, &template).await?;
 
         // Steady state: every app serves and the SLB carries what the baseline wants.
-        let want = match self.mode {
-            BackendMode::Cluster => usize::from(sc.nodes),
-            _ => self.replicas,
-        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let eps = feed.borrow().clone();
+            // Local: one backend per node that hosts an endpoint.
+            let want = match self.mode {
+                BackendMode::Cluster => usize::from(sc.nodes),
+                BackendMode::Local => eps
+                    .iter()
+                    .map(|e| e.node.as_str())
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .len(),
+                BackendMode::Eni => self.replicas,
+            };
             let mut ok = eps.len() == self.replicas;
             for e in eps.iter() {
                 ok &= get_once(e.addr, "/", Duration::from_secs(5))
@@ -265,6 +359,9 @@ impl Scenario {
         }
         tokio::time::sleep(self.settle).await;
         let report = load.stop();
+        if let Some(a) = agent {
+            a.stop().await;
+        }
         sim.shutdown().await;
         let c = slb.dataplane_counters("lb-lab", 80).unwrap_or_default();
         Ok(Outcome {

@@ -1,0 +1,283 @@
+//! The race lab: rolling updates under load through the mock SLB, three modes × three
+//! policies (`naive`, `sleep`, `slb-sync`), repeated over seeds; prints a table and
+//! optionally writes JSON. `cargo run --release -p mock-cluster --bin race-lab -- --help`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use mock_cluster::baseline::BackendMode;
+use mock_cluster::load::Cause;
+use mock_cluster::scenario::{Policy, Scenario};
+use serde_json::json;
+
+/// Rolling updates behind the mock SLB, with and without slb-sync, on a simulated cluster.
+///
+/// Every run: 3 nodes, a Deployment-style rollout (maxSurge 1, maxUnavailable 0; Cluster
+/// and ENI 3 replicas spread, Local 2 replicas one per node) under load through the SLB
+/// listener (a short request every 10 ms on a new connection plus 4 keep-alive clients
+/// every 20 ms). Each seed redraws endpoint lag (20–100 ms), kube-proxy lag (20–300 ms),
+/// baseline controller lag (100–400 ms), app start-up (200–800 ms) and response time.
+///
+/// Shortened to keep the default run under 3 minutes on 2 cores: the agent's drain
+/// window is 1 s (production: the listener's ConnectionDrainTimeout, 10–900 s), the
+/// `sleep` policy's preStop sleeps 2 s (advice: 15–30 s), SLB propagation is 300 ms, the
+/// leader lease 5 s. The `slb-sync` policy's listener has ConnectionDrain on (10 s); the
+/// baseline policies run the stock listener (drain off). Cluster and Local mode under
+/// `slb-sync` add a 1 s pause after `wait-drained` (the agent reports those pods done
+/// before kube-proxy dropped their rules).
+#[derive(Debug, Parser)]
+#[command(name = "race-lab")]
+struct Args {
+    /// Seeds per mode × policy (delays are redrawn per seed).
+    #[arg(long, default_value_t = 1)]
+    seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
+    /// Policies to run (repeat or comma-separate); default all three.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    policy: Vec<PolicyArg>,
+    /// Modes to run (repeat or comma-separate); default all four: `local` is one pod per
+    /// node (2 replicas, 3 nodes: a surge pod lands on an empty node), `local-in-place`
+    /// the in-place layout (3 replicas on a 2-node pool).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    mode: Vec<ModeArg>,
+    /// Also write every run and the totals as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PolicyArg {
+    Naive,
+    Sleep,
+    SlbSync,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Cluster,
+    Local,
+    /// Local mode, in-place layout (3 replicas, 2-node pool).
+    LocalInPlace,
+    Eni,
+}
+
+impl PolicyArg {
+    fn policy(self) -> Policy {
+        match self {
+            PolicyArg::Naive => Policy::Naive,
+            PolicyArg::Sleep => Policy::Sleep { seconds: 2 },
+            PolicyArg::SlbSync => Policy::SlbSync {
+                drain_secs: 1,
+                wait_secs: 20,
+            },
+        }
+    }
+}
+
+impl ModeArg {
+    fn name(self) -> &'static str {
+        match self {
+            ModeArg::Cluster => "cluster",
+            ModeArg::Local => "local",
+            ModeArg::LocalInPlace => "local-ip",
+            ModeArg::Eni => "eni",
+        }
+    }
+
+    fn scenario(self, policy: Policy, seed: u64, subnet: u8) -> Scenario {
+        match self {
+            ModeArg::Cluster => Scenario::new(BackendMode::Cluster, policy, seed, subnet),
+            ModeArg::Local => Scenario::new(BackendMode::Local, policy, seed, subnet),
+            ModeArg::LocalInPlace => Scenario::local_in_place(policy, seed, subnet),
+            ModeArg::Eni => Scenario::new(BackendMode::Eni, policy, seed, subnet),
+        }
+    }
+}
+
+/// Totals of one mode × policy over its seeds.
+#[derive(Debug, Default)]
+struct Cell {
+    runs: u64,
+    errors: u64,
+    requests: u64,
+    failures: BTreeMap<Cause, u64>,
+    seeds_with_failures: u64,
+    p50s: Vec<Duration>,
+    p99s: Vec<Duration>,
+    rollouts: Vec<Duration>,
+}
+
+fn median(v: &[Duration]) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    s.get(s.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e4).round() / 10.0
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    let policies = if args.policy.is_empty() {
+        vec![PolicyArg::Naive, PolicyArg::Sleep, PolicyArg::SlbSync]
+    } else {
+        args.policy.clone()
+    };
+    let modes = if args.mode.is_empty() {
+        vec![
+            ModeArg::Cluster,
+            ModeArg::Local,
+            ModeArg::LocalInPlace,
+            ModeArg::Eni,
+        ]
+    } else {
+        args.mode.clone()
+    };
+    let total = modes.len() as u64 * policies.len() as u64 * args.seeds;
+    let started = Instant::now();
+    let mut cells: Vec<(&str, &str, Cell)> = Vec::new();
+    let mut runs_json = Vec::new();
+    let mut done = 0u64;
+    // Each run gets its own loopback subnet (127.<subnet>.x.y), so a late connection of
+    // one run never reaches the next run's pods.
+    let mut subnet: u8 = 100;
+    for m in &modes {
+        let mname = m.name();
+        for p in &policies {
+            let policy = p.policy();
+            let mut cell = Cell::default();
+            for seed in args.first_seed..args.first_seed + args.seeds {
+                subnet = if subnet >= 250 { 100 } else { subnet + 1 };
+                let t0 = Instant::now();
+                let result = m.scenario(policy, seed, subnet).run().await;
+                done += 1;
+                cell.runs += 1;
+                match result {
+                    Ok(out) => {
+                        let failed = out.load.failed();
+                        eprintln!(
+                            "[{done}/{total} {:>5.0}s] {mname:<7} {:<8} seed {seed:<3} requests {:>5} failed {:>4} rollout {:>6.2}s ({:.1}s)",
+                            started.elapsed().as_secs_f64(),
+                            policy.name(),
+                            out.load.requests,
+                            failed,
+                            out.rollout.as_secs_f64(),
+                            t0.elapsed().as_secs_f64()
+                        );
+                        if failed > 0 {
+                            eprintln!(
+                                "    failures {:?}; slb refused/connect-failed/cut {:?}; first: {:?}",
+                                out.load.failures, out.slb_refused_failed_cut, out.load.samples
+                            );
+                        }
+                        cell.requests += out.load.requests;
+                        for (c, n) in &out.load.failures {
+                            *cell.failures.entry(*c).or_default() += n;
+                        }
+                        cell.seeds_with_failures += u64::from(failed > 0);
+                        cell.p50s.push(out.load.p50);
+                        cell.p99s.push(out.load.p99);
+                        cell.rollouts.push(out.rollout);
+                        let failures: BTreeMap<&str, u64> = out
+                            .load
+                            .failures
+                            .iter()
+                            .map(|(c, n)| (c.as_str(), *n))
+                            .collect();
+                        runs_json.push(json!({
+                            "mode": mname, "policy": policy.name(), "seed": seed,
+                            "requests": out.load.requests, "failures": failures,
+                            "p50_ms": ms(out.load.p50), "p99_ms": ms(out.load.p99),
+                            "rollout_ms": ms(out.rollout),
+                            "slb_refused_connect_failed_cut": [out.slb_refused_failed_cut.0,
+                                out.slb_refused_failed_cut.1, out.slb_refused_failed_cut.2],
+                        }));
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "[{done}/{total}] {mname} {} seed {seed}: run failed: {e}",
+                            policy.name()
+                        );
+                        cell.errors += 1;
+                        runs_json.push(json!({"mode": mname, "policy": policy.name(),
+                            "seed": seed, "error": e.to_string()}));
+                    }
+                }
+            }
+            cells.push((mname, policy.name(), cell));
+        }
+    }
+
+    println!(
+        "{} seed(s) per row (seeds {}..={}); counts are totals, p50 the median of the runs' p50, p99 the largest run p99, rollout the mean (max)",
+        args.seeds,
+        args.first_seed,
+        args.first_seed + args.seeds - 1
+    );
+    let mut header = format!("{:<8} {:<8} {:>9}", "mode", "policy", "requests");
+    for c in Cause::ALL {
+        header += &format!(" {:>9}", c.as_str());
+    }
+    header += &format!(
+        " {:>9} {:>8} {:>8} {:>15}",
+        "bad seeds", "p50", "p99", "rollout"
+    );
+    println!("{header}");
+    let mut totals_json = Vec::new();
+    let mut run_errors = 0;
+    for (mname, pname, cell) in &cells {
+        let f = |c: Cause| cell.failures.get(&c).copied().unwrap_or(0);
+        let mut line = format!("{mname:<8} {pname:<8} {:>9}", cell.requests);
+        for c in Cause::ALL {
+            line += &format!(" {:>9}", f(c));
+        }
+        let n = cell.rollouts.len().max(1) as u32;
+        let mean: Duration = cell.rollouts.iter().sum::<Duration>() / n;
+        let max = cell.rollouts.iter().max().copied().unwrap_or_default();
+        let p99 = cell.p99s.iter().max().copied().unwrap_or_default();
+        line += &format!(
+            " {:>9} {:>6.1}ms {:>6.1}ms {:>6.2}s ({:>5.2}s)",
+            format!("{}/{}", cell.seeds_with_failures, cell.runs),
+            ms(median(&cell.p50s)),
+            ms(p99),
+            mean.as_secs_f64(),
+            max.as_secs_f64()
+        );
+        if cell.errors > 0 {
+            line += &format!("  [{} run(s) failed to run]", cell.errors);
+        }
+        run_errors += cell.errors;
+        println!("{line}");
+        let failures: BTreeMap<&str, u64> =
+            Cause::ALL.iter().map(|c| (c.as_str(), f(*c))).collect();
+        totals_json.push(json!({
+            "mode": mname, "policy": pname, "runs": cell.runs, "run_errors": cell.errors,
+            "requests": cell.requests, "failures": failures,
+            "seeds_with_failures": cell.seeds_with_failures,
+            "p50_ms_median": ms(median(&cell.p50s)), "p99_ms_max": ms(p99),
+            "rollout_ms_mean": ms(mean), "rollout_ms_max": ms(max),
+        }));
+    }
+    eprintln!("done in {:.0}s", started.elapsed().as_secs_f64());
+    if let Some(path) = &args.json {
+        let doc = json!({"seeds": args.seeds, "first_seed": args.first_seed,
+                         "totals": totals_json, "runs": runs_json});
+        let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if run_errors > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
