@@ -21,4 +21,4 @@ pub use offline::{
     match_group, plan_offline, GroupMatch, MatchedGroupPlan, OfflineOptions, ServicePlan,
 };
 pub use state::{SlbState, StateError};
-pub use step::{GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH};
+pub use step::{members_after, GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH};

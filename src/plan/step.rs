@@ -103,3 +103,69 @@ impl GroupPlan {
         self.steps.is_empty()
     }
 }
+
+/// The members of a group after `steps` ran on `before`: adds appended, weights set,
+/// removals dropped, matched by backend identity.
+pub fn members_after(mut backends: Vec<SlbBackend>, steps: &[Step]) -> Vec<SlbBackend> {
+    for step in steps {
+        for written in &step.backends {
+            let Some(key) = written.key() else { continue };
+            let position = backends.iter().position(|b| b.key().as_ref() == Some(&key));
+            match (step.action, position) {
+                (StepAction::Add, None) => backends.push(written.clone()),
+                (StepAction::Add | StepAction::SetWeight, Some(i)) => {
+                    backends[i].weight = written.weight;
+                    backends[i].description = written.description.clone();
+                }
+                (StepAction::SetWeight, None) => {}
+                (StepAction::Remove, Some(i)) => {
+                    backends.remove(i);
+                }
+                (StepAction::Remove, None) => {}
+            }
+        }
+    }
+    backends
+}
+
+#[cfg(test)]
+mod members_after_tests {
+    use super::*;
+    use crate::model::{BackendType, Weight};
+
+    fn ecs(id: &str, weight: u32) -> SlbBackend {
+        SlbBackend {
+            server_id: id.to_owned(),
+            server_ip: None,
+            port: 80,
+            weight: Weight::new(weight).unwrap(),
+            backend_type: BackendType::Ecs,
+            description: "k8s/80/web/default/kubernetes".to_owned(),
+        }
+    }
+
+    #[test]
+    fn adds_weights_and_removals_apply_by_identity() {
+        let before = vec![ecs("i-a", 100), ecs("i-b", 100), ecs("i-c", 0)];
+        let steps = [
+            Step {
+                action: StepAction::Add,
+                backends: vec![ecs("i-d", 100)],
+            },
+            Step {
+                action: StepAction::SetWeight,
+                backends: vec![ecs("i-b", 0)],
+            },
+            Step {
+                action: StepAction::Remove,
+                backends: vec![ecs("i-c", 0)],
+            },
+        ];
+        let after = members_after(before, &steps);
+        let shown: Vec<_> = after
+            .iter()
+            .map(|b| (b.server_id.as_str(), b.weight.get()))
+            .collect();
+        assert_eq!(shown, [("i-a", 100), ("i-b", 0), ("i-d", 100)]);
+    }
+}

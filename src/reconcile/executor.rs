@@ -13,7 +13,9 @@ use super::journal::DrainJournal;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
 use crate::model::{BackendKey, DesiredGroup, ObservedGroup, SlbBackend};
-use crate::plan::{plan_group, DrainLedger, GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH};
+use crate::plan::{
+    members_after, plan_group, DrainLedger, GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH,
+};
 use crate::slb::{ErrorClass, SlbApi, SlbError};
 
 /// One vServer group as the executor should make it.
@@ -321,7 +323,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             requeue_at,
             warnings: plan.warnings,
             unresolved_eni_ips: plan.unresolved_eni_ips,
-            backends: backends_after(observed.backends, &plan.steps),
+            backends: members_after(observed.backends, &plan.steps),
         })
     }
 
@@ -474,28 +476,4 @@ pub(super) fn read_failure(error: SlbError) -> Failure {
 /// is still the best we have.
 pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The members of a group after `steps` ran on `before`: adds appended, weights set,
-/// removals dropped, matched by backend identity.
-fn backends_after(mut backends: Vec<SlbBackend>, steps: &[Step]) -> Vec<SlbBackend> {
-    for step in steps {
-        for written in &step.backends {
-            let Some(key) = written.key() else { continue };
-            let position = backends.iter().position(|b| b.key().as_ref() == Some(&key));
-            match (step.action, position) {
-                (StepAction::Add, None) => backends.push(written.clone()),
-                (StepAction::Add | StepAction::SetWeight, Some(i)) => {
-                    backends[i].weight = written.weight;
-                    backends[i].description = written.description.clone();
-                }
-                (StepAction::SetWeight, None) => {}
-                (StepAction::Remove, Some(i)) => {
-                    backends.remove(i);
-                }
-                (StepAction::Remove, None) => {}
-            }
-        }
-    }
-    backends
 }
