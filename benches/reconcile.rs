@@ -156,10 +156,7 @@ impl TargetSource for Targets {
 async fn change_latency(groups: u32, samples: u32) -> (Duration, Duration) {
     let api = Arc::new(MemorySlb::default());
     let targets = Arc::new(Targets(Mutex::new(HashMap::new())));
-    let gref = |g: u32| GroupRef {
-        service: format!("ns-{}/svc-{g}", g % 100),
-        service_port: 80,
-    };
+    let gref = |g: u32| GroupRef::new(format!("ns-{}/svc-{g}", g % 100), 80);
     for g in 0..groups {
         let backend = SlbBackend {
             server_id: format!("i-{g}"),

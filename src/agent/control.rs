@@ -14,6 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::finalizer::{add_finalizer, cleanup_targets, has_finalizer, release_finalizer};
 use super::metrics::AgentMetrics;
+use super::moves::{Move, Verdict};
 use super::pods::SharedPodSide;
 use super::target::{service_ref, PassReport};
 use super::watch::Kind;
@@ -35,6 +36,8 @@ pub enum Msg {
     Pass(PassReport),
     /// Writing a Service's listener drain settings failed: try again after the next pass.
     ListenersFailed(String),
+    /// A Service's port points at another SLB instance or vServer group than before.
+    Moved(Move),
 }
 
 const ALL_KINDS: usize = 4;
@@ -73,6 +76,8 @@ pub struct LoopState {
     pub(super) retired: HashSet<GroupRef>,
     /// Annotation errors already reported per Service.
     pub(super) bad_annotations: HashMap<ServiceRef, Vec<String>>,
+    /// Moved ports waiting for their current group's id (see [`Verdict::Wait`]).
+    pub(super) moves: HashMap<GroupRef, Move>,
     /// vServer group ids the passes reported.
     pub(super) group_ids: HashMap<GroupRef, String>,
     /// Listener drain settings last applied (or being applied) per Service.
@@ -141,6 +146,16 @@ impl Control {
             Msg::ListenersFailed(service) => {
                 self.state.listeners.remove(&service);
             }
+            Msg::Moved(mut moved) => {
+                let old = self.state.group_ids.get(&moved.port).cloned();
+                match moved.verdict(old.as_deref(), None) {
+                    Verdict::Same => {}
+                    Verdict::Retire(key) => self.retire_moved(key, moved, None),
+                    Verdict::Wait => {
+                        self.state.moves.insert(moved.port.clone(), moved);
+                    }
+                }
+            }
         }
     }
 
@@ -179,10 +194,7 @@ impl Control {
 
     fn trigger(&self, service: &ServiceRef, port: u16) {
         if let Some((handle, _)) = &self.state.scheduler {
-            handle.trigger(GroupRef {
-                service: service.to_string(),
-                service_port: port,
-            });
+            handle.trigger(GroupRef::new(service.to_string(), port));
         }
     }
 
@@ -271,13 +283,7 @@ impl Control {
             tracing::info!(service = %r, groups = targets.len(), deleting, "draining and removing the Service's backends");
             let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
             for (port, target) in &targets {
-                cleanups.insert(
-                    GroupRef {
-                        service: r.to_string(),
-                        service_port: *port,
-                    },
-                    target.clone(),
-                );
+                cleanups.insert(GroupRef::new(r.to_string(), *port), target.clone());
             }
             drop(cleanups);
             self.state
@@ -307,7 +313,7 @@ impl Control {
         let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
         // A port that came back is planned normally again.
         self.state.retired.retain(|g| {
-            let back = g.service == key && ports.contains(&g.service_port);
+            let back = g.retired.is_none() && g.service == key && ports.contains(&g.service_port);
             if back {
                 cleanups.remove(g);
             }
@@ -331,6 +337,31 @@ impl Control {
                     .insert(group.clone(), target);
             }
             self.trigger(r, group.service_port);
+        }
+    }
+
+    /// Empties the group a port was planned on before its Service's `id` or `vgroup-port`
+    /// annotation changed; a port moved back to a group being emptied keeps it instead.
+    fn retire_moved(&mut self, key: GroupRef, moved: Move, current_resolved: Option<&str>) {
+        let current = moved.current_identity(current_resolved);
+        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        let back = GroupRef {
+            retired: Some(current.clone()),
+            ..moved.port.clone()
+        };
+        if self.state.retired.remove(&back) {
+            cleanups.remove(&back);
+            tracing::info!(service = %back.service, port = back.service_port, group = %current, "port moved back; no longer emptying its group");
+        }
+        if self.state.retired.insert(key.clone()) {
+            tracing::info!(service = %key.service, port = key.service_port,
+                from = key.retired.as_deref().unwrap_or_default(), to = %current,
+                "port moved to another group; draining and emptying the old one");
+            cleanups.insert(key.clone(), moved.old);
+        }
+        drop(cleanups);
+        if let Some((handle, _)) = &self.state.scheduler {
+            handle.trigger(key);
         }
     }
 
@@ -358,6 +389,7 @@ impl Control {
         self.state.bad_annotations.remove(r);
         self.state.listeners.remove(&key);
         self.state.group_ids.retain(|g, _| g.service != key);
+        self.state.moves.retain(|g, _| g.service != key);
     }
 
     fn on_pass(&mut self, report: PassReport) {
@@ -366,6 +398,15 @@ impl Control {
         };
         match report.result {
             Ok((group_id, owned_left)) => {
+                if let Some(mut moved) = self.state.moves.remove(&report.group) {
+                    match moved.verdict(None, group_id.as_deref()) {
+                        Verdict::Same => {}
+                        Verdict::Retire(key) => self.retire_moved(key, moved, group_id.as_deref()),
+                        Verdict::Wait => {
+                            self.state.moves.insert(report.group.clone(), moved);
+                        }
+                    }
+                }
                 if let Some(id) = group_id {
                     self.state.group_ids.insert(report.group.clone(), id);
                 }

@@ -9,6 +9,7 @@ mod control;
 mod finalizer;
 mod journal;
 pub mod metrics;
+mod moves;
 pub mod pods;
 mod reports;
 mod target;
@@ -236,6 +237,7 @@ pub async fn run(
             cleanups,
             planned,
             default_drain_secs: config.default_drain_secs,
+            tx: tx.clone(),
         }),
         observer: Arc::new(target::AgentObserver {
             pods: pods.clone(),

@@ -70,7 +70,7 @@ impl Control {
                 .state
                 .group_ids
                 .iter()
-                .filter(|(g, _)| g.service == key)
+                .filter(|(g, _)| g.service == key && g.retired.is_none())
                 .map(|(_, id)| id.clone())
                 .collect();
             ids.sort();

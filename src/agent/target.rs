@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::control::Msg;
 use super::journal::DrainTimer;
 use super::metrics::AgentMetrics;
+use super::moves::Move;
 use super::pods::SharedPodSide;
 use crate::desired::plan_service;
 use crate::index::{ClusterIndex, ServiceRef};
@@ -34,6 +35,8 @@ pub struct IndexTargets {
     /// its Service needs to be drained and emptied.
     pub planned: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
     pub default_drain_secs: u32,
+    /// Tells the control loop about ports that moved to another group.
+    pub tx: mpsc::UnboundedSender<Msg>,
 }
 
 impl TargetSource for IndexTargets {
@@ -67,6 +70,18 @@ impl TargetSource for IndexTargets {
             .entry(group.clone())
             .or_insert_with(|| empty(&target));
         if !same_group(shell, &target) {
+            // Noticed here, where the old group is replaced, so that no pass can plan the
+            // new group before the old one is handed over for emptying.
+            if shell.load_balancer_id != target.load_balancer_id
+                || shell.desired.v_server_group_id != target.desired.v_server_group_id
+            {
+                let _ = self.tx.send(Msg::Moved(Move {
+                    port: group.clone(),
+                    old: shell.clone(),
+                    current_lb: target.load_balancer_id.clone(),
+                    current_id: target.desired.v_server_group_id.clone(),
+                }));
+            }
             *shell = empty(&target);
         }
         Some(target)
@@ -99,7 +114,11 @@ impl PassObserver for AgentObserver {
         target: &GroupTarget,
         result: &Result<PassOutcome, ReconcileError>,
     ) {
-        self.pods.pass_finished(group, target, result);
+        // A moved port's old group is no gate's or drain's business: the pod side reads
+        // the groups the Service points at now.
+        if group.retired.is_none() {
+            self.pods.pass_finished(group, target, result);
+        }
         let result = match result {
             Ok(outcome) => Ok((
                 outcome.v_server_group_id.clone().inspect(|id| {

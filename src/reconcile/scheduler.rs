@@ -20,6 +20,21 @@ pub struct GroupRef {
     /// `<namespace>/<name>`.
     pub service: String,
     pub service_port: u16,
+    /// `Some("<lb-id>/<group id or name>")` for a group the Service's port no longer
+    /// points at (its `id` or `vgroup-port` annotation changed): passes over it drain and
+    /// empty the agent's backends there, so the move leaks nothing.
+    pub retired: Option<String>,
+}
+
+impl GroupRef {
+    /// The group a Service's port points at now.
+    pub fn new(service: impl Into<String>, service_port: u16) -> Self {
+        Self {
+            service: service.into(),
+            service_port,
+            retired: None,
+        }
+    }
 }
 
 /// Where a pass reads the desired state of a group *when it starts*, so that all changes

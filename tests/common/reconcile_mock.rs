@@ -38,10 +38,7 @@ pub fn owner() -> OwnerDescription {
 }
 
 pub fn group_ref() -> GroupRef {
-    GroupRef {
-        service: "default/web".to_owned(),
-        service_port: SERVICE_PORT,
-    }
+    GroupRef::new("default/web", SERVICE_PORT)
 }
 
 /// Pod IP number `n` (0-based), on loopback so the data plane could reach it.

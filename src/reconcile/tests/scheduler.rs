@@ -27,10 +27,7 @@ impl TargetSource for Targets {
 }
 
 fn web(port: u16) -> GroupRef {
-    GroupRef {
-        service: "default/web".into(),
-        service_port: port,
-    }
+    GroupRef::new("default/web", port)
 }
 
 struct Rig {
