@@ -254,14 +254,18 @@ impl Control {
                 tracing::info!(service = %r, "managed again; cleanup cancelled");
                 self.forget(r);
             }
+            self.report_bad_annotations(r, &svc);
             if !finalized {
+                // No backend is written before the finalizer is on: a Service deleted
+                // in between would otherwise leave them behind. The finalizer's own
+                // update event brings the Service back here.
                 let client = self.client.clone();
                 let svc = svc.clone();
                 self.state
                     .writes
                     .spawn(async move { add_finalizer(client, &svc).await });
+                return;
             }
-            self.report_bad_annotations(r, &svc);
             for g in &desired.groups {
                 self.trigger(r, g.service_port);
             }

@@ -1,7 +1,8 @@
-//! A Service whose `id` or `vgroup-port` annotation changes points its port at another
-//! SLB group: the agent fills the new group and drains and empties the old one, so the
-//! move leaks no backend — and leaves the old group alone when it is the same group
-//! seen another way. The whole agent in-process against mock-kube and mock-slb.
+//! Service changes that must leak no backend. A Service whose `id` or `vgroup-port`
+//! annotation changes points its port at another SLB group: the agent fills the new group
+//! and drains and empties the old one — and leaves the old group alone when it is the same
+//! group seen another way. And no backend is written before the Service carries the
+//! cleanup finalizer. The whole agent in-process against mock-kube and mock-slb.
 
 #[path = "common/agent.rs"]
 mod agent;
@@ -146,5 +147,41 @@ async fn naming_by_id_the_group_found_by_name_removes_nothing() {
                     .is_some_and(|b| b.contains("\"Weight\":0")))
     });
     assert!(!touched_down, "{:#?}", slb.call_log());
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_backend_is_written_before_the_cleanup_finalizer_is_on() {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&node(1)).unwrap();
+    kube.put(&service("web", &[("vgroup-port", "rsp-int:80")], false))
+        .unwrap();
+    let refuse = kube.inject_fault(mock_kube::Fault {
+        method: Some("PATCH".into()),
+        ..mock_kube::Fault::fail("/api/v1/namespaces/default/services/web", 403, "Forbidden")
+    });
+    let agent = start_agent(&kube, &slb, "agent-a").await;
+    eventually("the agent tried to add its finalizer", WAIT, || {
+        (kube.request_count("patch", "services") >= 1).then_some(())
+    })
+    .await;
+    // A pass started with the finalizer request would have written by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let writes: Vec<_> = slb
+        .call_log()
+        .into_iter()
+        .filter(|c| c.action.starts_with("Add") || c.action.starts_with("Set"))
+        .collect();
+    assert!(writes.is_empty(), "{writes:#?}");
+
+    // Once the finalizer can be added, the Service is synced.
+    kube.remove_fault(refuse);
+    annotate(&kube, json!({"touched": "yes"})).await;
+    has_one_node(&slb, GROUP).await;
+    let svc = kube.get("v1", "Service", "default", "web").unwrap();
+    assert!(svc["metadata"]["finalizers"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|v| v == "slb-sync.io/cleanup")));
     agent.stop().await;
 }
