@@ -1,0 +1,92 @@
+//! Temporary credentials cached until shortly before they expire: the one refresh policy
+//! shared by every source that hands out an `Expiration` (the ECS RAM role, RRSA).
+//!
+//! A pair is served from the cache until `refresh_before` ahead of its `Expiration`, so a
+//! call never signs with a token about to lapse. If that early refresh fails, the cached
+//! pair is still used (with a warning) until it really expires: a short outage of the
+//! metadata service or STS must not stop the agent while its keys are still good.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use super::{Credentials, CredentialsError};
+
+/// Wall-clock source; tests hand in a controllable one.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// How far ahead of `Expiration` a pair is replaced by default.
+pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
+/// A temporary pair and the instant it stops working.
+pub(super) struct Expiring {
+    pub credentials: Credentials,
+    pub expiration: Timestamp,
+}
+
+/// The cached pair of one provider, and when to fetch the next.
+pub(super) struct RefreshingCache {
+    pub refresh_before: Duration,
+    pub clock: Clock,
+    slot: tokio::sync::Mutex<Option<Expiring>>,
+}
+
+impl RefreshingCache {
+    pub fn new() -> Self {
+        RefreshingCache {
+            refresh_before: DEFAULT_REFRESH_BEFORE,
+            clock: Arc::new(Timestamp::now),
+            slot: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// The cached pair while it is fresh, otherwise the result of `fetch` (cached when it
+    /// succeeds). Concurrent callers wait for one fetch instead of each starting their own.
+    /// `source` names the provider in log lines.
+    pub async fn get<F, Fut>(
+        &self,
+        source: &'static str,
+        fetch: F,
+    ) -> Result<Credentials, CredentialsError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Expiring, CredentialsError>>,
+    {
+        let mut slot = self.slot.lock().await;
+        let now = self.now();
+        let refresh_before = jiff::SignedDuration::try_from(self.refresh_before)
+            .unwrap_or(jiff::SignedDuration::ZERO);
+        if let Some(cached) = slot.as_ref() {
+            let refresh_at = cached
+                .expiration
+                .checked_sub(refresh_before)
+                .unwrap_or(Timestamp::MIN);
+            if now < refresh_at {
+                return Ok(cached.credentials.clone());
+            }
+        }
+        match fetch().await {
+            Ok(fresh) => {
+                tracing::debug!(source, expiration = %fresh.expiration,
+                    "fetched temporary credentials");
+                let credentials = fresh.credentials.clone();
+                *slot = Some(fresh);
+                Ok(credentials)
+            }
+            Err(err) => match slot.as_ref() {
+                Some(cached) if now < cached.expiration => {
+                    tracing::warn!(source, error = %err, expiration = %cached.expiration,
+                        "credentials refresh failed; using the cached ones until they expire");
+                    Ok(cached.credentials.clone())
+                }
+                _ => Err(err),
+            },
+        }
+    }
+}
