@@ -136,14 +136,7 @@ async fn rrsa_comes_after_keys_and_file_and_before_the_instance_role() {
     };
     let id = |config: &CredentialsConfig| {
         let provider = config.build().unwrap();
-        async move {
-            provider
-                .credentials()
-                .await
-                .unwrap()
-                .access_key_id()
-                .to_string()
-        }
+        async move { key_id(provider.as_ref()).await }
     };
     assert_eq!(id(&config).await, "LTAIflag");
     config.access_key_id = None;

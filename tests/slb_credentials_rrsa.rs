@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use credentials_kit::{
-    form_fields, kubelet_write, query_fields, rrsa_config, sts_answer, sts_fake, tokio_clock,
-    write, OIDC_TOKEN, PROVIDER_ARN, ROLE_ARN, T0,
+    form_fields, key_id, kubelet_write, query_fields, rrsa_config, sts_answer, sts_fake,
+    tokio_clock, write, OIDC_TOKEN, PROVIDER_ARN, ROLE_ARN, T0,
 };
 use mock_slb::testkit::jump;
 use serde_json::json;
@@ -277,14 +277,7 @@ async fn the_pair_is_cached_and_refreshed_five_minutes_before_expiry() {
     let provider =
         provider(&rrsa_config(&sts, &dir.path().join("token"))).with_clock(tokio_clock());
 
-    let id = || async {
-        provider
-            .credentials()
-            .await
-            .unwrap()
-            .access_key_id()
-            .to_string()
-    };
+    let id = || key_id(&provider);
     assert_eq!(id().await, "STS.rrsa1");
     // 54 minutes in (6 minutes before expiry): served from the cache.
     jump(Duration::from_secs(54 * 60)).await;

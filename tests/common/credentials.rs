@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use serde_json::json;
-use slb_sync::slb::credentials::{Clock, Credentials, CredentialsConfig, SecretString};
+use slb_sync::slb::credentials::{
+    Clock, Credentials, CredentialsConfig, CredentialsProvider, SecretString,
+};
 use wiremock::matchers::{method, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -212,6 +214,12 @@ pub fn rrsa_config(sts: &MockServer, token_file: &Path) -> CredentialsConfig {
         region_id: Some("cn-hangzhou".into()),
         ..CredentialsConfig::default()
     }
+}
+
+/// The AccessKeyId `provider` hands out now.
+pub async fn key_id(provider: &dyn CredentialsProvider) -> String {
+    let creds = provider.credentials().await.expect("credentials");
+    creds.access_key_id().to_string()
 }
 
 /// The form fields of a recorded request body.

@@ -13,11 +13,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::refresh::{Clock, Expiring, RefreshingCache};
+use super::refresh::{Clock, Expiring, RefreshingCache, TemporaryPair};
 use super::{Credentials, CredentialsError, CredentialsProvider};
 
 /// The metadata service address on every ECS instance.
@@ -33,14 +32,8 @@ const TOKEN_HEADER: &str = "X-aliyun-ecs-metadata-token";
 struct RoleCredentials {
     #[serde(default)]
     code: Option<String>,
-    #[serde(default)]
-    access_key_id: String,
-    #[serde(default)]
-    access_key_secret: String,
-    #[serde(default)]
-    security_token: String,
-    #[serde(default)]
-    expiration: String,
+    #[serde(flatten)]
+    pair: TemporaryPair,
 }
 
 /// The instance RAM role's temporary credentials, cached until shortly before expiry.
@@ -166,23 +159,7 @@ impl MetadataProvider {
                 return Err(fail(&format!("answer Code is {code:?}, not \"Success\"")));
             }
         }
-        let expiration: Timestamp = parsed
-            .expiration
-            .parse()
-            .map_err(|_| fail("answer has no valid Expiration"))?;
-        let credentials = Credentials::new(
-            parsed.access_key_id,
-            SecretString::from(parsed.access_key_secret),
-            Some(SecretString::from(parsed.security_token)),
-            &format!("RAM role {role}"),
-        )?;
-        if !credentials.is_temporary() {
-            return Err(fail("answer has no SecurityToken"));
-        }
-        Ok(Expiring {
-            credentials,
-            expiration,
-        })
+        parsed.pair.into_expiring(&format!("RAM role {role}"), fail)
     }
 }
 

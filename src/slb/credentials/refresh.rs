@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
+use secrecy::SecretString;
+use serde::Deserialize;
 
 use super::{Credentials, CredentialsError};
 
@@ -24,6 +26,48 @@ pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(300);
 pub(super) struct Expiring {
     pub credentials: Credentials,
     pub expiration: Timestamp,
+}
+
+/// A temporary pair as both the ECS metadata service and STS spell it.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct TemporaryPair {
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: String,
+    #[serde(default)]
+    security_token: String,
+    #[serde(default)]
+    expiration: String,
+}
+
+impl TemporaryPair {
+    /// The pair and its expiry; `unusable(reason)` for an answer without a valid
+    /// `Expiration` or without a `SecurityToken` (a temporary pair cannot sign without it).
+    pub fn into_expiring(
+        self,
+        origin: &str,
+        unusable: impl Fn(&str) -> CredentialsError,
+    ) -> Result<Expiring, CredentialsError> {
+        let expiration: Timestamp = self
+            .expiration
+            .parse()
+            .map_err(|_| unusable("the answer has no valid Expiration"))?;
+        let credentials = Credentials::new(
+            self.access_key_id,
+            SecretString::from(self.access_key_secret),
+            Some(SecretString::from(self.security_token)),
+            origin,
+        )?;
+        if !credentials.is_temporary() {
+            return Err(unusable("the answer has no SecurityToken"));
+        }
+        Ok(Expiring {
+            credentials,
+            expiration,
+        })
+    }
 }
 
 /// The cached pair of one provider, and when to fetch the next.

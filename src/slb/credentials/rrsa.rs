@@ -22,11 +22,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::refresh::{Clock, Expiring, RefreshingCache};
+use super::refresh::{Clock, Expiring, RefreshingCache, TemporaryPair};
 use super::{scrub_secrets, Credentials, CredentialsError, CredentialsProvider};
 use crate::slb::rpc::endpoint_url;
 
@@ -117,20 +116,7 @@ impl RrsaSettings {
 #[serde(rename_all = "PascalCase")]
 struct StsAnswer {
     #[serde(default)]
-    credentials: Option<StsCredentials>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct StsCredentials {
-    #[serde(default)]
-    access_key_id: String,
-    #[serde(default)]
-    access_key_secret: String,
-    #[serde(default)]
-    security_token: String,
-    #[serde(default)]
-    expiration: String,
+    credentials: Option<TemporaryPair>,
 }
 
 #[derive(Deserialize)]
@@ -270,26 +256,14 @@ impl RrsaProvider {
         let answer = answer
             .credentials
             .ok_or_else(|| unusable("the answer has no Credentials"))?;
-        let expiration: Timestamp = answer
-            .expiration
-            .parse()
-            .map_err(|_| unusable("the answer has no valid Credentials.Expiration"))?;
-        let credentials = Credentials::new(
-            answer.access_key_id,
-            SecretString::from(answer.access_key_secret),
-            Some(SecretString::from(answer.security_token)),
+        let fresh = answer.into_expiring(
             &format!("STS AssumeRoleWithOIDC for {}", self.settings.role_arn),
+            unusable,
         )?;
-        if !credentials.is_temporary() {
-            return Err(unusable("the answer has no Credentials.SecurityToken"));
-        }
-        tracing::debug!(role_arn = %self.settings.role_arn, %expiration,
-            access_key_id = %super::mask_id(credentials.access_key_id()),
+        tracing::debug!(role_arn = %self.settings.role_arn, expiration = %fresh.expiration,
+            access_key_id = %super::mask_id(fresh.credentials.access_key_id()),
             "assumed the RRSA role");
-        Ok(Expiring {
-            credentials,
-            expiration,
-        })
+        Ok(fresh)
     }
 }
 
