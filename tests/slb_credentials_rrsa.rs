@@ -356,3 +356,61 @@ async fn the_slb_client_works_against_mock_slb_with_the_assumed_role() {
         "one exchange"
     );
 }
+
+#[tokio::test]
+async fn a_failing_exchange_is_not_repeated_for_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    write(&token, OIDC_TOKEN);
+    let sts = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(sts_answer(1, T0 + 3600)))
+        .up_to_n_times(1)
+        .mount(&sts)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "RequestId": "R-denied", "Code": "AuthenticationFail.NoPermission",
+            "Message": "There is no permission"})))
+        .mount(&sts)
+        .await;
+    let exchanges = || async { sts.received_requests().await.unwrap().len() };
+    let (now, clock) = credentials_kit::manual_clock();
+    let provider = provider(&rrsa_config(&sts, &token)).with_clock(clock);
+    assert_eq!(key_id(&provider).await, "STS.rrsa1");
+
+    // The early refresh fails (the role's trust policy changed): the valid pair is used,
+    // and every SLB call in the next seconds does not ask STS again.
+    now.store(T0 + 56 * 60, Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(key_id(&provider).await, "STS.rrsa1");
+    }
+    assert_eq!(exchanges().await, 2);
+    now.store(T0 + 56 * 60 + 5, Ordering::SeqCst);
+    assert_eq!(key_id(&provider).await, "STS.rrsa1");
+    assert_eq!(exchanges().await, 3);
+
+    // Expired: the refusal, first from STS, then repeated without asking it.
+    now.store(T0 + 3600, Ordering::SeqCst);
+    let first = provider.credentials().await.unwrap_err();
+    assert!(
+        matches!(first, CredentialsError::StsRefused { .. }),
+        "{first}"
+    );
+    let again = provider.credentials().await.unwrap_err();
+    assert!(
+        matches!(again, CredentialsError::RecentlyFailed { .. }),
+        "{again}"
+    );
+    assert!(again
+        .to_string()
+        .contains("AuthenticationFail.NoPermission"));
+    assert!(
+        !again.is_transient(),
+        "classified like the refusal it repeats"
+    );
+    assert_eq!(exchanges().await, 4);
+    now.store(T0 + 3600 + 5, Ordering::SeqCst);
+    provider.credentials().await.unwrap_err();
+    assert_eq!(exchanges().await, 5);
+}

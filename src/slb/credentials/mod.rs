@@ -28,7 +28,7 @@ pub use secrecy::{ExposeSecret, SecretString};
 pub use config::CredentialsConfig;
 pub use file::FileProvider;
 pub use metadata::{MetadataProvider, DEFAULT_METADATA_BASE_URL};
-pub use refresh::{Clock, DEFAULT_REFRESH_BEFORE};
+pub use refresh::{Clock, DEFAULT_REFRESH_BEFORE, RETRY_AFTER};
 pub use rrsa::{RrsaProvider, RrsaSettings, DEFAULT_ROLE_SESSION_NAME, STS_API_VERSION};
 
 /// An access key pair, plus a security token when the pair is temporary (STS, RAM role).
@@ -194,6 +194,13 @@ pub enum CredentialsError {
     },
     #[error("STS AssumeRoleWithOIDC at {url} gave an unusable answer: {reason}")]
     StsAnswer { url: String, reason: String },
+    /// The last fetch failed moments ago; it is not repeated for every API call.
+    #[error("{message} (next attempt at most {retry_after_secs} s after that failure)")]
+    RecentlyFailed {
+        message: String,
+        transient: bool,
+        retry_after_secs: u64,
+    },
 }
 
 impl CredentialsError {
@@ -207,6 +214,7 @@ impl CredentialsError {
             | CredentialsError::OidcTokenEmpty { .. }
             | CredentialsError::StsUnreachable { .. }
             | CredentialsError::StsAnswer { .. } => true,
+            CredentialsError::RecentlyFailed { transient, .. } => *transient,
             CredentialsError::StsRefused { status, code, .. } => {
                 *status >= 500
                     || code.starts_with("Throttling")

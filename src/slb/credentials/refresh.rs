@@ -4,7 +4,8 @@
 //! A pair is served from the cache until `refresh_before` ahead of its `Expiration`, so a
 //! call never signs with a token about to lapse. If that early refresh fails, the cached
 //! pair is still used (with a warning) until it really expires: a short outage of the
-//! metadata service or STS must not stop the agent while its keys are still good.
+//! metadata service or STS must not stop the agent while its keys are still good. A failed
+//! fetch is not repeated for [`RETRY_AFTER`], whatever the call rate.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -21,6 +22,9 @@ pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// How far ahead of `Expiration` a pair is replaced by default.
 pub const DEFAULT_REFRESH_BEFORE: Duration = Duration::from_secs(300);
+/// After a failed fetch, the next waits this long; calls meanwhile get the cached pair
+/// while it is valid, else the failure again.
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// A temporary pair and the instant it stops working.
 pub(super) struct Expiring {
@@ -74,7 +78,15 @@ impl TemporaryPair {
 pub(super) struct RefreshingCache {
     pub refresh_before: Duration,
     pub clock: Clock,
-    slot: tokio::sync::Mutex<Option<Expiring>>,
+    slot: tokio::sync::Mutex<Slot>,
+}
+
+#[derive(Default)]
+struct Slot {
+    pair: Option<Expiring>,
+    /// The last fetch failed at this time with this error (its text and whether it is
+    /// transient): no new fetch before [`RETRY_AFTER`].
+    failure: Option<(Timestamp, String, bool)>,
 }
 
 impl RefreshingCache {
@@ -82,7 +94,7 @@ impl RefreshingCache {
         RefreshingCache {
             refresh_before: DEFAULT_REFRESH_BEFORE,
             clock: Arc::new(Timestamp::now),
-            slot: tokio::sync::Mutex::new(None),
+            slot: tokio::sync::Mutex::new(Slot::default()),
         }
     }
 
@@ -91,7 +103,9 @@ impl RefreshingCache {
     }
 
     /// The cached pair while it is fresh, otherwise the result of `fetch` (cached when it
-    /// succeeds). Concurrent callers wait for one fetch instead of each starting their own.
+    /// succeeds). Concurrent callers wait for one fetch instead of each starting their own,
+    /// and after a failed fetch the next one waits [`RETRY_AFTER`]: every SLB call asks for
+    /// credentials, and STS answers a caller that asks too often with `Throttling.User`.
     /// `source` names the provider in log lines.
     pub async fn get<F, Fut>(
         &self,
@@ -106,7 +120,13 @@ impl RefreshingCache {
         let now = self.now();
         let refresh_before = jiff::SignedDuration::try_from(self.refresh_before)
             .unwrap_or(jiff::SignedDuration::ZERO);
-        if let Some(cached) = slot.as_ref() {
+        let still_valid = |slot: &Slot| {
+            slot.pair
+                .as_ref()
+                .filter(|cached| now < cached.expiration)
+                .map(|cached| cached.credentials.clone())
+        };
+        if let Some(cached) = slot.pair.as_ref() {
             let refresh_at = cached
                 .expiration
                 .checked_sub(refresh_before)
@@ -115,22 +135,41 @@ impl RefreshingCache {
                 return Ok(cached.credentials.clone());
             }
         }
+        if let Some((failed_at, message, transient)) = &slot.failure {
+            let retry_at = failed_at.checked_add(RETRY_AFTER).unwrap_or(Timestamp::MAX);
+            if now < retry_at {
+                return match still_valid(&slot) {
+                    Some(credentials) => Ok(credentials),
+                    None => Err(CredentialsError::RecentlyFailed {
+                        message: message.clone(),
+                        transient: *transient,
+                        retry_after_secs: RETRY_AFTER.as_secs(),
+                    }),
+                };
+            }
+        }
         match fetch().await {
             Ok(fresh) => {
                 tracing::debug!(source, expiration = %fresh.expiration,
                     "fetched temporary credentials");
                 let credentials = fresh.credentials.clone();
-                *slot = Some(fresh);
+                *slot = Slot {
+                    pair: Some(fresh),
+                    failure: None,
+                };
                 Ok(credentials)
             }
-            Err(err) => match slot.as_ref() {
-                Some(cached) if now < cached.expiration => {
-                    tracing::warn!(source, error = %err, expiration = %cached.expiration,
-                        "credentials refresh failed; using the cached ones until they expire");
-                    Ok(cached.credentials.clone())
+            Err(err) => {
+                slot.failure = Some((now, err.to_string(), err.is_transient()));
+                match still_valid(&slot) {
+                    Some(credentials) => {
+                        tracing::warn!(source, error = %err,
+                            "credentials refresh failed; using the cached ones until they expire");
+                        Ok(credentials)
+                    }
+                    None => Err(err),
                 }
-                _ => Err(err),
-            },
+            }
         }
     }
 }
