@@ -206,6 +206,27 @@ async fn refusals_keep_code_message_and_request_id_and_say_what_to_fix() {
         assert_eq!(e.class, ErrorClass::Unavailable, "{e}");
     }
 
+    // Nothing listening: the error says why, down to the socket.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = provider(&CredentialsConfig {
+        sts_endpoint: Some(format!("http://127.0.0.1:{port}")),
+        ..config.clone()
+    })
+    .credentials()
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, CredentialsError::StsUnreachable { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Connection refused"), "{err}");
+    assert!(err.to_string().contains("--sts-endpoint"), "{err}");
+    assert!(err.is_transient());
+
     // A pair without its SecurityToken is unusable, not a permanent key.
     let mut answer = sts_answer(1, T0 + 3600);
     answer["Credentials"]["SecurityToken"] = json!("");

@@ -115,12 +115,12 @@ impl MetadataProvider {
         let response = request
             .send()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(super::http_error_text(e)))?;
         let status = response.status();
         let body = response
             .text()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(super::http_error_text(e)))?;
         if !status.is_success() {
             return Err(fail(format!("HTTP {status}")));
         }

@@ -112,6 +112,20 @@ pub(crate) fn scrub_secrets<'a>(text: &str, secrets: impl IntoIterator<Item = &'
     out
 }
 
+/// An HTTP client error with its causes ("error sending request: … dns error: …"), without
+/// the URL: reqwest's own Display stops at the outermost layer.
+pub(crate) fn http_error_text(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// RFC 3986 encoding as the signature v1 uses it.
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

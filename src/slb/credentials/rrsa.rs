@@ -227,12 +227,12 @@ impl RrsaProvider {
             .form(&form)
             .send()
             .await
-            .map_err(|e| unreachable(e.without_url().to_string()))?;
+            .map_err(|e| unreachable(super::http_error_text(e)))?;
         let status = response.status();
         let body = response
             .text()
             .await
-            .map_err(|e| unreachable(e.without_url().to_string()))?;
+            .map_err(|e| unreachable(super::http_error_text(e)))?;
         // STS may quote what it was sent; the token must not reach a log through it.
         let scrub = |text: &str| scrub_secrets(text, [token.expose_secret()]);
 
