@@ -13,6 +13,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
+use slb_sync::slb::credentials::CredentialsConfig;
 
 mod common;
 use common::schemas::{JsonPatchOp, Kustomization, PrometheusRule, RamPolicy, ServiceMonitor};
@@ -185,6 +186,7 @@ fn overlays_patch_the_base_into_valid_deployments() {
     let deployment = find("base/deployment.yaml", "Deployment", "slb-sync");
 
     let mut overlays = 0;
+    let mut rrsa_checked = false;
     for path in files_under(&deploy_dir().join("overlays"), &["yaml"]) {
         let k: Kustomization = strict(&path, &documents(&path)[0]);
         assert_eq!(k.api_version, "kustomize.config.k8s.io/v1beta1");
@@ -216,6 +218,9 @@ fn overlays_patch_the_base_into_valid_deployments() {
             apply_json_patch(&mut patched, &ops, &path);
         }
         round_trips::<Deployment>(&path, &patched);
+        if dir.ends_with("ram-role") {
+            rrsa_checked = rrsa_overlay_is_what_the_agent_reads(&patched);
+        }
         for generator in &k.secret_generator {
             assert_eq!(generator.namespace.as_deref(), Some("slb-sync"));
             // The env file itself is the user's (git-ignored); its template must exist.
@@ -230,6 +235,52 @@ fn overlays_patch_the_base_into_valid_deployments() {
         overlays += 1;
     }
     assert_eq!(overlays, 3, "secret, ram-role and instance-role");
+    assert!(rrsa_checked);
+}
+
+/// The `ram-role` overlay's variables make the agent choose RRSA, and its token file is
+/// the projected service-account token with the audience STS requires.
+fn rrsa_overlay_is_what_the_agent_reads(patched: &Value) -> bool {
+    let deployment: Deployment = serde_json::from_value(patched.clone()).unwrap();
+    let pod = deployment.spec.template.spec.unwrap();
+    let container = &pod.containers[0];
+    let env: BTreeMap<String, String> = container
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+        .collect();
+    let config = CredentialsConfig::from_lookup(|key| env.get(key).cloned());
+    let settings = config
+        .rrsa_settings()
+        .unwrap()
+        .expect("all three RRSA variables");
+    let provider = format!("{:?}", config.build().unwrap());
+    assert!(provider.starts_with("RrsaProvider"), "{provider}");
+
+    let token_file = settings.oidc_token_file;
+    let mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| token_file.starts_with(&m.mount_path))
+        .expect("the token file is on a mounted volume");
+    let volume = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    let projected = volume.projected.as_ref().expect("a projected volume");
+    let token = projected
+        .sources
+        .iter()
+        .flatten()
+        .find_map(|s| s.service_account_token.as_ref())
+        .expect("a serviceAccountToken source");
+    assert_eq!(Path::new(&mount.mount_path).join(&token.path), token_file);
+    assert_eq!(token.audience.as_deref(), Some("sts.aliyuncs.com"));
+    true
 }
 
 // ---- Least privilege. ----

@@ -84,8 +84,30 @@ pub struct RunArgs {
     /// Secret); re-read when it changes.
     #[arg(long, value_name = "PATH", env = "SLB_SYNC_CREDENTIALS_FILE")]
     pub credentials_file: Option<PathBuf>,
+    /// RRSA: ARN of the RAM role to assume with the pod's service-account token. RRSA is
+    /// used when this, --oidc-provider-arn and --oidc-token-file are set and no AccessKey
+    /// or credentials file is given.
+    #[arg(long, value_name = "ARN", env = "ALIBABA_CLOUD_ROLE_ARN")]
+    pub role_arn: Option<String>,
+    /// RRSA: ARN of the cluster's OIDC provider.
+    #[arg(long, value_name = "ARN", env = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN")]
+    pub oidc_provider_arn: Option<String>,
+    /// RRSA: the projected service-account token file, re-read for every exchange.
+    #[arg(long, value_name = "PATH", env = "ALIBABA_CLOUD_OIDC_TOKEN_FILE")]
+    pub oidc_token_file: Option<PathBuf>,
+    /// RRSA: session name STS records (ActionTrail); default slb-sync.
+    #[arg(long, value_name = "NAME", env = "ALIBABA_CLOUD_ROLE_SESSION_NAME")]
+    pub role_session_name: Option<String>,
+    /// RRSA: validity of the role credentials asked of STS, in seconds (900 up to the
+    /// role's MaxSessionDuration); STS's default 3600 when unset.
+    #[arg(long, value_name = "SECONDS", env = "SLB_SYNC_STS_DURATION_SECONDS")]
+    pub sts_duration_seconds: Option<u64>,
+    /// STS endpoint URL (RRSA); default https://sts.<region>.aliyuncs.com/ (set
+    /// sts-vpc.<region>.aliyuncs.com from a VPC without internet access).
+    #[arg(long, value_name = "URL", env = "SLB_SYNC_STS_ENDPOINT")]
+    pub sts_endpoint: Option<String>,
     /// ECS instance RAM role name; discovered from the metadata service when unset. Used
-    /// when no AccessKey and no credentials file are given.
+    /// when no AccessKey, credentials file or RRSA is configured.
     #[arg(long, value_name = "NAME", env = "SLB_SYNC_RAM_ROLE")]
     pub ram_role: Option<String>,
     /// ECS metadata service base URL (instance role credentials).
@@ -197,8 +219,9 @@ impl RunArgs {
         config
     }
 
-    /// Explicit keys first, then the credentials file, then the instance RAM role.
+    /// Explicit keys first, then the credentials file, then RRSA, then the instance RAM role.
     pub fn credentials(&self) -> CredentialsConfig {
+        let set = |v: &Option<String>| v.clone().filter(|v| !v.trim().is_empty());
         CredentialsConfig {
             access_key_id: self.access_key_id.clone().filter(|v| !v.is_empty()),
             access_key_secret: self
@@ -212,6 +235,13 @@ impl RunArgs {
                 .filter(|v| !v.is_empty())
                 .map(SecretString::from),
             credentials_file: self.credentials_file.clone(),
+            role_arn: set(&self.role_arn),
+            oidc_provider_arn: set(&self.oidc_provider_arn),
+            oidc_token_file: self.oidc_token_file.clone(),
+            role_session_name: set(&self.role_session_name),
+            role_session_duration: self.sts_duration_seconds.map(Duration::from_secs),
+            sts_endpoint: set(&self.sts_endpoint),
+            region_id: Some(self.region.clone()),
             ram_role_name: self.ram_role.clone(),
             metadata_base_url: self.metadata_url.clone(),
             ..CredentialsConfig::default()

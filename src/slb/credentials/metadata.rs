@@ -2,22 +2,21 @@
 //!
 //! `GET <base>/latest/meta-data/ram/security-credentials/<role>` answers
 //! `{"Code":"Success","AccessKeyId","AccessKeySecret","SecurityToken","Expiration",…}`.
-//! The answer is cached and fetched again `refresh_before` ahead of `Expiration`, so a
-//! call never signs with a token about to lapse; if that early refresh fails the cached
-//! pair is used until it really expires.
+//! The answer is cached and fetched again `refresh_before` ahead of `Expiration`
+//! ([`RefreshingCache`](super::refresh)); if that early refresh fails the cached pair is
+//! used until it really expires.
 //!
 //! Each fetch first asks for a session token (`PUT /latest/api/token`, the metadata
 //! service's security-hardening mode) and sends it as `X-aliyun-ecs-metadata-token`, so
 //! nodes that enforce hardened mode work; where the PUT fails, normal mode is used.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use jiff::Timestamp;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::refresh::{Clock, Expiring, RefreshingCache, TemporaryPair};
 use super::{Credentials, CredentialsError, CredentialsProvider};
 
 /// The metadata service address on every ECS instance.
@@ -28,37 +27,21 @@ const TOKEN_PATH: &str = "/latest/api/token";
 const TOKEN_TTL_HEADER: &str = "X-aliyun-ecs-metadata-token-ttl-seconds";
 const TOKEN_HEADER: &str = "X-aliyun-ecs-metadata-token";
 
-/// Wall-clock source; tests hand in a controllable one.
-pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct RoleCredentials {
     #[serde(default)]
     code: Option<String>,
-    #[serde(default)]
-    access_key_id: String,
-    #[serde(default)]
-    access_key_secret: String,
-    #[serde(default)]
-    security_token: String,
-    #[serde(default)]
-    expiration: String,
-}
-
-struct Cached {
-    credentials: Credentials,
-    expiration: Timestamp,
+    #[serde(flatten)]
+    pair: TemporaryPair,
 }
 
 /// The instance RAM role's temporary credentials, cached until shortly before expiry.
 pub struct MetadataProvider {
     base_url: String,
     role: Option<String>,
-    refresh_before: Duration,
     http: reqwest::Client,
-    clock: Clock,
-    cache: tokio::sync::Mutex<Option<Cached>>,
+    cache: RefreshingCache,
 }
 
 impl std::fmt::Debug for MetadataProvider {
@@ -66,7 +49,7 @@ impl std::fmt::Debug for MetadataProvider {
         f.debug_struct("MetadataProvider")
             .field("base_url", &self.base_url)
             .field("role", &self.role)
-            .field("refresh_before", &self.refresh_before)
+            .field("refresh_before", &self.cache.refresh_before)
             .finish_non_exhaustive()
     }
 }
@@ -84,20 +67,18 @@ impl MetadataProvider {
         Ok(MetadataProvider {
             base_url: base_url.trim_end_matches('/').to_string(),
             role: role.filter(|r| !r.is_empty()),
-            refresh_before: Duration::from_secs(300),
             http,
-            clock: Arc::new(Timestamp::now),
-            cache: tokio::sync::Mutex::new(None),
+            cache: RefreshingCache::new(),
         })
     }
 
     pub fn with_refresh_before(mut self, refresh_before: Duration) -> Self {
-        self.refresh_before = refresh_before;
+        self.cache.refresh_before = refresh_before;
         self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
+        self.cache.clock = clock;
         self
     }
 
@@ -134,19 +115,19 @@ impl MetadataProvider {
         let response = request
             .send()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(super::http_error_text(e)))?;
         let status = response.status();
         let body = response
             .text()
             .await
-            .map_err(|e| fail(e.without_url().to_string()))?;
+            .map_err(|e| fail(super::http_error_text(e)))?;
         if !status.is_success() {
             return Err(fail(format!("HTTP {status}")));
         }
         Ok(body)
     }
 
-    async fn fetch(&self) -> Result<Cached, CredentialsError> {
+    async fn fetch(&self) -> Result<Expiring, CredentialsError> {
         let token = self.session_token().await;
         let token = token.as_ref();
         let role = match &self.role {
@@ -178,57 +159,13 @@ impl MetadataProvider {
                 return Err(fail(&format!("answer Code is {code:?}, not \"Success\"")));
             }
         }
-        let expiration: Timestamp = parsed
-            .expiration
-            .parse()
-            .map_err(|_| fail("answer has no valid Expiration"))?;
-        let credentials = Credentials::new(
-            parsed.access_key_id,
-            SecretString::from(parsed.access_key_secret),
-            Some(SecretString::from(parsed.security_token)),
-            &format!("RAM role {role}"),
-        )?;
-        if !credentials.is_temporary() {
-            return Err(fail("answer has no SecurityToken"));
-        }
-        Ok(Cached {
-            credentials,
-            expiration,
-        })
+        parsed.pair.into_expiring(&format!("RAM role {role}"), fail)
     }
 }
 
 #[async_trait]
 impl CredentialsProvider for MetadataProvider {
     async fn credentials(&self) -> Result<Credentials, CredentialsError> {
-        let mut cache = self.cache.lock().await;
-        let now = (self.clock)();
-        let refresh_before = jiff::SignedDuration::try_from(self.refresh_before)
-            .unwrap_or(jiff::SignedDuration::ZERO);
-        if let Some(cached) = cache.as_ref() {
-            let refresh_at = cached
-                .expiration
-                .checked_sub(refresh_before)
-                .unwrap_or(Timestamp::MIN);
-            if now < refresh_at {
-                return Ok(cached.credentials.clone());
-            }
-        }
-        match self.fetch().await {
-            Ok(fresh) => {
-                tracing::debug!(expiration = %fresh.expiration, "fetched RAM role credentials");
-                let credentials = fresh.credentials.clone();
-                *cache = Some(fresh);
-                Ok(credentials)
-            }
-            Err(err) => match cache.as_ref() {
-                Some(cached) if now < cached.expiration => {
-                    tracing::warn!(error = %err, expiration = %cached.expiration,
-                        "RAM role credentials refresh failed; using the cached ones until they expire");
-                    Ok(cached.credentials.clone())
-                }
-                _ => Err(err),
-            },
-        }
+        self.cache.get("ecs-ram-role", || self.fetch()).await
     }
 }

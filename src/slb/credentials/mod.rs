@@ -1,26 +1,35 @@
-//! Where the agent's Alibaba Cloud credentials come from, in order of precedence:
+//! Where the agent's Alibaba Cloud credentials come from, in order of precedence
+//! ([`CredentialsConfig::build`] takes the first source that is configured):
 //!
 //! 1. explicit values (flags or `ALIBABA_CLOUD_ACCESS_KEY_ID`,
 //!    `ALIBABA_CLOUD_ACCESS_KEY_SECRET`, optional `ALIBABA_CLOUD_SECURITY_TOKEN`);
 //! 2. a mounted credentials file or Secret directory, re-read on change ([`FileProvider`]);
-//! 3. the ECS instance RAM role from the metadata service ([`MetadataProvider`]).
+//! 3. RRSA, when `ALIBABA_CLOUD_ROLE_ARN`, `ALIBABA_CLOUD_OIDC_PROVIDER_ARN` and
+//!    `ALIBABA_CLOUD_OIDC_TOKEN_FILE` are set: the pod's service-account token exchanged at
+//!    STS for the role's temporary keys ([`RrsaProvider`]);
+//! 4. the ECS instance RAM role from the metadata service ([`MetadataProvider`]).
 //!
-//! Secrets live in [`SecretString`]s: `Debug` prints `[REDACTED]`, and nothing in this
-//! module formats a secret into a log line or an error message.
+//! Secrets (key secrets, security tokens and the OIDC token) live in [`SecretString`]s:
+//! `Debug` prints `[REDACTED]`, and nothing in this module formats a secret into a log
+//! line or an error message.
 
+mod config;
 mod file;
 mod metadata;
+mod refresh;
+mod rrsa;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 pub use secrecy::{ExposeSecret, SecretString};
 
+pub use config::CredentialsConfig;
 pub use file::FileProvider;
-pub use metadata::{Clock, MetadataProvider, DEFAULT_METADATA_BASE_URL};
+pub use metadata::{MetadataProvider, DEFAULT_METADATA_BASE_URL};
+pub use refresh::{Clock, DEFAULT_REFRESH_BEFORE, RETRY_AFTER};
+pub use rrsa::{RrsaProvider, RrsaSettings, DEFAULT_ROLE_SESSION_NAME, STS_API_VERSION};
 
 /// An access key pair, plus a security token when the pair is temporary (STS, RAM role).
 #[derive(Clone)]
@@ -78,23 +87,43 @@ impl Credentials {
     /// Replaces every occurrence of the secret or the token (raw, or URL-encoded once or
     /// twice as in a string-to-sign the API may echo back) in `text`.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
         let secrets = std::iter::once(self.access_key_secret.expose_secret())
             .chain(self.security_token.as_ref().map(|t| t.expose_secret()));
-        for secret in secrets {
-            if secret.len() < 4 {
-                continue;
-            }
-            let once = percent_encode(secret);
-            let twice = percent_encode(&once);
-            for form in [twice.as_str(), once.as_str(), secret] {
-                if out.contains(form) {
-                    out = out.replace(form, "[REDACTED]");
-                }
+        scrub_secrets(text, secrets)
+    }
+}
+
+/// Replaces every occurrence of each secret (raw, or URL-encoded once or twice) in `text`.
+/// Secrets shorter than 4 characters are left alone: they would redact ordinary words.
+pub(crate) fn scrub_secrets<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = text.to_string();
+    for secret in secrets {
+        if secret.len() < 4 {
+            continue;
+        }
+        let once = percent_encode(secret);
+        let twice = percent_encode(&once);
+        for form in [twice.as_str(), once.as_str(), secret] {
+            if out.contains(form) {
+                out = out.replace(form, "[REDACTED]");
             }
         }
-        out
     }
+    out
+}
+
+/// An HTTP client error with its causes ("error sending request: … dns error: …"), without
+/// the URL: reqwest's own Display stops at the outermost layer.
+pub(crate) fn http_error_text(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// RFC 3986 encoding as the signature v1 uses it.
@@ -132,7 +161,7 @@ pub(crate) fn mask_id(id: &str) -> String {
 /// Why no usable credentials could be produced. Never quotes a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("no Alibaba Cloud credentials configured: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, mount a credentials file, or run on ECS with an instance RAM role")]
+    #[error("no Alibaba Cloud credentials configured: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, mount a credentials file, set up RRSA, or run on ECS with an instance RAM role")]
     NotConfigured,
     #[error(
         "credentials from {origin} lack {missing}: provide both AccessKeyId and AccessKeySecret"
@@ -151,6 +180,69 @@ pub enum CredentialsError {
     FileFormat { path: PathBuf, reason: String },
     #[error("ECS metadata service at {url} failed: {reason}; is an instance RAM role attached to this node?")]
     Metadata { url: String, reason: String },
+    #[error("RRSA is only partly configured: {missing} is not set; set ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE together (deploy/overlays/ram-role does), or none of them")]
+    RrsaIncomplete { missing: &'static str },
+    #[error("invalid RRSA setting {setting}: {reason}")]
+    RrsaInvalid {
+        setting: &'static str,
+        reason: String,
+    },
+    #[error("cannot read the OIDC token file {path} (ALIBABA_CLOUD_OIDC_TOKEN_FILE): {source}; mount the projected service-account token there (audience sts.aliyuncs.com, as deploy/overlays/ram-role does)")]
+    OidcTokenRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the OIDC token file {path} (ALIBABA_CLOUD_OIDC_TOKEN_FILE) is empty; it must hold the projected service-account token the kubelet writes")]
+    OidcTokenEmpty { path: PathBuf },
+    #[error("STS AssumeRoleWithOIDC at {url} failed: {reason}; check that the agent can reach the STS endpoint (--sts-endpoint; sts-vpc.<region>.aliyuncs.com from a VPC without internet access)")]
+    StsUnreachable { url: String, reason: String },
+    #[error("STS AssumeRoleWithOIDC refused with {code} (HTTP {status}, RequestId {request_id}): {message}; {hint}")]
+    StsRefused {
+        status: u16,
+        code: String,
+        /// STS's message with the OIDC token scrubbed out.
+        message: String,
+        request_id: String,
+        hint: &'static str,
+    },
+    #[error("STS AssumeRoleWithOIDC at {url} gave an unusable answer: {reason}")]
+    StsAnswer { url: String, reason: String },
+    /// The last fetch failed moments ago; it is not repeated for every API call.
+    #[error("{message} (next attempt at most {retry_after_secs} s after that failure)")]
+    RecentlyFailed {
+        message: String,
+        transient: bool,
+        retry_after_secs: u64,
+    },
+}
+
+impl CredentialsError {
+    /// Whether the same request may succeed later without the operator changing anything
+    /// (a service or mount that comes back, a token the kubelet rotates, throttling).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CredentialsError::Metadata { .. }
+            | CredentialsError::FileRead { .. }
+            | CredentialsError::OidcTokenRead { .. }
+            | CredentialsError::OidcTokenEmpty { .. }
+            | CredentialsError::StsUnreachable { .. }
+            | CredentialsError::StsAnswer { .. } => true,
+            CredentialsError::RecentlyFailed { transient, .. } => *transient,
+            CredentialsError::StsRefused { status, code, .. } => {
+                *status >= 500
+                    || code.starts_with("Throttling")
+                    || code == "ServiceUnavailable"
+                    || code == "InternalError"
+                    || code == "AuthenticationFail.OIDCToken.Expired"
+            }
+            CredentialsError::NotConfigured
+            | CredentialsError::Incomplete { .. }
+            | CredentialsError::FileFormat { .. }
+            | CredentialsError::RrsaIncomplete { .. }
+            | CredentialsError::RrsaInvalid { .. } => false,
+        }
+    }
 }
 
 /// A source of credentials, asked before every API call so rotation takes effect.
@@ -173,84 +265,5 @@ impl StaticProvider {
 impl CredentialsProvider for StaticProvider {
     async fn credentials(&self) -> Result<Credentials, CredentialsError> {
         Ok(self.0.clone())
-    }
-}
-
-/// What the operator configured; [`CredentialsConfig::build`] picks the first source set.
-#[derive(Debug, Clone)]
-pub struct CredentialsConfig {
-    pub access_key_id: Option<String>,
-    pub access_key_secret: Option<SecretString>,
-    pub security_token: Option<SecretString>,
-    /// A JSON or `key=value` file, or a directory of one file per key (a mounted Secret).
-    pub credentials_file: Option<PathBuf>,
-    /// Fall back to the ECS instance RAM role when nothing above is set.
-    pub instance_role: bool,
-    /// The RAM role name; discovered from the metadata service when `None`.
-    pub ram_role_name: Option<String>,
-    pub metadata_base_url: String,
-    /// Refresh role credentials this long before they expire.
-    pub refresh_before: Duration,
-}
-
-impl Default for CredentialsConfig {
-    fn default() -> Self {
-        CredentialsConfig {
-            access_key_id: None,
-            access_key_secret: None,
-            security_token: None,
-            credentials_file: None,
-            instance_role: true,
-            ram_role_name: None,
-            metadata_base_url: DEFAULT_METADATA_BASE_URL.to_string(),
-            refresh_before: Duration::from_secs(300),
-        }
-    }
-}
-
-impl CredentialsConfig {
-    /// Reads `ALIBABA_CLOUD_ACCESS_KEY_ID`, `ALIBABA_CLOUD_ACCESS_KEY_SECRET`,
-    /// `ALIBABA_CLOUD_SECURITY_TOKEN` and `ALIBABA_CLOUD_ECS_METADATA` (role name), the
-    /// variable names Alibaba Cloud's own tools use. Empty values count as unset.
-    pub fn from_env() -> Self {
-        Self::from_lookup(|key| std::env::var(key).ok())
-    }
-
-    /// [`CredentialsConfig::from_env`] over any lookup (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
-        CredentialsConfig {
-            access_key_id: get("ALIBABA_CLOUD_ACCESS_KEY_ID"),
-            access_key_secret: get("ALIBABA_CLOUD_ACCESS_KEY_SECRET").map(SecretString::from),
-            security_token: get("ALIBABA_CLOUD_SECURITY_TOKEN").map(SecretString::from),
-            ram_role_name: get("ALIBABA_CLOUD_ECS_METADATA"),
-            ..CredentialsConfig::default()
-        }
-    }
-
-    /// The provider for the first configured source (explicit values, file, instance role).
-    /// A half-set explicit pair is an error rather than a silent fall-through.
-    pub fn build(&self) -> Result<Arc<dyn CredentialsProvider>, CredentialsError> {
-        if self.access_key_id.is_some() || self.access_key_secret.is_some() {
-            let creds = Credentials::new(
-                self.access_key_id.clone().unwrap_or_default(),
-                self.access_key_secret
-                    .clone()
-                    .unwrap_or_else(|| SecretString::from("")),
-                self.security_token.clone(),
-                "flags/environment",
-            )?;
-            return Ok(Arc::new(StaticProvider::new(creds)));
-        }
-        if let Some(path) = &self.credentials_file {
-            return Ok(Arc::new(FileProvider::new(path.clone())));
-        }
-        if self.instance_role {
-            let provider =
-                MetadataProvider::new(self.metadata_base_url.clone(), self.ram_role_name.clone())?
-                    .with_refresh_before(self.refresh_before);
-            return Ok(Arc::new(provider));
-        }
-        Err(CredentialsError::NotConfigured)
     }
 }

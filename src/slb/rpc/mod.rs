@@ -57,7 +57,9 @@ impl RpcConfig {
     }
 }
 
-fn endpoint_url(overridden: Option<&str>, product: &str, region: &str) -> String {
+/// `overridden` as a URL (a bare host gets `https://`), or the product's regional public
+/// endpoint; always ending in `/`.
+pub(crate) fn endpoint_url(overridden: Option<&str>, product: &str, region: &str) -> String {
     let url = match overridden.map(str::trim).filter(|u| !u.is_empty()) {
         Some(url) if url.contains("://") => url.to_string(),
         Some(host) => format!("https://{host}"),

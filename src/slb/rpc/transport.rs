@@ -142,12 +142,11 @@ impl Transport {
 }
 
 fn credentials_error(action: &'static str, e: CredentialsError) -> SlbError {
-    let class = match e {
-        // The metadata service or a mounted file may come back: retry.
-        CredentialsError::Metadata { .. } | CredentialsError::FileRead { .. } => {
-            ErrorClass::Unavailable
-        }
-        _ => ErrorClass::Permanent,
+    // The metadata service, STS or a mounted file may come back: retry.
+    let class = if e.is_transient() {
+        ErrorClass::Unavailable
+    } else {
+        ErrorClass::Permanent
     };
     SlbError::local(action, class, "Credentials", e.to_string()).with_source(e)
 }
