@@ -41,9 +41,12 @@ enum Command {
     /// terminationGracePeriodSeconds, the rolling update, the Local-mode node layout and the
     /// Cluster-mode SLB-per-ECS quota, and prints each finding with its fix.
     ///
-    /// Reads manifest files only. Auditing a live cluster (--kubeconfig / in-cluster) is
-    /// not implemented yet: dump the cluster and pass the file, e.g.
-    /// `kubectl get deploy,sts,svc,nodes -A -o yaml > cluster.yaml; slb-sync doctor cluster.yaml`.
+    /// Reads either manifest files or dumps (`slb-sync doctor PATH...`, e.g. the output of
+    /// `kubectl get deploy,sts,svc,nodes -A -o yaml`), or the live cluster
+    /// (`slb-sync doctor --live`, through KUBECONFIG / --kubeconfig or the in-cluster
+    /// service account). Live mode only lists, never writes: it needs `list` on services,
+    /// deployments.apps, statefulsets.apps and nodes (deploy/doctor-rbac.yaml), and
+    /// without the nodes permission it still audits all but the node-pool count.
     ///
     /// Exits 1 when any finding is an error or the input cannot be read, 0 otherwise.
     Doctor(DoctorArgs),
@@ -103,11 +106,46 @@ enum DoctorOutput {
 
 /// What `doctor` audits and how it reports.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("input").required(true).args(["paths", "live"])))]
 struct DoctorArgs {
     /// Manifest or snapshot files (YAML or JSON), or directories searched recursively:
     /// the Services, their Deployments/StatefulSets and, for Local mode, the Nodes.
-    #[arg(value_name = "PATH", required = true, num_args = 1.., env = "SLB_SYNC_DOCTOR_PATH")]
+    #[arg(value_name = "PATH", num_args = 1.., env = "SLB_SYNC_DOCTOR_PATH")]
     paths: Vec<PathBuf>,
+    /// Audit the live cluster instead of files: list the managed Services, the
+    /// Deployments and StatefulSets in their namespaces and, for Local mode, the Nodes.
+    /// Read-only.
+    #[arg(
+        long,
+        conflicts_with = "paths",
+        env = "SLB_SYNC_DOCTOR_LIVE",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    live: bool,
+    /// With --live: kubeconfig file; without it KUBECONFIG, ~/.kube/config or the
+    /// in-cluster service account.
+    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// With --live: only this namespace's Services and workloads (all namespaces
+    /// otherwise).
+    #[arg(
+        long,
+        short = 'n',
+        value_name = "NS",
+        env = "SLB_SYNC_DOCTOR_NAMESPACE",
+        conflicts_with = "paths"
+    )]
+    namespace: Option<String>,
+    /// With --live: objects per list request (like kubectl's --chunk-size); 0 lists each
+    /// kind in one response.
+    #[arg(
+        long,
+        value_name = "N",
+        env = "SLB_SYNC_DOCTOR_CHUNK_SIZE",
+        default_value_t = slb_sync::doctor::live::DEFAULT_CHUNK_SIZE
+    )]
+    chunk_size: u32,
     #[command(flatten)]
     managed: ManagedArgs,
     /// The agent's drain window for Services without connection drain, in seconds.
@@ -232,7 +270,13 @@ async fn shutdown_signal() {
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+    let config = kube_config(kubeconfig).await?;
+    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+}
+
+/// The connection settings from `kubeconfig`, or KUBECONFIG / ~/.kube/config / in-cluster.
+async fn kube_config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
+    Ok(match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
@@ -244,8 +288,7 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
             "cannot find the cluster: set --kubeconfig / KUBECONFIG or run inside a pod \
              with a service account",
         )?,
-    };
-    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+    })
 }
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
@@ -298,12 +341,18 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
 
 /// Returns whether the workloads passed (no error findings).
 fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
-    let snapshot = slb_sync::offline::load_paths_with_workloads(&args.paths)
-        .context("cannot read the Kubernetes objects given to doctor")?;
-    let config = slb_sync::doctor::DoctorConfig {
-        lb_class: args.managed.lb_class,
+    let mut config = slb_sync::doctor::DoctorConfig {
+        lb_class: args.managed.lb_class.clone(),
         manage_unclassed: args.managed.manage_unclassed,
         default_drain_secs: args.default_drain_seconds,
+        source: slb_sync::doctor::Source::Files,
+    };
+    let snapshot = if args.live {
+        config.source = slb_sync::doctor::Source::Cluster;
+        doctor_live(&args, &config)?
+    } else {
+        slb_sync::offline::load_paths_with_workloads(&args.paths)
+            .context("cannot read the Kubernetes objects given to doctor")?
     };
     let report = slb_sync::doctor::audit(&snapshot, &config);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -314,6 +363,37 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
     .context("cannot write the doctor report")?;
     out.flush().context("cannot write the doctor report")?;
     Ok(!report.has_errors())
+}
+
+/// Reads what `doctor` audits from the cluster; notes about the read go to stderr.
+fn doctor_live(
+    args: &DoctorArgs,
+    config: &slb_sync::doctor::DoctorConfig,
+) -> anyhow::Result<slb_sync::offline::ClusterSnapshot> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let kube_config = kube_config(args.kubeconfig.as_deref()).await.context(
+            "doctor --live needs a cluster connection (or audit manifest files instead: \
+             slb-sync doctor PATH...)",
+        )?;
+        let server = kube_config.cluster_url.to_string();
+        let client =
+            kube::Client::try_from(kube_config).context("cannot build the Kubernetes client")?;
+        let options = slb_sync::doctor::live::LiveOptions {
+            namespace: args.namespace.clone(),
+            chunk_size: args.chunk_size,
+        };
+        let live = slb_sync::doctor::live::load(&client, &server, &options, config)
+            .await
+            .context("cannot read the cluster for doctor")?;
+        for note in &live.notes {
+            eprintln!("warning: {note}");
+        }
+        Ok(live.snapshot)
+    })
 }
 
 fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<()> {
