@@ -263,3 +263,38 @@ async fn without_a_kubeconfig_the_error_says_how_to_point_at_one() {
     assert!(err.contains("KUBECONFIG"), "{err}");
     assert!(err.contains("slb-sync doctor PATH"), "{err}");
 }
+
+// ---- Scale. ----
+
+/// 5,000 nodes: the node list takes ⌈nodes / 500⌉ requests, and a pool node on the last
+/// page still counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_five_thousand_node_cluster_is_read_in_chunks_and_fully_counted() {
+    let kube = cluster_with(&objects("deploy/examples")).await;
+    for i in 1..=5000 {
+        let mut labels = json!({"kubernetes.io/hostname": format!("node-{i:05}")});
+        // Three more nodes in the Local example's pool, spread over the pages.
+        if i % 2000 == 1000 {
+            labels["pool"] = json!("web-local");
+        }
+        kube.put(&json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": format!("node-{i:05}"), "labels": labels}}))
+            .unwrap();
+    }
+    let nodes = kube.list("v1", "Node", None).len();
+    let started = std::time::Instant::now();
+    let (out, report) = live(&kube, &[]).await;
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        kube.request_count("list", "nodes") as usize,
+        nodes.div_ceil(500)
+    );
+    // 2 pool nodes in the example + 3 here ≥ 3 replicas: the layout warning counts all 5.
+    let findings = report.unwrap()["findings"].clone();
+    assert_eq!(findings.as_array().unwrap().len(), 1, "{findings}");
+    assert_eq!(findings[0]["rule"], "local-layout");
+    let text = findings[0]["finding"].as_str().unwrap();
+    assert!(text.contains("replicas 3 ≤ 5 nodes in the pool"), "{text}");
+    eprintln!("doctor --live read {nodes} nodes in {elapsed:?}");
+}

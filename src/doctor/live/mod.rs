@@ -2,10 +2,11 @@
 //! calls only), into the same [`ClusterSnapshot`] that manifest files load into, so the
 //! live and the file audit share one rule engine.
 //!
-//! Reads only what the audit uses: managed Services; Deployments and StatefulSets in the
-//! namespaces that have one; Nodes (labels only, as metadata) when a managed Service is
-//! Local (the node-pool rule). Lists are chunked (`limit`/`continue`) and filtered page by
-//! page, so a 5,000-node cluster costs a few requests and little memory.
+//! Keeps only what the audit uses: managed Services; Deployments and StatefulSets in the
+//! namespaces that have one; Nodes (labels only, listed as metadata, and only when a
+//! managed Service is Local: the node-pool rule). Lists are chunked (`limit`/`continue`)
+//! and filtered page by page, so a 5,000-node cluster costs a few requests and holds
+//! little memory.
 
 mod error;
 
@@ -79,12 +80,7 @@ pub async fn load(
         .collect();
     let mut snapshot = ClusterSnapshot {
         services,
-        endpoint_slices: Vec::new(),
-        nodes: Vec::new(),
-        pods: Vec::new(),
-        deployments: Vec::new(),
-        stateful_sets: Vec::new(),
-        ignored: 0,
+        ..ClusterSnapshot::default()
     };
     if namespaces.is_empty() {
         return Ok(LiveSnapshot { snapshot, notes });
