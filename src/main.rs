@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use slb_sync::agent::cli::{ManagedArgs, PlannerArgs, RunArgs};
+use slb_sync::agent::cli::{PlannerArgs, RunArgs};
 use slb_sync::agent::PodSideChoice;
+use slb_sync::doctor::cli::{DoctorArgs, DoctorOutput};
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
 use std::sync::Arc;
 
@@ -93,67 +94,6 @@ struct PlanArgs {
     default_drain_seconds: u32,
     #[command(flatten)]
     planner: PlannerArgs,
-}
-
-/// Output format of `doctor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum DoctorOutput {
-    /// Aligned columns: severity, object, rule, finding, fix.
-    Table,
-    /// `{"findings": [...], "summary": {...}}`.
-    Json,
-}
-
-/// What `doctor` audits and how it reports.
-#[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("input").required(true).args(["paths", "live"])))]
-struct DoctorArgs {
-    /// Manifest or snapshot files (YAML or JSON), or directories searched recursively:
-    /// the Services, their Deployments/StatefulSets and, for Local mode, the Nodes.
-    #[arg(value_name = "PATH", num_args = 1.., env = "SLB_SYNC_DOCTOR_PATH")]
-    paths: Vec<PathBuf>,
-    /// Audit the live cluster instead of files: list the managed Services, the
-    /// Deployments and StatefulSets in their namespaces and, for Local mode, the Nodes.
-    /// Read-only.
-    #[arg(
-        long,
-        conflicts_with = "paths",
-        env = "SLB_SYNC_DOCTOR_LIVE",
-        action = clap::ArgAction::SetTrue,
-        value_parser = clap::builder::BoolishValueParser::new(),
-    )]
-    live: bool,
-    /// With --live: kubeconfig file; without it KUBECONFIG, ~/.kube/config or the
-    /// in-cluster service account.
-    #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
-    kubeconfig: Option<PathBuf>,
-    /// With --live: only this namespace's Services and workloads (all namespaces
-    /// otherwise).
-    #[arg(
-        long,
-        short = 'n',
-        value_name = "NS",
-        env = "SLB_SYNC_DOCTOR_NAMESPACE",
-        conflicts_with = "paths"
-    )]
-    namespace: Option<String>,
-    /// With --live: objects per list request (like kubectl's --chunk-size); 0 lists each
-    /// kind in one response.
-    #[arg(
-        long,
-        value_name = "N",
-        env = "SLB_SYNC_DOCTOR_CHUNK_SIZE",
-        default_value_t = slb_sync::doctor::live::DEFAULT_CHUNK_SIZE
-    )]
-    chunk_size: u32,
-    #[command(flatten)]
-    managed: ManagedArgs,
-    /// The agent's drain window for Services without connection drain, in seconds.
-    #[arg(long, env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS", default_value_t = 30)]
-    default_drain_seconds: u32,
-    /// Output format.
-    #[arg(long, short, env = "SLB_SYNC_DOCTOR_OUTPUT", value_enum, default_value_t = DoctorOutput::Table)]
-    output: DoctorOutput,
 }
 
 #[derive(Debug, Args)]
@@ -341,14 +281,8 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
 
 /// Returns whether the workloads passed (no error findings).
 fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
-    let mut config = slb_sync::doctor::DoctorConfig {
-        lb_class: args.managed.lb_class.clone(),
-        manage_unclassed: args.managed.manage_unclassed,
-        default_drain_secs: args.default_drain_seconds,
-        source: slb_sync::doctor::Source::Files,
-    };
+    let config = args.config();
     let snapshot = if args.live {
-        config.source = slb_sync::doctor::Source::Cluster;
         doctor_live(&args, &config)?
     } else {
         slb_sync::offline::load_paths_with_workloads(&args.paths)
@@ -382,11 +316,7 @@ fn doctor_live(
         let server = kube_config.cluster_url.to_string();
         let client =
             kube::Client::try_from(kube_config).context("cannot build the Kubernetes client")?;
-        let options = slb_sync::doctor::live::LiveOptions {
-            namespace: args.namespace.clone(),
-            chunk_size: args.chunk_size,
-        };
-        let live = slb_sync::doctor::live::load(&client, &server, &options, config)
+        let live = slb_sync::doctor::live::load(&client, &server, &args.live_options(), config)
             .await
             .context("cannot read the cluster for doctor")?;
         for note in &live.notes {

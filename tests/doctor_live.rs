@@ -187,6 +187,21 @@ async fn namespace_restricts_the_audit_to_one_namespace() {
 
     let (_, report) = live(&kube, &["-n", "demo"]).await;
     assert_eq!(report.unwrap()["summary"]["services"], 2);
+
+    // Nothing managed there: exit 0, and a hint at the usual cause (the class).
+    let (out, report) = live(&kube, &["-n", "kube-system"]).await;
+    assert!(out.status.success());
+    assert_eq!(report.unwrap()["summary"]["services"], 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains("no managed Service in namespace kube-system") && err.contains("--lb-class"),
+        "{err}"
+    );
+    assert_eq!(
+        kube.request_count("list", "deployments"),
+        2,
+        "not for kube-system"
+    );
 }
 
 // ---- Errors say what failed and what to do. ----

@@ -5,6 +5,7 @@
 //! and [`render`]. Each finding names the object, the rule, what is wrong and the exact
 //! change that fixes it, because the reader is an application team, not us.
 
+pub mod cli;
 pub mod live;
 mod pod_rules;
 mod prestop;
@@ -19,6 +20,7 @@ use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
 use crate::annotations;
+use crate::desired::PlannerConfig;
 use crate::model::{BackendType, Mode};
 use crate::offline::ClusterSnapshot;
 
@@ -71,27 +73,15 @@ pub enum Source {
     Cluster,
 }
 
-/// Whether the agent manages `service` (DESIGN.md §3.1 "Managed"): a LoadBalancer with
-/// the configured class, or without a class but with the SLB id annotation when
-/// class-less Services are managed.
+/// Whether the agent manages `service`, by the planner's own rule (DESIGN.md §3.1
+/// "Managed"), so doctor audits exactly what the agent would sync.
 pub fn is_managed(service: &Service, config: &DoctorConfig) -> bool {
-    let Some(spec) = service.spec.as_ref() else {
-        return false;
+    let planner = PlannerConfig {
+        lb_class: config.lb_class.clone(),
+        manage_unclassed: config.manage_unclassed,
+        ..PlannerConfig::default()
     };
-    if spec.type_.as_deref() != Some("LoadBalancer") {
-        return false;
-    }
-    match spec.load_balancer_class.as_deref() {
-        Some(class) => class == config.lb_class,
-        None => {
-            config.manage_unclassed
-                && service
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .is_some_and(annotations::has_lb_id)
-        }
-    }
+    crate::index::is_managed(service, &planner)
 }
 
 /// How bad a finding is: errors make `doctor` exit non-zero.

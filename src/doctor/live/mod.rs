@@ -83,6 +83,27 @@ pub async fn load(
         ..ClusterSnapshot::default()
     };
     if namespaces.is_empty() {
+        // The usual cause is a class mismatch; say which Services doctor looked for.
+        let scope = match &options.namespace {
+            Some(ns) => format!("in namespace {ns}"),
+            None => "in any namespace".to_owned(),
+        };
+        notes.push(format!(
+            "no managed Service {scope}: doctor audits LoadBalancer Services with \
+             spec.loadBalancerClass {}{}; pass --lb-class if the agent runs with another \
+             class{}",
+            config.lb_class,
+            if config.manage_unclassed {
+                " or without a class but with the SLB id annotation"
+            } else {
+                ""
+            },
+            if config.manage_unclassed {
+                ""
+            } else {
+                ", or --manage-unclassed for class-less Services with the SLB id annotation"
+            },
+        ));
         return Ok(LiveSnapshot { snapshot, notes });
     }
     let behind = |ns: &Option<String>| ns.as_ref().is_some_and(|ns| namespaces.contains(ns));
