@@ -126,11 +126,17 @@ struct ReleaseFinalizersArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // doctor reports a failed API call itself, with the fix; kube's own log line about it
+    // would only repeat it, less clearly.
+    let default_filter = match cli.command {
+        Command::Doctor(_) => "warn,kube_client=off",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let result = match cli.command {

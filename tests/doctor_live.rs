@@ -268,6 +268,10 @@ async fn an_unreachable_api_server_is_named_with_what_to_check() {
         "{err}"
     );
     assert!(err.contains("kubectl cluster-info"), "{err}");
+    assert!(
+        err.starts_with("error: "),
+        "nothing before doctor's own error: {err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
