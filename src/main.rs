@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use slb_sync::agent::cli::{ManagedArgs, PlannerArgs, RunArgs};
+use slb_sync::agent::cli::{PlannerArgs, RunArgs};
 use slb_sync::agent::PodSideChoice;
+use slb_sync::doctor::cli::{DoctorArgs, DoctorOutput};
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
 use std::sync::Arc;
 
@@ -41,9 +42,12 @@ enum Command {
     /// terminationGracePeriodSeconds, the rolling update, the Local-mode node layout and the
     /// Cluster-mode SLB-per-ECS quota, and prints each finding with its fix.
     ///
-    /// Reads manifest files only. Auditing a live cluster (--kubeconfig / in-cluster) is
-    /// not implemented yet: dump the cluster and pass the file, e.g.
-    /// `kubectl get deploy,sts,svc,nodes -A -o yaml > cluster.yaml; slb-sync doctor cluster.yaml`.
+    /// Reads either manifest files or dumps (`slb-sync doctor PATH...`, e.g. the output of
+    /// `kubectl get deploy,sts,svc,nodes -A -o yaml`), or the live cluster
+    /// (`slb-sync doctor --live`, through KUBECONFIG / --kubeconfig or the in-cluster
+    /// service account). Live mode only lists, never writes: it needs `list` on services,
+    /// deployments.apps, statefulsets.apps and nodes (deploy/doctor-rbac.yaml), and
+    /// without the nodes permission it still audits all but the node-pool count.
     ///
     /// Exits 1 when any finding is an error or the input cannot be read, 0 otherwise.
     Doctor(DoctorArgs),
@@ -92,32 +96,6 @@ struct PlanArgs {
     planner: PlannerArgs,
 }
 
-/// Output format of `doctor`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum DoctorOutput {
-    /// Aligned columns: severity, object, rule, finding, fix.
-    Table,
-    /// `{"findings": [...], "summary": {...}}`.
-    Json,
-}
-
-/// What `doctor` audits and how it reports.
-#[derive(Debug, Args)]
-struct DoctorArgs {
-    /// Manifest or snapshot files (YAML or JSON), or directories searched recursively:
-    /// the Services, their Deployments/StatefulSets and, for Local mode, the Nodes.
-    #[arg(value_name = "PATH", required = true, num_args = 1.., env = "SLB_SYNC_DOCTOR_PATH")]
-    paths: Vec<PathBuf>,
-    #[command(flatten)]
-    managed: ManagedArgs,
-    /// The agent's drain window for Services without connection drain, in seconds.
-    #[arg(long, env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS", default_value_t = 30)]
-    default_drain_seconds: u32,
-    /// Output format.
-    #[arg(long, short, env = "SLB_SYNC_DOCTOR_OUTPUT", value_enum, default_value_t = DoctorOutput::Table)]
-    output: DoctorOutput,
-}
-
 #[derive(Debug, Args)]
 struct WaitDrainedArgs {
     /// The agent's HTTP address, e.g. http://slb-sync.kube-system.svc:8080.
@@ -148,11 +126,17 @@ struct ReleaseFinalizersArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // doctor reports a failed API call itself, with the fix; kube's own log line about it
+    // would only repeat it, less clearly.
+    let default_filter = match cli.command {
+        Command::Doctor(_) => "warn,kube_client=off",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let result = match cli.command {
@@ -232,7 +216,13 @@ async fn shutdown_signal() {
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
-    let config = match kubeconfig {
+    let config = kube_config(kubeconfig).await?;
+    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+}
+
+/// The connection settings from `kubeconfig`, or KUBECONFIG / ~/.kube/config / in-cluster.
+async fn kube_config(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Config> {
+    Ok(match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("cannot read the kubeconfig {}", path.display()))?;
@@ -244,8 +234,7 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
             "cannot find the cluster: set --kubeconfig / KUBECONFIG or run inside a pod \
              with a service account",
         )?,
-    };
-    kube::Client::try_from(config).context("cannot build the Kubernetes client")
+    })
 }
 
 fn plan(args: PlanArgs) -> anyhow::Result<()> {
@@ -298,12 +287,12 @@ fn plan(args: PlanArgs) -> anyhow::Result<()> {
 
 /// Returns whether the workloads passed (no error findings).
 fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
-    let snapshot = slb_sync::offline::load_paths_with_workloads(&args.paths)
-        .context("cannot read the Kubernetes objects given to doctor")?;
-    let config = slb_sync::doctor::DoctorConfig {
-        lb_class: args.managed.lb_class,
-        manage_unclassed: args.managed.manage_unclassed,
-        default_drain_secs: args.default_drain_seconds,
+    let config = args.config();
+    let snapshot = if args.live {
+        doctor_live(&args, &config)?
+    } else {
+        slb_sync::offline::load_paths_with_workloads(&args.paths)
+            .context("cannot read the Kubernetes objects given to doctor")?
     };
     let report = slb_sync::doctor::audit(&snapshot, &config);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -314,6 +303,33 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
     .context("cannot write the doctor report")?;
     out.flush().context("cannot write the doctor report")?;
     Ok(!report.has_errors())
+}
+
+/// Reads what `doctor` audits from the cluster; notes about the read go to stderr.
+fn doctor_live(
+    args: &DoctorArgs,
+    config: &slb_sync::doctor::DoctorConfig,
+) -> anyhow::Result<slb_sync::offline::ClusterSnapshot> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let kube_config = kube_config(args.kubeconfig.as_deref()).await.context(
+            "doctor --live needs a cluster connection (or audit manifest files instead: \
+             slb-sync doctor PATH...)",
+        )?;
+        let server = kube_config.cluster_url.to_string();
+        let client =
+            kube::Client::try_from(kube_config).context("cannot build the Kubernetes client")?;
+        let live = slb_sync::doctor::live::load(&client, &server, &args.live_options(), config)
+            .await
+            .context("cannot read the cluster for doctor")?;
+        for note in &live.notes {
+            eprintln!("warning: {note}");
+        }
+        Ok(live.snapshot)
+    })
 }
 
 fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<()> {

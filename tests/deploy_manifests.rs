@@ -363,10 +363,33 @@ fn the_cluster_role_grants_exactly_what_the_agent_uses() {
     assert_eq!(grants, expand(LEASE_GRANTS));
 }
 
+/// `(apiGroup, resource, verb)` `slb-sync doctor --live` uses: list calls only.
+const DOCTOR_GRANTS: &[(&str, &str, &[&str])] = &[
+    ("", "services", &["list"]),
+    ("apps", "deployments", &["list"]),
+    ("apps", "statefulsets", &["list"]),
+    ("", "nodes", &["list"]),
+];
+
+#[test]
+fn the_doctor_cluster_role_grants_exactly_its_list_calls_and_is_not_bound() {
+    let role: ClusterRole =
+        serde_json::from_value(find("doctor-rbac.yaml", "ClusterRole", "slb-sync-doctor")).unwrap();
+    let grants = granted(
+        role.rules.as_deref().unwrap_or_default(),
+        "doctor ClusterRole",
+    );
+    assert_eq!(grants, expand(DOCTOR_GRANTS));
+    assert!(role.aggregation_rule.is_none());
+    // Bound by the user to whoever audits, never shipped bound.
+    assert_eq!(documents(&deploy_dir().join("doctor-rbac.yaml")).len(), 1);
+}
+
 #[test]
 fn rbac_binds_only_the_agent_service_account_and_nothing_else_grants() {
     for (path, doc) in all_documents() {
         match kind_of(&doc) {
+            "ClusterRole" if path == deploy_dir().join("doctor-rbac.yaml") => {}
             "ClusterRole" | "Role" => assert_eq!(
                 path,
                 deploy_dir().join("base/rbac.yaml"),

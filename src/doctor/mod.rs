@@ -5,6 +5,8 @@
 //! and [`render`]. Each finding names the object, the rule, what is wrong and the exact
 //! change that fixes it, because the reader is an application team, not us.
 
+pub mod cli;
+pub mod live;
 mod pod_rules;
 mod prestop;
 mod render;
@@ -18,6 +20,7 @@ use k8s_openapi::api::core::v1::Service;
 use serde::Serialize;
 
 use crate::annotations;
+use crate::desired::PlannerConfig;
 use crate::model::{BackendType, Mode};
 use crate::offline::ClusterSnapshot;
 
@@ -44,6 +47,8 @@ pub struct DoctorConfig {
     pub manage_unclassed: bool,
     /// The agent's drain window for Services without connection drain (`--default-drain-seconds`).
     pub default_drain_secs: u32,
+    /// Where the objects came from; decides what a finding about a missing object asks for.
+    pub source: Source,
 }
 
 impl Default for DoctorConfig {
@@ -52,8 +57,31 @@ impl Default for DoctorConfig {
             lb_class: "slb-sync.io/slb".to_owned(),
             manage_unclassed: false,
             default_drain_secs: 30,
+            source: Source::Files,
         }
     }
+}
+
+/// Where `doctor` read the objects from. The rules are the same; only the advice for an
+/// object that is not there differs (pass more files, or look at the cluster by hand).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Source {
+    /// Manifest files or dumps given on the command line.
+    #[default]
+    Files,
+    /// The live cluster (`doctor --live`), see [`live`].
+    Cluster,
+}
+
+/// Whether the agent manages `service`, by the planner's own rule (DESIGN.md §3.1
+/// "Managed"), so doctor audits exactly what the agent would sync.
+pub fn is_managed(service: &Service, config: &DoctorConfig) -> bool {
+    let planner = PlannerConfig {
+        lb_class: config.lb_class.clone(),
+        manage_unclassed: config.manage_unclassed,
+        ..PlannerConfig::default()
+    };
+    crate::index::is_managed(service, &planner)
 }
 
 /// How bad a finding is: errors make `doctor` exit non-zero.
@@ -256,17 +284,37 @@ pub fn audit(snapshot: &ClusterSnapshot, config: &DoctorConfig) -> Report {
         // A Service without a selector has its endpoints managed by hand: no workload
         // to audit, and nothing to say about it.
         if behind.is_empty() && !selector.is_empty() {
+            let selector = format_selector(&selector);
+            let (finding, fix) = match config.source {
+                Source::Files => (
+                    format!(
+                        "no Deployment or StatefulSet in the input has pod labels matching \
+                         the selector {selector}, so no workload was audited for this Service"
+                    ),
+                    "pass the workload's manifests too (or `kubectl get deploy,sts -n <ns> -o \
+                     yaml`)"
+                        .to_owned(),
+                ),
+                Source::Cluster => (
+                    format!(
+                        "no Deployment or StatefulSet in namespace {namespace} has pod labels \
+                         matching the selector {selector}, so no workload was audited for \
+                         this Service"
+                    ),
+                    format!(
+                        "doctor audits Deployments and StatefulSets; check the pods behind \
+                         the Service (kubectl get pods -n {namespace} -l {selector}) and their \
+                         controller by hand against the rules, or fix the selector"
+                    ),
+                ),
+            };
             out.push(
                 Severity::Info,
                 format!("Service {}", svc.id),
                 Some(svc),
                 Rule::Workload,
-                format!(
-                    "no Deployment or StatefulSet in the input has pod labels matching the \
-                     selector {}, so no workload was audited for this Service",
-                    format_selector(&selector)
-                ),
-                "pass the workload's manifests too (or `kubectl get deploy,sts -n <ns> -o yaml`)",
+                finding,
+                fix,
             );
         }
         for workload in behind {
@@ -308,18 +356,11 @@ fn managed_services<'a>(
         let Some(spec) = service.spec.as_ref() else {
             continue;
         };
-        if spec.type_.as_deref() != Some("LoadBalancer") {
+        if !is_managed(service, config) {
             continue;
         }
         let empty = BTreeMap::new();
         let annotations = service.metadata.annotations.as_ref().unwrap_or(&empty);
-        let managed = match spec.load_balancer_class.as_deref() {
-            Some(class) => class == config.lb_class,
-            None => config.manage_unclassed && annotations::has_lb_id(annotations),
-        };
-        if !managed {
-            continue;
-        }
         let id = format!(
             "{}/{}",
             service.metadata.namespace.as_deref().unwrap_or("default"),

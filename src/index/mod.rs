@@ -38,7 +38,7 @@ use node_set::NodeSetCache;
 use node_store::NodeStore;
 use pod::PodGates;
 pub use pod::{ACK_GATE_PREFIX, GATE_PREFIX};
-pub(crate) use service::{PortInfo, ServiceInfo, TargetPort};
+pub(crate) use service::{is_managed, PortInfo, ServiceInfo, TargetPort};
 pub use slice::SERVICE_NAME_LABEL;
 pub(crate) use slice::{EndpointInfo, EndpointState, SliceInfo};
 

@@ -16,7 +16,8 @@
 //!
 //! - **Kinds**: core/v1 `pods`, `services`, `nodes`, `namespaces` (each with `/status`),
 //!   core/v1 `events`; `discovery.k8s.io/v1` `endpointslices`; `coordination.k8s.io/v1`
-//!   `leases`; `events.k8s.io/v1` `events`. Namespaced and cluster-scoped paths, lists
+//!   `leases`; `events.k8s.io/v1` `events`; `apps/v1` `deployments` and `statefulsets`
+//!   (with `/status`; stored only, no controller acts on them). Namespaced and cluster-scoped paths, lists
 //!   across all namespaces (`/api/v1/pods`). Objects are stored as JSON, not typed.
 //! - **Discovery**: `/version`, `/api`, `/apis`, `/apis/<group>`, `/api/v1`,
 //!   `/apis/<group>/<version>` (legacy, non-aggregated documents).
@@ -24,7 +25,9 @@
 //!   `fieldSelector` (`=`, `==`, `!=` on `metadata.name`, `metadata.namespace` and the
 //!   fields the real server indexes per kind, e.g. pods' `spec.nodeName`, `status.phase`;
 //!   an unsupported field is `400 BadRequest`). The list carries
-//!   `metadata.resourceVersion`.
+//!   `metadata.resourceVersion`. `limit`/`continue` chunking: a page of at most `limit`
+//!   objects with a `continue` token (and `remainingItemCount` without selectors); pages
+//!   are read from the current state, not from a consistent snapshot.
 //! - **Watch** (`watch=true|1`): from a resourceVersion, or from "now" with synthetic
 //!   `ADDED` events when it is unset or `0`; `ADDED`/`MODIFIED`/`DELETED` (an object moving
 //!   into or out of the selectors is `ADDED`/`DELETED`, as on the real server); periodic
@@ -75,8 +78,7 @@
 //! EndpointSlices or runs kubelet); strategic merge is approximated by field name rather
 //! than by schema, and server-side apply's ownership model uses the same keys (lists
 //! without a known merge key are atomic; the FieldsV1 `.` markers are not written);
-//! `limit`/`continue` paging is ignored (a list returns every item at once); list
-//! `resourceVersion`/`resourceVersionMatch` are ignored (lists are always current);
+//! list `resourceVersion`/`resourceVersionMatch` are ignored (lists are always current);
 //! protobuf and CBOR bodies, `Table` output, other kinds and API groups, aggregated
 //! discovery, `exec`/`log`/`eviction`/`binding` subresources are not served; namespaces
 //! are not required to exist unless [`MockKube::strict_namespaces`] is on.

@@ -158,6 +158,27 @@ pub const RESOURCES: &[ResourceDef] = &[
         },
         &["ev"],
     ),
+    // Workloads, for `slb-sync doctor --live`; no controller acts on them here.
+    def(
+        ("apps", "v1", "deployments"),
+        "deployment",
+        Spec {
+            kind: "Deployment",
+            namespaced: true,
+            status: Some(StatusOnCreate::Clear),
+        },
+        &["deploy"],
+    ),
+    def(
+        ("apps", "v1", "statefulsets"),
+        "statefulset",
+        Spec {
+            kind: "StatefulSet",
+            namespaced: true,
+            status: Some(StatusOnCreate::Clear),
+        },
+        &["sts"],
+    ),
 ];
 
 /// Finds a kind by group, version and plural.

@@ -329,6 +329,8 @@ async fn discovery_finds_every_served_kind() {
     assert_eq!(
         kinds,
         vec![
+            "apps/v1/Deployment",
+            "apps/v1/StatefulSet",
             "coordination.k8s.io/v1/Lease",
             "discovery.k8s.io/v1/EndpointSlice",
             "events.k8s.io/v1/Event",

@@ -20,7 +20,7 @@ async fn status_objects_for_bad_requests() {
     let (_kube, client) = setup().await;
     let get = |uri: &str| Request::get(uri).body(Vec::new()).unwrap();
     assert_eq!(
-        send(&client, get("/apis/apps/v1/namespaces/default/deployments"))
+        send(&client, get("/apis/apps/v1/namespaces/default/daemonsets"))
             .await
             .0,
         404

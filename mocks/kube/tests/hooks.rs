@@ -58,7 +58,7 @@ async fn put_get_list_remove_are_seen_by_clients() {
     }
     assert_eq!(seen, ["ADDED p", "DELETED p"]);
     assert!(kube
-        .put(&json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}}))
+        .put(&json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "x"}}))
         .is_err());
 }
 

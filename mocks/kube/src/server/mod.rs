@@ -1,5 +1,6 @@
 //! The HTTP front: path parsing, dispatch by verb, request counting and fault injection.
 
+mod page;
 mod route;
 mod watch;
 
@@ -332,13 +333,17 @@ fn collection(
                 return Ok(Reply::Watch(filter, watch::WatchParams::parse(q)?));
             }
             let store = shared.store();
-            let items = store.list(&filter);
+            let (items, mut metadata) = page::chunk(store.list(&filter), q)?;
+            metadata.insert(
+                "resourceVersion".into(),
+                json!(store.resource_version().to_string()),
+            );
             Ok(Reply::Json(
                 200,
                 json!({
                     "kind": format!("{}List", def.kind),
                     "apiVersion": def.api_version(),
-                    "metadata": {"resourceVersion": store.resource_version().to_string()},
+                    "metadata": metadata,
                     "items": items,
                 }),
             ))

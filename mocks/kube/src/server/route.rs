@@ -114,7 +114,11 @@ mod tests {
         assert_eq!(RESOURCES[t.kind].kind, "Node");
         assert!(parse("/api/v1/namespaces/ns/nodes").is_err());
         assert!(parse("/api/v1/pods/p1").is_err());
-        assert!(parse("/apis/apps/v1/deployments").is_err());
+        assert_eq!(
+            RESOURCES[target("/apis/apps/v1/deployments").kind].kind,
+            "Deployment"
+        );
+        assert!(parse("/apis/apps/v1/daemonsets").is_err());
         assert_eq!(parse("/apis").unwrap(), Route::GroupList);
         assert_eq!(
             parse("/apis/discovery.k8s.io/v1").unwrap(),

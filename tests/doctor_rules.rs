@@ -1,85 +1,16 @@
-//! `slb-sync doctor`: every rule on a good and a bad workload, and the CLI on the shipped
-//! examples (no errors) and on `deploy/doctor-fixtures/bad/` (every rule).
+//! `slb-sync doctor`: every rule on a good and a bad workload, audited in-process.
 //!
 //! The good workloads are the examples in `deploy/examples/`; each bad one is an example
-//! with one setting changed, so a test fails only for the rule it is about.
-
-use std::path::Path;
-use std::process::{Command, Output};
+//! with one setting changed, so a test fails only for the rule it is about. The CLI is in
+//! doctor_cli.rs, the live-cluster mode in doctor_live.rs.
 
 use serde_json::{json, Value};
-use slb_sync::doctor::{audit, DoctorConfig, Finding, Report, Rule, Severity};
-use slb_sync::offline::{Format, Loader};
+use slb_sync::doctor::{DoctorConfig, Rule, Severity};
 
 mod common;
-use common::{documents, repo_path};
-
-// ---- Fixtures. ----
-
-/// The example's workload and cluster state (Nodes, pods, slices) as JSON documents.
-fn example(mode: &str) -> Vec<Value> {
-    let dir = repo_path("deploy/examples").join(mode);
-    let mut docs = documents(&dir.join("workload.yaml"));
-    docs.extend(documents(&dir.join("cluster-state.yaml")));
-    docs
-}
-
-fn without_nodes(docs: Vec<Value>) -> Vec<Value> {
-    docs.into_iter().filter(|d| d["kind"] != "Node").collect()
-}
-
-fn run(docs: &[Value], config: &DoctorConfig) -> Report {
-    let text: String = docs.iter().map(|d| format!("{d}\n")).collect();
-    let mut loader = Loader::with_workloads();
-    loader
-        .add_text(Path::new("input.json"), &text, Format::Json)
-        .expect("fixtures are valid objects");
-    audit(&loader.finish(), config)
-}
-
-fn audit_docs(docs: &[Value]) -> Report {
-    run(docs, &DoctorConfig::default())
-}
-
-fn of_rule(report: &Report, rule: Rule) -> Vec<&Finding> {
-    report.findings.iter().filter(|f| f.rule == rule).collect()
-}
-
-/// The single finding of `rule`, which must have `severity`.
-fn one(report: &Report, rule: Rule, severity: Severity) -> Finding {
-    let found = of_rule(report, rule);
-    assert_eq!(found.len(), 1, "{rule}: {:#?}", report.findings);
-    assert_eq!(found[0].severity, severity, "{:#?}", found[0]);
-    found[0].clone()
-}
-
-fn kind_mut<'a>(docs: &'a mut [Value], kind: &str) -> &'a mut Value {
-    docs.iter_mut().find(|d| d["kind"] == kind).unwrap()
-}
-
-fn pod_spec(docs: &mut [Value]) -> &mut Value {
-    &mut kind_mut(docs, "Deployment")["spec"]["template"]["spec"]
-}
-
-fn app(docs: &mut [Value]) -> &mut Value {
-    &mut pod_spec(docs)["containers"][0]
-}
-
-fn remove(v: &mut Value, key: &str) {
-    v.as_object_mut().unwrap().remove(key);
-}
-
-fn set_annotation(docs: &mut [Value], key: &str, value: Option<&str>) {
-    let annotations = kind_mut(docs, "Service")["metadata"]["annotations"]
-        .as_object_mut()
-        .unwrap();
-    match value {
-        Some(v) => annotations.insert(key.to_owned(), json!(v)),
-        None => annotations.remove(key),
-    };
-}
-
-const DRAIN: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-connection-drain";
+#[path = "common/doctor.rs"]
+mod fixtures;
+use fixtures::*;
 
 // ---- The examples are clean. ----
 
@@ -517,103 +448,4 @@ fn only_managed_services_are_audited() {
     let report = run(&docs, &config);
     assert!(of_rule(&report, Rule::ReadinessProbe).is_empty());
     one(&report, Rule::Workload, Severity::Info);
-}
-
-// ---- The CLI. ----
-
-fn slb_sync(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_slb-sync"));
-    cmd.args(args).env_clear();
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd.output().expect("the slb-sync binary runs")
-}
-
-#[test]
-fn cli_doctor_on_the_examples_reports_no_errors() {
-    let examples = repo_path("deploy/examples").display().to_string();
-    let out = slb_sync(&["doctor", &examples]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(
-            "0 error(s), 0 warning(s), 0 info across 3 managed Service(s) and 3 workload(s)"
-        ),
-        "{stdout}"
-    );
-}
-
-#[test]
-fn cli_doctor_on_the_bad_fixtures_reports_every_rule_and_fails() {
-    let bad = repo_path("deploy/doctor-fixtures/bad")
-        .display()
-        .to_string();
-    let out = slb_sync(&["doctor", "--output", "json", &bad]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    let rules: std::collections::BTreeSet<&str> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["rule"].as_str().unwrap())
-        .collect();
-    for rule in Rule::ALL {
-        assert!(
-            rules.contains(rule.as_str()),
-            "{rule} not reported: {rules:?}"
-        );
-    }
-    assert!(report["summary"]["errors"].as_u64().unwrap() > 0);
-    for f in report["findings"].as_array().unwrap() {
-        for key in ["severity", "object", "rule", "finding", "fix"] {
-            assert!(
-                f[key].as_str().is_some_and(|s| !s.is_empty()),
-                "{key} in {f}"
-            );
-        }
-    }
-
-    // The table has one header and names the same rules.
-    let out = slb_sync(&["doctor", &bad]);
-    assert_eq!(out.status.code(), Some(1));
-    let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.starts_with("SEVERITY  OBJECT"), "{table}");
-    assert!(table.contains("ERROR     cluster"), "{table}");
-}
-
-#[test]
-fn cli_doctor_warnings_alone_exit_zero() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut docs = example("local");
-    remove(pod_spec(&mut docs), "affinity");
-    let text: String = docs.iter().map(|d| format!("{d}\n")).collect();
-    let file = dir.path().join("w.json");
-    std::fs::write(&file, text).unwrap();
-    let out = slb_sync(&["doctor", file.to_str().unwrap()]);
-    assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 error(s), 1 warning(s)"));
-}
-
-#[test]
-fn cli_doctor_input_problems_are_errors_naming_the_path() {
-    let out = slb_sync(&["doctor", "/nonexistent/manifests"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/nonexistent/manifests"), "{err}");
-
-    // A path is required: live-cluster mode is not offered (and not silently assumed).
-    let out = slb_sync(&["doctor"]);
-    assert_eq!(out.status.code(), Some(2));
-    let help = slb_sync(&["doctor", "--help"]);
-    assert!(String::from_utf8_lossy(&help.stdout).contains("live cluster"));
 }
