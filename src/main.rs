@@ -113,6 +113,14 @@ struct DoctorArgs {
     /// The agent's drain window for Services without connection drain, in seconds.
     #[arg(long, env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS", default_value_t = 30)]
     default_drain_seconds: u32,
+    /// The agent's kube-proxy allowance (Cluster and Local pods are drained no earlier),
+    /// in seconds.
+    #[arg(
+        long,
+        env = "SLB_SYNC_KUBE_PROXY_ALLOWANCE_SECONDS",
+        default_value_t = 5
+    )]
+    kube_proxy_allowance_seconds: u32,
     /// Output format.
     #[arg(long, short, env = "SLB_SYNC_DOCTOR_OUTPUT", value_enum, default_value_t = DoctorOutput::Table)]
     output: DoctorOutput,
@@ -304,6 +312,7 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<bool> {
         lb_class: args.managed.lb_class,
         manage_unclassed: args.managed.manage_unclassed,
         default_drain_secs: args.default_drain_seconds,
+        kube_proxy_allowance_secs: args.kube_proxy_allowance_seconds,
     };
     let report = slb_sync::doctor::audit(&snapshot, &config);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

@@ -44,6 +44,9 @@ pub struct DoctorConfig {
     pub manage_unclassed: bool,
     /// The agent's drain window for Services without connection drain (`--default-drain-seconds`).
     pub default_drain_secs: u32,
+    /// The agent's kube-proxy allowance (`--kube-proxy-allowance-seconds`): Cluster and
+    /// Local pods are reported drained no earlier, so `wait-drained` must wait that long.
+    pub kube_proxy_allowance_secs: u32,
 }
 
 impl Default for DoctorConfig {
@@ -52,6 +55,7 @@ impl Default for DoctorConfig {
             lb_class: "slb-sync.io/slb".to_owned(),
             manage_unclassed: false,
             default_drain_secs: 30,
+            kube_proxy_allowance_secs: 5,
         }
     }
 }
@@ -193,6 +197,9 @@ pub(crate) struct ManagedService<'a> {
     pub drain_secs: u32,
     /// Whether `drain_secs` is the Service's connection-drain-timeout (else the default).
     pub drain_from_service: bool,
+    /// How long the agent holds a deleted pod for kube-proxy's sync lag, seconds (0 in
+    /// ENI mode, which bypasses kube-proxy).
+    pub kube_proxy_allowance_secs: u32,
 }
 
 /// Collects findings; one place decides the object naming.
@@ -346,6 +353,11 @@ fn managed_services<'a>(
             load_balancer_id: None,
             drain_secs: config.default_drain_secs,
             drain_from_service: false,
+            kube_proxy_allowance_secs: if mode == Mode::Eni {
+                0
+            } else {
+                config.kube_proxy_allowance_secs
+            },
         };
         match parsed {
             Ok(lb) => {
