@@ -445,6 +445,10 @@ mod tests {
             .expect("metrics register");
         assert_eq!(config.default_drain_secs, 30);
         assert_eq!(config.resync, std::time::Duration::from_secs(600));
+        assert_eq!(
+            config.kube_proxy_allowance,
+            slb_sync::agent::pods::allowance::DEFAULT_KUBE_PROXY_ALLOWANCE
+        );
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(config.leader.lease_name, "slb-sync");
         assert_eq!(config.planner, PlannerConfig::default());

@@ -2,7 +2,8 @@
 //! mock-kube and mock-slb over loopback: the readiness gate opens only after the backend
 //! is in the SLB, a deleted pod is drained, removed, marked drained and released in that
 //! order (and `slb-sync wait-drained` returns exactly then), a restart mid-drain keeps the
-//! first drain start, and `slb-sync release-finalizers` frees a stuck pod.
+//! first drain start, `slb-sync release-finalizers` frees a stuck pod, and in Local mode
+//! a new pod's node joins at weight 0 until its endpoint is ready.
 
 #[path = "common/agent.rs"]
 mod agent;
@@ -330,5 +331,49 @@ async fn local_mode_a_deleted_last_pod_drains_its_node_then_is_released() {
         .position(|p| is_true(&as_json(p), DRAINED))
         .expect("a version with the drained condition");
     assert!(finalizers(&as_json(&versions[drained_at])).contains(&FINALIZER.to_owned()));
+    agent.stop().await;
+}
+
+/// Local mode, a gated pod on a node with no other pod of the Service: the node joins the
+/// group at weight 0 (its kube-proxy has no rule before the pod is Ready), the gate opens
+/// on that, and the weight rises only once the endpoint is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_mode_a_new_pods_node_joins_at_weight_zero_until_its_endpoint_is_ready() {
+    const POD_IP: &str = "10.0.1.6";
+    let kube = agent::start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&agent::node(1)).unwrap();
+    kube.put(&agent::service(
+        "web",
+        &[("vgroup-port", "rsp-int:80")],
+        true,
+    ))
+    .unwrap();
+    kube.put(&pod("web-0", POD_IP)).unwrap();
+    kube.put(&slice("web-0", POD_IP, Ep::NotReady)).unwrap();
+    let agent = start(&kube, &slb, "agent-a", 2).await;
+
+    eventually("the gate opens", WAIT, || {
+        let p = kube.get("v1", "Pod", NS, "web-0")?;
+        is_true(&p, GATE).then_some(())
+    })
+    .await;
+    let members = agent::members(&slb, slb_mock::GROUP);
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(
+        (members[0].0.as_str(), members[0].1, members[0].2),
+        ("i-1", 30080, 0),
+        "the node must take no connection before the pod is Ready"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(agent::members(&slb, slb_mock::GROUP)[0].2, 0);
+
+    // The kubelet reports the pod Ready; the endpoint follows, and so does the weight.
+    kube.put(&slice("web-0", POD_IP, Ep::Ready)).unwrap();
+    eventually("node-1 at weight 1", WAIT, || {
+        let m = agent::members(&slb, slb_mock::GROUP);
+        (m.len() == 1 && m[0].2 == 1).then_some(())
+    })
+    .await;
     agent.stop().await;
 }

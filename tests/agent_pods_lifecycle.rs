@@ -35,7 +35,7 @@ async fn held_pod(h: &Harness, name: &str, gate: bool, grace: Option<i64>) {
 }
 
 #[tokio::test]
-async fn finalizer_is_added_to_pods_of_local_and_eni_services_only() {
+async fn finalizer_is_added_to_pods_the_managed_service_selects() {
     let h = start(Duration::from_secs(60), true).await;
     put_service_and_node(&h, true).await;
     held_pod(&h, "web-0", false, None).await;

@@ -216,6 +216,30 @@ fn wait_drained_needs_a_timeout_beyond_the_window_and_the_pod_identity() {
 }
 
 #[test]
+fn wait_drained_must_outlast_a_kube_proxy_allowance_longer_than_the_window() {
+    // The examples' 60 s timeout covers the 30 s window + 10 s; an agent holding Cluster
+    // and Local pods 100 s for kube-proxy needs 110 s. ENI pods bypass kube-proxy.
+    let config = DoctorConfig {
+        kube_proxy_allowance_secs: 100,
+        ..DoctorConfig::default()
+    };
+    for mode in ["cluster", "local"] {
+        let f = one(
+            &run(&example(mode), &config),
+            Rule::PreStop,
+            Severity::Error,
+        );
+        assert!(f.fix.contains("at least 110"), "{mode}: {}", f.fix);
+        assert!(
+            f.finding.contains("--kube-proxy-allowance-seconds"),
+            "{mode}: {}",
+            f.finding
+        );
+    }
+    assert!(of_rule(&run(&example("eni"), &config), Rule::PreStop).is_empty());
+}
+
+#[test]
 fn a_hook_of_unknown_duration_is_a_warning() {
     let mut docs = example("cluster");
     app(&mut docs)["lifecycle"] =

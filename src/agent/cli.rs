@@ -187,6 +187,19 @@ pub struct RunArgs {
         default_value_t = 30
     )]
     pub finalizer_grace_margin_seconds: u64,
+    /// A deleted pod of a Cluster or Local Service is reported drained (its preStop
+    /// `wait-drained` returns) only after it has been terminating this long, in seconds,
+    /// on top of its SLB side being confirmed. kube-proxy on every node applies the
+    /// EndpointSlice change in its next iptables/IPVS sync and forwards new connections
+    /// to the pod until then; set it above your kube-proxy's sync lag (`minSyncPeriod`
+    /// plus the time a sync takes). ENI backends bypass kube-proxy and never wait for it.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "SLB_SYNC_KUBE_PROXY_ALLOWANCE_SECONDS",
+        default_value_t = 5
+    )]
+    pub kube_proxy_allowance_seconds: u64,
 }
 
 impl RunArgs {
@@ -260,6 +273,7 @@ impl RunArgs {
         let mut config = AgentConfig::new(self.planner(), leader, registry)?;
         config.default_drain_secs = self.default_drain_seconds;
         config.resync = Duration::from_secs(self.resync_seconds.max(1));
+        config.kube_proxy_allowance = Duration::from_secs(self.kube_proxy_allowance_seconds);
         config.http_addr = self.http_addr;
         config.limits = self.limits();
         Ok(config)

@@ -53,6 +53,9 @@ pub struct AgentConfig {
     pub default_drain_secs: u32,
     /// Every group is passed over this often (`--resync-seconds`).
     pub resync: Duration,
+    /// kube-proxy's sync lag the handshake allows for in Cluster and Local mode
+    /// (`--kube-proxy-allowance-seconds`, see [`pods::allowance`]).
+    pub kube_proxy_allowance: Duration,
     /// `--http-addr`.
     pub http_addr: SocketAddr,
     pub on_bound: Option<OnBound>,
@@ -85,6 +88,7 @@ impl AgentConfig {
             planner,
             default_drain_secs: 30,
             resync: Duration::from_secs(600),
+            kube_proxy_allowance: pods::allowance::DEFAULT_KUBE_PROXY_ALLOWANCE,
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             on_bound: None,
             leader,
@@ -147,7 +151,10 @@ pub async fn run(
                 nodes: node_store,
                 slices: slice_store,
             },
-            PodLifecycleConfig::new(config.planner.clone(), fail_open_margin),
+            PodLifecycleConfig {
+                kube_proxy_allowance: config.kube_proxy_allowance,
+                ..PodLifecycleConfig::new(config.planner.clone(), fail_open_margin)
+            },
             config.reconciling.subscribe(),
         )),
     };

@@ -46,11 +46,20 @@ pub(super) struct NodeWeight {
 #[derive(Default)]
 struct Tally {
     counted: u32,
+    /// Of `counted`, the endpoints that are ready (not just admitted by the bootstrap).
+    ready: u32,
     terminating: u32,
 }
 
 /// Local mode: per eligible node hosting endpoints, the weight it should get, sorted by
 /// instance id. Endpoints without a node and nodes without an instance id go to `errors`.
+///
+/// A node whose counted endpoints are all admitted by the readiness-gate bootstrap (none
+/// ready yet) is `active` at weight 0: present in the group, so the pods' gates can open,
+/// but sent no new connection. Its kube-proxy forwards only to ready local endpoints and
+/// has no rule for the Service until the pod is Ready, so a weight > 0 before then would
+/// send SLB traffic into a node that refuses it (race 3 of DESIGN.md §1, on the way in).
+/// The weight goes to its normal value once an endpoint on the node is ready.
 pub(super) fn local_weights(
     index: &ClusterIndex,
     ns: &str,
@@ -77,6 +86,7 @@ pub(super) fn local_weights(
             let t = tally.entry(node).or_default();
             if counted {
                 t.counted += 1;
+                t.ready += u32::from(ep.state == EndpointState::Ready);
             } else {
                 t.terminating += 1;
             }
@@ -97,7 +107,8 @@ pub(super) fn local_weights(
             NodeStatus::Active(id) if t.counted > 0 => (id, BackendState::Active),
             NodeStatus::Active(id) | NodeStatus::Draining(id) => (id, BackendState::Draining),
         };
-        let count = if state == BackendState::Active {
+        // Weight 0 while only bootstrap-admitted endpoints count (see above).
+        let count = if state == BackendState::Active && t.ready > 0 {
             t.counted
         } else {
             0
@@ -113,7 +124,8 @@ pub(super) fn local_weights(
             weight: local_weight(count, largest),
         })
         .collect();
-    weights.sort();
+    // Of two nodes claiming one instance, an active one wins, then the larger weight.
+    weights.sort_by(|a, b| (&a.instance, a.state, b.weight).cmp(&(&b.instance, b.state, a.weight)));
     weights.dedup_by(|later, earlier| later.instance == earlier.instance);
     weights
 }

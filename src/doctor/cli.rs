@@ -65,6 +65,14 @@ pub struct DoctorArgs {
     /// The agent's drain window for Services without connection drain, in seconds.
     #[arg(long, env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS", default_value_t = 30)]
     pub default_drain_seconds: u32,
+    /// The agent's kube-proxy allowance (Cluster and Local pods are drained no earlier),
+    /// in seconds.
+    #[arg(
+        long,
+        env = "SLB_SYNC_KUBE_PROXY_ALLOWANCE_SECONDS",
+        default_value_t = 5
+    )]
+    pub kube_proxy_allowance_seconds: u32,
     /// Output format.
     #[arg(long, short, env = "SLB_SYNC_DOCTOR_OUTPUT", value_enum, default_value_t = DoctorOutput::Table)]
     pub output: DoctorOutput,
@@ -77,6 +85,7 @@ impl DoctorArgs {
             lb_class: self.managed.lb_class.clone(),
             manage_unclassed: self.managed.manage_unclassed,
             default_drain_secs: self.default_drain_seconds,
+            kube_proxy_allowance_secs: self.kube_proxy_allowance_seconds,
             source: if self.live {
                 Source::Cluster
             } else {

@@ -49,6 +49,9 @@ pub struct DoctorConfig {
     pub default_drain_secs: u32,
     /// Where the objects came from; decides what a finding about a missing object asks for.
     pub source: Source,
+    /// The agent's kube-proxy allowance (`--kube-proxy-allowance-seconds`): Cluster and
+    /// Local pods are reported drained no earlier, so `wait-drained` must wait that long.
+    pub kube_proxy_allowance_secs: u32,
 }
 
 impl Default for DoctorConfig {
@@ -58,6 +61,7 @@ impl Default for DoctorConfig {
             manage_unclassed: false,
             default_drain_secs: 30,
             source: Source::Files,
+            kube_proxy_allowance_secs: 5,
         }
     }
 }
@@ -221,6 +225,9 @@ pub(crate) struct ManagedService<'a> {
     pub drain_secs: u32,
     /// Whether `drain_secs` is the Service's connection-drain-timeout (else the default).
     pub drain_from_service: bool,
+    /// How long the agent holds a deleted pod for kube-proxy's sync lag, seconds (0 in
+    /// ENI mode, which bypasses kube-proxy).
+    pub kube_proxy_allowance_secs: u32,
 }
 
 /// Collects findings; one place decides the object naming.
@@ -387,6 +394,11 @@ fn managed_services<'a>(
             load_balancer_id: None,
             drain_secs: config.default_drain_secs,
             drain_from_service: false,
+            kube_proxy_allowance_secs: if mode == Mode::Eni {
+                0
+            } else {
+                config.kube_proxy_allowance_secs
+            },
         };
         match parsed {
             Ok(lb) => {

@@ -230,7 +230,10 @@ fn check_pre_stop(
     pre_stop: &PreStop,
     out: &mut Findings,
 ) {
-    let needed = svc.drain_secs + PROPAGATION_MARGIN_SECS;
+    // The agent reports a pod drained after the drain window, and in Cluster and Local
+    // mode not before the kube-proxy allowance either.
+    let held = svc.drain_secs.max(svc.kube_proxy_allowance_secs);
+    let needed = held + PROPAGATION_MARGIN_SECS;
     let wait_fix = format!(
         "set container {}'s lifecycle.preStop.exec.command to [/slb-sync/slb-sync, \
          wait-drained, --agent, http://slb-sync.slb-sync.svc:8080, --timeout, \"{}\"] (binary \
@@ -238,15 +241,23 @@ fn check_pre_stop(
         c.name,
         needed.max(60)
     );
-    let window = format!(
-        "the drain window is {} s, {}",
-        svc.drain_secs,
-        if svc.drain_from_service {
-            "the Service's connection-drain-timeout"
-        } else {
-            "the default for Services without connection drain (--default-drain-seconds)"
-        }
-    );
+    let window = if svc.kube_proxy_allowance_secs > svc.drain_secs {
+        format!(
+            "the agent's kube-proxy allowance is {} s (--kube-proxy-allowance-seconds), \
+             longer than the drain window",
+            svc.kube_proxy_allowance_secs
+        )
+    } else {
+        format!(
+            "the drain window is {} s, {}",
+            svc.drain_secs,
+            if svc.drain_from_service {
+                "the Service's connection-drain-timeout"
+            } else {
+                "the default for Services without connection drain (--default-drain-seconds)"
+            }
+        )
+    };
     let mut push = |severity, finding: String, fix: String| {
         out.push(
             severity,

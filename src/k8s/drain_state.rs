@@ -14,8 +14,8 @@
 //! *before* it removes its finalizer, and the pod object outlives its containers' preStop
 //! hooks (the kubelet deletes it only after the containers stopped). So a pod whose backend
 //! the agent drained is seen as `drained`, never as `unmanaged`. A pod without our
-//! finalizer was never held by the agent (Cluster-mode Services, unmanaged Services, or a
-//! pod the agent had not reached yet): nothing waits on its removal, so `wait-drained`
+//! finalizer was never held by the agent (it backs no managed Service, or the agent had
+//! not reached it yet): nothing waits on its removal, so `wait-drained`
 //! returns at once. A pod that is absent was force-deleted or never existed: holding its
 //! container would protect nothing.
 //!

@@ -3,9 +3,10 @@
 //! Deploy manifests, `doctor`, tests and users' pod specs rely on these exact strings
 //! (DESIGN §3), so they are constants here and nowhere else.
 
-/// Pod finalizer: held on pods that back a managed Local or ENI Service so the agent sees
-/// every deletion, even across its own restarts, and releases it only after the pod's
-/// backend is drained and removed from the SLB (or on fail-open).
+/// Pod finalizer: held on pods that back a managed Service (any mode) so the agent sees
+/// every deletion, even across its own restarts, and releases it only after the pod is
+/// drained: its backend drained and removed from the SLB, and in Cluster and Local mode
+/// the kube-proxy allowance passed (or on fail-open).
 pub const POD_FINALIZER: &str = "slb-sync.io/drain";
 
 /// Service finalizer: held on managed Services so deleting one (or it leaving the agent's

@@ -85,7 +85,18 @@ pub async fn start(margin: Duration, leader: bool) -> Harness {
 }
 
 /// [`start`] with the clock the pod side reads (for deadlines under a paused clock).
+/// No kube-proxy allowance: these tests are about the SLB side of the handshake.
 pub async fn start_with_clock(margin: Duration, leader: bool, clock: Arc<dyn Clock>) -> Harness {
+    start_with(margin, leader, clock, Duration::ZERO).await
+}
+
+/// [`start_with_clock`] with a kube-proxy allowance for Cluster and Local pods.
+pub async fn start_with(
+    margin: Duration,
+    leader: bool,
+    clock: Arc<dyn Clock>,
+    kube_proxy_allowance: Duration,
+) -> Harness {
     let kube = MockKube::start().await.expect("mock-kube starts");
     let client = kube.client().expect("client");
     let (services, t1) = spawn_reflector(Api::<Service>::all(client.clone()));
@@ -107,6 +118,7 @@ pub async fn start_with_clock(margin: Duration, leader: bool, clock: Arc<dyn Clo
         stores.clone(),
         PodLifecycleConfig {
             clock,
+            kube_proxy_allowance,
             ..PodLifecycleConfig::new(PlannerConfig::default(), margin)
         },
         leader_rx,

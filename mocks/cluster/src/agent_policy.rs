@@ -26,6 +26,10 @@ pub const LB_CLASS: &str = "slb-sync.io/slb";
 pub const CLUSTER_ID: &str = "lab";
 const ANN: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-";
 
+/// The agent's kube-proxy allowance in the lab (production default 5 s): above the lab's
+/// largest EndpointSlice + kube-proxy lag (0.1 s + 0.3 s), short to keep runs quick.
+pub const KUBE_PROXY_ALLOWANCE: Duration = Duration::from_secs(1);
+
 /// Why the agent could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentPolicyError {
@@ -120,8 +124,8 @@ pub struct LabAgent {
 }
 
 impl LabAgent {
-    /// Starts the agent: pod side on, a 5 s lease, `drain_secs` drain window, a fast
-    /// rate limit; returns once its HTTP server (the drain API) is bound.
+    /// Starts the agent: pod side on, a 5 s lease, `drain_secs` drain window, a 1 s
+    /// kube-proxy allowance, a fast rate limit; returns once its HTTP server (the drain API) is bound.
     pub async fn start(
         client: kube::Client,
         slb: Arc<dyn SlbApi>,
@@ -142,6 +146,7 @@ impl LabAgent {
         let mut c: AgentConfig = AgentConfig::new(planner, leader, prometheus::Registry::new())
             .map_err(AgentError::from)?;
         c.default_drain_secs = drain_secs;
+        c.kube_proxy_allowance = KUBE_PROXY_ALLOWANCE;
         c.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         c.limits = ApiLimits {
             qps: 200.0,

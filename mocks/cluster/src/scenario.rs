@@ -27,10 +27,6 @@ use crate::scheduler::Layout;
 use crate::sim::{instance_id, node_ip, node_name, Sim, SimConfig, SimError};
 use crate::AbortOnDrop;
 
-/// `slb-sync` policy, Cluster and Local mode: the pause after `wait-drained` in the
-/// preStop hook, above the lab's largest EndpointSlice + kube-proxy lag (0.1 s + 0.3 s).
-pub const KUBE_PROXY_PAUSE: Duration = Duration::from_secs(1);
-
 /// The sync policy under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -270,18 +266,10 @@ impl Scenario {
                     bin.to_string_lossy(),
                     a.addr
                 );
-                // Traffic through kube-proxy: the agent reports a pod done before the
-                // node's kube-proxy dropped its rule (Cluster: it holds no pod and
-                // answers `unmanaged` at once; Local: a node that keeps another serving
-                // pod stays in the SLB, so the pod is `drained` as soon as the node's
-                // weight is lowered). Only a pause covers kube-proxy's lag there.
-                let script = match self.mode {
-                    BackendMode::Cluster | BackendMode::Local => {
-                        format!("{wait}; sleep {}", KUBE_PROXY_PAUSE.as_secs_f64())
-                    }
-                    BackendMode::Eni => wait,
-                };
-                wait_drained = vec!["/bin/sh".into(), "-c".into(), script];
+                // `wait-drained` alone in every mode: through kube-proxy (Cluster, Local)
+                // the agent itself waits out kube-proxy's lag (its allowance, shortened
+                // in `LabAgent::start`) before it reports a pod drained.
+                wait_drained = vec!["/bin/sh".into(), "-c".into(), wait];
                 agent = Some(a);
             }
             _ => {
@@ -325,10 +313,12 @@ impl Scenario {
                     .await
                     .is_ok_and(|r| r.status == 200);
             }
+            // Members that take new connections: slb-sync holds a Local node whose pod
+            // is not Ready yet at weight 0 until its endpoint is ready.
             let group = api
                 .describe_vserver_group("rsp-web")
                 .await
-                .map(|g| g.backends.len())
+                .map(|g| g.backends.iter().filter(|b| b.weight.get() > 0).count())
                 .unwrap_or(0);
             if ok && group == want {
                 break;

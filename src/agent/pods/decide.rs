@@ -32,14 +32,6 @@ pub struct BackedService {
     pub mode: Mode,
 }
 
-impl BackedService {
-    /// Local and ENI Services hold pods with the finalizer: their backend changes when
-    /// the pod goes (Cluster mode's nodes stay whatever the pods do).
-    pub fn holds_pods(&self) -> bool {
-        matches!(self.mode, Mode::Local | Mode::Eni)
-    }
-}
-
 /// The last SLB members seen for one vServer group of a Service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupObservation {
@@ -149,13 +141,14 @@ pub fn is_drained(pod: &Pod) -> bool {
     condition_status(pod, DRAINED_CONDITION).is_some_and(|(s, _)| s == "True")
 }
 
-/// The pod gets the finalizer when it backs a managed Local or ENI Service, is not being
+/// The pod gets the finalizer when it backs a managed Service of any mode, is not being
 /// deleted (a finalizer cannot be added then), has not finished, and lacks it.
+///
+/// Cluster mode holds pods too although its nodes stay in the SLB whatever the pods do:
+/// kube-proxy on every node keeps forwarding to a terminating pod until its next sync, so
+/// the pod must keep serving for the kube-proxy allowance (see [`super::allowance`]).
 pub fn needs_finalizer(pod: &Pod, backed: &[BackedService]) -> bool {
-    !is_deleting(pod)
-        && !is_terminal(pod)
-        && !has_finalizer(pod)
-        && backed.iter().any(BackedService::holds_pods)
+    !is_deleting(pod) && !is_terminal(pod) && !has_finalizer(pod) && !backed.is_empty()
 }
 
 /// The pod's IPs and node instance, read from the pod and the node cache.
@@ -264,18 +257,37 @@ pub fn group_drained(
     }
 }
 
-/// Whether the pod's backend is in every group of `observations` with weight > 0.
+/// Whether the pod's backend is registered in one group.
+///
+/// ENI and Cluster: its backend (the pod's IP; its node) is a member with weight > 0.
+/// Local: its node is a member at any weight, and the target the pass ran for wants the
+/// node active (so a pass planned while the node was draining cannot open the gate).
+/// Local deliberately does not wait for weight > 0: the planner holds a node whose only
+/// endpoints are not Ready yet at weight 0, because the node's kube-proxy has no rule for
+/// the Service before a local endpoint is Ready; the weight rises once the endpoint is
+/// ready, which needs the pod Ready, which needs this gate. Waiting for weight > 0 here
+/// would deadlock, and raising the weight before Ready is race 3 on the way in.
 pub fn group_registered(mode: Mode, place: &PodPlace, observation: &GroupObservation) -> bool {
-    observation.owned().any(|b| {
-        b.weight.get() > 0
-            && match mode {
-                Mode::Eni => b.server_ip.is_some_and(|ip| place.ips.contains(&ip)),
-                Mode::Local | Mode::Cluster => {
-                    b.backend_type == BackendType::Ecs
-                        && matches!(&place.instance, Some(Some(id)) if *id == b.server_id)
-                }
-            }
-    })
+    let on_node = |server_id: &str| matches!(&place.instance, Some(Some(id)) if id == server_id);
+    match mode {
+        Mode::Eni => observation
+            .owned()
+            .any(|b| b.weight.get() > 0 && b.server_ip.is_some_and(|ip| place.ips.contains(&ip))),
+        Mode::Cluster => observation.owned().any(|b| {
+            b.weight.get() > 0 && b.backend_type == BackendType::Ecs && on_node(&b.server_id)
+        }),
+        Mode::Local => {
+            let present = observation
+                .owned()
+                .any(|b| b.backend_type == BackendType::Ecs && on_node(&b.server_id));
+            let wanted = observation.target.desired.backends.iter().any(|b| {
+                b.backend_type == BackendType::Ecs
+                    && b.state == BackendState::Active
+                    && b.server_id.as_deref().is_some_and(on_node)
+            });
+            present && wanted
+        }
+    }
 }
 
 /// A readiness gate condition as the agent wants it.
@@ -310,13 +322,19 @@ pub fn gate_condition(
         (
             true,
             REASON_REGISTERED,
-            "the pod's backend is in every vServer group of the Service with weight > 0".to_owned(),
+            format!(
+                "the pod's backend is in every vServer group of the Service {}",
+                weight_rule(mode)
+            ),
         )
     } else {
         (
             false,
             REASON_NOT_REGISTERED,
-            format!("the pod's backend is not in the SLB with weight > 0 for service port(s) {missing:?}"),
+            format!(
+                "the pod's backend is not in the SLB {} for service port(s) {missing:?}",
+                weight_rule(mode)
+            ),
         )
     };
     GateCondition {
@@ -324,6 +342,14 @@ pub fn gate_condition(
         status,
         reason,
         message,
+    }
+}
+
+/// How a registered backend is weighted, for gate messages.
+fn weight_rule(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Local => "(its node, at weight 0 until an endpoint there is ready)",
+        Mode::Cluster | Mode::Eni => "with weight > 0",
     }
 }
 
@@ -347,13 +373,21 @@ pub fn gate_unchanged(pod: &Pod, want: &GateCondition) -> bool {
     condition_status(pod, &want.condition_type) == Some((status, want.reason))
 }
 
-/// When a held finalizer is released without confirmation: the pod's
-/// `deletionTimestamp` plus `margin`. The API server sets a pod's `deletionTimestamp` to
-/// the deletion time plus its effective grace period, the moment the kubelet kills the
+/// When a held finalizer is released without confirmation: `margin` after the later of
+/// the pod's `deletionTimestamp` and the end of its kube-proxy `allowance`
+/// ([`super::allowance::kube_proxy_settled_at`]), so a fail-open never comes before the
+/// handshake could have completed. The API server sets a pod's `deletionTimestamp` to the
+/// deletion time plus its effective grace period, the moment the kubelet kills the
 /// containers, so the grace period is already in it. `None` when not being deleted.
-pub fn fail_open_deadline(pod: &Pod, margin: Duration) -> Option<Timestamp> {
+pub fn fail_open_deadline(pod: &Pod, margin: Duration, allowance: Duration) -> Option<Timestamp> {
     let kill_at = pod.metadata.deletion_timestamp.as_ref()?.0;
-    Some(kill_at.checked_add(margin).unwrap_or(Timestamp::MAX))
+    let settled = super::allowance::kube_proxy_settled_at(pod, allowance).unwrap_or(kill_at);
+    Some(
+        kill_at
+            .max(settled)
+            .checked_add(margin)
+            .unwrap_or(Timestamp::MAX),
+    )
 }
 
 /// The journal annotation's entries: `"<vServerGroupId>:<port>"` → drain start. The port

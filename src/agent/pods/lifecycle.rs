@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -13,6 +14,7 @@ use kube::Client;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::allowance::{self, Verdict};
 use super::decide::{self, BackedService, GroupObservation, PodPlace};
 use super::journal::ledger_from_pods;
 use super::writer::{self, PodKey, Write, WriteQueue, Writer};
@@ -47,6 +49,11 @@ pub struct PodLifecycleConfig {
     /// How long after a pod's `deletionTimestamp` (its kill time) its finalizer is
     /// released without a confirmed drain (`--finalizer-grace-margin-seconds`).
     pub fail_open_margin: Duration,
+    /// How long a deleted pod of a Cluster or Local Service must have been terminating
+    /// before it is reported drained (`--kube-proxy-allowance-seconds`): kube-proxy on
+    /// every node forwards to it until its next iptables/IPVS sync (see
+    /// [`super::allowance`]).
+    pub kube_proxy_allowance: Duration,
     /// Wall time for the fail-open deadlines; tokio-driven so tests can pause it.
     pub clock: Arc<dyn Clock>,
 }
@@ -56,6 +63,7 @@ impl PodLifecycleConfig {
         PodLifecycleConfig {
             planner,
             fail_open_margin,
+            kube_proxy_allowance: super::allowance::DEFAULT_KUBE_PROXY_ALLOWANCE,
             clock: Arc::new(TokioClock::new()),
         }
     }
@@ -83,11 +91,18 @@ pub(super) struct State {
     pub(super) observed: HashMap<GroupRef, GroupObservation>,
     /// Fail-open timers of deleted pods still held, keyed by pod and uid.
     timers: HashMap<PodKey, (String, JoinHandle<()>)>,
+    /// Re-evaluations of deleted pods whose SLB side is confirmed, at the end of their
+    /// kube-proxy allowance, keyed by pod, with the uid and the time they fire.
+    rechecks: HashMap<PodKey, (String, Timestamp, JoinHandle<()>)>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        for (_, (_, timer)) in lock(&self.state).timers.drain() {
+        let mut state = lock(&self.state);
+        for (_, (_, timer)) in state.timers.drain() {
+            timer.abort();
+        }
+        for (_, (_, _, timer)) in state.rechecks.drain() {
             timer.abort();
         }
     }
@@ -145,9 +160,10 @@ async fn resync_on_leadership(inner: Weak<Inner>, mut leader: watch::Receiver<bo
         let Some(inner) = inner.upgrade() else { return };
         if leading {
             // Writes dropped while following (and timers that fired then) are re-derived.
-            lock(&inner.state)
-                .timers
-                .retain(|_, (_, t)| !t.is_finished());
+            let mut state = lock(&inner.state);
+            state.timers.retain(|_, (_, t)| !t.is_finished());
+            state.rechecks.retain(|_, (_, _, t)| !t.is_finished());
+            drop(state);
             inner.resync();
         }
     }
@@ -255,21 +271,29 @@ impl Inner {
             self.queue.send(Write::Complete(key));
             return;
         }
-        self.arm_fail_open(pod, &key);
-        if self.drain_confirmed(pod, &key, backed) {
-            self.queue.send(Write::Complete(key));
+        let allowance = allowance::allowance_for(backed, self.config.kube_proxy_allowance);
+        self.arm_fail_open(pod, &key, allowance);
+        let settled_at = (!allowance.is_zero())
+            .then(|| allowance::kube_proxy_settled_at(pod, allowance))
+            .flatten();
+        let confirmed = self.drain_confirmed(pod, &key, backed);
+        match allowance::verdict(confirmed, settled_at, self.config.clock.now()) {
+            Verdict::Drained => self.queue.send(Write::Complete(key)),
+            Verdict::Settling(at) => self.arm_recheck(pod, key, at),
+            Verdict::Waiting => {}
         }
     }
 
-    /// Every group of every Local/ENI Service the pod backs no longer sends it traffic,
-    /// as last observed. A Service without any observed group is not confirmed (no pass
-    /// has run for it yet); a pod backing none is confirmed at once (nothing to drain).
+    /// Every group of every Service the pod backs no longer sends it traffic, as last
+    /// observed (Cluster mode: a pass has run, its nodes stay). A Service without any
+    /// observed group is not confirmed (no pass has run for it yet); a pod backing none is
+    /// confirmed at once (nothing to drain).
     fn drain_confirmed(&self, pod: &Pod, key: &PodKey, backed: &[BackedService]) -> bool {
         let place = self.place(pod);
         let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
         let slices = self.stores.slices.state();
         let state = lock(&self.state);
-        backed.iter().filter(|s| s.holds_pods()).all(|service| {
+        backed.iter().all(|service| {
             let observations = self.observations(&state, &key.0, &service.name);
             let others = node.is_some_and(|node| {
                 decide::other_serving_endpoint(
@@ -287,8 +311,10 @@ impl Inner {
         })
     }
 
-    fn arm_fail_open(self: &Arc<Self>, pod: &Pod, key: &PodKey) {
-        let Some(deadline) = decide::fail_open_deadline(pod, self.config.fail_open_margin) else {
+    fn arm_fail_open(self: &Arc<Self>, pod: &Pod, key: &PodKey, allowance: Duration) {
+        let Some(deadline) =
+            decide::fail_open_deadline(pod, self.config.fail_open_margin, allowance)
+        else {
             return;
         };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -319,8 +345,44 @@ impl Inner {
         }
     }
 
+    /// Evaluates the pod again at `at`, the end of its kube-proxy allowance, so the drain
+    /// API's long-polls hear `drained` then rather than at the next unrelated event. One
+    /// timer per pod and uid; a later `at` replaces it (it never fires early).
+    fn arm_recheck(self: &Arc<Self>, pod: &Pod, key: PodKey, at: Timestamp) {
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let mut state = lock(&self.state);
+        if state
+            .rechecks
+            .get(&key)
+            .is_some_and(|(u, t, h)| *u == uid && *t == at && !h.is_finished())
+        {
+            return;
+        }
+        let when = self.config.clock.instant_at(at);
+        let weak = Arc::downgrade(self);
+        let (namespace, name) = key.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep_until(when).await;
+            let Some(inner) = weak.upgrade() else { return };
+            let pod = inner
+                .stores
+                .pods
+                .get(&ObjectRef::new(&name).within(&namespace));
+            if let Some(pod) = pod {
+                inner.evaluate(&pod);
+            }
+        });
+        if let Some((_, _, old)) = state.rechecks.insert(key, (uid, at, timer)) {
+            old.abort();
+        }
+    }
+
     fn cancel_timer(&self, key: &PodKey) {
-        if let Some((_, timer)) = lock(&self.state).timers.remove(key) {
+        let mut state = lock(&self.state);
+        if let Some((_, timer)) = state.timers.remove(key) {
+            timer.abort();
+        }
+        if let Some((_, _, timer)) = state.rechecks.remove(key) {
             timer.abort();
         }
     }

@@ -4,6 +4,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher;
 use std::sync::Arc;
 
+pub mod allowance;
 pub mod decide;
 mod journal;
 mod lifecycle;

@@ -155,7 +155,7 @@ fn eni_place() -> PodPlace {
 }
 
 #[test]
-fn finalizer_goes_on_pods_of_local_and_eni_services_only() {
+fn finalizer_goes_on_pods_of_managed_services_of_every_mode() {
     let pod = mk_pod("web-0", &[("app", "web"), ("tier", "front")]);
     let config = PlannerConfig::default();
     let eni = [mk_service("web", Mode::Eni, &[("app", "web")])];
@@ -175,11 +175,11 @@ fn finalizer_goes_on_pods_of_local_and_eni_services_only() {
         &backed_services(&pod, &local, &config)
     ));
 
-    // Cluster mode: the nodes stay whatever the pods do.
+    // Cluster mode: the nodes stay, but kube-proxy forwards to the pod until it syncs.
     let cluster = [mk_service("web", Mode::Cluster, &[("app", "web")])];
     let backed = backed_services(&pod, &cluster, &config);
     assert_eq!(backed.len(), 1);
-    assert!(!needs_finalizer(&pod, &backed));
+    assert!(needs_finalizer(&pod, &backed));
 }
 
 #[test]
@@ -353,7 +353,7 @@ fn other_serving_endpoint_ignores_the_pod_itself_terminating_and_other_nodes() {
 }
 
 #[test]
-fn gate_opens_only_with_the_backend_present_at_positive_weight_in_every_group() {
+fn eni_and_cluster_gates_open_only_with_the_backend_at_positive_weight_in_every_group() {
     let place = eni_place();
     let gate = "registered.slb-sync.io/web";
     let none = gate_condition(gate, Mode::Eni, &place, &[]);
@@ -372,12 +372,44 @@ fn gate_opens_only_with_the_backend_present_at_positive_weight_in_every_group() 
     assert!(!partial.status);
     assert!(partial.message.contains("443"), "{}", partial.message);
 
-    // Local and Cluster: the node's instance.
-    let node = mk_observation(vec![], vec![mk_ecs_member("i-a", 3)]);
-    assert!(gate_condition(gate, Mode::Local, &place, &[&node]).status);
+    // Cluster: the node's instance, at weight > 0.
+    let node = mk_observation(vec![], vec![mk_ecs_member("i-a", 100)]);
     assert!(gate_condition(gate, Mode::Cluster, &place, &[&node]).status);
-    let other_node = mk_observation(vec![], vec![mk_ecs_member("i-b", 3)]);
+    let node_zero = mk_observation(vec![], vec![mk_ecs_member("i-a", 0)]);
+    assert!(!gate_condition(gate, Mode::Cluster, &place, &[&node_zero]).status);
+    let other_node = mk_observation(vec![], vec![mk_ecs_member("i-b", 100)]);
     assert!(!gate_condition(gate, Mode::Cluster, &place, &[&other_node]).status);
+}
+
+#[test]
+fn local_gate_opens_with_the_node_present_and_wanted_at_any_weight() {
+    let place = eni_place();
+    let gate = "registered.slb-sync.io/web";
+    let want = |weight: u32, state| {
+        vec![Backend::ecs(
+            "i-a",
+            30080,
+            Weight::new(weight).unwrap(),
+            state,
+        )]
+    };
+    // The node held at weight 0 while the pod's endpoint is only bootstrap-admitted: open
+    // (kube-proxy has no rule before the pod is Ready, so weight > 0 must wait for it).
+    let warming = mk_observation(want(0, BackendState::Active), vec![mk_ecs_member("i-a", 0)]);
+    let open = gate_condition(gate, Mode::Local, &place, &[&warming]);
+    assert_eq!((open.status, open.reason), (true, REASON_REGISTERED));
+    let serving = mk_observation(want(3, BackendState::Active), vec![mk_ecs_member("i-a", 3)]);
+    assert!(gate_condition(gate, Mode::Local, &place, &[&serving]).status);
+    // Not yet added by the pass, or a pass planned while the node was leaving: closed.
+    let absent = mk_observation(want(0, BackendState::Active), vec![mk_ecs_member("i-b", 1)]);
+    assert!(!gate_condition(gate, Mode::Local, &place, &[&absent]).status);
+    let draining = mk_observation(
+        want(0, BackendState::Draining),
+        vec![mk_ecs_member("i-a", 0)],
+    );
+    assert!(!gate_condition(gate, Mode::Local, &place, &[&draining]).status);
+    let unwanted = mk_observation(vec![], vec![mk_ecs_member("i-a", 0)]);
+    assert!(!gate_condition(gate, Mode::Local, &place, &[&unwanted]).status);
 }
 
 #[test]
@@ -419,18 +451,36 @@ fn gates_are_read_from_the_spec_and_compared_with_status_and_reason() {
 fn fail_open_deadline_is_the_kill_time_plus_margin() {
     // deletionTimestamp already carries the grace period (deletion time + grace).
     let mut pod = mk_deleting(mk_pod("web-0", &[]), "2026-01-01T00:00:30Z");
+    pod.metadata.deletion_grace_period_seconds = Some(30);
     let margin = Duration::from_secs(15);
+    let allowance = Duration::from_secs(5);
     assert_eq!(
-        fail_open_deadline(&pod, margin),
+        fail_open_deadline(&pod, margin, allowance),
         Some("2026-01-01T00:00:45Z".parse().unwrap())
     );
     // The spec's grace period is not added a second time.
     pod.spec.as_mut().unwrap().termination_grace_period_seconds = Some(120);
     assert_eq!(
-        fail_open_deadline(&pod, margin),
+        fail_open_deadline(&pod, margin, allowance),
         Some("2026-01-01T00:00:45Z".parse().unwrap())
     );
-    assert_eq!(fail_open_deadline(&mk_pod("web-0", &[]), margin), None);
+    assert_eq!(
+        fail_open_deadline(&mk_pod("web-0", &[]), margin, allowance),
+        None
+    );
+}
+
+#[test]
+fn fail_open_deadline_never_comes_before_the_kube_proxy_allowance_ends() {
+    // Deleted at 00:00:00 (stamp truncated: up to 00:00:01) with a 10 s grace period, a
+    // 60 s allowance: the handshake could complete at 00:01:01 at the earliest, so the
+    // margin counts from there.
+    let mut pod = mk_deleting(mk_pod("web-0", &[]), "2026-01-01T00:00:10Z");
+    pod.metadata.deletion_grace_period_seconds = Some(10);
+    assert_eq!(
+        fail_open_deadline(&pod, Duration::from_secs(15), Duration::from_secs(60)),
+        Some("2026-01-01T00:01:16Z".parse().unwrap())
+    );
 }
 
 #[test]

@@ -122,15 +122,60 @@ fn scaling_rounds_half_away_from_zero_with_a_minimum_of_one() {
 }
 
 #[test]
-fn gate_bootstrap_counts_a_not_ready_endpoint_on_its_node() {
+fn gate_bootstrap_puts_a_node_of_admitted_endpoints_only_in_at_weight_zero() {
     let mut index = local_index(vec![
         ready("10.0.0.1", "n1"),
         of_pod(not_ready("10.0.0.2", "n2"), "p2"),
     ]);
     assert_eq!(backends(&index, "web"), ["i-a:30080/1/active"]);
+    // Admitted by the bootstrap, not ready: present (its gate can open) at weight 0, as
+    // its kube-proxy has no rule for the Service before the pod is Ready.
     index.apply_pod(&mk_pod("p2", &["registered.slb-sync.io/web"], true));
+    assert_eq!(
+        backends(&index, "web"),
+        ["i-a:30080/1/active", "i-b:30080/0/active"]
+    );
+    // Ready: the normal weight.
+    index.apply_endpoint_slice(&mk_slice(
+        "web",
+        "1",
+        vec![
+            ready("10.0.0.1", "n1"),
+            of_pod(ready("10.0.0.2", "n2"), "p2"),
+        ],
+    ));
     assert_eq!(
         backends(&index, "web"),
         ["i-a:30080/1/active", "i-b:30080/1/active"]
     );
+}
+
+#[test]
+fn admitted_endpoints_count_on_a_node_that_already_serves() {
+    // A ready endpoint gives the node rules in kube-proxy: the admitted one counts too.
+    let mut index = local_index(vec![
+        ready("10.0.0.1", "n1"),
+        of_pod(not_ready("10.0.0.2", "n1"), "p2"),
+        ready("10.0.0.3", "n2"),
+        ready("10.0.0.4", "n2"),
+        ready("10.0.0.5", "n2"),
+    ]);
+    index.apply_pod(&mk_pod("p2", &["registered.slb-sync.io/web"], true));
+    assert_eq!(
+        backends(&index, "web"),
+        ["i-a:30080/2/active", "i-b:30080/3/active"]
+    );
+}
+
+#[test]
+fn a_draining_node_gets_a_bootstrap_endpoint_back_at_weight_zero_active() {
+    // The node's last ready endpoint terminates while a new pod there waits on its gate:
+    // the node stays (active at 0) instead of draining towards removal.
+    let mut index = local_index(vec![
+        terminating("10.0.0.1", "n1"),
+        of_pod(not_ready("10.0.0.2", "n1"), "p2"),
+    ]);
+    assert_eq!(backends(&index, "web"), ["i-a:30080/0/draining"]);
+    index.apply_pod(&mk_pod("p2", &["registered.slb-sync.io/web"], true));
+    assert_eq!(backends(&index, "web"), ["i-a:30080/0/active"]);
 }

@@ -6,6 +6,7 @@ mod make_before_break;
 mod properties;
 mod rules;
 mod state;
+mod warming;
 
 use std::collections::HashMap;
 use std::net::IpAddr;

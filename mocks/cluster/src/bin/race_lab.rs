@@ -24,10 +24,9 @@ use serde_json::json;
 /// Shortened to keep the default run under 3 minutes on 2 cores: the agent's drain
 /// window is 1 s (production: the listener's ConnectionDrainTimeout, 10–900 s), the
 /// `sleep` policy's preStop sleeps 2 s (advice: 15–30 s), SLB propagation is 300 ms, the
-/// leader lease 5 s. The `slb-sync` policy's listener has ConnectionDrain on (10 s); the
-/// baseline policies run the stock listener (drain off). Cluster and Local mode under
-/// `slb-sync` add a 1 s pause after `wait-drained` (the agent reports those pods done
-/// before kube-proxy dropped their rules).
+/// leader lease 5 s, the agent's kube-proxy allowance 1 s (production default 5 s; above
+/// the lab's 0.1 s endpoint + 0.3 s kube-proxy lag). The `slb-sync` policy's listener has
+/// ConnectionDrain on (10 s); the baseline policies run the stock listener (drain off).
 #[derive(Debug, Parser)]
 #[command(name = "race-lab")]
 struct Args {
