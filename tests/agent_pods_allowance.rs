@@ -1,7 +1,11 @@
-//! The kube-proxy allowance of the confirmed-removal handshake, against mock-kube under
-//! tokio's paused clock: Cluster and Local pods are held and reported drained only once
-//! they have been terminating for the allowance (kube-proxy's sync lag), on a timer, with
-//! no other event needed; ENI pods, which bypass kube-proxy, are not delayed.
+//! The kube-proxy allowance of the confirmed-removal handshake, against mock-kube: Cluster
+//! and Local pods are held and reported drained only once they have been terminating for
+//! the allowance (kube-proxy's sync lag), on a timer, with no other event needed; ENI
+//! pods, which bypass kube-proxy, are not delayed.
+//!
+//! The tokio clock runs in real time and jumps over the allowance (`jump_to`): a clock
+//! paused for the whole test would auto-advance while the agent waits on mock-kube's
+//! sockets, by an amount that depends on the machine's load.
 
 #[path = "common/pod_side.rs"]
 mod pod_side;
@@ -16,6 +20,7 @@ use pod_side::*;
 use slb_sync::k8s::names::{DRAINED_CONDITION, POD_FINALIZER};
 use slb_sync::model::{Backend, BackendState, BackendType, SlbBackend, Weight};
 use slb_sync::reconcile::{Clock, TokioClock};
+use tokio::time::Instant;
 
 const ALLOWANCE: Duration = Duration::from_secs(20);
 const GRACE_SECS: i64 = 30;
@@ -95,12 +100,20 @@ async fn delete_now(h: &Harness, clock: &TokioClock) -> Timestamp {
     since.checked_add(Duration::from_secs(1)).unwrap()
 }
 
+/// Moves the tokio clock (and so the agent's) forward to `at`.
+async fn jump_to(at: Instant) {
+    let now = Instant::now();
+    if at > now {
+        mock_slb::testkit::jump(at - now).await;
+    }
+}
+
 fn drained(h: &Harness) -> bool {
     pod_json(h, "web-0")
         .is_some_and(|p| condition(&p, DRAINED_CONDITION).is_some_and(|(s, _)| s == "True"))
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn cluster_pod_is_held_until_the_allowance_passes_then_drained_on_a_timer() {
     let (h, clock) = started(cluster_service()).await;
     pass(&h, node_desired(100), vec![node_member(100)]);
@@ -109,14 +122,14 @@ async fn cluster_pod_is_held_until_the_allowance_passes_then_drained_on_a_timer(
     pass(&h, node_desired(100), vec![node_member(100)]);
 
     let end = clock.instant_at(since.checked_add(ALLOWANCE).unwrap());
-    tokio::time::sleep_until(end - Duration::from_secs(1)).await;
+    jump_to(end - Duration::from_secs(1)).await;
     settle().await;
     let pod = pod_json(&h, "web-0").expect("held within the allowance");
     assert_eq!(finalizers(&pod), [POD_FINALIZER]);
     assert!(!drained(&h), "drained before kube-proxy's allowance ended");
 
     // No pass and no pod event after this point: the allowance's own timer decides.
-    tokio::time::sleep_until(end + Duration::from_millis(10)).await;
+    jump_to(end + Duration::from_millis(10)).await;
     eventually(
         "the pod is drained and released at the allowance's end",
         || pod_json(&h, "web-0").is_none(),
@@ -126,7 +139,7 @@ async fn cluster_pod_is_held_until_the_allowance_passes_then_drained_on_a_timer(
     assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn local_pod_whose_node_keeps_serving_waits_for_the_allowance() {
     let (h, clock) = started(mk_service(false)).await;
     pass(&h, node_desired(2), vec![node_member(2)]);
@@ -142,20 +155,20 @@ async fn local_pod_whose_node_keeps_serving_waits_for_the_allowance() {
     pass(&h, vec![], vec![]);
 
     let end = clock.instant_at(since.checked_add(ALLOWANCE).unwrap());
-    tokio::time::sleep_until(end - Duration::from_secs(1)).await;
+    jump_to(end - Duration::from_secs(1)).await;
     settle().await;
     assert!(
         pod_json(&h, "web-0").is_some() && !drained(&h),
         "the node left the SLB, but kube-proxy's allowance has not passed"
     );
-    tokio::time::sleep_until(end + Duration::from_millis(10)).await;
+    jump_to(end + Duration::from_millis(10)).await;
     eventually("the pod is released after the allowance", || {
         pod_json(&h, "web-0").is_none()
     })
     .await;
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn eni_pod_bypasses_kube_proxy_and_is_not_delayed() {
     let (h, clock) = started(mk_service(true)).await;
     pass(
