@@ -20,7 +20,6 @@ use pod_side::*;
 use slb_sync::k8s::names::{DRAINED_CONDITION, POD_FINALIZER};
 use slb_sync::model::{Backend, BackendState, BackendType, SlbBackend, Weight};
 use slb_sync::reconcile::{Clock, TokioClock};
-use tokio::time::Instant;
 
 const ALLOWANCE: Duration = Duration::from_secs(20);
 const GRACE_SECS: i64 = 30;
@@ -98,14 +97,6 @@ async fn delete_now(h: &Harness, clock: &TokioClock) -> Timestamp {
     h.kube.put(&pod).unwrap();
     store_shows(h, "web-0", |p| p.metadata.deletion_timestamp.is_some()).await;
     since.checked_add(Duration::from_secs(1)).unwrap()
-}
-
-/// Moves the tokio clock (and so the agent's) forward to `at`.
-async fn jump_to(at: Instant) {
-    let now = Instant::now();
-    if at > now {
-        mock_slb::testkit::jump(at - now).await;
-    }
 }
 
 fn drained(h: &Harness) -> bool {

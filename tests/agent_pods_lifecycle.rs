@@ -317,7 +317,7 @@ async fn local_pod_is_drained_once_its_node_leaves_the_group() {
 /// The deadline is a timer on tokio's clock: under a paused clock the release happens
 /// exactly when the margin has passed after the pod's deletionTimestamp (which the API
 /// server sets to the deletion time plus the grace period).
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn fail_open_deadline_runs_on_tokio_time() {
     let clock = Arc::new(TokioClock::new());
     let h = start_with_clock(Duration::from_secs(60), true, clock.clone()).await;
@@ -328,8 +328,8 @@ async fn fail_open_deadline_runs_on_tokio_time() {
         eni_desired(Some(BackendState::Active)),
         vec![eni_member(100)],
     );
-    // Deleted "now" on the agent's clock (mock-kube stamps real wall time, which a
-    // paused tokio clock leaves behind).
+    // Deleted "now" on the agent's clock (mock-kube stamps real wall time, which the
+    // jumps of the tokio clock leave behind).
     let key = kube::runtime::reflector::ObjectRef::new("web-0").within(NS);
     let mut pod = (*h.stores.pods.get(&key).unwrap()).clone();
     // As the API server stamps it: the deletion time plus the 30 s grace period.
@@ -340,13 +340,13 @@ async fn fail_open_deadline_runs_on_tokio_time() {
 
     // Margin 60 s after the deletionTimestamp, on tokio's clock.
     let deadline = clock.instant_at(deleted.checked_add(Duration::from_secs(60)).unwrap());
-    tokio::time::sleep_until(deadline - Duration::from_secs(1)).await;
+    jump_to(deadline - Duration::from_secs(1)).await;
     assert!(
         pod_json(&h, "web-0").is_some(),
         "released before the deadline"
     );
     assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
-    tokio::time::sleep_until(deadline + Duration::from_millis(10)).await;
+    jump_to(deadline + Duration::from_millis(10)).await;
     eventually("the finalizer is released at the deadline", || {
         pod_json(&h, "web-0").is_none()
     })

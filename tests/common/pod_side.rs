@@ -344,6 +344,16 @@ pub async fn put_service_and_node(h: &Harness, eni: bool) {
 }
 
 /// Lets queued writes run for a while (to show something does *not* happen).
+/// Moves the tokio clock (and so a `TokioClock`) forward to `at` while I/O runs in real
+/// time; a clock paused for a whole test would auto-advance while the agent waits on
+/// mock-kube's sockets, by an amount that follows the machine's load.
+pub async fn jump_to(at: tokio::time::Instant) {
+    let now = tokio::time::Instant::now();
+    if at > now {
+        mock_slb::testkit::jump(at - now).await;
+    }
+}
+
 pub async fn settle() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
