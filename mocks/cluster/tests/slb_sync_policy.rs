@@ -10,7 +10,7 @@
 //!
 //! Which naive run shows which cause, and why each is robust across seeds (seen in every
 //! seed measured: 20 of 20 for Cluster and ENI in `race-lab --policy naive --seeds 20`,
-//! 8 of 8 for Local in `race-lab --policy naive --mode local --long-polls 0 --seeds 8`):
+//! 20 of 20 for Local in `race-lab --policy naive --mode local --long-polls 0 --seeds 20`):
 //! - Cluster: `not-ready` (no readinessProbe: kube-proxy sends to a starting app) and
 //!   `stopped` (no preStop: SIGTERM while kube-proxy and the SLB still send).
 //! - ENI, default load: `cut`. The long polls (held 0.5–3 s) are in flight on old pods
