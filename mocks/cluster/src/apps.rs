@@ -11,6 +11,10 @@
 //!   full-proxy SLB that refusal is invisible to the client, so the app keeps a stand-in
 //!   listener that answers for it.
 //!
+//! `GET /delay/<ms>` is a slow request (a long poll, a slow API call): the app holds it
+//! `<ms>` (at most [`MAX_EXTRA_DELAY`]) on top of its own response time before answering.
+//! These are the requests a backend removal without connection drain cuts in flight.
+//!
 //! After SIGTERM established connections are not cut: each gets `Connection: close` on
 //! its next response, in-flight requests finish, and connections that send nothing within
 //! `idle_close` are closed. A kill drops every connection at once.
@@ -27,6 +31,27 @@ use tokio::sync::watch;
 pub const CAUSE_HEADER: &str = "x-lab-cause";
 /// Header naming the pod that served a request.
 pub const POD_HEADER: &str = "x-lab-pod";
+/// The longest hold a `GET /delay/<ms>` request gets.
+pub const MAX_EXTRA_DELAY: Duration = Duration::from_secs(30);
+
+/// The path of a request that the app holds `extra` before answering.
+pub fn delay_path(extra: Duration) -> String {
+    format!("/delay/{}", extra.as_millis())
+}
+
+/// The extra hold a request head asks for: `/delay/<ms>` in the request target, capped
+/// at [`MAX_EXTRA_DELAY`]; anything else (or a malformed number) asks for none.
+fn extra_delay(head: &[u8]) -> Duration {
+    let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
+    let target = line.split(|b| *b == b' ').nth(1).unwrap_or_default();
+    std::str::from_utf8(target)
+        .ok()
+        .and_then(|t| t.strip_prefix("/delay/"))
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .map_or(Duration::ZERO, |ms| {
+            Duration::from_millis(ms).min(MAX_EXTRA_DELAY)
+        })
+}
 
 /// Timing of one application instance; the lab draws these from its seeded RNG.
 #[derive(Debug, Clone)]
@@ -237,13 +262,20 @@ async fn connection(s: Arc<Shared>, mut stream: TcpStream) {
             return;
         }
         let end = head_end(&buf).unwrap_or(buf.len());
+        let extra = extra_delay(&buf[..end]);
         buf.drain(..end);
         let was = *phase.borrow();
         if was == Phase::Killed {
             return;
         }
         // In flight: SIGTERM does not interrupt, a kill does.
-        let delay = tokio::time::sleep(s.response_delay);
+        // A starting app answers `not-ready` without doing the work.
+        let hold = if was == Phase::Starting {
+            s.response_delay
+        } else {
+            s.response_delay + extra
+        };
+        let delay = tokio::time::sleep(hold);
         tokio::pin!(delay);
         loop {
             tokio::select! {

@@ -120,3 +120,55 @@ async fn kill_drops_established_connections() {
     ));
     tokio::time::timeout(T, app.exited()).await.unwrap();
 }
+
+#[test]
+fn delay_path_asks_for_a_capped_hold() {
+    let head = |target: &str| format!("GET {target} HTTP/1.1\r\nhost: lab\r\n\r\n");
+    let hold = |target: &str| extra_delay(head(target).as_bytes());
+    assert_eq!(
+        hold(&delay_path(Duration::from_millis(250))),
+        Duration::from_millis(250)
+    );
+    assert_eq!(hold("/"), Duration::ZERO);
+    assert_eq!(hold("/healthz"), Duration::ZERO);
+    assert_eq!(hold("/delay/soon"), Duration::ZERO, "malformed: no hold");
+    assert_eq!(hold("/delay/99999999999"), MAX_EXTRA_DELAY);
+}
+
+#[tokio::test]
+async fn a_slow_request_in_flight_at_sigterm_is_held_to_its_end_then_closed() {
+    let app = App::start(cfg("pod-d", Duration::ZERO, Duration::ZERO))
+        .await
+        .unwrap();
+    let addr = app.addr();
+    eventually("serving", || async { app.phase() == Phase::Serving }).await;
+    let mut c = Conn::connect(addr, T).await.unwrap();
+    let r = c.get("/", T).await.unwrap();
+    assert_eq!((r.status, r.close), (200, false));
+    let started = tokio::time::Instant::now();
+    let hold = Duration::from_millis(400);
+    let poll = tokio::spawn(async move { c.get(&delay_path(hold), T).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.sigterm();
+    let r = poll.await.unwrap().unwrap();
+    assert_eq!(
+        (r.status, r.close),
+        (200, true),
+        "finished, then Connection: close"
+    );
+    assert!(started.elapsed() >= hold, "held {:?}", started.elapsed());
+    tokio::time::timeout(T, app.exited()).await.unwrap();
+
+    let starting = App::start(cfg("pod-e", Duration::from_secs(3600), Duration::ZERO))
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let r = get_once(starting.addr(), &delay_path(Duration::from_secs(20)), T)
+        .await
+        .unwrap();
+    assert_eq!(r.cause.as_deref(), Some("not-ready"));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a starting app answers at once"
+    );
+}

@@ -1,5 +1,7 @@
-//! Load through the SLB data plane: short requests on new connections and long-lived
-//! keep-alive connections at a steady rate, with every failure classified by cause.
+//! Load through the SLB data plane: short requests on new connections, long-lived
+//! keep-alive connections at a steady rate and slow keep-alive clients (long polls, slow
+//! API calls: every request held by the app for a drawn time), with every failure
+//! classified by cause.
 //!
 //! Causes, as the client can tell them apart:
 //! - `not-ready`: a `503` with `X-Lab-Cause: not-ready` (reached an app still starting);
@@ -10,15 +12,22 @@
 //! - `other`: anything else (the SLB had no backend to dial, timeouts, bad answers).
 //!
 //! A keep-alive connection told `Connection: close` reconnects without any failure.
+//!
+//! A request cut on a fresh connection before any byte came back stays `other`: the
+//! client cannot tell it from an SLB that had nothing to dial. Long polls run on reused
+//! connections (each client fetches the state first), so their cuts count as `cut`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rand::rngs::StdRng;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::apps::delay_path;
+use crate::delay::{rng_for, Delay};
 use crate::http::{Conn, ExchangeError, Reply};
 use crate::AbortOnDrop;
 
@@ -79,8 +88,15 @@ pub struct LoadConfig {
     pub short_every: Option<Duration>,
     /// Number of long-lived keep-alive connections.
     pub keepalive_conns: usize,
-    /// Pause between requests on each keep-alive connection.
+    /// Pause between requests on each keep-alive connection (fast and slow).
     pub keepalive_every: Duration,
+    /// Number of long-poll keep-alive clients: after a first `GET /` on each new
+    /// connection every request is `GET /delay/<ms>`, the app holding it `slow_delay`
+    /// (drawn per request) before answering.
+    pub slow_conns: usize,
+    pub slow_delay: Delay,
+    /// Seeds the slow clients' draws (`rng_for(seed, "load/slow/<i>")`).
+    pub seed: u64,
     /// Per-request deadline.
     pub timeout: Duration,
 }
@@ -91,6 +107,7 @@ pub struct LoadReport {
     pub requests: u64,
     pub ok: u64,
     pub failures: BTreeMap<Cause, u64>,
+    /// Latency of the successful fast requests (a slow request's is the hold it asked for).
     pub p50: Duration,
     pub p99: Duration,
     /// The first three failures of each cause, for diagnosis.
@@ -114,12 +131,20 @@ struct Tally {
 }
 
 impl Tally {
-    fn record(&mut self, result: &Result<Reply, ExchangeError>, reused: bool, took: Duration) {
+    /// `took` is `None` for slow requests, which stay out of the latency figures.
+    fn record(
+        &mut self,
+        result: &Result<Reply, ExchangeError>,
+        reused: bool,
+        took: Option<Duration>,
+    ) {
         self.requests += 1;
         match classify(result, reused) {
             None => {
                 self.ok += 1;
-                self.latencies_us.push(took.as_micros() as u64);
+                if let Some(took) = took {
+                    self.latencies_us.push(took.as_micros() as u64);
+                }
             }
             Some(c) => {
                 let n = self.failures.entry(c).or_default();
@@ -168,14 +193,19 @@ impl Load {
                             Ok(mut conn) => conn.get("/", c.timeout).await,
                             Err(e) => Err(e),
                         };
-                        lock(&t).record(&r, false, start.elapsed());
+                        lock(&t).record(&r, false, Some(start.elapsed()));
                     });
                 }
             })));
         }
         for _ in 0..cfg.keepalive_conns {
             let (t, s, c) = (tally.clone(), stop_rx.clone(), cfg.clone());
-            tasks.push(AbortOnDrop(tokio::spawn(keepalive(c, t, s))));
+            tasks.push(AbortOnDrop(tokio::spawn(keepalive(c, None, t, s))));
+        }
+        for i in 0..cfg.slow_conns {
+            let (t, s, c) = (tally.clone(), stop_rx.clone(), cfg.clone());
+            let slow = Some((cfg.slow_delay, rng_for(cfg.seed, &format!("load/slow/{i}"))));
+            tasks.push(AbortOnDrop(tokio::spawn(keepalive(c, slow, t, s))));
         }
         Load { tally, stop, tasks }
     }
@@ -208,21 +238,33 @@ fn lock(t: &Mutex<Tally>) -> std::sync::MutexGuard<'_, Tally> {
     t.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// One long-lived client: reconnects after a polite close or a failure.
-async fn keepalive(c: LoadConfig, t: Arc<Mutex<Tally>>, mut stop: watch::Receiver<bool>) {
+/// One long-lived client: reconnects after a polite close or a failure. With `slow` it is
+/// a long-poll client: on each new connection it first fetches the current state
+/// (`GET /`), then polls on that connection, every poll held by the app a drawn time
+/// (`GET /delay/<ms>`).
+async fn keepalive(
+    c: LoadConfig,
+    mut slow: Option<(Delay, StdRng)>,
+    t: Arc<Mutex<Tally>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut conn: Option<Conn> = None;
     loop {
         if *stop.borrow() {
             return;
         }
         let start = Instant::now();
-        let (r, reused) = match conn.take() {
+        let (r, reused, poll) = match conn.take() {
             Some(mut k) => {
-                let r = k.get("/", c.timeout).await;
+                let path = match &mut slow {
+                    Some((d, rng)) => delay_path(d.sample(rng)),
+                    None => "/".to_string(),
+                };
+                let r = k.get(&path, c.timeout).await;
                 if matches!(&r, Ok(reply) if !reply.close) {
                     conn = Some(k);
                 }
-                (r, true)
+                (r, true, slow.is_some())
             }
             None => match Conn::connect(c.target, c.timeout).await {
                 Ok(mut k) => {
@@ -230,12 +272,13 @@ async fn keepalive(c: LoadConfig, t: Arc<Mutex<Tally>>, mut stop: watch::Receive
                     if matches!(&r, Ok(reply) if !reply.close) {
                         conn = Some(k);
                     }
-                    (r, false)
+                    (r, false, false)
                 }
-                Err(e) => (Err(e), false),
+                Err(e) => (Err(e), false, false),
             },
         };
-        lock(&t).record(&r, reused, start.elapsed());
+        let took = (!poll).then(|| start.elapsed());
+        lock(&t).record(&r, reused, took);
         tokio::select! { _ = tokio::time::sleep(c.keepalive_every) => {}, _ = stop.changed() => return }
     }
 }

@@ -63,6 +63,9 @@ async fn polite_stop_is_no_cut_but_new_connections_see_stopped_and_a_kill_cuts()
         short_every: Some(Duration::from_millis(20)),
         keepalive_conns: 2,
         keepalive_every: Duration::from_millis(20),
+        slow_conns: 0,
+        slow_delay: Default::default(),
+        seed: 1,
         timeout: Duration::from_secs(5),
     });
     eventually("steady successes", || async { load.report().ok >= 40 }).await;
@@ -99,6 +102,9 @@ async fn polite_stop_is_no_cut_but_new_connections_see_stopped_and_a_kill_cuts()
         short_every: None,
         keepalive_conns: 2,
         keepalive_every: Duration::from_millis(20),
+        slow_conns: 0,
+        slow_delay: Default::default(),
+        seed: 1,
         timeout: Duration::from_secs(5),
     });
     eventually("keep-alive established", || async {
@@ -118,4 +124,58 @@ async fn polite_stop_is_no_cut_but_new_connections_see_stopped_and_a_kill_cuts()
     .await;
     let total = load.stop();
     assert!(total.requests >= total.ok + 3);
+}
+
+#[tokio::test]
+async fn a_long_poll_dropped_in_flight_is_a_cut_and_polls_stay_out_of_latency() {
+    let app = App::start(AppConfig {
+        name: "web-4".into(),
+        addr: "127.0.9.4:0".parse().unwrap(),
+        startup_delay: Duration::ZERO,
+        response_delay: Duration::ZERO,
+        idle_close: Duration::from_secs(30),
+    })
+    .await
+    .unwrap();
+    let hold = Duration::from_millis(300);
+    let load = Load::start(LoadConfig {
+        target: app.addr(),
+        short_every: None,
+        keepalive_conns: 0,
+        keepalive_every: Duration::from_millis(20),
+        slow_conns: 1,
+        slow_delay: Delay::fixed(hold),
+        seed: 1,
+        timeout: Duration::from_secs(5),
+    });
+    eventually("state fetched and two polls answered", || async {
+        load.report().ok >= 3
+    })
+    .await;
+    let r = load.report();
+    assert_eq!(r.failed(), 0, "{:?}", r.samples);
+    assert!(
+        r.p99 < hold,
+        "only the state fetch counts for latency: {:?}",
+        r.p99
+    );
+    // Every exchange on the connection after the first is a poll held `hold`.
+    let polls_before = r.ok;
+    eventually("a poll in flight", || async {
+        app.active_connections() == 1
+    })
+    .await;
+    tokio::time::sleep(hold / 3).await;
+    app.kill();
+    eventually("the dropped poll is counted", || async {
+        load.report().failed() >= 1
+    })
+    .await;
+    let r = load.stop();
+    assert_eq!(
+        r.failures.get(&Cause::Cut),
+        Some(&1),
+        "a reused connection dropped mid-poll: {:?} (after {polls_before} answers)",
+        r.samples
+    );
 }

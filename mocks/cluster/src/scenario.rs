@@ -76,6 +76,9 @@ pub struct LoadShape {
     pub short_every: Option<Duration>,
     pub keepalive_conns: usize,
     pub keepalive_every: Duration,
+    /// Slow keep-alive clients (long polls): each request held `slow_delay` by the app.
+    pub slow_conns: usize,
+    pub slow_delay: Delay,
 }
 
 /// What a run measured.
@@ -133,6 +136,8 @@ impl Scenario {
                 short_every: Some(Duration::from_millis(10)),
                 keepalive_conns: 4,
                 keepalive_every: Duration::from_millis(20),
+                slow_conns: 2,
+                slow_delay: Delay::between(Duration::from_millis(500), Duration::from_millis(3000)),
             },
             settle: Duration::from_secs(2),
         }
@@ -338,6 +343,9 @@ impl Scenario {
             short_every: self.load.short_every,
             keepalive_conns: self.load.keepalive_conns,
             keepalive_every: self.load.keepalive_every,
+            slow_conns: self.load.slow_conns,
+            slow_delay: self.load.slow_delay,
+            seed: self.sim.seed,
             timeout: Duration::from_secs(5),
         });
         let rollout = roll(sim.client.clone(), &rc, 2, &template).await?;

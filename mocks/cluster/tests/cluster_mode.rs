@@ -109,6 +109,9 @@ async fn rolling_update(seed: u64, subnet: u8, pre_stop_sleep: Option<i64>) -> L
         short_every: Some(Duration::from_millis(10)),
         keepalive_conns: 4,
         keepalive_every: Duration::from_millis(20),
+        slow_conns: 0,
+        slow_delay: Default::default(),
+        seed: 1,
         timeout: Duration::from_secs(5),
     });
     eventually("load flowing", || load.report().ok >= 50).await;

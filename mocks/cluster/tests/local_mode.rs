@@ -114,6 +114,9 @@ async fn naive_local_mode_meets_no_rules_when_a_node_loses_its_last_pod() {
         short_every: Some(Duration::from_millis(10)),
         keepalive_conns: 4,
         keepalive_every: Duration::from_millis(20),
+        slow_conns: 0,
+        slow_delay: Default::default(),
+        seed: 1,
         timeout: Duration::from_secs(5),
     });
     roll(sim.client.clone(), &rc, 2, &template).await.unwrap();

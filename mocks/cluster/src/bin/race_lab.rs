@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
+use futures::StreamExt;
 use mock_cluster::baseline::BackendMode;
+use mock_cluster::delay::Delay;
 use mock_cluster::load::Cause;
 use mock_cluster::scenario::{Policy, Scenario};
 use serde_json::json;
@@ -17,9 +19,10 @@ use serde_json::json;
 ///
 /// Every run: 3 nodes, a Deployment-style rollout (maxSurge 1, maxUnavailable 0; Cluster
 /// and ENI 3 replicas spread, Local 2 replicas one per node) under load through the SLB
-/// listener (a short request every 10 ms on a new connection plus 4 keep-alive clients
-/// every 20 ms). Each seed redraws endpoint lag (20–100 ms), kube-proxy lag (20–300 ms),
-/// baseline controller lag (100–400 ms), app start-up (200–800 ms) and response time.
+/// listener (a short request every 10 ms on a new connection, 4 keep-alive clients
+/// every 20 ms, 2 long-poll clients whose polls the app holds 0.5–3 s). Each seed redraws
+/// endpoint lag (20–100 ms), kube-proxy lag (20–300 ms), baseline controller lag
+/// (100–400 ms), app start-up (200–800 ms), response time and the long polls' holds.
 ///
 /// Shortened to keep the default run under 3 minutes on 2 cores: the agent's drain
 /// window is 1 s (production: the listener's ConnectionDrainTimeout, 10–900 s), the
@@ -47,6 +50,19 @@ struct Args {
     /// Also write every run and the totals as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Long-poll clients (default 2): keep-alive connections whose requests the app holds
+    /// for a drawn time (`--long-poll-ms`); the requests a removal without drain cuts.
+    #[arg(long, value_name = "N")]
+    long_polls: Option<usize>,
+    /// Range of a long poll's hold in milliseconds, `MIN,MAX` (default 500,3000).
+    #[arg(long, value_name = "MIN,MAX", value_delimiter = ',', num_args = 2)]
+    long_poll_ms: Vec<u64>,
+    /// Runs at a time (each on its own loopback subnet); 1 runs them one after another.
+    /// Overlapping runs share this process's 2 worker threads and the machine's CPU: on 2
+    /// cores `--jobs 2` halves the wall time with failure counts within seed noise but
+    /// higher p99 and rollout maxima; the README's tables use 1.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    jobs: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -105,6 +121,8 @@ struct Cell {
     errors: u64,
     requests: u64,
     failures: BTreeMap<Cause, u64>,
+    /// Runs with at least one failure of each cause.
+    seeds_by_cause: BTreeMap<Cause, u64>,
     seeds_with_failures: u64,
     p50s: Vec<Duration>,
     p99s: Vec<Duration>,
@@ -139,80 +157,106 @@ async fn main() -> ExitCode {
     } else {
         args.mode.clone()
     };
-    let total = modes.len() as u64 * policies.len() as u64 * args.seeds;
     let started = Instant::now();
     let mut cells: Vec<(&str, &str, Cell)> = Vec::new();
-    let mut runs_json = Vec::new();
-    let mut done = 0u64;
     // Each run gets its own loopback subnet (127.<subnet>.x.y), so a late connection of
-    // one run never reaches the next run's pods.
+    // one run never reaches another run's pods, also when runs overlap (`--jobs`).
     let mut subnet: u8 = 100;
+    let mut jobs = Vec::new();
     for m in &modes {
-        let mname = m.name();
         for p in &policies {
             let policy = p.policy();
-            let mut cell = Cell::default();
             for seed in args.first_seed..args.first_seed + args.seeds {
                 subnet = if subnet >= 250 { 100 } else { subnet + 1 };
-                let t0 = Instant::now();
-                let result = m.scenario(policy, seed, subnet).run().await;
-                done += 1;
-                cell.runs += 1;
-                match result {
-                    Ok(out) => {
-                        let failed = out.load.failed();
-                        eprintln!(
-                            "[{done}/{total} {:>5.0}s] {mname:<7} {:<8} seed {seed:<3} requests {:>5} failed {:>4} rollout {:>6.2}s ({:.1}s)",
-                            started.elapsed().as_secs_f64(),
-                            policy.name(),
-                            out.load.requests,
-                            failed,
-                            out.rollout.as_secs_f64(),
-                            t0.elapsed().as_secs_f64()
-                        );
-                        if failed > 0 {
-                            eprintln!(
-                                "    failures {:?}; slb refused/connect-failed/cut {:?}; first: {:?}",
-                                out.load.failures, out.slb_refused_failed_cut, out.load.samples
-                            );
-                        }
-                        cell.requests += out.load.requests;
-                        for (c, n) in &out.load.failures {
-                            *cell.failures.entry(*c).or_default() += n;
-                        }
-                        cell.seeds_with_failures += u64::from(failed > 0);
-                        cell.p50s.push(out.load.p50);
-                        cell.p99s.push(out.load.p99);
-                        cell.rollouts.push(out.rollout);
-                        let failures: BTreeMap<&str, u64> = out
-                            .load
-                            .failures
-                            .iter()
-                            .map(|(c, n)| (c.as_str(), *n))
-                            .collect();
-                        runs_json.push(json!({
-                            "mode": mname, "policy": policy.name(), "seed": seed,
-                            "requests": out.load.requests, "failures": failures,
-                            "p50_ms": ms(out.load.p50), "p99_ms": ms(out.load.p99),
-                            "rollout_ms": ms(out.rollout),
-                            "slb_refused_connect_failed_cut": [out.slb_refused_failed_cut.0,
-                                out.slb_refused_failed_cut.1, out.slb_refused_failed_cut.2],
-                        }));
-                    }
-                    Err(e) => {
-                        eprintln!(
-                            "[{done}/{total}] {mname} {} seed {seed}: run failed: {e}",
-                            policy.name()
-                        );
-                        cell.errors += 1;
-                        runs_json.push(json!({"mode": mname, "policy": policy.name(),
-                            "seed": seed, "error": e.to_string()}));
-                    }
+                let mut scenario = m.scenario(policy, seed, subnet);
+                if let Some(n) = args.long_polls {
+                    scenario.load.slow_conns = n;
                 }
+                if let [min, max] = args.long_poll_ms[..] {
+                    scenario.load.slow_delay =
+                        Delay::between(Duration::from_millis(min), Duration::from_millis(max));
+                }
+                jobs.push((cells.len(), scenario));
             }
-            cells.push((mname, policy.name(), cell));
+            cells.push((m.name(), policy.name(), Cell::default()));
         }
     }
+    let total = jobs.len();
+    let mut runs_json = Vec::new();
+    let mut done = 0usize;
+    let mut results = futures::stream::iter(jobs)
+        .map(|(cell, scenario)| async move {
+            let t0 = Instant::now();
+            let result = scenario.run().await;
+            (cell, scenario.sim.seed, result, t0.elapsed())
+        })
+        .buffer_unordered(args.jobs.max(1));
+    while let Some((i, seed, result, took)) = results.next().await {
+        done += 1;
+        let (mname, pname, cell) = &mut cells[i];
+        let (mname, pname) = (*mname, *pname);
+        cell.runs += 1;
+        match result {
+            Ok(out) => {
+                let failed = out.load.failed();
+                eprintln!(
+                    "[{done}/{total} {:>5.0}s] {mname:<7} {pname:<8} seed {seed:<3} requests {:>5} failed {:>4} rollout {:>6.2}s ({:.1}s)",
+                    started.elapsed().as_secs_f64(),
+                    out.load.requests,
+                    failed,
+                    out.rollout.as_secs_f64(),
+                    took.as_secs_f64()
+                );
+                if failed > 0 {
+                    eprintln!(
+                        "    failures {:?}; slb refused/connect-failed/cut {:?}; first: {:?}",
+                        out.load.failures, out.slb_refused_failed_cut, out.load.samples
+                    );
+                }
+                cell.requests += out.load.requests;
+                for (c, n) in &out.load.failures {
+                    *cell.failures.entry(*c).or_default() += n;
+                    *cell.seeds_by_cause.entry(*c).or_default() += u64::from(*n > 0);
+                }
+                cell.seeds_with_failures += u64::from(failed > 0);
+                cell.p50s.push(out.load.p50);
+                cell.p99s.push(out.load.p99);
+                cell.rollouts.push(out.rollout);
+                let failures: BTreeMap<&str, u64> = out
+                    .load
+                    .failures
+                    .iter()
+                    .map(|(c, n)| (c.as_str(), *n))
+                    .collect();
+                runs_json.push((
+                    i,
+                    seed,
+                    json!({
+                        "mode": mname, "policy": pname, "seed": seed,
+                        "requests": out.load.requests, "failures": failures,
+                        "p50_ms": ms(out.load.p50), "p99_ms": ms(out.load.p99),
+                        "rollout_ms": ms(out.rollout),
+                        "slb_refused_connect_failed_cut": [out.slb_refused_failed_cut.0,
+                            out.slb_refused_failed_cut.1, out.slb_refused_failed_cut.2],
+                    }),
+                ));
+            }
+            Err(e) => {
+                eprintln!("[{done}/{total}] {mname} {pname} seed {seed}: run failed: {e}");
+                cell.errors += 1;
+                runs_json.push((
+                    i,
+                    seed,
+                    json!({"mode": mname, "policy": pname,
+                    "seed": seed, "error": e.to_string()}),
+                ));
+            }
+        }
+    }
+    drop(results);
+    // Table order, whatever order the runs finished in.
+    runs_json.sort_by_key(|(i, seed, _)| (*i, *seed));
+    let runs_json: Vec<_> = runs_json.into_iter().map(|(_, _, v)| v).collect();
 
     println!(
         "{} seed(s) per row (seeds {}..={}); counts are totals, p50 the median of the runs' p50, p99 the largest run p99, rollout the mean (max)",
@@ -256,10 +300,15 @@ async fn main() -> ExitCode {
         println!("{line}");
         let failures: BTreeMap<&str, u64> =
             Cause::ALL.iter().map(|c| (c.as_str(), f(*c))).collect();
+        let seeds_with_cause: BTreeMap<&str, u64> = Cause::ALL
+            .iter()
+            .map(|c| (c.as_str(), cell.seeds_by_cause.get(c).copied().unwrap_or(0)))
+            .collect();
         totals_json.push(json!({
             "mode": mname, "policy": pname, "runs": cell.runs, "run_errors": cell.errors,
             "requests": cell.requests, "failures": failures,
             "seeds_with_failures": cell.seeds_with_failures,
+            "seeds_with_cause": seeds_with_cause,
             "p50_ms_median": ms(median(&cell.p50s)), "p99_ms_max": ms(p99),
             "rollout_ms_mean": ms(mean), "rollout_ms_max": ms(max),
         }));
