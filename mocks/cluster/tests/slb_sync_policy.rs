@@ -26,13 +26,20 @@ use std::collections::BTreeSet;
 use mock_cluster::baseline::BackendMode;
 use mock_cluster::load::{Cause, LoadReport};
 use mock_cluster::scenario::{Outcome, Policy, Scenario};
+use mock_cluster::subnet;
 
 const SLB_SYNC: Policy = Policy::SlbSync {
     drain_secs: 1,
     wait_secs: 20,
 };
 
-async fn run(s: Scenario) -> LoadReport {
+/// Runs the scenario on a loopback subnet claimed for the run (the first free one from
+/// `*next` up; `*next` moves past it so the next run never meets this one's late
+/// connections), so a `race-lab` or another test process cannot share its addresses.
+async fn run(next: &mut u8, scenario: impl FnOnce(u8) -> Scenario) -> LoadReport {
+    let claim = subnet::claim_from(*next).unwrap_or_else(|e| panic!("{e}"));
+    *next = claim.subnet.wrapping_add(1);
+    let s = scenario(claim.subnet);
     let what = format!("{:?} {} seed {}", s.mode, s.policy.name(), s.sim.seed);
     let out: Outcome = s.run().await.unwrap_or_else(|e| panic!("{what}: {e}"));
     eprintln!(
@@ -40,21 +47,21 @@ async fn run(s: Scenario) -> LoadReport {
         out.load, out.rollout, out.slb_refused_failed_cut
     );
     assert!(out.load.ok > 50, "{what}: {:?}", out.load);
+    drop(claim);
     out.load
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slb_sync_loses_nothing_and_naive_loses_requests_in_every_mode() {
-    let mut subnet = 70;
+    let mut next = 71;
     let mut naive_causes = BTreeSet::new();
     for mode in [BackendMode::Cluster, BackendMode::Local, BackendMode::Eni] {
         for seed in 1..=2 {
-            subnet += 1;
-            let s = match mode {
+            let r = run(&mut next, |subnet| match mode {
                 BackendMode::Local => Scenario::local_in_place(SLB_SYNC, seed, subnet),
                 _ => Scenario::new(mode, SLB_SYNC, seed, subnet),
-            };
-            let r = run(s).await;
+            })
+            .await;
             assert_eq!(
                 r.failed(),
                 0,
@@ -62,12 +69,14 @@ async fn slb_sync_loses_nothing_and_naive_loses_requests_in_every_mode() {
                 r.samples
             );
         }
-        subnet += 1;
-        let mut naive = Scenario::new(mode, Policy::Naive, 1, subnet);
-        if mode == BackendMode::Local {
-            naive.load.slow_conns = 0;
-        }
-        let r = run(naive).await;
+        let r = run(&mut next, |subnet| {
+            let mut naive = Scenario::new(mode, Policy::Naive, 1, subnet);
+            if mode == BackendMode::Local {
+                naive.load.slow_conns = 0;
+            }
+            naive
+        })
+        .await;
         assert!(r.failed() > 0, "{mode:?} naive lost nothing");
         naive_causes.extend(r.failures.keys().copied());
     }
