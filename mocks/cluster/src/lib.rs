@@ -24,3 +24,4 @@ pub mod rollout;
 pub mod scenario;
 pub mod scheduler;
 pub mod sim;
+pub mod subnet;

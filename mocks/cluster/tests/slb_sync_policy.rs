@@ -13,9 +13,11 @@
 //! 20 of 20 for Local in `race-lab --policy naive --mode local --long-polls 0 --seeds 20`):
 //! - Cluster: `not-ready` (no readinessProbe: kube-proxy sends to a starting app) and
 //!   `stopped` (no preStop: SIGTERM while kube-proxy and the SLB still send).
-//! - ENI, default load: `cut`. The long polls (held 0.5–3 s) are in flight on old pods
-//!   when the baseline's removal lands (endpoint lag + its lag + SLB propagation,
-//!   0.4–0.8 s after the delete) and the listener has no connection drain.
+//! - ENI: `cut`. The long polls (held 0.5–3 s) are in flight on old pods when the
+//!   baseline's removal lands (endpoint lag + its lag + SLB propagation, 0.4–0.8 s after
+//!   the delete) and the listener has no connection drain. With the default 2 long
+//!   polls `cut` showed in 20 of 20 seeds run alone but in 16 of 20 with three runs
+//!   overlapping on 2 cores; CI machines are busy, so this run has 4 long polls.
 //! - Local, one pod per node, without long polls: `no-rules`. A node's last pod exits
 //!   right after SIGTERM and its kube-proxy drops the rule before the SLB removal lands.
 //!   With long polls the pod lives until its polls end, so the same node more often
@@ -26,13 +28,20 @@ use std::collections::BTreeSet;
 use mock_cluster::baseline::BackendMode;
 use mock_cluster::load::{Cause, LoadReport};
 use mock_cluster::scenario::{Outcome, Policy, Scenario};
+use mock_cluster::subnet;
 
 const SLB_SYNC: Policy = Policy::SlbSync {
     drain_secs: 1,
     wait_secs: 20,
 };
 
-async fn run(s: Scenario) -> LoadReport {
+/// Runs the scenario on a loopback subnet claimed for the run (the first free one from
+/// `*next` up; `*next` moves past it so the next run never meets this one's late
+/// connections), so a `race-lab` or another test process cannot share its addresses.
+async fn run(next: &mut u8, scenario: impl FnOnce(u8) -> Scenario) -> LoadReport {
+    let claim = subnet::claim_from(*next).unwrap_or_else(|e| panic!("{e}"));
+    *next = claim.subnet.wrapping_add(1);
+    let s = scenario(claim.subnet);
     let what = format!("{:?} {} seed {}", s.mode, s.policy.name(), s.sim.seed);
     let out: Outcome = s.run().await.unwrap_or_else(|e| panic!("{what}: {e}"));
     eprintln!(
@@ -40,21 +49,21 @@ async fn run(s: Scenario) -> LoadReport {
         out.load, out.rollout, out.slb_refused_failed_cut
     );
     assert!(out.load.ok > 50, "{what}: {:?}", out.load);
+    drop(claim);
     out.load
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slb_sync_loses_nothing_and_naive_loses_requests_in_every_mode() {
-    let mut subnet = 70;
+    let mut next = 71;
     let mut naive_causes = BTreeSet::new();
     for mode in [BackendMode::Cluster, BackendMode::Local, BackendMode::Eni] {
         for seed in 1..=2 {
-            subnet += 1;
-            let s = match mode {
+            let r = run(&mut next, |subnet| match mode {
                 BackendMode::Local => Scenario::local_in_place(SLB_SYNC, seed, subnet),
                 _ => Scenario::new(mode, SLB_SYNC, seed, subnet),
-            };
-            let r = run(s).await;
+            })
+            .await;
             assert_eq!(
                 r.failed(),
                 0,
@@ -62,12 +71,16 @@ async fn slb_sync_loses_nothing_and_naive_loses_requests_in_every_mode() {
                 r.samples
             );
         }
-        subnet += 1;
-        let mut naive = Scenario::new(mode, Policy::Naive, 1, subnet);
-        if mode == BackendMode::Local {
-            naive.load.slow_conns = 0;
-        }
-        let r = run(naive).await;
+        let r = run(&mut next, |subnet| {
+            let mut naive = Scenario::new(mode, Policy::Naive, 1, subnet);
+            naive.load.slow_conns = match mode {
+                BackendMode::Local => 0,
+                BackendMode::Eni => 4,
+                BackendMode::Cluster => naive.load.slow_conns,
+            };
+            naive
+        })
+        .await;
         assert!(r.failed() > 0, "{mode:?} naive lost nothing");
         naive_causes.extend(r.failures.keys().copied());
     }

@@ -13,6 +13,7 @@ use mock_cluster::baseline::BackendMode;
 use mock_cluster::delay::Delay;
 use mock_cluster::load::Cause;
 use mock_cluster::scenario::{Policy, Scenario};
+use mock_cluster::subnet;
 use serde_json::json;
 
 /// Rolling updates behind the mock SLB, with and without slb-sync, on a simulated cluster.
@@ -159,16 +160,13 @@ async fn main() -> ExitCode {
     };
     let started = Instant::now();
     let mut cells: Vec<(&str, &str, Cell)> = Vec::new();
-    // Each run gets its own loopback subnet (127.<subnet>.x.y), so a late connection of
-    // one run never reaches another run's pods, also when runs overlap (`--jobs`).
-    let mut subnet: u8 = 100;
     let mut jobs = Vec::new();
     for m in &modes {
         for p in &policies {
             let policy = p.policy();
             for seed in args.first_seed..args.first_seed + args.seeds {
-                subnet = if subnet >= 250 { 100 } else { subnet + 1 };
-                let mut scenario = m.scenario(policy, seed, subnet);
+                // The subnet is claimed when the run starts.
+                let mut scenario = m.scenario(policy, seed, 0);
                 if let Some(n) = args.long_polls {
                     scenario.load.slow_conns = n;
                 }
@@ -184,11 +182,35 @@ async fn main() -> ExitCode {
     let total = jobs.len();
     let mut runs_json = Vec::new();
     let mut done = 0usize;
+    // Each run claims its own loopback subnet (127.<subnet>.x.y) for as long as it lasts,
+    // the next one after the previous run's, so a late connection of one run never
+    // reaches another run's pods, also when runs overlap (`--jobs`) or another lab
+    // process runs next to this one.
+    let next_subnet = std::cell::Cell::new(101u8);
     let mut results = futures::stream::iter(jobs)
-        .map(|(cell, scenario)| async move {
-            let t0 = Instant::now();
-            let result = scenario.run().await;
-            (cell, scenario.sim.seed, result, t0.elapsed())
+        .map(|(cell, mut scenario)| {
+            let claim = subnet::claim_from(next_subnet.get());
+            if let Ok(c) = &claim {
+                next_subnet.set(if c.subnet >= *subnet::SUBNETS.end() {
+                    *subnet::SUBNETS.start()
+                } else {
+                    c.subnet + 1
+                });
+            }
+            async move {
+                let t0 = Instant::now();
+                let seed = scenario.sim.seed;
+                let result = match claim {
+                    Ok(claim) => {
+                        scenario.sim.subnet = claim.subnet;
+                        let r = scenario.run().await.map_err(|e| e.to_string());
+                        drop(claim);
+                        r
+                    }
+                    Err(e) => Err(e.to_string()),
+                };
+                (cell, seed, result, t0.elapsed())
+            }
         })
         .buffer_unordered(args.jobs.max(1));
     while let Some((i, seed, result, took)) = results.next().await {
@@ -248,7 +270,7 @@ async fn main() -> ExitCode {
                     i,
                     seed,
                     json!({"mode": mname, "policy": pname,
-                    "seed": seed, "error": e.to_string()}),
+                    "seed": seed, "error": e}),
                 ));
             }
         }
