@@ -5,6 +5,7 @@ pub mod schemas;
 
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::Value;
 
 /// A path relative to the repository root.
@@ -58,4 +59,52 @@ pub fn files_under(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+// ---- Reading deploy/. ----
+
+pub fn deploy_dir() -> PathBuf {
+    repo_path("deploy")
+}
+
+/// Every Kubernetes-style document under `deploy/` (YAML files), with its file.
+pub fn all_documents() -> Vec<(PathBuf, Value)> {
+    files_under(&deploy_dir(), &["yaml", "yml"])
+        .into_iter()
+        .flat_map(|path| {
+            documents(&path)
+                .into_iter()
+                .map(move |doc| (path.clone(), doc))
+        })
+        .collect()
+}
+
+pub fn kind_of(doc: &Value) -> &str {
+    doc["kind"].as_str().unwrap_or("")
+}
+
+/// The single document of `kind` named `name` in `file` (relative to `deploy/`).
+pub fn find(file: &str, kind: &str, name: &str) -> Value {
+    let path = deploy_dir().join(file);
+    let mut found: Vec<_> = documents(&path)
+        .into_iter()
+        .filter(|d| kind_of(d) == kind && d["metadata"]["name"] == name)
+        .collect();
+    assert_eq!(found.len(), 1, "{}: {kind} {name}", path.display());
+    found.remove(0)
+}
+
+pub fn strict<T: serde::de::DeserializeOwned>(path: &Path, doc: &Value) -> T {
+    serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Metadata of an object we parse with our own struct must still be real metadata.
+pub fn metadata_round_trips(path: &Path, doc: &Value) {
+    let meta: ObjectMeta = strict(path, &doc["metadata"]);
+    assert_eq!(
+        serde_json::to_value(&meta).unwrap(),
+        doc["metadata"],
+        "{}: a metadata field is not part of ObjectMeta",
+        path.display()
+    );
 }
