@@ -64,6 +64,29 @@ enum Command {
     /// namespaces, printing one line per object changed. Reads the cluster from KUBECONFIG
     /// or the in-cluster service account. Stop the agent first, or it adds them back.
     ReleaseFinalizers(ReleaseFinalizersArgs),
+    /// Run the race lab: rolling updates behind the mock SLB with and without slb-sync on
+    /// a simulated cluster (loopback only), printing failed requests by cause.
+    ///
+    /// The lab is the `race-lab` binary of the source tree's `mocks/cluster` (it builds on
+    /// this crate, so it cannot live inside this binary); `demo` runs the one built beside
+    /// this binary (`cargo build -p mock-cluster --bin race-lab`) with every argument
+    /// passed on (`slb-sync demo --help` shows the lab's options) and this binary as the
+    /// pods' `wait-drained`.
+    #[command(disable_help_flag = true)]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Arguments for race-lab, e.g. `--seeds 5 --policy slb-sync`.
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 0..,
+        env = "SLB_SYNC_DEMO_ARGS",
+        value_delimiter = ' '
+    )]
+    args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +173,11 @@ fn main() -> ExitCode {
         },
         Command::WaitDrained(args) => wait_drained(args),
         Command::ReleaseFinalizers(args) => release_finalizers(args),
+        Command::Demo(args) => match demo(args) {
+            // The lab printed its own table and errors.
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -346,6 +374,31 @@ fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<()> {
     let state = runtime.block_on(wait.run())?;
     println!("pod {}/{} is {state}", wait.namespace, wait.pod);
     Ok(())
+}
+
+/// Runs `race-lab` from beside this binary; its exit status is the demo's.
+fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe().context("cannot locate the slb-sync binary")?;
+    let lab = exe.with_file_name(format!("race-lab{}", std::env::consts::EXE_SUFFIX));
+    if !lab.is_file() {
+        bail!(
+            "the demo is the race lab (`race-lab` from mocks/cluster in the slb-sync source \
+             tree) and there is none beside {}: in the source tree run `cargo run -p \
+             mock-cluster --bin race-lab`, or build it with `cargo build -p mock-cluster --bin \
+             race-lab` and run `slb-sync demo` again",
+            exe.display()
+        );
+    }
+    let status = std::process::Command::new(&lab)
+        .args(&args.args)
+        .env("SLB_SYNC_BIN", &exe)
+        .status()
+        .with_context(|| format!("cannot start {}", lab.display()))?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
 }
 
 fn release_finalizers(args: ReleaseFinalizersArgs) -> anyhow::Result<()> {
