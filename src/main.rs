@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use slb_sync::agent::cli::{PlannerArgs, RunArgs};
 use slb_sync::agent::PodSideChoice;
+use slb_sync::demo::DemoArgs;
 use slb_sync::doctor::cli::{DoctorArgs, DoctorOutput};
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
 use std::sync::Arc;
@@ -74,19 +75,6 @@ enum Command {
     /// pods' `wait-drained`.
     #[command(disable_help_flag = true)]
     Demo(DemoArgs),
-}
-
-#[derive(Debug, Args)]
-struct DemoArgs {
-    /// Arguments for race-lab, e.g. `--seeds 5 --policy slb-sync`.
-    #[arg(
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        num_args = 0..,
-        env = "SLB_SYNC_DEMO_ARGS",
-        value_delimiter = ' '
-    )]
-    args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +178,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The runtime of the one-shot subcommands (doctor --live, wait-drained,
+/// release-finalizers).
+fn current_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -338,10 +335,7 @@ fn doctor_live(
     args: &DoctorArgs,
     config: &slb_sync::doctor::DoctorConfig,
 ) -> anyhow::Result<slb_sync::offline::ClusterSnapshot> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     runtime.block_on(async {
         let kube_config = kube_config(args.kubeconfig.as_deref()).await.context(
             "doctor --live needs a cluster connection (or audit manifest files instead: \
@@ -367,33 +361,15 @@ fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<()> {
         args.pod,
         &args.timeout,
     )?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     let state = runtime.block_on(wait.run())?;
     println!("pod {}/{} is {state}", wait.namespace, wait.pod);
     Ok(())
 }
 
-/// Runs `race-lab` from beside this binary; its exit status is the demo's.
+/// The lab printed its own table and errors: its exit status is the demo's.
 fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
-    let exe = std::env::current_exe().context("cannot locate the slb-sync binary")?;
-    let lab = exe.with_file_name(format!("race-lab{}", std::env::consts::EXE_SUFFIX));
-    if !lab.is_file() {
-        bail!(
-            "the demo is the race lab (`race-lab` from mocks/cluster in the slb-sync source \
-             tree) and there is none beside {}: in the source tree run `cargo run -p \
-             mock-cluster --bin race-lab`, or build it with `cargo build -p mock-cluster --bin \
-             race-lab` and run `slb-sync demo` again",
-            exe.display()
-        );
-    }
-    let status = std::process::Command::new(&lab)
-        .args(&args.args)
-        .env("SLB_SYNC_BIN", &exe)
-        .status()
-        .with_context(|| format!("cannot start {}", lab.display()))?;
+    let status = slb_sync::demo::run(&args)?;
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -402,10 +378,7 @@ fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn release_finalizers(args: ReleaseFinalizersArgs) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = current_thread_runtime()?;
     runtime.block_on(async {
         let client = kube::Client::try_default().await.context(
             "cannot connect to the cluster; set KUBECONFIG or run inside a pod with a \
