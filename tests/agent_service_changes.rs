@@ -38,6 +38,18 @@ fn seed() -> mock_slb::Seed {
     )
 }
 
+/// mock-kube with node 1 and the managed Service `web` (these annotations), and the
+/// seeded mock SLB.
+async fn cluster_with_web(
+    annotations: &[(&str, &str)],
+) -> (mock_kube::MockKubeHandle, mock_slb::MockSlbHandle) {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&node(1)).unwrap();
+    kube.put(&service("web", annotations, false)).unwrap();
+    (kube, slb)
+}
+
 async fn annotate(kube: &mock_kube::MockKubeHandle, annotations: Value) {
     let services: Api<Service> = Api::namespaced(kube.client().unwrap(), "default");
     services
@@ -66,11 +78,7 @@ async fn emptied(slb: &mock_slb::MockSlbHandle, group: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_a_service_to_another_instance_empties_the_old_group() {
-    let kube = start_kube().await;
-    let slb = slb_mock::start_mock(seed()).await;
-    kube.put(&node(1)).unwrap();
-    kube.put(&service("web", &[("vgroup-port", "rsp-int:80")], false))
-        .unwrap();
+    let (kube, slb) = cluster_with_web(&[("vgroup-port", "rsp-int:80")]).await;
     let agent = start_agent(&kube, &slb, "agent-a").await;
     has_one_node(&slb, GROUP).await;
 
@@ -100,11 +108,7 @@ async fn moving_a_service_to_another_instance_empties_the_old_group() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn naming_another_group_on_the_same_instance_empties_the_old_one() {
-    let kube = start_kube().await;
-    let slb = slb_mock::start_mock(seed()).await;
-    kube.put(&node(1)).unwrap();
-    kube.put(&service("web", &[("vgroup-port", "rsp-int:80")], false))
-        .unwrap();
+    let (kube, slb) = cluster_with_web(&[("vgroup-port", "rsp-int:80")]).await;
     let agent = start_agent(&kube, &slb, "agent-a").await;
     has_one_node(&slb, GROUP).await;
 
@@ -122,10 +126,7 @@ async fn naming_another_group_on_the_same_instance_empties_the_old_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn naming_by_id_the_group_found_by_name_removes_nothing() {
-    let kube = start_kube().await;
-    let slb = slb_mock::start_mock(seed()).await;
-    kube.put(&node(1)).unwrap();
-    kube.put(&service("web", &[], false)).unwrap();
+    let (kube, slb) = cluster_with_web(&[]).await;
     let agent = start_agent(&kube, &slb, "agent-a").await;
     // Without vgroup-port the port's group is the one named by the owner Description.
     has_one_node(&slb, GROUP).await;
@@ -152,11 +153,7 @@ async fn naming_by_id_the_group_found_by_name_removes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_backend_is_written_before_the_cleanup_finalizer_is_on() {
-    let kube = start_kube().await;
-    let slb = slb_mock::start_mock(seed()).await;
-    kube.put(&node(1)).unwrap();
-    kube.put(&service("web", &[("vgroup-port", "rsp-int:80")], false))
-        .unwrap();
+    let (kube, slb) = cluster_with_web(&[("vgroup-port", "rsp-int:80")]).await;
     let refuse = kube.inject_fault(mock_kube::Fault {
         method: Some("PATCH".into()),
         ..mock_kube::Fault::fail("/api/v1/namespaces/default/services/web", 403, "Forbidden")

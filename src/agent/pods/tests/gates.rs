@@ -1,0 +1,98 @@
+//! Readiness gates: when each mode's gate opens, and how gates are read and compared.
+
+use super::*;
+
+#[test]
+fn eni_and_cluster_gates_open_only_with_the_backend_at_positive_weight_in_every_group() {
+    let place = eni_place();
+    let gate = "registered.slb-sync.io/web";
+    let none = gate_condition(gate, Mode::Eni, &place, &[]);
+    assert_eq!((none.status, none.reason), (false, REASON_NOT_REGISTERED));
+
+    let present = mk_observation(vec![], vec![mk_eni_member("10.0.0.7", 100)]);
+    let zero = mk_observation(vec![], vec![mk_eni_member("10.0.0.7", 0)]);
+    let absent = mk_observation(vec![], vec![mk_eni_member("10.0.0.9", 100)]);
+    let open = gate_condition(gate, Mode::Eni, &place, &[&present]);
+    assert_eq!((open.status, open.reason), (true, REASON_REGISTERED));
+    assert!(!gate_condition(gate, Mode::Eni, &place, &[&zero]).status);
+    assert!(!gate_condition(gate, Mode::Eni, &place, &[&absent]).status);
+    let mut second = absent.clone();
+    second.target.desired.service_port = 443;
+    let partial = gate_condition(gate, Mode::Eni, &place, &[&present, &second]);
+    assert!(!partial.status);
+    assert!(partial.message.contains("443"), "{}", partial.message);
+
+    // Cluster: the node's instance, at weight > 0.
+    let node = mk_observation(vec![], vec![mk_ecs_member("i-a", 100)]);
+    assert!(gate_condition(gate, Mode::Cluster, &place, &[&node]).status);
+    let node_zero = mk_observation(vec![], vec![mk_ecs_member("i-a", 0)]);
+    assert!(!gate_condition(gate, Mode::Cluster, &place, &[&node_zero]).status);
+    let other_node = mk_observation(vec![], vec![mk_ecs_member("i-b", 100)]);
+    assert!(!gate_condition(gate, Mode::Cluster, &place, &[&other_node]).status);
+}
+
+#[test]
+fn local_gate_opens_with_the_node_present_and_wanted_at_any_weight() {
+    let place = eni_place();
+    let gate = "registered.slb-sync.io/web";
+    let want = |weight: u32, state| {
+        vec![Backend::ecs(
+            "i-a",
+            30080,
+            Weight::new(weight).unwrap(),
+            state,
+        )]
+    };
+    // The node held at weight 0 while the pod's endpoint is only bootstrap-admitted: open
+    // (kube-proxy has no rule before the pod is Ready, so weight > 0 must wait for it).
+    let warming = mk_observation(want(0, BackendState::Active), vec![mk_ecs_member("i-a", 0)]);
+    let open = gate_condition(gate, Mode::Local, &place, &[&warming]);
+    assert_eq!((open.status, open.reason), (true, REASON_REGISTERED));
+    let serving = mk_observation(want(3, BackendState::Active), vec![mk_ecs_member("i-a", 3)]);
+    assert!(gate_condition(gate, Mode::Local, &place, &[&serving]).status);
+    // Not yet added by the pass, or a pass planned while the node was leaving: closed.
+    let absent = mk_observation(want(0, BackendState::Active), vec![mk_ecs_member("i-b", 1)]);
+    assert!(!gate_condition(gate, Mode::Local, &place, &[&absent]).status);
+    let draining = mk_observation(
+        want(0, BackendState::Draining),
+        vec![mk_ecs_member("i-a", 0)],
+    );
+    assert!(!gate_condition(gate, Mode::Local, &place, &[&draining]).status);
+    let unwanted = mk_observation(vec![], vec![mk_ecs_member("i-a", 0)]);
+    assert!(!gate_condition(gate, Mode::Local, &place, &[&unwanted]).status);
+}
+
+#[test]
+fn gates_are_read_from_the_spec_and_compared_with_status_and_reason() {
+    let mut pod = mk_pod("web-0", &[]);
+    pod.spec.as_mut().unwrap().readiness_gates = Some(vec![
+        PodReadinessGate {
+            condition_type: "registered.slb-sync.io/web".into(),
+        },
+        PodReadinessGate {
+            condition_type: "service.readiness.alibabacloud.com/api".into(),
+        },
+        PodReadinessGate {
+            condition_type: "example.com/other".into(),
+        },
+    ]);
+    assert_eq!(
+        declared_gates(&pod),
+        [
+            ("registered.slb-sync.io/web".to_string(), "web".to_string()),
+            (
+                "service.readiness.alibabacloud.com/api".to_string(),
+                "api".to_string()
+            ),
+        ]
+    );
+    let want = gate_condition("registered.slb-sync.io/web", Mode::Eni, &eni_place(), &[]);
+    assert!(!gate_unchanged(&pod, &want));
+    pod.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+        type_: "registered.slb-sync.io/web".into(),
+        status: "False".into(),
+        reason: Some(REASON_NOT_REGISTERED.into()),
+        ..PodCondition::default()
+    }]);
+    assert!(gate_unchanged(&pod, &want));
+}
