@@ -12,11 +12,11 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::Client;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use super::allowance::{self, Verdict};
 use super::decide::{self, BackedService, GroupObservation, PodPlace};
 use super::journal::ledger_from_pods;
+use super::timers::{Armed, PodTimers};
 use super::writer::{self, PodKey, Write, WriteQueue, Writer};
 use super::PodSide;
 use crate::agent::metrics::AgentMetrics;
@@ -89,22 +89,18 @@ pub(super) struct Inner {
 pub(super) struct State {
     /// The last members seen per group (failed passes keep the previous reading).
     pub(super) observed: HashMap<GroupRef, GroupObservation>,
-    /// Fail-open timers of deleted pods still held, keyed by pod and uid.
-    timers: HashMap<PodKey, (String, JoinHandle<()>)>,
+    /// Fail-open releases of deleted pods still held.
+    fail_open: PodTimers,
     /// Re-evaluations of deleted pods whose SLB side is confirmed, at the end of their
-    /// kube-proxy allowance, keyed by pod, with the uid and the time they fire.
-    rechecks: HashMap<PodKey, (String, Timestamp, JoinHandle<()>)>,
+    /// kube-proxy allowance.
+    rechecks: PodTimers,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
         let mut state = lock(&self.state);
-        for (_, (_, timer)) in state.timers.drain() {
-            timer.abort();
-        }
-        for (_, (_, _, timer)) in state.rechecks.drain() {
-            timer.abort();
-        }
+        state.fail_open.abort_all();
+        state.rechecks.abort_all();
     }
 }
 
@@ -161,8 +157,8 @@ async fn resync_on_leadership(inner: Weak<Inner>, mut leader: watch::Receiver<bo
         if leading {
             // Writes dropped while following (and timers that fired then) are re-derived.
             let mut state = lock(&inner.state);
-            state.timers.retain(|_, (_, t)| !t.is_finished());
-            state.rechecks.retain(|_, (_, _, t)| !t.is_finished());
+            state.fail_open.forget_finished();
+            state.rechecks.forget_finished();
             drop(state);
             inner.resync();
         }
@@ -319,7 +315,11 @@ impl Inner {
         };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let mut state = lock(&self.state);
-        if state.timers.get(key).is_some_and(|(u, _)| *u == uid) {
+        if state
+            .fail_open
+            .get(key)
+            .is_some_and(|armed| armed.uid == uid)
+        {
             return;
         }
         let deleted = pod
@@ -340,9 +340,14 @@ impl Inner {
                 held_secs: held,
             });
         });
-        if let Some((_, old)) = state.timers.insert(key.clone(), (uid, timer)) {
-            old.abort();
-        }
+        state.fail_open.set(
+            key.clone(),
+            Armed {
+                uid,
+                at: deadline,
+                task: timer,
+            },
+        );
     }
 
     /// Evaluates the pod again at `at`, the end of its kube-proxy allowance, so the drain
@@ -354,7 +359,7 @@ impl Inner {
         if state
             .rechecks
             .get(&key)
-            .is_some_and(|(u, t, h)| *u == uid && *t == at && !h.is_finished())
+            .is_some_and(|armed| armed.uid == uid && armed.at == at && !armed.task.is_finished())
         {
             return;
         }
@@ -372,19 +377,20 @@ impl Inner {
                 inner.evaluate(&pod);
             }
         });
-        if let Some((_, _, old)) = state.rechecks.insert(key, (uid, at, timer)) {
-            old.abort();
-        }
+        state.rechecks.set(
+            key,
+            Armed {
+                uid,
+                at,
+                task: timer,
+            },
+        );
     }
 
     fn cancel_timer(&self, key: &PodKey) {
         let mut state = lock(&self.state);
-        if let Some((_, timer)) = state.timers.remove(key) {
-            timer.abort();
-        }
-        if let Some((_, _, timer)) = state.rechecks.remove(key) {
-            timer.abort();
-        }
+        state.fail_open.cancel(key);
+        state.rechecks.cancel(key);
     }
 
     /// The pods a pass over one Service may concern: those it selects, and every deleted

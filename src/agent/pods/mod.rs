@@ -10,6 +10,7 @@ mod journal;
 mod lifecycle;
 #[cfg(test)]
 mod tests;
+mod timers;
 mod writer;
 
 pub use journal::ledger_from_pods;
