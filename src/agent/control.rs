@@ -146,15 +146,9 @@ impl Control {
             Msg::ListenersFailed(service) => {
                 self.state.listeners.remove(&service);
             }
-            Msg::Moved(mut moved) => {
+            Msg::Moved(moved) => {
                 let old = self.state.group_ids.get(&moved.port).cloned();
-                match moved.verdict(old.as_deref(), None) {
-                    Verdict::Same => {}
-                    Verdict::Retire(key) => self.retire_moved(key, moved, None),
-                    Verdict::Wait => {
-                        self.state.moves.insert(moved.port.clone(), moved);
-                    }
-                }
+                self.judge_move(moved, old.as_deref(), None);
             }
         }
     }
@@ -344,6 +338,18 @@ impl Control {
         }
     }
 
+    /// Acts on a moved port as far as the group ids known now allow; one that must wait
+    /// for its current group's id is kept until the port's next pass.
+    fn judge_move(&mut self, mut moved: Move, old: Option<&str>, current: Option<&str>) {
+        match moved.verdict(old, current) {
+            Verdict::Same => {}
+            Verdict::Retire(key) => self.retire_moved(key, moved, current),
+            Verdict::Wait => {
+                self.state.moves.insert(moved.port.clone(), moved);
+            }
+        }
+    }
+
     /// Empties the group a port was planned on before its Service's `id` or `vgroup-port`
     /// annotation changed; a port moved back to a group being emptied keeps it instead.
     fn retire_moved(&mut self, key: GroupRef, moved: Move, current_resolved: Option<&str>) {
@@ -402,14 +408,8 @@ impl Control {
         };
         match report.result {
             Ok((group_id, owned_left)) => {
-                if let Some(mut moved) = self.state.moves.remove(&report.group) {
-                    match moved.verdict(None, group_id.as_deref()) {
-                        Verdict::Same => {}
-                        Verdict::Retire(key) => self.retire_moved(key, moved, group_id.as_deref()),
-                        Verdict::Wait => {
-                            self.state.moves.insert(report.group.clone(), moved);
-                        }
-                    }
+                if let Some(moved) = self.state.moves.remove(&report.group) {
+                    self.judge_move(moved, None, group_id.as_deref());
                 }
                 if let Some(id) = group_id {
                     self.state.group_ids.insert(report.group.clone(), id);
