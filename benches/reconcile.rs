@@ -55,6 +55,7 @@ fn target(group: u32, backends: Vec<Backend>) -> GroupTarget {
             backends,
         },
         drain_window: WINDOW,
+        emptying: false,
     }
 }
 

@@ -48,13 +48,25 @@ pub enum AnnotationError {
     },
 }
 
+/// Longest part of a bad value quoted in errors and Events: a huge value (a pasted file)
+/// would otherwise hide every other problem of the Service and overflow the Event.
+const QUOTED_CHARS: usize = 64;
+
 impl AnnotationError {
     fn invalid(key: &'static str, value: &str, expected: impl Into<String>) -> Self {
         AnnotationError::Invalid {
             key,
-            value: value.to_owned(),
+            value: quoted(value),
             expected: expected.into(),
         }
+    }
+}
+
+/// `value`, cut to its first [`QUOTED_CHARS`] characters with its full size when longer.
+fn quoted(value: &str) -> String {
+    match value.char_indices().nth(QUOTED_CHARS) {
+        None => value.to_owned(),
+        Some((end, _)) => format!("{}… ({} bytes)", &value[..end], value.len()),
     }
 }
 
@@ -186,16 +198,19 @@ fn parse_vgroup_ports(value: &str) -> Result<BTreeMap<u16, String>, String> {
     for item in value.split(',').map(str::trim) {
         let (id, port) = item
             .rsplit_once(':')
-            .ok_or_else(|| format!("{FORMAT}; {item:?} has no ':'"))?;
+            .ok_or_else(|| format!("{FORMAT}; {:?} has no ':'", quoted(item)))?;
         let (id, port) = (id.trim(), port.trim());
         if !is_cloud_id(id) {
-            return Err(format!("{FORMAT}; {id:?} is not a vServer group id"));
+            return Err(format!(
+                "{FORMAT}; {:?} is not a vServer group id",
+                quoted(id)
+            ));
         }
         let port: u16 = port
             .parse()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or_else(|| format!("{FORMAT}; port {port:?} is not 1-65535"))?;
+            .ok_or_else(|| format!("{FORMAT}; port {:?} is not 1-65535", quoted(port)))?;
         if ports.insert(port, id.to_owned()).is_some() {
             return Err(format!("{FORMAT}; port {port} is listed twice"));
         }
@@ -209,13 +224,19 @@ fn parse_labels(value: &str) -> Result<Vec<(String, String)>, String> {
     for item in value.split(',').map(str::trim) {
         let (k, v) = item
             .split_once('=')
-            .ok_or_else(|| format!("{FORMAT}; {item:?} has no '='"))?;
+            .ok_or_else(|| format!("{FORMAT}; {:?} has no '='", quoted(item)))?;
         let (k, v) = (k.trim(), v.trim());
         if !is_label_key(k) {
-            return Err(format!("{FORMAT}; {k:?} is not a valid label key"));
+            return Err(format!(
+                "{FORMAT}; {:?} is not a valid label key",
+                quoted(k)
+            ));
         }
         if !is_label_value(v) {
-            return Err(format!("{FORMAT}; {v:?} is not a valid label value"));
+            return Err(format!(
+                "{FORMAT}; {:?} is not a valid label value",
+                quoted(v)
+            ));
         }
         labels.push((k.to_owned(), v.to_owned()));
     }

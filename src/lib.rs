@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod http;
 pub mod index;
 pub mod k8s;
+pub mod logging;
 pub mod model;
 pub mod offline;
 pub mod plan;

@@ -12,6 +12,7 @@ use slb_sync::agent::cli::{PlannerArgs, RunArgs};
 use slb_sync::agent::PodSideChoice;
 use slb_sync::demo::DemoArgs;
 use slb_sync::doctor::cli::{DoctorArgs, DoctorOutput};
+use slb_sync::logging::LogFormat;
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
 use std::sync::Arc;
 
@@ -20,6 +21,16 @@ use std::sync::Arc;
 #[derive(Debug, Parser)]
 #[command(name = "slb-sync", version, about)]
 struct Cli {
+    /// Log lines on stderr as text (coloured only on a terminal) or as one JSON object
+    /// per line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SLB_SYNC_LOG_FORMAT",
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -55,9 +66,11 @@ enum Command {
     /// Block until the agent reports this pod drained; for the pod's preStop hook.
     ///
     /// Exits 0 once the pod is `drained` (its SLB backend was drained and removed) or
-    /// `unmanaged` (the agent holds nothing for it). Exits 1 at --timeout, or at once if
-    /// the agent refuses the request; the container then stops anyway (fail-open). Retries
-    /// through connection errors until --timeout, since the agent may be restarting.
+    /// `unmanaged` (the agent holds nothing for it). Exits 3 when the agent `released` it
+    /// at its fail-open deadline without confirming the drain (the SLB may still have sent
+    /// it traffic). Exits 1 at --timeout, or at once if the agent refuses the request; the
+    /// container then stops anyway (fail-open). Retries through connection errors until
+    /// --timeout, since the agent may be restarting.
     WaitDrained(WaitDrainedArgs),
     /// Remove the agent's finalizers from every pod and Service (uninstall, stuck pods).
     ///
@@ -143,13 +156,7 @@ fn main() -> ExitCode {
         Command::Doctor(_) => "warn,kube_client=off",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .init();
+    slb_sync::logging::init(cli.log_format, default_filter);
     let result = match cli.command {
         Command::Run(args) => run(*args),
         Command::Plan(args) => plan(args),
@@ -159,7 +166,10 @@ fn main() -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(err) => Err(err),
         },
-        Command::WaitDrained(args) => wait_drained(args),
+        Command::WaitDrained(args) => match wait_drained(args) {
+            Ok(code) => return code,
+            Err(err) => Err(err),
+        },
         Command::ReleaseFinalizers(args) => release_finalizers(args),
         Command::Demo(args) => match demo(args) {
             // The lab printed its own table and errors.
@@ -200,7 +210,11 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
     let client = kube_client(args.kubeconfig.as_deref()).await?;
     let registry = prometheus::Registry::new();
-    let config = args.agent_config(registry.clone())?;
+    let mut config = args.agent_config(registry.clone())?;
+    if config.leader.namespace.is_empty() {
+        // In a pod, the service account's namespace; else the kubeconfig context's.
+        config.leader.namespace = client.default_namespace().to_owned();
+    }
     let slb_metrics = SlbMetrics::register(&registry).context("cannot register SLB metrics")?;
     let credentials = args
         .credentials()
@@ -354,7 +368,11 @@ fn doctor_live(
     })
 }
 
-fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<()> {
+/// `wait-drained`'s exit status when the agent released the pod without a confirmed
+/// drain (distinct from 0, a drain, and from 1, no answer).
+const RELEASED_EXIT: u8 = 3;
+
+fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<ExitCode> {
     let wait = slb_sync::http::wait_drained::WaitDrained::new(
         &args.agent,
         args.namespace,
@@ -363,8 +381,16 @@ fn wait_drained(args: WaitDrainedArgs) -> anyhow::Result<()> {
     )?;
     let runtime = current_thread_runtime()?;
     let state = runtime.block_on(wait.run())?;
+    if state == slb_sync::k8s::drain_state::DrainState::Released {
+        eprintln!(
+            "pod {}/{} was released by the agent without a confirmed drain (fail-open): the \
+             SLB may still have sent it traffic; see the pod's FailOpenRelease Event",
+            wait.namespace, wait.pod
+        );
+        return Ok(ExitCode::from(RELEASED_EXIT));
+    }
     println!("pod {}/{} is {state}", wait.namespace, wait.pod);
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The lab printed its own table and errors: its exit status is the demo's.

@@ -335,23 +335,55 @@ async fn fail_open_deadline_runs_on_tokio_time() {
     // As the API server stamps it: the deletion time plus the 30 s grace period.
     let deleted = jiff::Timestamp::from_second(clock.now().as_second() + 30).unwrap();
     pod.metadata.deletion_timestamp = Some(Time(deleted));
+    // Another controller's finalizer keeps the object after ours goes, so what the agent
+    // wrote on it can be read.
+    pod.metadata
+        .finalizers
+        .get_or_insert_with(Vec::new)
+        .push("example.com/keep".into());
     h.kube.put(&pod).unwrap();
     store_shows(&h, "web-0", |p| p.metadata.deletion_timestamp.is_some()).await;
 
     // Margin 60 s after the deletionTimestamp, on tokio's clock.
     let deadline = clock.instant_at(deleted.checked_add(Duration::from_secs(60)).unwrap());
     jump_to(deadline - Duration::from_secs(1)).await;
+    let ours = |p: &serde_json::Value| {
+        p["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "slb-sync.io/drain"))
+    };
     assert!(
-        pod_json(&h, "web-0").is_some(),
+        pod_json(&h, "web-0").is_some_and(|p| ours(&p)),
         "released before the deadline"
     );
     assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
     jump_to(deadline + Duration::from_millis(10)).await;
     eventually("the finalizer is released at the deadline", || {
-        pod_json(&h, "web-0").is_none()
+        pod_json(&h, "web-0").is_some_and(|p| !ours(&p))
     })
     .await;
     assert_eq!(h.metrics.finalizer_fail_open_total.get(), 1);
+    // Said on the pod, so wait-drained answers `released`, not `unmanaged`.
+    let pod = pod_json(&h, "web-0").unwrap();
+    let drained = pod["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "slb-sync.io/drained"))
+        .cloned()
+        .expect("drained condition");
+    assert_eq!(
+        (drained["status"].as_str(), drained["reason"].as_str()),
+        (Some("False"), Some("FailOpen"))
+    );
+    // The hold counts from the deletion (30 s grace + 60 s margin), not from the
+    // deletionTimestamp (the kill time).
+    let note = h
+        .kube
+        .list("events.k8s.io/v1", "Event", Some(NS))
+        .into_iter()
+        .find(|e| e["reason"] == "FailOpenRelease")
+        .and_then(|e| e["note"].as_str().map(str::to_owned))
+        .expect("FailOpenRelease event");
+    assert!(note.contains("after 90s"), "{note}");
 }
 
 /// A failed write is tried again: the drained condition write fails twice, and the pod

@@ -65,6 +65,9 @@ fn metrics_contract_lists_the_agreed_metrics() {
         ("slb_sync_change_to_first_call_seconds", "histogram"),
         ("slb_sync_drain_api_requests_total", "counter"),
         ("slb_sync_drain_api_waiting", "gauge"),
+        ("slb_sync_backend_quarantines_total", "counter"),
+        ("slb_sync_quarantined_backends", "gauge"),
+        ("slb_sync_drift_backends_total", "counter"),
     ];
     let expected: BTreeMap<_, _> = expected
         .iter()

@@ -473,3 +473,40 @@ fn only_managed_services_are_audited() {
     assert!(of_rule(&report, Rule::ReadinessProbe).is_empty());
     one(&report, Rule::Workload, Severity::Info);
 }
+
+// ---- group-listener ----
+
+#[test]
+fn ports_without_vgroup_port_get_a_note_that_their_group_needs_a_listener() {
+    let config = DoctorConfig::default();
+    let report = run_all(&example("eni"), &config);
+    let found = one(&report, Rule::GroupListener, Severity::Info);
+    assert!(
+        found.finding.contains("port(s) 80")
+            && found
+                .finding
+                .contains("k8s/<port>/web-eni/demo/<cluster-id>"),
+        "{}",
+        found.finding
+    );
+    assert!(
+        found.fix.contains("vgroup-port: <group id>:80"),
+        "{}",
+        found.fix
+    );
+    // The cluster example names port 80's group; only 443 is found by name.
+    let report = run_all(&example("cluster"), &config);
+    let found = one(&report, Rule::GroupListener, Severity::Info);
+    assert!(found.finding.contains("port(s) 443 "), "{}", found.finding);
+    // Naming every port's group leaves nothing to say.
+    let mut docs = example("eni");
+    set_annotation(
+        &mut docs,
+        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-vgroup-port",
+        Some("rsp-web:80"),
+    );
+    assert_eq!(
+        of_rule(&run_all(&docs, &config), Rule::GroupListener),
+        Vec::<&slb_sync::doctor::Finding>::new()
+    );
+}

@@ -20,6 +20,8 @@ async fn vserver_groups_are_listed_created_described_and_deleted() {
         vec![VServerGroupSummary {
             v_server_group_id: GROUP.into(),
             v_server_group_name: OWNER.into(),
+            listener_ports: vec![80],
+            ..VServerGroupSummary::default()
         }]
     );
 
@@ -27,9 +29,18 @@ async fn vserver_groups_are_listed_created_described_and_deleted() {
     let id = c.create_vserver_group(LB, name).await.unwrap();
     assert!(id.starts_with("rsp-"), "{id}");
     let listed = c.list_vserver_groups(LB).await.unwrap();
-    assert!(listed
+    let created = listed
         .iter()
-        .any(|g| g.v_server_group_id == id && g.v_server_group_name == name));
+        .find(|g| g.v_server_group_id == id && g.v_server_group_name == name)
+        .expect("the new group is listed");
+    // Tagged as the agent's: the proof that it may delete the group once empty.
+    assert!(created.created_by_agent(), "{created:?}");
+    assert!(created.listener_ports.is_empty());
+    assert!(!listed
+        .iter()
+        .find(|g| g.v_server_group_id == GROUP)
+        .unwrap()
+        .created_by_agent());
     let group = c.describe_vserver_group(&id).await.unwrap();
     assert_eq!(
         (

@@ -95,6 +95,25 @@ async fn returns_exactly_when_the_pod_is_drained() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_released_without_a_confirmed_drain_exits_3_and_says_so() {
+    let mut fx = fixture();
+    fx.cluster.list(vec![mk_pod("web-0", Phase::Draining)]);
+    let agent = serve(&fx, "127.0.0.1:0".parse().unwrap()).await;
+    let child = spawn_for(agent.addr, "60");
+    fx.until_waiting_within(1, REACT).await;
+    fx.cluster
+        .apply(watcher::Event::Apply(mk_pod("web-0", Phase::Released)));
+    let (output, stdout, stderr) = finish(child).await;
+    assert_eq!(output.status.code(), Some(3), "{stdout}{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("released by the agent without a confirmed drain")
+            && stderr.contains("FailOpenRelease"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unmanaged_pod_returns_at_once_using_the_downward_api_env() {
     let mut fx = fixture();
     fx.cluster.list(vec![mk_pod("web-0", Phase::Unheld)]);

@@ -149,13 +149,25 @@ pub struct RunArgs {
         default_value_t = 600
     )]
     pub resync_seconds: u64,
+    /// Groups that pods wait on (a readiness gate not yet open, a drain not yet
+    /// confirmed) are re-read and repaired this often, in seconds, so a group changed
+    /// behind the agent's back is mended while a rollout depends on it.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "SLB_SYNC_DRIFT_CHECK_SECONDS",
+        default_value_t = 10
+    )]
+    pub drift_check_seconds: u64,
     /// Address of /metrics, /healthz, /readyz and the drain API.
     #[arg(long, value_name = "ADDR", env = "SLB_SYNC_HTTP_ADDR", default_value = DEFAULT_HTTP_ADDR)]
     pub http_addr: SocketAddr,
     /// Name of the leader-election Lease.
     #[arg(long, env = "SLB_SYNC_LEASE_NAME", default_value = DEFAULT_LEASE_NAME)]
     pub lease_name: String,
-    /// Namespace of the Lease (downward API `metadata.namespace`).
+    /// Namespace of the Lease; default: the agent pod's own namespace (`POD_NAMESPACE`
+    /// from the downward API, else its service account's), or outside a cluster the
+    /// kubeconfig context's namespace.
     #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// Seconds a lease stays valid after its last renewal.
@@ -273,6 +285,7 @@ impl RunArgs {
         let mut config = AgentConfig::new(self.planner(), leader, registry)?;
         config.default_drain_secs = self.default_drain_seconds;
         config.resync = Duration::from_secs(self.resync_seconds.max(1));
+        config.drift_check = Duration::from_secs(self.drift_check_seconds.max(1));
         config.kube_proxy_allowance = Duration::from_secs(self.kube_proxy_allowance_seconds);
         config.http_addr = self.http_addr;
         config.limits = self.limits();

@@ -2,7 +2,7 @@
 //! the leader runs the scheduler and writes), the Service finalizer, Events, listener
 //! drain settings and the periodic resync.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -12,16 +12,17 @@ use kube::Resource;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::finalizer::{add_finalizer, cleanup_targets, has_finalizer, release_finalizer};
+use super::cleanup::{Cleaning, Found};
+use super::finalizer::{add_finalizer, has_finalizer, release_finalizer};
 use super::metrics::AgentMetrics;
-use super::moves::{Move, Verdict};
+use super::moves::Move;
 use super::pods::SharedPodSide;
 use super::target::{service_ref, PassReport};
 use super::watch::Kind;
 use crate::desired::{plan_all, plan_service, PlannerConfig};
 use crate::http::ReadyFlag;
 use crate::index::{Affected, ClusterIndex, ServiceRef};
-use crate::k8s::events::Events;
+use crate::k8s::events::{AgentEvent, Events};
 use crate::reconcile::{
     spawn_observed, Executor, GroupRef, GroupTarget, ListenerTarget, PassObserver, SchedulerConfig,
     SchedulerHandle, TargetSource,
@@ -38,6 +39,16 @@ pub enum Msg {
     ListenersFailed(String),
     /// A Service's port points at another SLB instance or vServer group than before.
     Moved(Move),
+    /// A search of the SLB for a deleted Service's backends ended.
+    Found(Found),
+    /// Look at this Service again (a failed search is retried).
+    Recheck(ServiceRef),
+    /// The Service's groups that no listener forwards to, as a listener read found.
+    Unbound {
+        service: String,
+        load_balancer_id: String,
+        groups: Vec<String>,
+    },
 }
 
 const ALL_KINDS: usize = 4;
@@ -60,6 +71,8 @@ pub struct Control {
     pub reconciling: Arc<watch::Sender<bool>>,
     pub ready: ReadyFlag,
     pub scheduler_config: SchedulerConfig,
+    /// Groups that pods wait on are read again this often (`--drift-check-seconds`).
+    pub drift_check: Duration,
     pub tx: mpsc::UnboundedSender<Msg>,
     pub state: LoopState,
 }
@@ -70,8 +83,8 @@ pub struct LoopState {
     pub(super) synced: HashSet<Kind>,
     pub(super) leader: bool,
     pub(super) scheduler: Option<(SchedulerHandle, JoinHandle<()>)>,
-    /// Services being cleaned up: port → no owned backend left.
-    pub(super) cleaning: HashMap<ServiceRef, BTreeMap<u16, bool>>,
+    /// Services being cleaned up.
+    pub(super) cleaning: HashMap<ServiceRef, Cleaning>,
     /// Groups of ports that left their (still managed) Service, being emptied.
     pub(super) retired: HashSet<GroupRef>,
     /// Annotation errors already reported per Service.
@@ -80,6 +93,8 @@ pub struct LoopState {
     pub(super) moves: HashMap<GroupRef, Move>,
     /// vServer group ids the passes reported.
     pub(super) group_ids: HashMap<GroupRef, String>,
+    /// Groups without a listener already reported per Service.
+    pub(super) unbound: HashMap<ServiceRef, Vec<String>>,
     /// Listener drain settings last applied (or being applied) per Service.
     pub(super) listeners: HashMap<String, ListenerTarget>,
     /// Kubernetes and listener writes in flight; aborted when leadership is lost.
@@ -98,6 +113,11 @@ impl Control {
     ) {
         let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut drift = tokio::time::interval_at(
+            tokio::time::Instant::now() + self.drift_check,
+            self.drift_check,
+        );
+        drift.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         let mut leader_open = true;
         loop {
@@ -115,6 +135,7 @@ impl Control {
                 }
                 Some(msg) = rx.recv() => self.on_msg(msg),
                 _ = resync.tick() => self.resync(),
+                _ = drift.tick() => self.check_waited_on(),
                 Some(_) = self.state.writes.join_next(), if !self.state.writes.is_empty() => {}
             }
         }
@@ -149,6 +170,17 @@ impl Control {
             Msg::Moved(moved) => {
                 let old = self.state.group_ids.get(&moved.port).cloned();
                 self.judge_move(moved, old.as_deref(), None);
+            }
+            Msg::Found(found) => self.on_found(found),
+            Msg::Unbound {
+                service,
+                load_balancer_id,
+                groups,
+            } => self.report_unbound(&service, &load_balancer_id, groups),
+            Msg::Recheck(service) => {
+                if self.active() {
+                    self.sync_service(&service);
+                }
             }
         }
     }
@@ -186,9 +218,13 @@ impl Control {
         self.resync();
     }
 
-    fn trigger(&self, service: &ServiceRef, port: u16) {
+    pub(super) fn trigger(&self, service: &ServiceRef, port: u16) {
+        self.trigger_group(GroupRef::new(service.to_string(), port));
+    }
+
+    pub(super) fn trigger_group(&self, group: GroupRef) {
         if let Some((handle, _)) = &self.state.scheduler {
-            handle.trigger(GroupRef::new(service.to_string(), port));
+            handle.trigger(group);
         }
     }
 
@@ -228,6 +264,18 @@ impl Control {
             .collect();
         for r in gone {
             self.forget(&r);
+        }
+    }
+
+    /// Passes over the groups of every Service a pod waits on (a gate not yet open, a
+    /// drain not yet confirmed), so a group changed behind the agent's back is repaired
+    /// while the rollout depends on it rather than at the next resync.
+    fn check_waited_on(&mut self) {
+        if !self.active() {
+            return;
+        }
+        for r in self.pods.waiting_services() {
+            self.sync_service(&r);
         }
     }
 
@@ -271,111 +319,10 @@ impl Control {
             self.forget(r);
             return;
         }
-        if !self.state.cleaning.contains_key(r) {
-            let targets = cleanup_targets(&svc, &self.planner, self.default_drain_secs);
-            if targets.is_empty() {
-                tracing::info!(service = %r, "nothing to clean up; releasing the finalizer");
-                self.release(r);
-                return;
-            }
-            tracing::info!(service = %r, groups = targets.len(), deleting, "draining and removing the Service's backends");
-            let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
-            for (port, target) in &targets {
-                cleanups.insert(GroupRef::new(r.to_string(), *port), target.clone());
-            }
-            drop(cleanups);
-            self.state
-                .cleaning
-                .insert(r.clone(), targets.keys().map(|p| (*p, false)).collect());
-        }
-        let ports: Vec<u16> = self.state.cleaning[r].keys().copied().collect();
-        for port in ports {
-            self.trigger(r, port);
-        }
+        self.clean_up(r, &svc);
     }
 
-    /// Ports that left a managed Service: their groups are drained and emptied like a
-    /// deleted Service's. Not while the Service's annotations are bad (it is skipped
-    /// then, not emptied).
-    fn retire_ports(&mut self, r: &ServiceRef, ports: &HashSet<u16>) {
-        let key = r.to_string();
-        if self
-            .index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .lb_spec(r)
-            .is_none()
-        {
-            return;
-        }
-        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
-        // A port that came back is planned normally again.
-        self.state.retired.retain(|g| {
-            let back = g.retired.is_none() && g.service == key && ports.contains(&g.service_port);
-            if back {
-                cleanups.remove(g);
-            }
-            !back
-        });
-        let gone: Vec<(GroupRef, GroupTarget)> = self
-            .planned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(g, _)| g.service == key && !ports.contains(&g.service_port))
-            .map(|(g, t)| (g.clone(), t.clone()))
-            .collect();
-        drop(cleanups);
-        for (group, target) in gone {
-            if self.state.retired.insert(group.clone()) {
-                tracing::info!(service = %r, port = group.service_port, "port removed; emptying its group");
-                self.cleanups
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(group.clone(), target);
-            }
-            self.trigger(r, group.service_port);
-        }
-    }
-
-    /// Acts on a moved port as far as the group ids known now allow; one that must wait
-    /// for its current group's id is kept until the port's next pass.
-    fn judge_move(&mut self, mut moved: Move, old: Option<&str>, current: Option<&str>) {
-        match moved.verdict(old, current) {
-            Verdict::Same => {}
-            Verdict::Retire(key) => self.retire_moved(key, moved, current),
-            Verdict::Wait => {
-                self.state.moves.insert(moved.port.clone(), moved);
-            }
-        }
-    }
-
-    /// Empties the group a port was planned on before its Service's `id` or `vgroup-port`
-    /// annotation changed; a port moved back to a group being emptied keeps it instead.
-    fn retire_moved(&mut self, key: GroupRef, moved: Move, current_resolved: Option<&str>) {
-        let current = moved.current_identity(current_resolved);
-        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
-        let back = GroupRef {
-            retired: Some(current.clone()),
-            ..moved.port.clone()
-        };
-        if self.state.retired.remove(&back) {
-            cleanups.remove(&back);
-            tracing::info!(service = %back.service, port = back.service_port, group = %current, "port moved back; no longer emptying its group");
-        }
-        if self.state.retired.insert(key.clone()) {
-            tracing::info!(service = %key.service, port = key.service_port,
-                from = key.retired.as_deref().unwrap_or_default(), to = %current,
-                "port moved to another group; draining and emptying the old one");
-            cleanups.insert(key.clone(), moved.old);
-        }
-        drop(cleanups);
-        if let Some((handle, _)) = &self.state.scheduler {
-            handle.trigger(key);
-        }
-    }
-
-    fn release(&mut self, r: &ServiceRef) {
+    pub(super) fn release(&mut self, r: &ServiceRef) {
         let client = self.client.clone();
         let r = r.clone();
         self.state
@@ -397,6 +344,7 @@ impl Control {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|g, _| g.service != key);
         self.state.bad_annotations.remove(r);
+        self.state.unbound.remove(r);
         self.state.listeners.remove(&key);
         self.state.group_ids.retain(|g, _| g.service != key);
         self.state.moves.retain(|g, _| g.service != key);
@@ -406,17 +354,25 @@ impl Control {
         let Some(r) = service_ref(&report.group.service) else {
             return;
         };
+        for event in &report.events {
+            self.emit(&r, event.clone());
+        }
         match report.result {
             Ok((group_id, owned_left)) => {
                 if let Some(moved) = self.state.moves.remove(&report.group) {
                     self.judge_move(moved, None, group_id.as_deref());
                 }
-                if let Some(id) = group_id {
-                    self.state.group_ids.insert(report.group.clone(), id);
+                if let Some(id) = &group_id {
+                    self.state
+                        .group_ids
+                        .insert(report.group.clone(), id.clone());
                 }
                 if self.state.retired.contains(&report.group) {
                     if !owned_left {
                         tracing::info!(service = %r, port = report.group.service_port, "removed port's group emptied");
+                        if let Some(id) = &group_id {
+                            self.delete_retired(&r, &report.load_balancer_id, id);
+                        }
                         self.state.retired.remove(&report.group);
                         self.state.group_ids.remove(&report.group);
                         self.cleanups
@@ -427,34 +383,54 @@ impl Control {
                             .lock()
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&report.group);
+                        self.maybe_release(&r);
                     }
-                } else if let Some(ports) = self.state.cleaning.get_mut(&r) {
-                    if let Some(done) = ports.get_mut(&report.group.service_port) {
-                        *done = !owned_left;
-                    }
-                    if ports.values().all(|done| *done) {
-                        tracing::info!(service = %r, "every owned backend removed");
-                        self.release(&r);
-                    }
+                } else if self.cleanup_pass(&r, &report.group, group_id.as_deref(), owned_left) {
+                    // A group of a Service being cleaned up.
+                } else if self.state.cleaning.contains_key(&r) {
+                    // A pass of the live Service that ran before its cleanup began.
                 } else {
                     self.sync_listeners(&r, &report.load_balancer_id);
                 }
             }
-            Err(Some(event)) => {
-                let Some(svc) = self
-                    .services
-                    .get(&ObjectRef::new(&r.name).within(&r.namespace))
-                else {
+            Err(failure) => {
+                if failure.load_balancer_gone
+                    && (self.state.retired.contains(&report.group)
+                        || self.cleanup_pass(&r, &report.group, None, false))
+                {
+                    // Nothing of ours can be left on an instance that does not exist.
+                    tracing::info!(service = %r, port = report.group.service_port,
+                        load_balancer_id = %report.load_balancer_id,
+                        "the SLB instance of a group being emptied is gone; nothing left there");
+                    if self.state.retired.remove(&report.group) {
+                        self.cleanups
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&report.group);
+                        self.maybe_release(&r);
+                    }
                     return;
-                };
-                let reference = svc.object_ref(&());
-                let events = self.events.clone();
-                self.state
-                    .writes
-                    .spawn(async move { events.emit(&event, &reference).await });
+                }
+                if let Some(event) = failure.event {
+                    self.emit(&r, event);
+                }
             }
-            Err(None) => {}
         }
+    }
+
+    /// Reports `event` on the Service, if it still exists.
+    pub(super) fn emit(&mut self, r: &ServiceRef, event: AgentEvent) {
+        let Some(svc) = self
+            .services
+            .get(&ObjectRef::new(&r.name).within(&r.namespace))
+        else {
+            return;
+        };
+        let reference = svc.object_ref(&());
+        let events = self.events.clone();
+        self.state
+            .writes
+            .spawn(async move { events.emit(&event, &reference).await });
     }
 
     /// Stops taking work and lets running passes finish within `grace`.

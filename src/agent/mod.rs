@@ -4,6 +4,7 @@
 //! [`run`] is the whole agent as a library call, so integration tests run it in-process
 //! against the Kubernetes and SLB doubles; `main.rs` only builds the clients.
 
+mod cleanup;
 pub mod cli;
 mod control;
 mod finalizer;
@@ -12,6 +13,7 @@ pub mod metrics;
 mod moves;
 pub mod pods;
 mod reports;
+mod retiring;
 mod target;
 mod watch;
 
@@ -24,7 +26,7 @@ use std::time::Duration;
 use kube::runtime::reflector;
 use tokio::sync::mpsc;
 
-pub use finalizer::{cleanup_targets, finalizer_add_patch};
+pub use finalizer::finalizer_add_patch;
 pub use journal::OVER_WINDOW_SLACK;
 pub use watch::strip_pod;
 
@@ -53,6 +55,8 @@ pub struct AgentConfig {
     pub default_drain_secs: u32,
     /// Every group is passed over this often (`--resync-seconds`).
     pub resync: Duration,
+    /// Groups that pods wait on are passed over this often (`--drift-check-seconds`).
+    pub drift_check: Duration,
     /// kube-proxy's sync lag the handshake allows for in Cluster and Local mode
     /// (`--kube-proxy-allowance-seconds`, see [`pods::allowance`]).
     pub kube_proxy_allowance: Duration,
@@ -62,6 +66,8 @@ pub struct AgentConfig {
     /// The leader-election Lease and this replica's identity (also the Events instance).
     pub leader: LeaderConfig,
     pub limits: ApiLimits,
+    /// How long a backend the SLB refuses is held out before it is tried again.
+    pub hold: crate::plan::HoldPolicy,
     pub scheduler: SchedulerConfig,
     /// How long running passes may take to finish at shutdown.
     pub shutdown_grace: Duration,
@@ -88,11 +94,13 @@ impl AgentConfig {
             planner,
             default_drain_secs: 30,
             resync: Duration::from_secs(600),
+            drift_check: Duration::from_secs(10),
             kube_proxy_allowance: pods::allowance::DEFAULT_KUBE_PROXY_ALLOWANCE,
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             on_bound: None,
             leader,
             limits: ApiLimits::default(),
+            hold: crate::plan::HoldPolicy::default(),
             scheduler: SchedulerConfig::default(),
             shutdown_grace: Duration::from_secs(10),
             registry,
@@ -188,6 +196,7 @@ pub async fn run(
             clock,
             ExecutorConfig {
                 limits: config.limits.clone(),
+                hold: config.hold,
                 ..ExecutorConfig::default()
             },
         )
@@ -257,6 +266,7 @@ pub async fn run(
         reconciling: config.reconciling.clone(),
         ready,
         scheduler_config: config.scheduler.clone(),
+        drift_check: config.drift_check,
         tx,
         state: control::LoopState::default(),
     };

@@ -99,6 +99,7 @@ mod tests {
                 backends: Vec::new(),
             },
             drain_window: Duration::from_secs(10),
+            emptying: false,
         }
     }
 

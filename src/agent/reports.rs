@@ -54,6 +54,45 @@ impl Control {
         });
     }
 
+    /// One `GroupWithoutListener` Event per group of the Service that no listener forwards
+    /// to (it gets no traffic), once per distinct set.
+    pub(super) fn report_unbound(
+        &mut self,
+        service: &str,
+        load_balancer_id: &str,
+        groups: Vec<String>,
+    ) {
+        let Some(r) = super::target::service_ref(service) else {
+            return;
+        };
+        if self.state.unbound.get(&r) == Some(&groups) {
+            return;
+        }
+        if groups.is_empty() {
+            self.state.unbound.remove(&r);
+            return;
+        }
+        for group in &groups {
+            let port = self
+                .state
+                .group_ids
+                .iter()
+                .find(|(g, id)| g.service == service && g.retired.is_none() && *id == group)
+                .map(|(g, _)| g.service_port);
+            tracing::warn!(%service, %load_balancer_id, group = %group, ?port,
+                "no listener forwards to the Service's vServer group: it gets no traffic");
+            self.emit(
+                &r,
+                AgentEvent::GroupWithoutListener {
+                    load_balancer_id: load_balancer_id.to_owned(),
+                    group: group.clone(),
+                    port,
+                },
+            );
+        }
+        self.state.unbound.insert(r, groups);
+    }
+
     /// Applies the Service's connection-drain annotations to its listeners when they
     /// differ from what was last applied (the executor reads before it writes).
     pub(super) fn sync_listeners(&mut self, r: &ServiceRef, load_balancer_id: &str) {
@@ -91,6 +130,11 @@ impl Control {
         self.state.writes.spawn(async move {
             match executor.reconcile_listeners(&target).await {
                 Ok(outcome) => {
+                    let _ = tx.send(Msg::Unbound {
+                        service: key.clone(),
+                        load_balancer_id: target.load_balancer_id.clone(),
+                        groups: outcome.unbound.clone(),
+                    });
                     for warning in &outcome.warnings {
                         tracing::warn!(service = %key, "{warning}");
                     }

@@ -16,7 +16,8 @@ use crate::desired::plan_service;
 use crate::index::{ClusterIndex, ServiceRef};
 use crate::k8s::events::AgentEvent;
 use crate::reconcile::{
-    GroupRef, GroupTarget, PassObserver, PassOutcome, ReconcileError, TargetSource,
+    GroupRef, GroupTarget, PassObserver, PassOutcome, QuarantinedBackend, ReconcileError,
+    TargetSource,
 };
 use crate::slb::ErrorClass;
 
@@ -64,6 +65,7 @@ impl TargetSource for IndexTargets {
             drain_window: Duration::from_secs(u64::from(
                 spec.drain_window_secs(self.default_drain_secs),
             )),
+            emptying: false,
         };
         let mut planned = self.planned.lock().unwrap_or_else(|e| e.into_inner());
         let shell = planned
@@ -93,9 +95,20 @@ impl TargetSource for IndexTargets {
 pub struct PassReport {
     pub group: GroupRef,
     pub load_balancer_id: String,
-    /// `Ok((group id, owned members left))`, or the Event to report when the error is
-    /// permanent.
-    pub result: Result<(Option<String>, bool), Option<AgentEvent>>,
+    /// `Ok((group id, owned members left))`, or how the pass failed.
+    pub result: Result<(Option<String>, bool), PassFailure>,
+    /// Events about single backends of the group (refused and held out), for the Service.
+    pub events: Vec<AgentEvent>,
+}
+
+/// A pass that failed, as the control loop needs it.
+#[derive(Debug)]
+pub struct PassFailure {
+    /// The Event to report when the error is permanent.
+    pub event: Option<AgentEvent>,
+    /// The SLB instance does not exist (any more): a group being emptied there has
+    /// nothing of ours left.
+    pub load_balancer_gone: bool,
 }
 
 /// Tells the pod side first (readiness gates and drain confirmations wait on it), then
@@ -119,6 +132,14 @@ impl PassObserver for AgentObserver {
         if group.retired.is_none() {
             self.pods.pass_finished(group, target, result);
         }
+        let events = match result {
+            Ok(outcome) => outcome
+                .quarantined
+                .iter()
+                .map(|q| quarantine_event(q, outcome.v_server_group_id.as_deref()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let result = match result {
             Ok(outcome) => Ok((
                 outcome.v_server_group_id.clone().inspect(|id| {
@@ -132,15 +153,35 @@ impl PassObserver for AgentObserver {
             Err(err) => {
                 self.metrics.reconcile_errors_total.inc();
                 tracing::warn!(service = %group.service, port = group.service_port, error = %err, "reconcile pass failed");
-                Err((err.class() == ErrorClass::Permanent)
-                    .then(|| AgentEvent::slb_error(&err.source)))
+                Err(PassFailure {
+                    event: (err.class() == ErrorClass::Permanent)
+                        .then(|| AgentEvent::slb_error(&err.source)),
+                    load_balancer_gone: err.load_balancer_gone(),
+                })
             }
         };
         let _ = self.tx.send(Msg::Pass(PassReport {
             group: group.clone(),
             load_balancer_id: target.load_balancer_id.clone(),
             result,
+            events,
         }));
+    }
+}
+
+fn quarantine_event(q: &QuarantinedBackend, group_id: Option<&str>) -> AgentEvent {
+    let b = &q.backend;
+    let backend = match b.server_ip {
+        Some(ip) => format!("{} ({ip}) port {}", b.server_id, b.port),
+        None => format!("{} port {}", b.server_id, b.port),
+    };
+    AgentEvent::BackendQuarantined {
+        backend,
+        group: group_id.unwrap_or("?").to_owned(),
+        action: q.held.refusal.action.as_str().to_owned(),
+        code: q.held.refusal.code.clone(),
+        message: q.held.refusal.message.clone(),
+        retry_secs: q.held.hold.as_secs(),
     }
 }
 
@@ -152,6 +193,7 @@ pub fn empty(target: &GroupTarget) -> GroupTarget {
         load_balancer_id: target.load_balancer_id.clone(),
         desired,
         drain_window: target.drain_window,
+        emptying: true,
     }
 }
 

@@ -158,6 +158,25 @@ fn lb_id_detection_for_unclassed_services() {
     assert!(!has_lb_id(&mk_annotations(&[(BACKEND_TYPE, "eni")])));
 }
 
+#[test]
+fn a_huge_bad_value_is_quoted_cut_short_and_the_other_problems_still_show() {
+    let huge = "x".repeat(200_000);
+    let errors = parse(&mk_annotations(&[
+        (LB_ID, "lb-1"),
+        (VGROUP_PORT, &huge),
+        (CONNECTION_DRAIN_TIMEOUT, "5"),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        invalid_key(&errors),
+        [VGROUP_PORT, CONNECTION_DRAIN_TIMEOUT]
+    );
+    let text = errors[0].to_string();
+    assert!(text.len() < 400, "{} bytes", text.len());
+    assert!(text.contains("… (200000 bytes)"), "{text}");
+    assert!(errors[1].to_string().contains("\"5\""));
+}
+
 proptest! {
     #[test]
     fn no_value_panics_the_parser(

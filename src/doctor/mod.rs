@@ -134,6 +134,9 @@ pub enum Rule {
     LocalLayout,
     /// Cluster mode: SLB instances per ECS instance against the default quota.
     ClusterQuota,
+    /// A port without `vgroup-port` gets a group found or created by name, which carries
+    /// traffic only once a listener forwards to it.
+    GroupListener,
 }
 
 impl Rule {
@@ -149,11 +152,12 @@ impl Rule {
             Rule::RollingUpdate => "rolling-update",
             Rule::LocalLayout => "local-layout",
             Rule::ClusterQuota => "cluster-quota",
+            Rule::GroupListener => "group-listener",
         }
     }
 
     /// Every rule, in report order.
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::Annotations,
         Rule::Workload,
         Rule::ReadinessProbe,
@@ -164,6 +168,7 @@ impl Rule {
         Rule::RollingUpdate,
         Rule::LocalLayout,
         Rule::ClusterQuota,
+        Rule::GroupListener,
     ];
 }
 
@@ -405,6 +410,7 @@ fn managed_services<'a>(
                 managed.drain_secs = lb.drain_window_secs(config.default_drain_secs);
                 managed.drain_from_service =
                     lb.connection_drain == Some(true) && lb.connection_drain_timeout.is_some();
+                check_group_listeners(&managed, &lb.vgroup_ports, out);
                 managed.load_balancer_id = Some(lb.load_balancer_id);
             }
             Err(errors) => {
@@ -437,6 +443,49 @@ fn managed_services<'a>(
     }
     services.sort_by(|a, b| a.id.cmp(&b.id));
     services
+}
+
+/// Ports the `vgroup-port` annotation does not name get the vServer group named by their
+/// owner Description, found or created by the agent; the SLB sends such a group traffic
+/// only once a listener forwards to it, which `doctor` cannot see from the cluster.
+fn check_group_listeners(
+    svc: &ManagedService<'_>,
+    named: &BTreeMap<u16, String>,
+    out: &mut Findings,
+) {
+    let ports: Vec<u16> = svc
+        .service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| u16::try_from(p.port).ok())
+        .filter(|p| !named.contains_key(p))
+        .collect();
+    if ports.is_empty() {
+        return;
+    }
+    let (namespace, name) = svc.id.split_once('/').unwrap_or(("default", &svc.id));
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    out.push(
+        Severity::Info,
+        format!("Service {}", svc.id),
+        Some(svc),
+        Rule::GroupListener,
+        format!(
+            "port(s) {} have no vgroup-port entry: the agent uses the vServer group named \
+             k8s/<port>/{name}/{namespace}/<cluster-id> on the SLB, creating it when \
+             missing, and the SLB sends that group traffic only once a listener forwards to \
+             it (the agent reports a GroupWithoutListener Event while none does)",
+            list.join(", ")
+        ),
+        format!(
+            "create a listener for each of those ports that uses the group, or name the \
+             group a listener already uses: vgroup-port: <group id>:{}",
+            ports[0]
+        ),
+    );
 }
 
 fn format_selector(selector: &BTreeMap<String, String>) -> String {

@@ -6,6 +6,7 @@
 //! | Pod object                                                   | state       |
 //! |--------------------------------------------------------------|-------------|
 //! | condition `slb-sync.io/drained` = `True`                     | `drained`   |
+//! | condition `slb-sync.io/drained` = `False`, reason `FailOpen` | `released`  |
 //! | `deletionTimestamp` set and finalizer `slb-sync.io/drain`    | `draining`  |
 //! | finalizer `slb-sync.io/drain`, not being deleted             | `active`    |
 //! | no `slb-sync.io/drain` finalizer, or no such pod             | `unmanaged` |
@@ -31,7 +32,7 @@ use kube::runtime::watcher;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::names::{DRAINED_CONDITION, POD_FINALIZER};
+use super::names::{DRAINED_CONDITION, FAIL_OPEN_REASON, POD_FINALIZER};
 
 /// Where a pod stands in the confirmed-removal handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -43,16 +44,20 @@ pub enum DrainState {
     Draining,
     /// Its backend has been drained and removed: the application may stop.
     Drained,
+    /// The agent released it at its fail-open deadline without confirming the drain: the
+    /// application may stop, but the SLB may still have sent it traffic.
+    Released,
     /// Not held by the agent: nothing to wait for.
     Unmanaged,
 }
 
 impl DrainState {
     /// Every state, for pre-registering metric label values.
-    pub const ALL: [DrainState; 4] = [
+    pub const ALL: [DrainState; 5] = [
         DrainState::Active,
         DrainState::Draining,
         DrainState::Drained,
+        DrainState::Released,
         DrainState::Unmanaged,
     ];
 
@@ -62,13 +67,18 @@ impl DrainState {
             DrainState::Active => "active",
             DrainState::Draining => "draining",
             DrainState::Drained => "drained",
+            DrainState::Released => "released",
             DrainState::Unmanaged => "unmanaged",
         }
     }
 
-    /// True when a waiter can stop waiting: the pod is drained or was never held.
+    /// True when a waiter can stop waiting: the pod is drained, released or was never
+    /// held.
     pub fn is_final(self) -> bool {
-        matches!(self, DrainState::Drained | DrainState::Unmanaged)
+        matches!(
+            self,
+            DrainState::Drained | DrainState::Released | DrainState::Unmanaged
+        )
     }
 }
 
@@ -88,13 +98,13 @@ pub fn drain_state(pod: Option<&Pod>) -> DrainState {
         .status
         .as_ref()
         .and_then(|status| status.conditions.as_ref())
-        .is_some_and(|conditions| {
-            conditions
-                .iter()
-                .any(|c| c.type_ == DRAINED_CONDITION && c.status == "True")
-        });
-    if drained {
-        return DrainState::Drained;
+        .and_then(|conditions| conditions.iter().find(|c| c.type_ == DRAINED_CONDITION));
+    match drained {
+        Some(c) if c.status == "True" => return DrainState::Drained,
+        Some(c) if c.status == "False" && c.reason.as_deref() == Some(FAIL_OPEN_REASON) => {
+            return DrainState::Released
+        }
+        _ => {}
     }
     let held = pod
         .metadata
@@ -233,6 +243,28 @@ mod tests {
         assert_eq!(drain_state(Some(&pod)), DrainState::Drained);
     }
 
+    /// A fail-open release says so on the pod before the finalizer goes, so a waiter
+    /// never takes it for a pod the agent never held.
+    #[test]
+    fn a_fail_open_release_reads_as_released_not_unmanaged() {
+        let mut pod = mk_pod(&[], true, Some("False"));
+        if let Some(c) = pod
+            .status
+            .as_mut()
+            .and_then(|s| s.conditions.as_mut())
+            .and_then(|c| c.first_mut())
+        {
+            c.reason = Some(FAIL_OPEN_REASON.into());
+        }
+        assert_eq!(drain_state(Some(&pod)), DrainState::Released);
+        pod.metadata.finalizers = Some(vec![POD_FINALIZER.into()]);
+        assert_eq!(drain_state(Some(&pod)), DrainState::Released);
+        assert_eq!(
+            serde_json::to_string(&DrainState::Released).unwrap(),
+            "\"released\""
+        );
+    }
+
     #[test]
     fn pod_without_our_finalizer_or_absent_is_unmanaged() {
         let pod = mk_pod(&["example.com/other"], true, None);
@@ -244,12 +276,19 @@ mod tests {
     }
 
     #[test]
-    fn final_states_are_drained_and_unmanaged() {
+    fn final_states_are_drained_released_and_unmanaged() {
         let finals: Vec<_> = DrainState::ALL
             .into_iter()
             .filter(|s| s.is_final())
             .collect();
-        assert_eq!(finals, [DrainState::Drained, DrainState::Unmanaged]);
+        assert_eq!(
+            finals,
+            [
+                DrainState::Drained,
+                DrainState::Released,
+                DrainState::Unmanaged
+            ]
+        );
         assert_eq!(
             serde_json::to_string(&DrainState::Draining).unwrap(),
             "\"draining\""

@@ -30,6 +30,23 @@ pub enum AgentEvent {
         message: String,
         request_id: Option<String>,
     },
+    /// The SLB refused one backend of a group; it is held out of the group's plans until
+    /// a retry while every other change of the group goes ahead.
+    BackendQuarantined {
+        backend: String,
+        group: String,
+        action: String,
+        code: String,
+        message: String,
+        retry_secs: u64,
+    },
+    /// No listener of the SLB instance forwards to one of the Service's groups (a group
+    /// found or created by its owner name gets no traffic until one does).
+    GroupWithoutListener {
+        load_balancer_id: String,
+        group: String,
+        port: Option<u16>,
+    },
     /// The pod was deleted: its backend's weight went to 0 and the drain window started.
     DrainStarted { window_secs: u64 },
     /// The pod's backend was removed after draining; the pod is reported drained.
@@ -54,6 +71,8 @@ impl AgentEvent {
         match self {
             AgentEvent::BadAnnotation { .. } => "BadAnnotation",
             AgentEvent::SlbError { .. } => "SlbError",
+            AgentEvent::BackendQuarantined { .. } => "BackendQuarantined",
+            AgentEvent::GroupWithoutListener { .. } => "GroupWithoutListener",
             AgentEvent::DrainStarted { .. } => "DrainStarted",
             AgentEvent::DrainCompleted => "DrainCompleted",
             AgentEvent::FailOpenRelease { .. } => "FailOpenRelease",
@@ -63,7 +82,9 @@ impl AgentEvent {
     fn action(&self) -> &'static str {
         match self {
             AgentEvent::BadAnnotation { .. } => "ParseAnnotations",
-            AgentEvent::SlbError { .. } => "SyncBackends",
+            AgentEvent::SlbError { .. }
+            | AgentEvent::BackendQuarantined { .. }
+            | AgentEvent::GroupWithoutListener { .. } => "SyncBackends",
             AgentEvent::DrainStarted { .. } | AgentEvent::DrainCompleted => "DrainBackend",
             AgentEvent::FailOpenRelease { .. } => "ReleaseFinalizer",
         }
@@ -93,10 +114,37 @@ impl AgentEvent {
                 message,
                 request_id,
             } => format!(
-                "SLB {action} failed with Code {code} (RequestId {}): {message}; not \
-                 retried until the Service or the SLB changes",
+                "SLB {action} failed with Code {code} (RequestId {}): {message}; retried \
+                 with backoff, and at once when the Service or the SLB changes",
                 request_id.as_deref().unwrap_or("none")
             ),
+            AgentEvent::BackendQuarantined {
+                backend,
+                group,
+                action,
+                code,
+                message,
+                retry_secs,
+            } => format!(
+                "SLB {action} refused backend {backend} of vServer group {group} with Code \
+                 {code}: {message}; it is held out and tried again in {retry_secs}s, and every \
+                 other change of the group went ahead. If the server is gone (a released ECS \
+                 instance whose Node lingers), delete or fix the Node"
+            ),
+            AgentEvent::GroupWithoutListener {
+                load_balancer_id,
+                group,
+                port,
+            } => {
+                let port =
+                    port.map_or_else(|| "the Service's port".to_owned(), |p| format!("port {p}"));
+                format!(
+                    "no listener of SLB {load_balancer_id} forwards to vServer group {group}, \
+                     which holds the backends of {port}: it gets no traffic. Create a listener \
+                     that uses this group, or name the group a listener uses in the \
+                     vgroup-port annotation"
+                )
+            }
             AgentEvent::DrainStarted { window_secs } => format!(
                 "backend weight set to 0; draining for {window_secs}s before removing it \
                  from the SLB"

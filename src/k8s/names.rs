@@ -18,6 +18,11 @@ pub const SERVICE_FINALIZER: &str = "slb-sync.io/cleanup";
 /// Pod object alone.
 pub const DRAINED_CONDITION: &str = "slb-sync.io/drained";
 
+/// Reason of the drained condition set `False` when the agent released a pod at its
+/// fail-open deadline without confirming the drain (the drain API then answers
+/// `released`, and `wait-drained` exits 3).
+pub const FAIL_OPEN_REASON: &str = "FailOpen";
+
 /// Prefix of the per-Service readiness gate condition type:
 /// `registered.slb-sync.io/<service-name>`.
 pub const REGISTERED_GATE_PREFIX: &str = "registered.slb-sync.io/";

@@ -291,10 +291,47 @@ impl OwnerDescription {
             .map(|c| format!("character {c:?} is not one of A-Z a-z 0-9 - / . _"))
     }
 
+    /// The service port of `description` when it is the owner Description of some port
+    /// of `namespace/service` in `cluster_id` (how backends the agent wrote are found on
+    /// an SLB without knowing which ports the Service had).
+    pub fn port_of(
+        description: &str,
+        service: &str,
+        namespace: &str,
+        cluster_id: &str,
+    ) -> Option<u16> {
+        let rest = description.strip_prefix("k8s/")?;
+        let (port, tail) = rest.split_once('/')?;
+        let port: u16 = port.parse().ok()?;
+        (tail == format!("{service}/{namespace}/{cluster_id}")
+            && description == Self::new(port, service, namespace, cluster_id).0)
+            .then_some(port)
+    }
+
     /// True when `description` is exactly this owner's: other clusters' and users'
     /// backends are foreign and never touched.
     pub fn owns(&self, description: &str) -> bool {
         self.0 == description
+    }
+}
+
+#[cfg(test)]
+mod owner_tests {
+    use super::OwnerDescription;
+
+    #[test]
+    fn the_port_is_read_back_only_from_the_services_own_descriptions() {
+        let port = |d: &str| OwnerDescription::port_of(d, "web", "shop", "c1");
+        assert_eq!(port("k8s/443/web/shop/c1"), Some(443));
+        assert_eq!(port("k8s/443/web/shop/c2"), None, "another cluster");
+        assert_eq!(port("k8s/443/web2/shop/c1"), None);
+        assert_eq!(
+            port("k8s/0443/web/shop/c1"),
+            None,
+            "not as the agent writes it"
+        );
+        assert_eq!(port("k8s/x/web/shop/c1"), None);
+        assert_eq!(port("my backend"), None);
     }
 }
 

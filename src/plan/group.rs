@@ -1,6 +1,6 @@
 //! The step planner for one vServer group (DESIGN.md §3.1 "Steps").
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use jiff::Timestamp;
@@ -44,6 +44,30 @@ pub fn plan_group(
     config: PlanConfig,
     now: Timestamp,
 ) -> GroupPlan {
+    plan_group_holding(
+        desired,
+        observed,
+        ledger,
+        eni_ids,
+        &BTreeSet::new(),
+        config,
+        now,
+    )
+}
+
+/// [`plan_group`] leaving out the backends in `held` (see [`super::Quarantine`]): no step
+/// writes them, and a held replacement counts as one that cannot be added yet, so the
+/// make-before-break hold above keeps the leaving backends serving when draining them
+/// would leave nothing with weight > 0.
+pub fn plan_group_holding(
+    desired: &DesiredGroup,
+    observed: Option<&ObservedGroup>,
+    ledger: &DrainLedger,
+    eni_ids: &HashMap<IpAddr, String>,
+    held: &BTreeSet<BackendKey>,
+    config: PlanConfig,
+    now: Timestamp,
+) -> GroupPlan {
     let mut plan = GroupPlan::default();
     let owner = &desired.name;
     let window_end = |start: Timestamp| {
@@ -52,7 +76,7 @@ pub fn plan_group(
             .unwrap_or(Timestamp::MAX)
     };
 
-    if desired.backends.is_empty() {
+    if desired.backends.is_empty() && !config.emptying {
         plan.warnings.push(format!(
             "group {owner} has no desired backends: every backend the agent owns in it will be \
              drained and removed; check the Service's endpoints and node eligibility"
@@ -70,9 +94,21 @@ pub fn plan_group(
     let mut removes = Vec::new();
     let mut deadlines = Vec::new();
     let mut unresolved = Vec::new();
+    // Held backends a step would have written; those desired active block drains.
+    let mut skipped = 0usize;
+    let mut blocked = 0usize;
 
     // Steps 1 and 2: desired backends.
     for (key, want) in &wanted {
+        if held.contains(key) {
+            let have = present.get(key);
+            let serving = have.is_some_and(|h| h.weight != Weight::ZERO);
+            if want.state == BackendState::Active && have.is_none_or(|h| h.weight != want.weight) {
+                skipped += 1;
+                blocked += usize::from(!serving);
+            }
+            continue;
+        }
         let Some(have) = present.get(key) else {
             if want.state == BackendState::Active {
                 match add_form(want, eni_ids, owner.as_str()) {
@@ -109,6 +145,10 @@ pub fn plan_group(
         if !leaving || !owner.owns(&have.description) {
             continue;
         }
+        if held.contains(key) {
+            skipped += 1;
+            continue;
+        }
         if have.weight != Weight::ZERO {
             lowers.push(written(have, Weight::ZERO, owner.as_str()));
             continue;
@@ -134,17 +174,27 @@ pub fn plan_group(
     // draining now would leave nothing in the group with weight > 0, the leaving backends
     // keep serving (their pods are still alive: their drain has not even started) until a
     // later pass can add the replacements first.
-    if !unresolved.is_empty()
+    if (!unresolved.is_empty() || blocked > 0)
         && !lowers.is_empty()
         && !serving_after(&present, &adds, &raises, &lowers)
     {
+        let why = if blocked > 0 {
+            "their replacements are held out after the SLB refused them"
+        } else {
+            "their replacements cannot be added before their ENI ids are known"
+        };
         plan.warnings.push(format!(
-            "{} leaving backend(s) of group {owner} kept serving: their replacements cannot be \
-             added before their ENI ids are known, and draining them now would leave no \
-             backend with weight > 0",
+            "{} leaving backend(s) of group {owner} kept serving: {why}, and draining them \
+             now would leave no backend with weight > 0",
             lowers.len()
         ));
         lowers.clear();
+    }
+    if skipped > 0 {
+        plan.warnings.push(format!(
+            "{skipped} backend(s) of group {owner} left out of this plan: the SLB refused \
+             them and they are held until their next retry"
+        ));
     }
     for lowered in &lowers {
         if let Some(key) = lowered.key() {
@@ -183,10 +233,18 @@ pub fn plan_group(
     unresolved.sort();
     unresolved.dedup();
     if !unresolved.is_empty() {
+        let shown: Vec<String> = unresolved.iter().take(5).map(ToString::to_string).collect();
+        let more = unresolved.len().saturating_sub(shown.len());
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
         plan.warnings.push(format!(
             "{} desired ENI backend(s) of group {owner} not added: no ENI id is known for their \
-             IP yet",
-            unresolved.len()
+             IP yet ({}{more})",
+            unresolved.len(),
+            shown.join(", ")
         ));
     }
     plan.unresolved_eni_ips = unresolved;

@@ -19,6 +19,8 @@ pub struct ListenerDrainPlan {
     /// In listener port order.
     pub changes: Vec<ListenerDrainChange>,
     pub warnings: Vec<String>,
+    /// The Service's groups no listener forwards to (they get no traffic), sorted.
+    pub unbound: Vec<String>,
 }
 
 /// Plans drain settings for the listeners bound to `group_ids` (the Service's managed
@@ -32,7 +34,20 @@ pub fn plan_listener_drain(
     timeout_secs: Option<u32>,
     agent_window_secs: u32,
 ) -> ListenerDrainPlan {
-    let mut plan = ListenerDrainPlan::default();
+    let mut unbound: Vec<String> = group_ids
+        .iter()
+        .filter(|id| {
+            !listeners
+                .iter()
+                .any(|l| l.v_server_group_id.as_ref() == Some(*id))
+        })
+        .cloned()
+        .collect();
+    unbound.sort();
+    let mut plan = ListenerDrainPlan {
+        unbound,
+        ..ListenerDrainPlan::default()
+    };
     let Some(want) = connection_drain else {
         return plan;
     };

@@ -8,17 +8,19 @@ mod group;
 mod ledger;
 mod listener;
 mod offline;
+mod quarantine;
 mod state;
 mod step;
 
 #[cfg(test)]
 mod tests;
 
-pub use group::plan_group;
+pub use group::{plan_group, plan_group_holding};
 pub use ledger::{DrainLedger, DrainRecord, DrainStart, LedgerUpdates};
 pub use listener::{plan_listener_drain, ListenerDrainChange, ListenerDrainPlan};
 pub use offline::{
     match_group, plan_offline, GroupMatch, MatchedGroupPlan, OfflineOptions, ServicePlan,
 };
+pub use quarantine::{Held, HoldPolicy, Quarantine, Refusal};
 pub use state::{SlbState, StateError};
 pub use step::{members_after, GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH};

@@ -137,6 +137,7 @@ fn plan_service(
     let config = PlanConfig {
         drain_window: Duration::from_secs(u64::from(window_secs)),
         max_batch: options.max_batch,
+        emptying: false,
     };
     let groups = service
         .groups
@@ -165,8 +166,11 @@ fn plan_service(
                 GroupMatch::ToCreate => (
                     None,
                     Some(format!(
-                        "no vServer group named {} on the SLB; it will be created",
-                        desired.name
+                        "no vServer group named {} on the SLB; it will be created, and gets \
+                         traffic only once a listener forwards to it: create a listener for \
+                         port {} with this group, or name a listener's group in the \
+                         vgroup-port annotation",
+                        desired.name, desired.service_port
                     )),
                 ),
             };

@@ -55,6 +55,9 @@ pub struct PlanConfig {
     /// Backends per write call; the SLB allows at most [`MAX_BATCH`]. Values of 0 are
     /// treated as 1.
     pub max_batch: usize,
+    /// The group is being emptied on purpose (its Service deleted, its port removed or
+    /// moved): no warning that nothing is desired.
+    pub emptying: bool,
 }
 
 impl PlanConfig {
@@ -62,6 +65,7 @@ impl PlanConfig {
         PlanConfig {
             drain_window,
             max_batch: MAX_BATCH,
+            emptying: false,
         }
     }
 }

@@ -12,9 +12,10 @@ use super::clock::Clock;
 use super::journal::DrainJournal;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
-use crate::model::{BackendKey, DesiredGroup, ObservedGroup, SlbBackend};
+use crate::model::{DesiredGroup, ObservedGroup, SlbBackend};
 use crate::plan::{
-    members_after, plan_group, DrainLedger, GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH,
+    members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, PlanConfig, Quarantine,
+    Step, MAX_BATCH,
 };
 use crate::slb::{ErrorClass, SlbApi, SlbError};
 
@@ -25,6 +26,9 @@ pub struct GroupTarget {
     pub desired: DesiredGroup,
     /// See [`crate::model::LbSpec::drain_window_secs`].
     pub drain_window: Duration,
+    /// Emptied on purpose: the Service is deleted or no longer managed, or the group is
+    /// one its port no longer points at. Expected to have no desired backend.
+    pub emptying: bool,
 }
 
 /// Executor settings.
@@ -37,9 +41,17 @@ pub struct ExecutorConfig {
     /// scheduler tries again later).
     pub max_replans: usize,
     /// When desired ENI backends could not be added for want of an ENI id, look again
-    /// after this long (the ENI usually appears within seconds of the pod IP).
+    /// after this long (the ENI usually appears within seconds of the pod IP); each
+    /// further miss of the same IP doubles the wait, up to 5 minutes.
     pub unresolved_eni_retry: Duration,
+    /// How long a backend the SLB refuses is held out of plans before it is tried again
+    /// (see [`crate::plan::Quarantine`]).
+    pub hold: HoldPolicy,
 }
+
+/// Plans per pass: the first, and one more after each step whose refused backends were
+/// held out (each round holds at least one more backend, so this only bounds a pathology).
+const MAX_ROUNDS: usize = 8;
 
 impl Default for ExecutorConfig {
     fn default() -> Self {
@@ -48,6 +60,7 @@ impl Default for ExecutorConfig {
             max_batch: MAX_BATCH,
             max_replans: 3,
             unresolved_eni_retry: Duration::from_secs(10),
+            hold: HoldPolicy::default(),
         }
     }
 }
@@ -69,6 +82,15 @@ pub struct PassOutcome {
     /// The group's members (owned and foreign) as they stand after this pass's steps:
     /// what readiness gates and drain confirmations are decided from.
     pub backends: Vec<SlbBackend>,
+    /// Backends the SLB refused in this pass, now held out of plans until their retry.
+    pub quarantined: Vec<QuarantinedBackend>,
+}
+
+/// A backend the SLB refused, as Events and logs report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedBackend {
+    pub backend: SlbBackend,
+    pub held: crate::plan::Held,
 }
 
 /// A pass that did not converge; the scheduler retries the group later.
@@ -90,6 +112,11 @@ impl ReconcileError {
     pub fn class(&self) -> ErrorClass {
         self.source.class
     }
+
+    /// The SLB instance does not exist (deleted, or a wrong id).
+    pub fn load_balancer_gone(&self) -> bool {
+        self.source.code.starts_with("InvalidLoadBalancerId")
+    }
 }
 
 /// Runs plans through an [`SlbApi`] with the hygiene of DESIGN.md §2: token bucket, call
@@ -106,8 +133,11 @@ pub struct Executor<A: ?Sized> {
     pub(super) ledger: Mutex<DrainLedger>,
     pub(super) eni_ids: Mutex<HashMap<IpAddr, String>>,
     pub(super) group_ids: Mutex<HashMap<(String, String), String>>,
-    metrics: Option<ReconcileMetrics>,
-    journal: Option<Arc<dyn DrainJournal>>,
+    pub(super) quarantine: Mutex<Quarantine>,
+    /// Pod IPs the ENI lookup did not find, with when to look again.
+    pub(super) eni_misses: Mutex<HashMap<IpAddr, super::resolve::EniMiss>>,
+    pub(super) metrics: Option<ReconcileMetrics>,
+    pub(super) journal: Option<Arc<dyn DrainJournal>>,
     /// Owned (active, draining) backends per group id, for the `slb_sync_backends` gauge.
     backend_counts: Mutex<HashMap<String, (i64, i64)>>,
 }
@@ -140,6 +170,8 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             ledger: Mutex::new(DrainLedger::new()),
             eni_ids: Mutex::new(HashMap::new()),
             group_ids: Mutex::new(HashMap::new()),
+            quarantine: Mutex::new(Quarantine::new()),
+            eni_misses: Mutex::new(HashMap::new()),
             metrics: None,
             journal: None,
             backend_counts: Mutex::new(HashMap::new()),
@@ -239,82 +271,80 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             })?;
         self.resolve_eni_ids(&target.desired, &observed.backends)
             .await?;
+        self.notice_drift(&group_id, &target.desired, &observed);
 
         let now = self.clock.now();
-        let plan = {
-            let ledger = lock(&self.ledger);
-            let eni_ids = lock(&self.eni_ids);
-            let config = PlanConfig {
-                drain_window: target.drain_window,
-                max_batch: self.config.max_batch,
-            };
-            plan_group(
-                &target.desired,
-                Some(&observed),
-                &ledger,
-                &eni_ids,
-                config,
-                now,
-            )
-        };
-        self.apply_ledger_without_steps(&group_id, &plan);
-
+        let mut members = observed.backends.clone();
         let mut applied = 0;
-        for step in &plan.steps {
-            let lock = self.gate.instance_lock(&target.load_balancer_id);
-            let guard = lock.lock().await;
-            let result = match step.action {
-                StepAction::Add => {
-                    self.gate
-                        .once(
-                            "AddVServerGroupBackendServers",
-                            self.api.add_backends(&group_id, &step.backends),
-                        )
-                        .await
+        let mut quarantined = Vec::new();
+        let mut plan = GroupPlan::default();
+        // Each round after the first follows a step whose refused backends were held
+        // out: the rest of the group is planned again from what is now known to be on
+        // the SLB (no re-read), so make before break is judged without them.
+        for _round in 0..MAX_ROUNDS {
+            plan = self.plan(target, &group_id, &observed, &members, now);
+            self.apply_ledger_without_steps(&group_id, &plan);
+            let mut refused_any = false;
+            for step in &plan.steps {
+                let run = self
+                    .run_step(
+                        &target.load_balancer_id,
+                        &group_id,
+                        step.action,
+                        &step.backends,
+                    )
+                    .await;
+                for batch in &run.applied {
+                    self.record_step(&group_id, step.action, batch);
+                    members = members_after(
+                        members,
+                        std::slice::from_ref(&Step {
+                            action: step.action,
+                            backends: batch.clone(),
+                        }),
+                    );
                 }
-                StepAction::SetWeight => {
-                    self.gate
-                        .retried("SetVServerGroupAttribute", || {
-                            self.api.set_backends(&group_id, &step.backends)
-                        })
-                        .await
+                applied += run.applied.len();
+                if let Some(error) = run.failed {
+                    // What ran is on the SLB; the gauge catches up with the next read.
+                    return Err(Failure {
+                        error,
+                        fatal: false,
+                    });
                 }
-                StepAction::Remove => {
-                    self.gate
-                        .retried("RemoveVServerGroupBackendServers", || {
-                            self.api.remove_backends(&group_id, &step.backends)
-                        })
-                        .await
+                for (backend, error) in run.refused {
+                    quarantined.push(self.hold(&group_id, backend, step.action, &error));
+                    refused_any = true;
                 }
-            };
-            drop(guard);
-            if let Some(metrics) = &self.metrics {
-                let result = if result.is_ok() { "ok" } else { "error" };
-                metrics
-                    .steps
-                    .with_label_values(&[step.action.as_str(), result])
-                    .inc();
+                if refused_any {
+                    break;
+                }
             }
-            if let Err(error) = result {
-                // What ran is on the SLB; the gauge catches up with the next read.
-                return Err(Failure {
-                    error,
-                    fatal: false,
-                });
+            if !refused_any {
+                break;
             }
-            applied += 1;
-            self.record_step(&group_id, step.action, &step.backends);
         }
-        self.count_backends(&group_id, &observed, &target.desired, &plan.steps);
+        self.forget_unwanted_holds(&group_id, &target.desired, &members);
+        self.count_backends(&group_id, &target.desired, &members);
 
         // Drains started by this pass count from when the SLB confirmed weight 0, a little
         // after the plan's `now`: take the deadlines from the ledger, not the plan.
         let mut requeue_at = self.next_deadline(&group_id, target.drain_window, now);
         if !plan.unresolved_eni_ips.is_empty() {
-            let retry = now
-                .checked_add(self.config.unresolved_eni_retry)
+            let floor = now
+                .checked_add(Duration::from_secs(1))
                 .unwrap_or(Timestamp::MAX);
+            let retry = self
+                .eni_retry_at(&plan.unresolved_eni_ips)
+                .unwrap_or_else(|| {
+                    now.checked_add(self.config.unresolved_eni_retry)
+                        .unwrap_or(Timestamp::MAX)
+                })
+                .max(floor);
             requeue_at = Some(requeue_at.map_or(retry, |at| at.min(retry)));
+        }
+        if let Some(recheck) = lock(&self.quarantine).next_recheck(&group_id, now) {
+            requeue_at = Some(requeue_at.map_or(recheck, |at| at.min(recheck)));
         }
         Ok(PassOutcome {
             v_server_group_id: Some(group_id),
@@ -323,68 +353,41 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             requeue_at,
             warnings: plan.warnings,
             unresolved_eni_ips: plan.unresolved_eni_ips,
-            backends: members_after(observed.backends, &plan.steps),
+            backends: members,
+            quarantined,
         })
     }
 
-    /// Ledger changes that no step stands for: drains of backends found at weight 0
-    /// (their window starts at the plan's `now`) and entries of backends gone or restored
-    /// without a write.
-    fn apply_ledger_without_steps(&self, group_id: &str, plan: &GroupPlan) {
-        let written = |key: &crate::model::BackendKey| {
-            plan.steps
-                .iter()
-                .flat_map(|s| &s.backends)
-                .any(|b| b.key().as_ref() == Some(key))
+    /// The plan for `members` (the group as read, with this pass's writes applied).
+    fn plan(
+        &self,
+        target: &GroupTarget,
+        group_id: &str,
+        observed: &ObservedGroup,
+        members: &[SlbBackend],
+        now: Timestamp,
+    ) -> GroupPlan {
+        let ledger = lock(&self.ledger);
+        let eni_ids = lock(&self.eni_ids);
+        let held = lock(&self.quarantine).held(group_id, now);
+        let config = PlanConfig {
+            drain_window: target.drain_window,
+            max_batch: self.config.max_batch,
+            emptying: target.emptying,
         };
-        let mut ledger = lock(&self.ledger);
-        for key in &plan.ledger.ended {
-            if !written(key) {
-                self.end_drain(&mut ledger, group_id, key);
-            }
-        }
-        for start in plan.ledger.started.iter().filter(|s| s.already_at_zero) {
-            self.start_drain(&mut ledger, group_id, &start.key, start.started_at);
-        }
-    }
-
-    fn start_drain(
-        &self,
-        ledger: &mut DrainLedger,
-        group_id: &str,
-        key: &BackendKey,
-        at: Timestamp,
-    ) {
-        ledger.start(group_id, key.clone(), at);
-        if let Some(journal) = &self.journal {
-            journal.drain_started(group_id, key, at);
-        }
-    }
-
-    fn end_drain(
-        &self,
-        ledger: &mut DrainLedger,
-        group_id: &str,
-        key: &BackendKey,
-    ) -> Option<Timestamp> {
-        let started = ledger.end(group_id, key);
-        if let (Some(journal), Some(_)) = (&self.journal, started) {
-            journal.drain_ended(group_id, key);
-        }
-        started
-    }
-
-    /// The earliest drain deadline of the group's ledger entries (never before a second
-    /// from `now`, so a deadline that passed cannot spin the scheduler).
-    fn next_deadline(&self, group_id: &str, window: Duration, now: Timestamp) -> Option<Timestamp> {
-        let floor = now
-            .checked_add(Duration::from_secs(1))
-            .unwrap_or(Timestamp::MAX);
-        lock(&self.ledger)
-            .group(group_id)
-            .map(|(_, start)| start.checked_add(window).unwrap_or(Timestamp::MAX))
-            .min()
-            .map(|deadline| deadline.max(floor))
+        let current = ObservedGroup {
+            backends: members.to_vec(),
+            ..observed.clone()
+        };
+        plan_group_holding(
+            &target.desired,
+            Some(&current),
+            &ledger,
+            &eni_ids,
+            &held,
+            config,
+            now,
+        )
     }
 
     fn count_pass(&self, result: &str) {
@@ -393,36 +396,41 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         }
     }
 
-    /// Updates `slb_sync_backends` with the group as it is after a successful pass.
-    fn count_backends(
-        &self,
-        group_id: &str,
-        observed: &ObservedGroup,
-        desired: &DesiredGroup,
-        steps: &[Step],
-    ) {
-        let Some(metrics) = &self.metrics else { return };
-        let mut weights: HashMap<BackendKey, u8> = observed
+    /// Owned backends gone from the group since the last pass without a removal of ours
+    /// (a console edit, state lost on the SLB side): said, and counted; the pass itself
+    /// puts back what is still desired.
+    fn notice_drift(&self, group_id: &str, desired: &DesiredGroup, observed: &ObservedGroup) {
+        let Some((active, draining)) = lock(&self.backend_counts).get(group_id).copied() else {
+            return;
+        };
+        let owned = observed
             .backends
             .iter()
             .filter(|b| desired.name.owns(&b.description))
-            .filter_map(|b| Some((b.key()?, b.weight.get())))
-            .collect();
-        for step in steps {
-            for b in &step.backends {
-                let Some(key) = b.key() else { continue };
-                match step.action {
-                    StepAction::Add | StepAction::SetWeight => {
-                        weights.insert(key, b.weight.get());
-                    }
-                    StepAction::Remove => {
-                        weights.remove(&key);
-                    }
-                }
+            .count() as i64;
+        let missing = active + draining - owned;
+        if missing > 0 {
+            tracing::warn!(
+                %group_id,
+                missing,
+                "owned backends vanished from the group since the last pass (changed outside \
+                 the agent); putting back what is still desired"
+            );
+            if let Some(metrics) = &self.metrics {
+                metrics.drift.inc_by(missing as u64);
             }
         }
-        let active = weights.values().filter(|w| **w > 0).count() as i64;
-        let draining = weights.len() as i64 - active;
+    }
+
+    /// Updates `slb_sync_backends` with the group as it is after a successful pass.
+    fn count_backends(&self, group_id: &str, desired: &DesiredGroup, members: &[SlbBackend]) {
+        let Some(metrics) = &self.metrics else { return };
+        let owned: Vec<&SlbBackend> = members
+            .iter()
+            .filter(|b| desired.name.owns(&b.description))
+            .collect();
+        let active = owned.iter().filter(|b| b.weight.get() > 0).count() as i64;
+        let draining = owned.len() as i64 - active;
         let mut counts = lock(&self.backend_counts);
         counts.insert(group_id.to_owned(), (active, draining));
         let (all_active, all_draining) = counts
@@ -436,32 +444,6 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             .backends
             .with_label_values(&["draining"])
             .set(all_draining);
-    }
-
-    /// Ledger changes of a step that succeeded: a drain starts when the SLB confirmed
-    /// weight 0 (not when it was planned), and ends with removal or a restored weight.
-    fn record_step(&self, group_id: &str, action: StepAction, backends: &[SlbBackend]) {
-        let now = self.clock.now();
-        let mut ledger = lock(&self.ledger);
-        for backend in backends {
-            let Some(key) = backend.key() else { continue };
-            match action {
-                StepAction::SetWeight if backend.weight.get() == 0 => {
-                    self.start_drain(&mut ledger, group_id, &key, now)
-                }
-                StepAction::SetWeight => {
-                    self.end_drain(&mut ledger, group_id, &key);
-                }
-                StepAction::Remove => {
-                    let started = self.end_drain(&mut ledger, group_id, &key);
-                    if let (Some(metrics), Some(started)) = (&self.metrics, started) {
-                        let drained = now.duration_since(started).as_secs_f64().max(0.0);
-                        metrics.drain_duration.observe(drained);
-                    }
-                }
-                StepAction::Add => {}
-            }
-        }
     }
 }
 

@@ -23,6 +23,8 @@ pub struct ListenerOutcome {
     /// Listener ports written.
     pub changed: Vec<u16>,
     pub warnings: Vec<String>,
+    /// The Service's groups no listener forwards to.
+    pub unbound: Vec<String>,
 }
 
 impl<A: SlbApi + ?Sized> Executor<A> {
@@ -61,6 +63,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         let mut outcome = ListenerOutcome {
             changed: Vec::new(),
             warnings: plan.warnings,
+            unbound: plan.unbound,
         };
         for change in &plan.changes {
             let lock = self.gate.instance_lock(lb);

@@ -51,6 +51,12 @@ struct State {
     duplicate_adds: usize,
     random_faults: usize,
     listeners: HashMap<String, Vec<Listener>>,
+    /// Server ids the SLB does not know (released instances): writes naming them fail.
+    unknown_servers: std::collections::HashSet<String>,
+    /// Whether the refusal of an unknown server names it (the real SLB's message does).
+    quiet_refusals: bool,
+    /// Groups created through the API (tagged as the agent's).
+    created: std::collections::HashSet<String>,
 }
 
 /// The in-memory SLB; see the module docs.
@@ -187,6 +193,17 @@ impl MemorySlb {
         self.state().duplicate_adds
     }
 
+    /// Makes writes naming `server_id` fail with `InvalidServerId.NotExist`, as for an
+    /// ECS instance released while its Node object lingers.
+    pub fn forget_server(&self, server_id: &str) {
+        self.state().unknown_servers.insert(server_id.to_owned());
+    }
+
+    /// Whether refusals of unknown servers name the server in their message (default).
+    pub fn name_unknown_servers(&self, naming: bool) {
+        self.state().quiet_refusals = !naming;
+    }
+
     /// Records the call and returns the fault to play, if any.
     fn begin(&self, action: &'static str, backends: usize) -> Option<Fault> {
         let mut state = self.state();
@@ -250,6 +267,23 @@ impl MemorySlb {
         if let Some(Fault::Fail(class)) = fault {
             return Err(err(action, class, "Injected"));
         }
+        if let Some(unknown) = backends
+            .iter()
+            .find(|b| state.unknown_servers.contains(&b.server_id))
+        {
+            let message = if state.quiet_refusals {
+                "The specified ServerId is not exist.".to_owned()
+            } else {
+                format!(
+                    "The specified ServerId is not exist: {}.",
+                    unknown.server_id
+                )
+            };
+            return Err(SlbError {
+                message,
+                ..err(action, ErrorClass::Permanent, "InvalidServerId.NotExist")
+            });
+        }
         let group = state.groups.get_mut(group_id).ok_or_else(|| {
             err(
                 action,
@@ -304,6 +338,25 @@ impl SlbApi for MemorySlb {
                 .map(|g| VServerGroupSummary {
                     v_server_group_id: g.v_server_group_id.clone(),
                     v_server_group_name: g.v_server_group_name.clone(),
+                    tags: s
+                        .created
+                        .contains(&g.v_server_group_id)
+                        .then(|| {
+                            (
+                                crate::slb::CREATED_FOR_TAG.to_owned(),
+                                g.v_server_group_name.clone(),
+                            )
+                        })
+                        .into_iter()
+                        .collect(),
+                    listener_ports: s
+                        .listeners
+                        .get(lb)
+                        .into_iter()
+                        .flatten()
+                        .filter(|l| l.v_server_group_id.as_ref() == Some(&g.v_server_group_id))
+                        .map(|l| l.port)
+                        .collect(),
                 })
                 .collect())
         })
@@ -331,6 +384,7 @@ impl SlbApi for MemorySlb {
         let mut state = self.state();
         state.next_group += 1;
         let id = format!("rsp-new-{}", state.next_group);
+        state.created.insert(id.clone());
         state.groups.insert(
             id.clone(),
             ObservedGroup {

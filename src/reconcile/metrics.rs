@@ -1,8 +1,8 @@
 //! Prometheus metrics of the executor and scheduler (bounded labels only).
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry,
+    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 /// Metrics of the reconciler; clones share the same series.
@@ -23,6 +23,14 @@ pub struct ReconcileMetrics {
     /// `slb_sync_change_to_first_call_seconds`: a desired-state change seen → the first
     /// SLB call of the pass that handles it.
     pub change_to_first_call: Histogram,
+    /// `slb_sync_backend_quarantines_total`: backends the SLB refused and the agent held
+    /// out of their group's plans (each refusal counts).
+    pub quarantines: IntCounter,
+    /// `slb_sync_quarantined_backends`: backends held out now, awaiting their retry.
+    pub quarantined: IntGauge,
+    /// `slb_sync_drift_backends_total`: owned backends found gone from their group
+    /// without a removal by the agent (console edits, SLB-side state loss).
+    pub drift: IntCounter,
 }
 
 impl ReconcileMetrics {
@@ -60,6 +68,21 @@ impl ReconcileMetrics {
             )
             .buckets(exponential_buckets(0.001, 4.0, 10)?),
         )?;
+        let quarantines = IntCounter::new(
+            "slb_sync_backend_quarantines_total",
+            "Backends the SLB refused, held out of their group's plans until a retry",
+        )?;
+        let quarantined = IntGauge::new(
+            "slb_sync_quarantined_backends",
+            "Backends held out of their group's plans after the SLB refused them",
+        )?;
+        let drift = IntCounter::new(
+            "slb_sync_drift_backends_total",
+            "Owned backends found gone from their group without a removal by the agent",
+        )?;
+        registry.register(Box::new(drift.clone()))?;
+        registry.register(Box::new(quarantines.clone()))?;
+        registry.register(Box::new(quarantined.clone()))?;
         registry.register(Box::new(steps.clone()))?;
         registry.register(Box::new(backends.clone()))?;
         registry.register(Box::new(drain_duration.clone()))?;
@@ -73,6 +96,9 @@ impl ReconcileMetrics {
             coalesced,
             passes,
             change_to_first_call,
+            quarantines,
+            quarantined,
+            drift,
         })
     }
 }

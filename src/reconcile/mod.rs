@@ -4,26 +4,33 @@
 //! scheduler that coalesces bursts of changes into one plan per group.
 
 mod clock;
+mod discover;
+mod drains;
 mod executor;
+mod isolate;
 mod journal;
 mod limits;
 mod listeners;
 pub mod memory;
 mod metrics;
 mod resolve;
+mod retire;
 mod scheduler;
 
 #[cfg(test)]
 mod tests;
 
 pub use clock::{Clock, TokioClock};
+pub use discover::OwnedGroup;
 pub use executor::{
-    Executor, ExecutorConfig, GroupTarget, LedgerRestore, PassOutcome, ReconcileError,
+    Executor, ExecutorConfig, GroupTarget, LedgerRestore, PassOutcome, QuarantinedBackend,
+    ReconcileError,
 };
 pub use journal::DrainJournal;
 pub use limits::ApiLimits;
 pub use listeners::{ListenerOutcome, ListenerTarget};
 pub use metrics::ReconcileMetrics;
+pub use retire::GroupDeletion;
 pub use scheduler::{
     spawn, spawn_observed, GroupRef, PassObserver, SchedulerConfig, SchedulerHandle,
     SchedulerStats, TargetSource,

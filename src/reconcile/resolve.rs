@@ -3,12 +3,16 @@
 
 use std::net::IpAddr;
 
+use jiff::Timestamp;
+
 use super::executor::{lock, read_failure, Executor, Failure, GroupTarget};
 use crate::model::{BackendState, BackendType, DesiredGroup, SlbBackend};
 use crate::slb::SlbApi;
 
 /// ECS `DescribeNetworkInterfaces` takes at most 100 private IPs per call.
 const ENI_LOOKUP_BATCH: usize = 100;
+/// Longest wait before an IP without an ENI is looked up again.
+const MAX_ENI_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl<A: SlbApi + ?Sized> Executor<A> {
     /// The group's id: named by `vgroup-port`, found by its owner name, or created when
@@ -73,14 +77,19 @@ impl<A: SlbApi + ?Sized> Executor<A> {
     }
 
     /// Looks up the ENI ids of desired ENI backends that must be added, in batches of
-    /// 100 IPs, remembering them for later passes.
+    /// 100 IPs, remembering them for later passes. An IP the lookup did not find is not
+    /// asked for again before its backoff (10 s, doubling to 5 min) has passed: an IP
+    /// that never gets an ENI (a pod outside the VPC's ENIs) costs a call now and then,
+    /// not every pass.
     pub(super) async fn resolve_eni_ids(
         &self,
         desired: &DesiredGroup,
         present: &[SlbBackend],
     ) -> Result<(), Failure> {
+        let now = self.clock.now();
         let missing: Vec<IpAddr> = {
             let known = lock(&self.eni_ids);
+            let misses = lock(&self.eni_misses);
             desired
                 .backends
                 .iter()
@@ -92,6 +101,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 .filter_map(|b| b.server_ip.map(|ip| (ip, b.port)))
                 .filter(|(ip, port)| {
                     !known.contains_key(ip)
+                        && misses.get(ip).is_none_or(|m| now >= m.retry_at)
                         && !present
                             .iter()
                             .any(|p| p.server_ip == Some(*ip) && p.port == *port)
@@ -107,8 +117,44 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 })
                 .await
                 .map_err(read_failure)?;
+            let mut misses = lock(&self.eni_misses);
+            for ip in chunk {
+                if found.contains_key(ip) {
+                    misses.remove(ip);
+                } else {
+                    let strikes = misses.get(ip).map_or(0, |m| m.strikes).saturating_add(1);
+                    let wait = self
+                        .config
+                        .unresolved_eni_retry
+                        .saturating_mul(1 << strikes.saturating_sub(1).min(16))
+                        .min(MAX_ENI_RETRY);
+                    misses.insert(
+                        *ip,
+                        EniMiss {
+                            strikes,
+                            retry_at: now.checked_add(wait).unwrap_or(Timestamp::MAX),
+                        },
+                    );
+                }
+            }
+            drop(misses);
             lock(&self.eni_ids).extend(found);
         }
         Ok(())
     }
+
+    /// When the next of `ips` may be looked up again.
+    pub(super) fn eni_retry_at(&self, ips: &[IpAddr]) -> Option<Timestamp> {
+        let misses = lock(&self.eni_misses);
+        ips.iter()
+            .filter_map(|ip| misses.get(ip).map(|m| m.retry_at))
+            .min()
+    }
+}
+
+/// An IP the ENI lookup did not find.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct EniMiss {
+    strikes: u32,
+    retry_at: Timestamp,
 }

@@ -165,6 +165,7 @@ where
         due: HashMap::new(),
         failures: HashMap::new(),
         seen: HashMap::new(),
+        warned: HashMap::new(),
     };
     let task = tokio::spawn(driver.run(rx));
     (SchedulerHandle { tx, stats }, task)
@@ -188,6 +189,8 @@ struct Driver<A: ?Sized> {
     failures: HashMap<GroupRef, u32>,
     /// When the oldest change not yet handled by a pass was triggered, per group.
     seen: HashMap<GroupRef, Instant>,
+    /// The warnings of each group's last pass, logged when they change.
+    warned: HashMap<GroupRef, Vec<String>>,
 }
 
 impl<A: SlbApi + ?Sized + 'static> Driver<A> {
@@ -297,8 +300,17 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
         let wake = match result {
             Some(Ok(outcome)) => {
                 self.failures.remove(&group);
-                for warning in &outcome.warnings {
-                    tracing::warn!(service = %group.service, port = group.service_port, %warning);
+                // Said once per change: a group whose ENI ids stay unknown (or whose
+                // backend stays held) passes again and again with the same warnings.
+                if self.warned.get(&group) != Some(&outcome.warnings) {
+                    for warning in &outcome.warnings {
+                        tracing::warn!(service = %group.service, port = group.service_port, %warning);
+                    }
+                    if outcome.warnings.is_empty() {
+                        self.warned.remove(&group);
+                    } else {
+                        self.warned.insert(group.clone(), outcome.warnings.clone());
+                    }
                 }
                 outcome
                     .requeue_at

@@ -8,11 +8,28 @@ use async_trait::async_trait;
 use super::SlbError;
 use crate::model::{ObservedGroup, SlbBackend};
 
+/// The tag the agent puts on every vServer group it creates, valued with the group's
+/// name (its owner Description): the proof that a group is the agent's to delete once
+/// empty. Groups without it (made by a user, found by name) are never deleted.
+pub const CREATED_FOR_TAG: &str = "slb-sync.io/created-for";
+
 /// A vServer group as `DescribeVServerGroups` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct VServerGroupSummary {
     pub v_server_group_id: String,
     pub v_server_group_name: String,
+    /// Its resource tags.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Ports of the listeners that forward to it (`AssociatedObjects`).
+    pub listener_ports: Vec<u16>,
+}
+
+impl VServerGroupSummary {
+    /// True when the agent created this group (it carries [`CREATED_FOR_TAG`] with the
+    /// group's own name).
+    pub fn created_by_agent(&self) -> bool {
+        self.tags.get(CREATED_FOR_TAG) == Some(&self.v_server_group_name)
+    }
 }
 
 /// Listener protocol as the SLB names it.
@@ -63,7 +80,8 @@ pub trait SlbApi: Send + Sync {
         &self,
         v_server_group_id: &str,
     ) -> Result<ObservedGroup, SlbError>;
-    /// `CreateVServerGroup` (empty); returns the new group id.
+    /// `CreateVServerGroup` (empty), tagged [`CREATED_FOR_TAG`] = `name`; returns the new
+    /// group id.
     async fn create_vserver_group(
         &self,
         load_balancer_id: &str,

@@ -8,7 +8,9 @@ mod error;
 mod metrics;
 pub mod rpc;
 
-pub use api::{BackendHealth, Listener, ListenerProtocol, SlbApi, VServerGroupSummary};
+pub use api::{
+    BackendHealth, Listener, ListenerProtocol, SlbApi, VServerGroupSummary, CREATED_FOR_TAG,
+};
 pub use error::{ErrorClass, SlbError};
 pub use metrics::{SlbMetrics, ACTIONS};
 pub use rpc::{RpcConfig, RpcSlbClient};

@@ -268,6 +268,7 @@ pub fn pass(h: &Harness, desired: Vec<Backend>, members: Vec<SlbBackend>) {
             backends: desired,
         },
         drain_window: Duration::from_secs(5),
+        emptying: false,
     };
     let outcome = PassOutcome {
         v_server_group_id: Some("rsp-1".into()),

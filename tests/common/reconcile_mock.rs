@@ -129,6 +129,7 @@ pub fn target(backends: Vec<Backend>, window: Duration) -> GroupTarget {
             backends,
         },
         drain_window: window,
+        emptying: false,
     }
 }
 

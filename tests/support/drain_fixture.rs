@@ -11,7 +11,7 @@ use kube::runtime::reflector::{self, store::Writer};
 use kube::runtime::watcher;
 use slb_sync::http::{router, HttpState, ReadyFlag};
 use slb_sync::k8s::drain_state::ReflectorPodStates;
-use slb_sync::k8s::names::{DRAINED_CONDITION, POD_FINALIZER};
+use slb_sync::k8s::names::{DRAINED_CONDITION, FAIL_OPEN_REASON, POD_FINALIZER};
 
 /// What the agent's pod watcher does: feed the reflector, then poke the drain states.
 pub struct Cluster {
@@ -82,17 +82,19 @@ impl Fixture {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     Unheld,
     Active,
     Draining,
     Drained,
+    /// Released at its fail-open deadline without a confirmed drain.
+    Released,
 }
 
 pub fn mk_pod(name: &str, phase: Phase) -> Pod {
-    let held = !matches!(phase, Phase::Unheld | Phase::Drained);
-    let deleting = matches!(phase, Phase::Draining | Phase::Drained);
+    let held = !matches!(phase, Phase::Unheld | Phase::Drained | Phase::Released);
+    let deleting = matches!(phase, Phase::Draining | Phase::Drained | Phase::Released);
     Pod {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -101,10 +103,16 @@ pub fn mk_pod(name: &str, phase: Phase) -> Pod {
             deletion_timestamp: deleting.then(|| Time("2026-11-27T10:00:00Z".parse().unwrap())),
             ..ObjectMeta::default()
         },
-        status: matches!(phase, Phase::Drained).then(|| PodStatus {
+        status: matches!(phase, Phase::Drained | Phase::Released).then(|| PodStatus {
             conditions: Some(vec![PodCondition {
                 type_: DRAINED_CONDITION.into(),
-                status: "True".into(),
+                status: if phase == Phase::Drained {
+                    "True"
+                } else {
+                    "False"
+                }
+                .into(),
+                reason: (phase == Phase::Released).then(|| FAIL_OPEN_REASON.into()),
                 ..PodCondition::default()
             }]),
             ..PodStatus::default()

@@ -322,11 +322,11 @@ impl Inner {
         {
             return;
         }
-        let deleted = pod
-            .metadata
-            .deletion_timestamp
-            .as_ref()
-            .map_or(deadline, |t| t.0);
+        // The hold the Event reports counts from the deletion (the `deletionTimestamp` is
+        // the kill time, a grace period later).
+        let deleted = allowance::terminating_since(pod)
+            .and_then(|t| t.checked_sub(jiff::SignedDuration::from_secs(1)).ok())
+            .unwrap_or(deadline);
         let at = self.config.clock.instant_at(deadline);
         let clock = self.config.clock.clone();
         let weak = Arc::downgrade(self);
@@ -486,5 +486,9 @@ impl PodSide for PodLifecycle {
 
     fn journal(&self) -> Option<Arc<dyn crate::reconcile::DrainJournal>> {
         Some(Arc::new(self.clone()))
+    }
+
+    fn waiting_services(&self) -> std::collections::BTreeSet<crate::index::ServiceRef> {
+        super::waiting::in_stores(&self.inner.stores, &self.inner.config.planner)
     }
 }

@@ -11,6 +11,7 @@ mod lifecycle;
 #[cfg(test)]
 mod tests;
 mod timers;
+pub mod waiting;
 mod writer;
 
 pub use journal::ledger_from_pods;
@@ -27,6 +28,10 @@ pub trait PodSide: PassObserver {
     /// ENI drain start times on pods), if any.
     fn journal(&self) -> Option<Arc<dyn crate::reconcile::DrainJournal>> {
         None
+    }
+    /// The Services some pod waits on now (see [`waiting`]).
+    fn waiting_services(&self) -> std::collections::BTreeSet<crate::index::ServiceRef> {
+        std::collections::BTreeSet::new()
     }
 }
 

@@ -21,7 +21,9 @@ use tokio::sync::{mpsc, watch};
 use super::decide::{self, GateCondition};
 use crate::agent::metrics::AgentMetrics;
 use crate::k8s::events::{AgentEvent, Events};
-use crate::k8s::names::{DRAINED_CONDITION, DRAIN_STARTED_AT_ANNOTATION, POD_FINALIZER};
+use crate::k8s::names::{
+    DRAINED_CONDITION, DRAIN_STARTED_AT_ANNOTATION, FAIL_OPEN_REASON, POD_FINALIZER,
+};
 use crate::k8s::release::{remove_finalizer, Removal};
 
 /// Re-reads and retries after the pod changed under a guarded patch.
@@ -293,6 +295,20 @@ impl Writer {
         };
         self.event_on(&pod, &event).await;
         self.metrics.finalizer_fail_open_total.inc();
+        // Said on the pod before the release, so the drain API answers `released` and
+        // `wait-drained` does not mistake it for a pod the agent never held.
+        self.patch_condition(
+            &api,
+            name,
+            DRAINED_CONDITION,
+            "False",
+            FAIL_OPEN_REASON,
+            &format!(
+                "released after {held_secs}s without a confirmed drain: the SLB may still \
+                 have sent the pod traffic"
+            ),
+        )
+        .await?;
         tracing::warn!(namespace = %ns, pod = %name, held_secs, "pod finalizer released fail-open");
         self.release(&api, ns, name).await
     }

@@ -106,6 +106,7 @@ fn smaller_configured_batches_are_honoured() {
     let config = PlanConfig {
         drain_window: WINDOW,
         max_batch: 3,
+        emptying: false,
     };
     let plan = plan_group(
         &desired,

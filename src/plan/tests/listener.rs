@@ -95,3 +95,13 @@ fn drain_on_without_timeout_is_reported_and_changes_nothing() {
     assert!(plan.changes.is_empty());
     assert!(plan.warnings[0].contains("connection-drain-timeout"));
 }
+
+#[test]
+fn groups_no_listener_forwards_to_are_named_whatever_the_drain_annotations() {
+    let listeners = vec![mk_listener(80, ListenerProtocol::Tcp, "rsp-a", None, None)];
+    let ids = vec!["rsp-b".to_owned(), "rsp-a".to_owned(), "rsp-0".to_owned()];
+    for drain in [None, Some(false), Some(true)] {
+        let plan = plan_listener_drain(&listeners, &ids, drain, Some(30), 30);
+        assert_eq!(plan.unbound, ["rsp-0", "rsp-b"], "{drain:?}");
+    }
+}

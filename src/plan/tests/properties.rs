@@ -89,6 +89,7 @@ fn build(slots: &[Slot], eni: bool, window: u64, max_batch: usize) -> Case {
         config: PlanConfig {
             drain_window: Duration::from_secs(window),
             max_batch,
+            emptying: false,
         },
     }
 }

@@ -290,9 +290,23 @@ async fn eni_ids_are_resolved_in_batches_of_100_and_cached() {
     exec.reconcile(&target).await.unwrap();
     assert_eq!(
         api.count("DescribeNetworkInterfaces"),
-        4,
-        "only the unknown IP is asked again"
+        3,
+        "an IP just missed is not asked again at once"
     );
+    tokio::time::sleep(seconds(10)).await;
+    let out = exec.reconcile(&target).await.unwrap();
+    assert_eq!(
+        api.count("DescribeNetworkInterfaces"),
+        4,
+        "only the unknown IP is asked again, after its backoff"
+    );
+    assert_eq!(
+        out.requeue_at,
+        Some(mk_t0() + seconds(30)),
+        "the second miss waits twice as long"
+    );
+    exec.reconcile(&target).await.unwrap();
+    assert_eq!(api.count("DescribeNetworkInterfaces"), 4);
 }
 
 #[tokio::test(start_paused = true)]

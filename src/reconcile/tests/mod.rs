@@ -1,6 +1,7 @@
 //! Executor tests against an in-memory `SlbApi`, under tokio's paused clock.
 
 mod executor;
+mod quarantine;
 mod scheduler;
 
 use std::sync::Arc;
@@ -58,6 +59,7 @@ pub(super) fn mk_target(lb: &str, port: u16, mut backends: Vec<Backend>) -> Grou
             backends,
         },
         drain_window: WINDOW,
+        emptying: false,
     }
 }
 

@@ -13,6 +13,7 @@ use crate::model::{ObservedGroup, SlbBackend};
 use crate::slb::batch::batches;
 use crate::slb::{
     BackendHealth, ErrorClass, Listener, ListenerProtocol, SlbApi, SlbError, VServerGroupSummary,
+    CREATED_FOR_TAG,
 };
 
 fn p(key: &str, value: impl ToString) -> (String, String) {
@@ -121,9 +122,26 @@ impl SlbApi for RpcSlbClient {
         Ok(decode::list(&answer, "VServerGroups", "VServerGroup")
             .into_iter()
             .filter_map(|g| {
+                let tags = decode::list(g, "Tags", "Tag")
+                    .into_iter()
+                    .filter_map(|t| {
+                        Some((
+                            decode::string(t, "TagKey")?,
+                            decode::string(t, "TagValue").unwrap_or_default(),
+                        ))
+                    })
+                    .collect();
+                let listener_ports = decode::field(g, "AssociatedObjects")
+                    .map(|a| decode::list(a, "Listeners", "Listener"))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|l| decode::port(l, "Port"))
+                    .collect();
                 Some(VServerGroupSummary {
                     v_server_group_id: decode::string(g, "VServerGroupId")?,
                     v_server_group_name: decode::string(g, "VServerGroupName").unwrap_or_default(),
+                    tags,
+                    listener_ports,
                 })
             })
             .collect())
@@ -174,6 +192,8 @@ impl SlbApi for RpcSlbClient {
                 vec![
                     p("LoadBalancerId", load_balancer_id),
                     p("VServerGroupName", name),
+                    p("Tag.1.Key", CREATED_FOR_TAG),
+                    p("Tag.1.Value", name),
                 ],
             )
             .await?;

@@ -21,6 +21,30 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// `Tag.N.Key` / `Tag.N.Value` pairs, N in 1..=20 as the API allows; a value may be
+    /// empty, a key may not.
+    pub fn tags(&self) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+        let mut tags = std::collections::BTreeMap::new();
+        for n in 1..=20 {
+            let key = format!("Tag.{n}.Key");
+            let Some(k) = self.get(&key) else { continue };
+            if k.len() > 64 || k.starts_with("aliyun") || k.starts_with("acs:") {
+                return Err(ApiError::invalid(&key, k));
+            }
+            let value = self
+                .0
+                .iter()
+                .find(|(name, _)| *name == format!("Tag.{n}.Value"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            tags.insert(k.to_owned(), value);
+        }
+        if self.0.iter().any(|(k, _)| k.starts_with("Tag.21.")) {
+            return Err(ApiError::invalid("Tag.N", "more than 20 tags"));
+        }
+        Ok(tags)
+    }
+
     pub fn required(&self, key: &str) -> Result<&str, ApiError> {
         self.get(key).ok_or_else(|| ApiError::missing(key))
     }

@@ -104,10 +104,12 @@ pub fn handle(
         "DescribeVServerGroups" => {
             let lb_id = p.required("LoadBalancerId")?;
             let lb = state.lb(lb_id)?;
+            let wanted = p.tags()?;
             let groups: Vec<Value> = state
                 .v_server_groups
                 .values()
                 .filter(|g| g.load_balancer_id == lb_id)
+                .filter(|g| wanted.iter().all(|(k, v)| g.tags.get(k) == Some(v)))
                 .map(|g| {
                     let listeners: Vec<Value> = lb
                         .listeners
@@ -115,9 +117,15 @@ pub fn handle(
                         .filter(|l| l.v_server_group_id.as_deref() == Some(g.id.as_str()))
                         .map(|l| json!({"Port": l.port, "Protocol": l.protocol.as_str()}))
                         .collect();
+                    let tags: Vec<Value> = g
+                        .tags
+                        .iter()
+                        .map(|(k, v)| json!({"TagKey": k, "TagValue": v}))
+                        .collect();
                     json!({
                         "VServerGroupId": g.id,
                         "VServerGroupName": g.name,
+                        "Tags": {"Tag": tags},
                         "AssociatedObjects": {
                             "Listeners": {"Listener": listeners},
                             "Rules": {"Rule": []},
@@ -139,7 +147,8 @@ pub fn handle(
         "CreateVServerGroup" => {
             let lb_id = p.required("LoadBalancerId")?;
             let ins = inputs(p, false)?;
-            let g = state.create_group(lb_id, p.get("VServerGroupName").unwrap_or(""), &ins)?;
+            let name = p.get("VServerGroupName").unwrap_or("");
+            let g = state.create_group(lb_id, name, p.tags()?, &ins)?;
             wrote(
                 json!({"VServerGroupId": g.id, "BackendServers": backends_json(state, &g.backends)}),
             )

@@ -71,6 +71,8 @@ pub struct VServerGroup {
     pub name: String,
     pub load_balancer_id: String,
     pub backends: Vec<Backend>,
+    /// Resource tags (`Tag.N.Key`/`Tag.N.Value` of `CreateVServerGroup`).
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// Listener protocol.

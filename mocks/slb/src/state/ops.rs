@@ -110,6 +110,7 @@ impl State {
         &mut self,
         lb_id: &str,
         name: &str,
+        tags: std::collections::BTreeMap<String, String>,
         inputs: &[BackendInput],
     ) -> Result<VServerGroup, ApiError> {
         self.lb(lb_id)?;
@@ -123,6 +124,7 @@ impl State {
             name: name.to_string(),
             load_balancer_id: lb_id.to_string(),
             backends,
+            tags,
         };
         self.v_server_groups.insert(group.id.clone(), group.clone());
         Ok(group)

@@ -111,6 +111,8 @@ pub struct GroupSeed {
     pub name: String,
     #[serde(default)]
     pub backends: Vec<Backend>,
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// A seed that does not make sense (names the object and what is wrong).
@@ -231,6 +233,7 @@ impl Seed {
                         name: g.name.clone(),
                         load_balancer_id: lb.id.clone(),
                         backends: g.backends.clone(),
+                        tags: g.tags.clone(),
                     },
                 );
             }

@@ -142,6 +142,7 @@ fn mk_observation(desired: Vec<Backend>, backends: Vec<SlbBackend>) -> GroupObse
                 backends: desired,
             },
             drain_window: Duration::from_secs(30),
+            emptying: false,
         },
         backends,
     }

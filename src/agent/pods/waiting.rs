@@ -1,0 +1,103 @@
+//! The Services some pod is waiting on right now: a new pod whose readiness gate is not
+//! yet True, a deleted pod whose drain is not yet confirmed. Their groups are read again
+//! often (`--drift-check-seconds`), so a group changed behind the agent's back (emptied
+//! from the console, state lost on the SLB side) is repaired within seconds while a
+//! rollout depends on it, not at the next resync.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{Pod, Service};
+
+use super::decide;
+use crate::desired::PlannerConfig;
+use crate::index::ServiceRef;
+
+/// The Services `pods` wait on. Cheap for pods that wait on nothing (a look at their
+/// gates and deletion); a deleted pod still held is matched against the Services.
+pub fn waiting_services<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    services: &[&Service],
+    config: &PlannerConfig,
+) -> BTreeSet<ServiceRef> {
+    let mut out = BTreeSet::new();
+    for pod in pods {
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+        if decide::is_deleting(pod) {
+            if decide::has_finalizer(pod) && !decide::is_drained(pod) {
+                for backed in decide::backed_services(pod, services.iter().copied(), config) {
+                    out.insert(ServiceRef::new(namespace, backed.name));
+                }
+            }
+            continue;
+        }
+        for (condition_type, service) in decide::declared_gates(pod) {
+            let open = decide::condition_status(pod, &condition_type)
+                .is_some_and(|(status, _)| status == "True");
+            if !open {
+                out.insert(ServiceRef::new(namespace, service));
+            }
+        }
+    }
+    out
+}
+
+/// [`waiting_services`] over the agent's reflector stores.
+pub fn in_stores(stores: &super::PodStores, config: &PlannerConfig) -> BTreeSet<ServiceRef> {
+    let pods = stores.pods.state();
+    let services = stores.services.state();
+    let services: Vec<&Service> = services.iter().map(|s| &**s).collect();
+    waiting_services(pods.iter().map(|p| &**p), &services, config)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn service(name: &str) -> Service {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "shop", "annotations": {
+                "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id": "lb-1"}},
+            "spec": {"type": "LoadBalancer", "loadBalancerClass": "slb-sync.io/slb",
+                     "selector": {"app": name},
+                     "ports": [{"port": 80, "nodePort": 30080}]},
+        }))
+        .unwrap()
+    }
+
+    fn pod(name: &str, app: &str, gate_open: Option<bool>, deleting: bool) -> Pod {
+        let gate = format!("registered.slb-sync.io/{app}");
+        let mut p = json!({
+            "metadata": {"name": name, "namespace": "shop", "labels": {"app": app},
+                         "finalizers": ["slb-sync.io/drain"]},
+            "spec": {"containers": [], "readinessGates": [{"conditionType": gate}]},
+            "status": {"conditions": []},
+        });
+        if let Some(open) = gate_open {
+            p["status"]["conditions"] = json!([{"type": gate, "status":
+                if open { "True" } else { "False" }}]);
+        }
+        if deleting {
+            p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(p).unwrap()
+    }
+
+    #[test]
+    fn pods_waiting_on_a_gate_or_a_drain_name_their_services() {
+        let (web, api, db) = (service("web"), service("api"), service("db"));
+        let services = [&web, &api, &db];
+        let pods = [
+            pod("web-new", "web", None, false),
+            pod("api-ready", "api", Some(true), false),
+            pod("db-old", "db", Some(true), true),
+            pod("api-new", "api", Some(false), false),
+        ];
+        let waiting = waiting_services(pods.iter(), &services, &PlannerConfig::default());
+        let names: Vec<&str> = waiting.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["api", "db", "web"]);
+        let idle = waiting_services(pods[1..2].iter(), &services, &PlannerConfig::default());
+        assert!(idle.is_empty());
+    }
+}

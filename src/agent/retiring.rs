@@ -1,0 +1,94 @@
+//! Groups a Service's ports left behind: a port removed from a managed Service, or
+//! pointed at another instance or group by a changed `id` or `vgroup-port` annotation.
+//! Their owned backends are drained and removed like a deleted Service's (see
+//! [`super::moves`] for how a move is judged).
+
+use std::collections::HashSet;
+
+use super::control::Control;
+use super::moves::{Move, Verdict};
+use crate::index::ServiceRef;
+use crate::reconcile::{GroupRef, GroupTarget};
+
+impl Control {
+    /// Ports that left a managed Service: their groups are drained and emptied like a
+    /// deleted Service's. Not while the Service's annotations are bad (it is skipped
+    /// then, not emptied).
+    pub(super) fn retire_ports(&mut self, r: &ServiceRef, ports: &HashSet<u16>) {
+        let key = r.to_string();
+        if self
+            .index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .lb_spec(r)
+            .is_none()
+        {
+            return;
+        }
+        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        // A port that came back is planned normally again.
+        self.state.retired.retain(|g| {
+            let back = g.retired.is_none() && g.service == key && ports.contains(&g.service_port);
+            if back {
+                cleanups.remove(g);
+            }
+            !back
+        });
+        let gone: Vec<(GroupRef, GroupTarget)> = self
+            .planned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(g, _)| g.service == key && !ports.contains(&g.service_port))
+            .map(|(g, t)| (g.clone(), t.clone()))
+            .collect();
+        drop(cleanups);
+        for (group, target) in gone {
+            if self.state.retired.insert(group.clone()) {
+                tracing::info!(service = %r, port = group.service_port, "port removed; emptying its group");
+                self.cleanups
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(group.clone(), target);
+            }
+            self.trigger(r, group.service_port);
+        }
+    }
+
+    /// Acts on a moved port as far as the group ids known now allow; one that must wait
+    /// for its current group's id is kept until the port's next pass.
+    pub(super) fn judge_move(&mut self, mut moved: Move, old: Option<&str>, current: Option<&str>) {
+        match moved.verdict(old, current) {
+            Verdict::Same => {}
+            Verdict::Retire(key) => self.retire_moved(key, moved, current),
+            Verdict::Wait => {
+                self.state.moves.insert(moved.port.clone(), moved);
+            }
+        }
+    }
+
+    /// Empties the group a port was planned on before its Service's `id` or `vgroup-port`
+    /// annotation changed; a port moved back to a group being emptied keeps it instead.
+    fn retire_moved(&mut self, key: GroupRef, moved: Move, current_resolved: Option<&str>) {
+        let current = moved.current_identity(current_resolved);
+        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        let back = GroupRef {
+            retired: Some(current.clone()),
+            ..moved.port.clone()
+        };
+        if self.state.retired.remove(&back) {
+            cleanups.remove(&back);
+            tracing::info!(service = %back.service, port = back.service_port, group = %current, "port moved back; no longer emptying its group");
+        }
+        if self.state.retired.insert(key.clone()) {
+            tracing::info!(service = %key.service, port = key.service_port,
+                from = key.retired.as_deref().unwrap_or_default(), to = %current,
+                "port moved to another group; draining and emptying the old one");
+            cleanups.insert(key.clone(), moved.old);
+        }
+        drop(cleanups);
+        if let Some((handle, _)) = &self.state.scheduler {
+            handle.trigger(key);
+        }
+    }
+}
