@@ -84,7 +84,10 @@
 //! are not required to exist unless [`MockKube::strict_namespaces`] is on.
 #![forbid(unsafe_code)]
 
+pub mod discovery;
+mod events;
 mod hooks;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod selectors;
@@ -142,6 +145,7 @@ pub struct MockKube {
     graceful_pod_deletion: bool,
     strict_namespaces: bool,
     namespaces: Vec<String>,
+    prometheus_operator_crds: bool,
 }
 
 impl Default for MockKube {
@@ -153,6 +157,7 @@ impl Default for MockKube {
             graceful_pod_deletion: false,
             strict_namespaces: false,
             namespaces: vec!["default".into(), "kube-system".into()],
+            prometheus_operator_crds: false,
         }
     }
 }
@@ -207,6 +212,14 @@ impl MockKube {
         self
     }
 
+    /// Serves the Prometheus Operator's `monitoring.coreos.com/v1` ServiceMonitor and
+    /// PrometheusRule, as a cluster with the operator's CRDs installed does (the install
+    /// manifests create one of each). Off by default, like a bare cluster.
+    pub fn prometheus_operator_crds(mut self, on: bool) -> Self {
+        self.prometheus_operator_crds = on;
+        self
+    }
+
     /// Binds and serves in a background task until the handle is shut down or dropped.
     pub async fn serve(self) -> Result<MockKubeHandle, MockKubeError> {
         let listener = tokio::net::TcpListener::bind(self.bind)
@@ -248,6 +261,9 @@ impl MockKube {
             disconnect_tx: tokio::sync::watch::channel(0).0,
             bookmark_interval: self.bookmark_interval,
             address: addr.to_string(),
+            served: discovery::Served {
+                custom_resources: self.prometheus_operator_crds,
+            },
         });
         let app = server::router(shared.clone());
         let mut stop = shutdown_rx;

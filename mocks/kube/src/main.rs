@@ -22,6 +22,11 @@ struct Args {
     /// Keep deleted scheduled pods Terminating until deleted with gracePeriodSeconds=0.
     #[arg(long, env = "MOCK_KUBE_GRACEFUL_POD_DELETION")]
     graceful_pod_deletion: bool,
+    /// Serve the Prometheus Operator's ServiceMonitor and PrometheusRule, as if its CRDs
+    /// were installed (the install manifests create one of each); `false` for a bare
+    /// cluster.
+    #[arg(long, env = "MOCK_KUBE_PROMETHEUS_OPERATOR_CRDS", default_value_t = true, action = clap::ArgAction::Set)]
+    prometheus_operator_crds: bool,
 }
 
 #[tokio::main]
@@ -31,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         .bind(args.bind)
         .history_limit(args.history_limit)
         .graceful_pod_deletion(args.graceful_pod_deletion)
+        .prometheus_operator_crds(args.prometheus_operator_crds)
         .serve()
         .await?;
     println!("mock-kube listening on {}", kube.url());
