@@ -11,10 +11,11 @@
 //!
 //! The built-in kinds' schemas are Kubernetes' own for the release in `/version`
 //! (`openapi/kubernetes.json`, see `openapi/generate.py`); the Prometheus Operator kinds'
-//! are in [`crds`]. `/openapi/v2` is asked for in protobuf, which the double does not
-//! speak: it answers `406 Not Acceptable` unless JSON is acceptable too.
+//! are in [`crds`]. `/openapi/v2` is served in JSON and in the protobuf client-go asks
+//! for (see `protobuf`).
 
 pub mod crds;
+mod protobuf;
 mod v2;
 mod validate;
 
@@ -24,6 +25,14 @@ use std::sync::LazyLock;
 use serde_json::{json, Map, Value};
 
 pub use v2::document as v2_document;
+
+/// The media type of `/openapi/v2` in protobuf, which client-go asks for.
+pub const V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
+
+/// `/openapi/v2` in protobuf.
+pub fn v2_protobuf(served: Served) -> Vec<u8> {
+    protobuf::encode(&v2_document(served))
+}
 pub use validate::{check, FieldValidation, Findings};
 
 use crate::discovery::{self, Served};

@@ -1,5 +1,4 @@
-//! `/openapi/v2` in JSON, for clients that accept it. (client-go asks for protobuf only;
-//! the server answers that `406 Not Acceptable`, and kubectl goes on with v3.)
+//! `/openapi/v2` in JSON (and, encoded by [`super::protobuf`], in protobuf).
 //!
 //! Built from the same schemas as the v3 documents: references point at `#/definitions/`,
 //! and the v3 `oneOf` of int-or-string and quantities becomes Swagger 2.0's

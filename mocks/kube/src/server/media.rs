@@ -58,6 +58,22 @@ pub fn accepted(headers: &HeaderMap) -> Option<Form> {
     None
 }
 
+/// Whether the `Accept` header names `media` (parameters aside).
+pub fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',').any(|r| {
+                r.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case(media)
+            })
+        })
+}
+
 pub fn not_acceptable() -> ApiError {
     ApiError::new(
         406,

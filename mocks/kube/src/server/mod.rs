@@ -176,6 +176,17 @@ async fn handle(
             return error_response(&err);
         }
     }
+    if path.trim_end_matches('/') == "/openapi/v2" && media::accepts(&headers, openapi::V2_PROTOBUF)
+    {
+        // The media type itself is not a valid Content-Type (its `@`), so the server
+        // labels the bytes `application/octet-stream`, and clients expect that.
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Body::from(openapi::v2_protobuf(shared.served)),
+        )
+            .into_response();
+    }
     let Some(form) = media::accepted(&headers) else {
         return error_response(&media::not_acceptable());
     };

@@ -1,31 +1,8 @@
-//! `Table` answers (`Accept: application/json;as=Table;g=meta.k8s.io;v=v1`), which is
-//! how `kubectl get` asks for what it prints: the server picks the columns and renders
-//! the cells. Columns and cells follow the real server's printers for the kinds served;
-//! a kind without a printer gets Name and Age, as custom resources without printer
-//! columns do. Cells of every column are sent (kubectl hides `priority: 1` ones unless
-//! `-o wide`).
+//! The columns and cells of each kind's `Table`, after the real server's printers.
 
 use serde_json::{json, Value};
 
 use crate::resources::ResourceDef;
-
-/// What each row carries besides its cells (`includeObject`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IncludeObject {
-    None,
-    Metadata,
-    Object,
-}
-
-impl IncludeObject {
-    pub fn parse(v: Option<&str>) -> Self {
-        match v {
-            Some("None") => Self::None,
-            Some("Object") => Self::Object,
-            _ => Self::Metadata,
-        }
-    }
-}
 
 type Cells = Vec<Value>;
 
@@ -52,7 +29,7 @@ fn or_none(v: String) -> String {
 }
 
 /// A duration as kubectl prints ages (`duration.HumanDuration`).
-pub fn human_duration(secs: i64) -> String {
+pub(super) fn human_duration(secs: i64) -> String {
     if secs < -1 {
         return "<invalid>".into();
     }
@@ -222,7 +199,7 @@ fn node_row(o: &Value) -> Cells {
 }
 
 /// Core and events.k8s.io Events print alike; `core` is the stored (core/v1) form.
-fn event_row(core: &Value) -> Cells {
+pub(super) fn event_row(core: &Value) -> Cells {
     let first = match core.get("firstTimestamp").and_then(Value::as_str) {
         Some(t) => age(t),
         None => age(s(core, "/eventTime")),
@@ -289,7 +266,7 @@ fn selector_string(o: &Value, pointer: &str) -> String {
 }
 
 /// Column definitions and a row renderer for a kind.
-fn printer(def: &ResourceDef) -> (Vec<Value>, fn(&Value) -> Cells) {
+pub(super) fn printer(def: &ResourceDef) -> (Vec<Value>, fn(&Value) -> Cells) {
     match (def.group, def.kind) {
         ("", "Pod") => (
             vec![
@@ -488,42 +465,6 @@ fn printer(def: &ResourceDef) -> (Vec<Value>, fn(&Value) -> Cells) {
             vec![json!(s(o, "/metadata/name")), json!(created(o))]
         }),
     }
-}
-
-/// A `Table` of `objects` (already in the requested API's form; `storage` is the stored
-/// form the cells are read from, which differs only for converted kinds).
-pub fn table(
-    def: &ResourceDef,
-    rows: &[(Value, Value)],
-    list_metadata: Value,
-    include: IncludeObject,
-) -> Value {
-    let (columns, render) = printer(def);
-    let rows: Vec<Value> = rows
-        .iter()
-        .map(|(view, stored)| {
-            let mut row = json!({"cells": render(stored)});
-            match include {
-                IncludeObject::None => {}
-                IncludeObject::Object => row["object"] = view.clone(),
-                IncludeObject::Metadata => {
-                    row["object"] = json!({
-                        "kind": "PartialObjectMetadata",
-                        "apiVersion": "meta.k8s.io/v1",
-                        "metadata": view.get("metadata").cloned().unwrap_or_else(|| json!({})),
-                    })
-                }
-            }
-            row
-        })
-        .collect();
-    json!({
-        "kind": "Table",
-        "apiVersion": "meta.k8s.io/v1",
-        "metadata": list_metadata,
-        "columnDefinitions": columns,
-        "rows": rows,
-    })
 }
 
 #[cfg(test)]
