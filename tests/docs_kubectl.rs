@@ -1,7 +1,8 @@
-//! The `kubectl` commands of docs/install.md, docs/operations.md and the README, run with
-//! the machine's kubectl against mock-kube (and the agent, in-process, for what it
-//! writes): install with each overlay and re-apply, check the installation, read the
-//! agent's Events, audit a pod, dump the cluster for `slb-sync plan`, uninstall.
+//! The `kubectl` commands of docs/install.md, docs/operations.md, the README and the
+//! doctor's RBAC in docs/configuration.md, run with the machine's kubectl against
+//! mock-kube (and the agent, in-process, for what it writes): install with each overlay
+//! and re-apply, check the installation, read the agent's Events, audit a pod, dump the
+//! cluster for `slb-sync plan`, uninstall, bind the doctor's ClusterRole.
 //!
 //! `scripts/install-deps.sh` installs kubectl; without one on PATH each test says so on
 //! stderr and passes without running.
@@ -571,4 +572,53 @@ async fn check_troubleshoot_and_uninstall_with_the_agent_running() {
             "slb-sync"
         )
         .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_doctor_rbac_of_configuration_md_binds_alice() {
+    let Some(bin) = kubectl_or_skip("the_doctor_rbac_of_configuration_md_binds_alice") else {
+        return;
+    };
+    let kube = MockKube::start().await.unwrap();
+    let kubectl = Kubectl::new(bin, &kube);
+    let role = kubectl
+        .ok(&["apply", "-f", "deploy/doctor-rbac.yaml"])
+        .await;
+    assert!(role.contains("clusterrole.rbac.authorization.k8s.io/slb-sync-doctor created"));
+    // kubectl sends these two in protobuf.
+    kubectl
+        .ok(&[
+            "create",
+            "clusterrolebinding",
+            "slb-sync-doctor-alice",
+            "--clusterrole=slb-sync-doctor",
+            "--user=alice",
+        ])
+        .await;
+    kubectl
+        .ok(&[
+            "-n",
+            "shop",
+            "create",
+            "rolebinding",
+            "slb-sync-doctor",
+            "--clusterrole=slb-sync-doctor",
+            "--user=alice",
+        ])
+        .await;
+    let rbac = "rbac.authorization.k8s.io/v1";
+    for (kind, ns, name) in [
+        ("ClusterRoleBinding", "", "slb-sync-doctor-alice"),
+        ("RoleBinding", "shop", "slb-sync-doctor"),
+    ] {
+        let binding = kube.get(rbac, kind, ns, name).expect(kind);
+        assert_eq!(
+            binding["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "slb-sync-doctor"})
+        );
+        assert_eq!(
+            binding["subjects"],
+            json!([{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"}])
+        );
+    }
 }

@@ -31,7 +31,8 @@
 //!   the server; every write is checked against the same schemas (wrong types refused,
 //!   undeclared fields dropped with a warning, or refused under `fieldValidation=Strict`).
 //! - **Content negotiation**: JSON for clients that also accept it (protobuf-preferring
-//!   typed clients), `406` for those that accept nothing else, `415` for protobuf bodies;
+//!   typed clients), `406` for those that accept nothing else; protobuf bodies of the RBAC
+//!   kinds (`kubectl create clusterrolebinding`), `415` for other protobuf bodies;
 //!   `as=Table` answers (what `kubectl get` prints) and `as=PartialObjectMetadata`.
 //! - **List** with `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, exists, `!`exists) and
 //!   `fieldSelector` (`=`, `==`, `!=` on `metadata.name`, `metadata.namespace` and the
@@ -90,10 +91,10 @@
 //! apply's ownership model uses the same keys (lists without a known merge key are
 //! atomic; the FieldsV1 `.` markers are not written); list
 //! `resourceVersion`/`resourceVersionMatch` are ignored (lists are always current);
-//! protobuf and CBOR bodies, other kinds and API groups, aggregated discovery and the
-//! `exec`/`log`/`eviction`/`binding` subresources are not served; namespaces are not
-//! required to exist unless [`MockKube::strict_namespaces`] is on. The crate's README
-//! lists what kubectl users meet of this.
+//! CBOR bodies and protobuf bodies beyond the RBAC kinds, other kinds and API groups,
+//! aggregated discovery and the `exec`/`log`/`eviction`/`binding` subresources are not
+//! served; namespaces are not required to exist unless [`MockKube::strict_namespaces`]
+//! is on. The crate's README lists what kubectl users meet of this.
 #![forbid(unsafe_code)]
 
 pub mod discovery;

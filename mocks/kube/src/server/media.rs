@@ -1,16 +1,18 @@
 //! Content negotiation: which answer a client accepts (`Accept`), and which request
 //! bodies the double reads (`Content-Type`).
 //!
-//! The double speaks JSON only, like a server without the protobuf and CBOR serializers:
-//! a client that also accepts JSON gets JSON (client-go's typed clients send
-//! `Accept: application/vnd.kubernetes.protobuf,application/json`), one that accepts
-//! nothing else gets `406 Not Acceptable`, and a body in another format is
-//! `415 Unsupported Media Type`, which is what lets client-go fall back from CBOR. The
-//! `as=Table` and `as=PartialObjectMetadata(List)` forms of JSON are understood.
+//! The double answers in JSON only: a client that also accepts JSON gets JSON (client-go's
+//! typed clients send `Accept: application/vnd.kubernetes.protobuf,application/json`), one
+//! that accepts nothing else gets `406 Not Acceptable`. It reads JSON and YAML bodies, and
+//! protobuf ones for the kinds `kubectl create` of the docs needs ([`super::proto_body`]);
+//! any other body is `415 Unsupported Media Type`, which is what lets client-go fall back
+//! from CBOR. The `as=Table` and `as=PartialObjectMetadata(List)` forms of JSON are
+//! understood.
 
 use axum::http::{header, HeaderMap};
 use serde_json::Value;
 
+use crate::resources::ResourceDef;
 use crate::status::ApiError;
 
 /// The answer form a client asked for.
@@ -82,9 +84,9 @@ pub fn not_acceptable() -> ApiError {
     )
 }
 
-/// Reads a create or update body: JSON (or no `Content-Type`) and YAML; anything else,
-/// protobuf included, is `415`.
-pub fn read_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+/// Reads a create or update body for kind `def`: JSON (or no `Content-Type`), YAML, and
+/// protobuf for the kinds [`super::proto_body`] reads; anything else is `415`.
+pub fn read_body(headers: &HeaderMap, body: &[u8], def: &ResourceDef) -> Result<Value, ApiError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -99,6 +101,7 @@ pub fn read_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
             serde_saphyr::from_str::<Value>(text)
                 .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))
         }
+        "application/vnd.kubernetes.protobuf" => super::proto_body::decode(def, ct, body),
         _ => Err(ApiError::unsupported_media_type(
             ct,
             "application/json, application/yaml",
@@ -147,6 +150,8 @@ mod tests {
 
     #[test]
     fn bodies() {
+        let pods = &crate::resources::RESOURCES[0];
+        let read_body = |h: &HeaderMap, b: &[u8]| read_body(h, b, pods);
         let mut h = HeaderMap::new();
         assert!(read_body(&h, b"{}").is_ok());
         h.insert(

@@ -4,6 +4,7 @@
 mod media;
 mod object;
 mod page;
+mod proto_body;
 mod route;
 mod scale;
 mod table;

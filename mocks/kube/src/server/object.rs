@@ -163,7 +163,7 @@ pub fn resource(
             .ok_or_else(|| ApiError::not_found(&def.resource_name(), &name)),
         Method::PUT => {
             let opts = write_options(q, headers, status_sub)?;
-            let obj = to_stored(def, media::read_body(headers, body)?, &opts)?;
+            let obj = to_stored(def, media::read_body(headers, body, def)?, &opts)?;
             let result = shared.store().update(&key, obj, &opts, &now);
             warnings.borrow_mut().extend(opts.warnings.take());
             result.map(|v| (200, def.to_view(v)))
@@ -278,7 +278,7 @@ fn collection(
                 )));
             };
             let opts = write_options(q, headers, false)?;
-            let obj = to_stored(def, media::read_body(headers, body)?, &opts)?;
+            let obj = to_stored(def, media::read_body(headers, body, def)?, &opts)?;
             let result = shared.store().create(storage, ns, obj, &opts, now);
             warnings.borrow_mut().extend(opts.warnings.take());
             Ok(Reply::Objects(201, def.to_view(result?)))

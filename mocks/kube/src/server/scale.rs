@@ -61,7 +61,7 @@ pub fn serve(
         .ok_or_else(|| ApiError::not_found(&def.resource_name(), &key.2))?;
     let mut wanted = match *method {
         Method::GET => return Ok(scale_of(&current)),
-        Method::PUT => media::read_body(headers, body)?,
+        Method::PUT => media::read_body(headers, body, def)?,
         Method::PATCH => {
             let ct = headers
                 .get(header::CONTENT_TYPE)
