@@ -132,6 +132,12 @@ impl Kubectl {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// [`Self::ok`] of a command line without quoted arguments, as the docs write it.
+    async fn line(&self, command: &str) -> String {
+        let args: Vec<&str> = command.split_whitespace().collect();
+        self.ok(&args).await
+    }
+
     /// `kubectl apply -f -` of a manifest that must be accepted.
     async fn apply(&self, manifest: &Value) -> String {
         let out = self
@@ -323,7 +329,7 @@ async fn without_the_prometheus_operator_the_base_needs_its_two_lines_removed() 
         .filter(|l| !matches!(l.trim(), "- servicemonitor.yaml" | "- prometheusrule.yaml"))
         .collect();
     std::fs::write(&base, kept.join("\n")).unwrap();
-    let again = kubectl.ok(&["apply", "-k", "deploy/overlays/secret"]).await;
+    let again = kubectl.line("apply -k deploy/overlays/secret").await;
     assert!(
         again.contains("deployment.apps/slb-sync unchanged"),
         "{again}"
@@ -373,10 +379,10 @@ async fn check_troubleshoot_and_uninstall_with_the_agent_running() {
     let kube = kube_with_prometheus_operator().await;
     let slb = slb_mock::start_mock(slb_mock::seed(47, false, json!({}))).await;
     let kubectl = Kubectl::new(bin, &kube);
-    kubectl.ok(&["apply", "-k", "deploy/overlays/secret"]).await;
+    kubectl.line("apply -k deploy/overlays/secret").await;
 
     // operations.md, doctor's "cannot reach the API server": this should work first.
-    let info = kubectl.ok(&["cluster-info"]).await;
+    let info = kubectl.line("cluster-info").await;
     assert!(
         info.contains(&format!("is running at {}", kube.url())),
         "{info}"
@@ -386,7 +392,7 @@ async fn check_troubleshoot_and_uninstall_with_the_agent_running() {
     for name in ["slb-sync-5d8f9c7b4-x2x7q", "slb-sync-5d8f9c7b4-q8w2n"] {
         kube.put(&agent_pod(name)).unwrap();
     }
-    let pods = kubectl.ok(&["-n", "slb-sync", "get", "pods"]).await;
+    let pods = kubectl.line("-n slb-sync get pods").await;
     let rows: Vec<&str> = pods.lines().skip(1).collect();
     assert_eq!(rows.len(), 2, "{pods}");
     for row in rows {
@@ -412,23 +418,13 @@ async fn check_troubleshoot_and_uninstall_with_the_agent_running() {
             .filter(|l| l["spec"]["holderIdentity"] == AGENT)
     })
     .await;
-    let lease = kubectl
-        .ok(&["-n", "slb-sync", "get", "lease", "slb-sync", "-o", "yaml"])
-        .await;
+    let lease = kubectl.line("-n slb-sync get lease slb-sync -o yaml").await;
     assert!(
         lease.contains(&format!("holderIdentity: {AGENT}")),
         "{lease}"
     );
     let holder = kubectl
-        .ok(&[
-            "-n",
-            "slb-sync",
-            "get",
-            "lease",
-            "slb-sync",
-            "-o",
-            "jsonpath={.spec.holderIdentity}",
-        ])
+        .line("-n slb-sync get lease slb-sync -o jsonpath={.spec.holderIdentity}")
         .await;
     assert_eq!(holder, AGENT);
 
@@ -460,13 +456,7 @@ async fn check_troubleshoot_and_uninstall_with_the_agent_running() {
     })
     .await;
     let events = kubectl
-        .ok(&[
-            "get",
-            "events",
-            "-A",
-            "--field-selector",
-            "reportingComponent=slb-sync",
-        ])
+        .line("get events -A --field-selector reportingComponent=slb-sync")
         .await;
     let row = events
         .lines()
@@ -481,10 +471,10 @@ async fn check_troubleshoot_and_uninstall_with_the_agent_running() {
         assert!(row.contains(cell), "{cell} missing: {row}");
     }
     let warnings = kubectl
-        .ok(&["get", "events", "-A", "--field-selector", "type=Warning"])
+        .line("get events -A --field-selector type=Warning")
         .await;
     assert!(warnings.contains("BadAnnotation"), "{warnings}");
-    let described = kubectl.ok(&["describe", "service", "bad"]).await;
+    let described = kubectl.line("describe service bad").await;
     let line = described
         .lines()
         .find(|l| l.contains("BadAnnotation"))
@@ -507,13 +497,7 @@ async fn check_troubleshoot_and_uninstall_with_the_agent_running() {
 
     // README, "`slb-sync plan`": a dump of the cluster, planned offline.
     let dump = kubectl
-        .ok(&[
-            "get",
-            "nodes,pods,services,endpointslices",
-            "-A",
-            "-o",
-            "yaml",
-        ])
+        .line("get nodes,pods,services,endpointslices -A -o yaml")
         .await;
     let file = kubectl.path("cluster.yaml");
     std::fs::write(&file, dump).unwrap();
@@ -540,22 +524,13 @@ async fn check_troubleshoot_and_uninstall_with_the_agent_running() {
     // install.md, "Uninstall": stop the agent, then delete the installation.
     agent.stop().await;
     kubectl
-        .ok(&[
-            "-n",
-            "slb-sync",
-            "scale",
-            "deployment",
-            "slb-sync",
-            "--replicas=0",
-        ])
+        .line("-n slb-sync scale deployment slb-sync --replicas=0")
         .await;
     let deploy = kube
         .get("apps/v1", "Deployment", "slb-sync", "slb-sync")
         .unwrap();
     assert_eq!(deploy["spec"]["replicas"], 0);
-    let deleted = kubectl
-        .ok(&["delete", "-k", "deploy/overlays/secret"])
-        .await;
+    let deleted = kubectl.line("delete -k deploy/overlays/secret").await;
     for object in INSTALLED {
         let (kind, name) = object.split_once('/').unwrap();
         assert!(
@@ -581,30 +556,16 @@ async fn the_doctor_rbac_of_configuration_md_binds_alice() {
     };
     let kube = MockKube::start().await.unwrap();
     let kubectl = Kubectl::new(bin, &kube);
-    let role = kubectl
-        .ok(&["apply", "-f", "deploy/doctor-rbac.yaml"])
-        .await;
+    let role = kubectl.line("apply -f deploy/doctor-rbac.yaml").await;
     assert!(role.contains("clusterrole.rbac.authorization.k8s.io/slb-sync-doctor created"));
     // kubectl sends these two in protobuf.
     kubectl
-        .ok(&[
-            "create",
-            "clusterrolebinding",
-            "slb-sync-doctor-alice",
-            "--clusterrole=slb-sync-doctor",
-            "--user=alice",
-        ])
+        .line("create clusterrolebinding slb-sync-doctor-alice --clusterrole=slb-sync-doctor --user=alice")
         .await;
     kubectl
-        .ok(&[
-            "-n",
-            "shop",
-            "create",
-            "rolebinding",
-            "slb-sync-doctor",
-            "--clusterrole=slb-sync-doctor",
-            "--user=alice",
-        ])
+        .line(
+            "-n shop create rolebinding slb-sync-doctor --clusterrole=slb-sync-doctor --user=alice",
+        )
         .await;
     let rbac = "rbac.authorization.k8s.io/v1";
     for (kind, ns, name) in [

@@ -1,5 +1,6 @@
 //! `mock-kube`: runs the Kubernetes API double on loopback until Ctrl-C, for demos and
-//! manual runs of the agent (`KUBECONFIG=<written file> slb-sync run ...`).
+//! manual runs of the agent (`KUBECONFIG=<written file> slb-sync run ...`) and of the
+//! docs' kubectl commands (`KUBECONFIG=<written file> kubectl apply -k deploy/overlays/...`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
