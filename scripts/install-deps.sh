@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs (OpenSSL headers and pkg-config for the
-# SLB SDK's TLS stack) and the rustfmt/clippy components, only when they are missing.
+# SLB SDK's TLS stack), kubectl for tests/docs_kubectl.rs (which runs the docs' kubectl
+# commands against mock-kube) and the rustfmt/clippy components, only when missing.
 set -euo pipefail
 
 missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists openssl 2>/dev/null || missing+=(libssl-dev)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# Debian's kubectl. The docs' overlays need kustomize `patches` and server-side field
+# validation (kubectl 1.27 or later); an older packaged kubectl fails those tests loudly.
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing system packages: ${missing[*]}"
   SUDO=""

@@ -52,9 +52,21 @@ impl MockKubeHandle {
         let v = serde_json::to_value(obj)
             .map_err(|e| ApiError::bad_request(format!("put: not serialisable: {e}")))?;
         let now = store::now_rfc3339();
-        Ok(self.shared.store().put(v, &now)?)
+        let def = resources::find_by_kind(
+            v["apiVersion"].as_str().unwrap_or_default(),
+            v["kind"].as_str().unwrap_or_default(),
+        )
+        .map(|i| &resources::RESOURCES[i]);
+        match def {
+            Some(def) if def.stored_as.is_some() => {
+                let stored = self.shared.store().put(def.to_stored(v), &now)?;
+                Ok(def.to_view(stored))
+            }
+            _ => Ok(self.shared.store().put(v, &now)?),
+        }
     }
 
+    /// The stored key of an object (events.k8s.io Events are stored as core/v1 Events).
     fn key(api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<store::Key> {
         let idx = resources::find_by_kind(api_version, kind)?;
         let ns = if resources::RESOURCES[idx].namespaced {
@@ -62,14 +74,16 @@ impl MockKubeHandle {
         } else {
             String::new()
         };
-        Some((idx, ns, name.to_string()))
+        Some((resources::storage_of(idx), ns, name.to_string()))
     }
 
     /// One object, e.g. `get("v1", "Pod", "default", "web-0")` (namespace ignored for
-    /// cluster-scoped kinds).
+    /// cluster-scoped kinds), in the form `api_version` serves it.
     pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
+        let def = &resources::RESOURCES[resources::find_by_kind(api_version, kind)?];
         let key = Self::key(api_version, kind, namespace, name)?;
-        self.shared.store().get(&key).cloned()
+        let stored = self.shared.store().get(&key).cloned()?;
+        Some(def.to_view(stored))
     }
 
     /// Every object of a kind, in one namespace or all (`None`).
@@ -77,12 +91,14 @@ impl MockKubeHandle {
         let Some(idx) = resources::find_by_kind(api_version, kind) else {
             return Vec::new();
         };
+        let def = &resources::RESOURCES[idx];
         let filter = Filter {
-            kind: idx,
+            kind: resources::storage_of(idx),
             namespace: namespace.map(str::to_string),
             ..Filter::default()
         };
-        self.shared.store().list(&filter)
+        let stored = self.shared.store().list(&filter);
+        stored.into_iter().map(|o| def.to_view(o)).collect()
     }
 
     /// Removes an object at once, ignoring finalizers; watchers see `DELETED`.

@@ -15,12 +15,25 @@
 //! # What it implements
 //!
 //! - **Kinds**: core/v1 `pods`, `services`, `nodes`, `namespaces` (each with `/status`),
-//!   core/v1 `events`; `discovery.k8s.io/v1` `endpointslices`; `coordination.k8s.io/v1`
-//!   `leases`; `events.k8s.io/v1` `events`; `apps/v1` `deployments` and `statefulsets`
-//!   (with `/status`; stored only, no controller acts on them). Namespaced and cluster-scoped paths, lists
-//!   across all namespaces (`/api/v1/pods`). Objects are stored as JSON, not typed.
+//!   `events`, `serviceaccounts`, `secrets`, `configmaps`; `discovery.k8s.io/v1`
+//!   `endpointslices`; `coordination.k8s.io/v1` `leases`; `events.k8s.io/v1` `events` (the
+//!   same objects as core/v1 Events, converted both ways, see `events`); `apps/v1`
+//!   `deployments` and `statefulsets` (with `/status` and `/scale`; stored only, no
+//!   controller acts on them); `policy/v1` `poddisruptionbudgets`;
+//!   `rbac.authorization.k8s.io/v1` roles and bindings (stored, not enforced); with
+//!   [`MockKube::prometheus_operator_crds`], `monitoring.coreos.com/v1` `servicemonitors`
+//!   and `prometheusrules`. Namespaced and cluster-scoped paths, lists across all
+//!   namespaces (`/api/v1/pods`). Objects are stored as JSON, not typed.
 //! - **Discovery**: `/version`, `/api`, `/apis`, `/apis/<group>`, `/api/v1`,
 //!   `/apis/<group>/<version>` (legacy, non-aggregated documents).
+//! - **OpenAPI** ([`openapi`]): `/openapi/v3` and each group/version's document with the
+//!   `fieldValidation` parameter and Kubernetes' own schemas, so kubectl validates through
+//!   the server; every write is checked against the same schemas (wrong types refused,
+//!   undeclared fields dropped with a warning, or refused under `fieldValidation=Strict`).
+//! - **Content negotiation**: JSON for clients that also accept it (protobuf-preferring
+//!   typed clients), `406` for those that accept nothing else; protobuf bodies of the RBAC
+//!   kinds (`kubectl create clusterrolebinding`), `415` for other protobuf bodies;
+//!   `as=Table` answers (what `kubectl get` prints) and `as=PartialObjectMetadata`.
 //! - **List** with `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, exists, `!`exists) and
 //!   `fieldSelector` (`=`, `==`, `!=` on `metadata.name`, `metadata.namespace` and the
 //!   fields the real server indexes per kind, e.g. pods' `spec.nodeName`, `status.phase`;
@@ -60,8 +73,6 @@
 //!   Optionally ([`MockKube::graceful_pod_deletion`]) a scheduled pod deleted with a grace
 //!   period stays until "kubelet" confirms (a delete with `gracePeriodSeconds=0`, or
 //!   [`MockKubeHandle::finish_pod_termination`]). `deletecollection` with selectors.
-//! - **Metadata-only** requests (`Accept: ...;as=PartialObjectMetadata`, kube's
-//!   `Api<PartialObjectMeta<K>>`) get `PartialObjectMetadata(List)` answers and events.
 //! - **Errors** are `Status` objects with the real codes and reasons (`404 NotFound`,
 //!   `409 Conflict`/`AlreadyExists`, `422 Invalid`, `410 Expired`, `400 BadRequest`,
 //!   `415 UnsupportedMediaType`).
@@ -72,19 +83,24 @@
 //! # What it does not implement
 //!
 //! No authentication, authorization or TLS; no admission (no defaulting beyond the
-//! metadata above, no validation of object schemas, no immutability checks on spec
-//! fields); no garbage collection (`ownerReferences`, `propagationPolicy` ignored) and no
+//! metadata above, no semantic validation or immutability checks, only the schema
+//! checks); no garbage collection (`ownerReferences`, `propagationPolicy` ignored) and no
 //! namespace cascade deletion; no controllers (nothing schedules pods, creates
-//! EndpointSlices or runs kubelet); strategic merge is approximated by field name rather
-//! than by schema, and server-side apply's ownership model uses the same keys (lists
-//! without a known merge key are atomic; the FieldsV1 `.` markers are not written);
-//! list `resourceVersion`/`resourceVersionMatch` are ignored (lists are always current);
-//! protobuf and CBOR bodies, `Table` output, other kinds and API groups, aggregated
-//! discovery, `exec`/`log`/`eviction`/`binding` subresources are not served; namespaces
-//! are not required to exist unless [`MockKube::strict_namespaces`] is on.
+//! EndpointSlices or runs kubelet, so `kubectl logs`/`exec`/`port-forward` cannot work);
+//! strategic merge is approximated by field name rather than by schema, and server-side
+//! apply's ownership model uses the same keys (lists without a known merge key are
+//! atomic; the FieldsV1 `.` markers are not written); list
+//! `resourceVersion`/`resourceVersionMatch` are ignored (lists are always current);
+//! CBOR bodies and protobuf bodies beyond the RBAC kinds, other kinds and API groups,
+//! aggregated discovery and the `exec`/`log`/`eviction`/`binding` subresources are not
+//! served; namespaces are not required to exist unless [`MockKube::strict_namespaces`]
+//! is on. The crate's README lists what kubectl users meet of this.
 #![forbid(unsafe_code)]
 
+pub mod discovery;
+mod events;
 mod hooks;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod selectors;
@@ -142,6 +158,7 @@ pub struct MockKube {
     graceful_pod_deletion: bool,
     strict_namespaces: bool,
     namespaces: Vec<String>,
+    prometheus_operator_crds: bool,
 }
 
 impl Default for MockKube {
@@ -153,6 +170,7 @@ impl Default for MockKube {
             graceful_pod_deletion: false,
             strict_namespaces: false,
             namespaces: vec!["default".into(), "kube-system".into()],
+            prometheus_operator_crds: false,
         }
     }
 }
@@ -207,6 +225,14 @@ impl MockKube {
         self
     }
 
+    /// Serves the Prometheus Operator's `monitoring.coreos.com/v1` ServiceMonitor and
+    /// PrometheusRule, as a cluster with the operator's CRDs installed does (the install
+    /// manifests create one of each). Off by default, like a bare cluster.
+    pub fn prometheus_operator_crds(mut self, on: bool) -> Self {
+        self.prometheus_operator_crds = on;
+        self
+    }
+
     /// Binds and serves in a background task until the handle is shut down or dropped.
     pub async fn serve(self) -> Result<MockKubeHandle, MockKubeError> {
         let listener = tokio::net::TcpListener::bind(self.bind)
@@ -248,6 +274,9 @@ impl MockKube {
             disconnect_tx: tokio::sync::watch::channel(0).0,
             bookmark_interval: self.bookmark_interval,
             address: addr.to_string(),
+            served: discovery::Served {
+                custom_resources: self.prometheus_operator_crds,
+            },
         });
         let app = server::router(shared.clone());
         let mut stop = shutdown_rx;

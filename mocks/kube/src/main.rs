@@ -1,5 +1,6 @@
 //! `mock-kube`: runs the Kubernetes API double on loopback until Ctrl-C, for demos and
-//! manual runs of the agent (`KUBECONFIG=<written file> slb-sync run ...`).
+//! manual runs of the agent (`KUBECONFIG=<written file> slb-sync run ...`) and of the
+//! docs' kubectl commands (`KUBECONFIG=<written file> kubectl apply -k deploy/overlays/...`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +23,11 @@ struct Args {
     /// Keep deleted scheduled pods Terminating until deleted with gracePeriodSeconds=0.
     #[arg(long, env = "MOCK_KUBE_GRACEFUL_POD_DELETION")]
     graceful_pod_deletion: bool,
+    /// Serve the Prometheus Operator's ServiceMonitor and PrometheusRule, as if its CRDs
+    /// were installed (the install manifests create one of each); `false` for a bare
+    /// cluster.
+    #[arg(long, env = "MOCK_KUBE_PROMETHEUS_OPERATOR_CRDS", default_value_t = true, action = clap::ArgAction::Set)]
+    prometheus_operator_crds: bool,
 }
 
 #[tokio::main]
@@ -31,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
         .bind(args.bind)
         .history_limit(args.history_limit)
         .graceful_pod_deletion(args.graceful_pod_deletion)
+        .prometheus_operator_crds(args.prometheus_operator_crds)
         .serve()
         .await?;
     println!("mock-kube listening on {}", kube.url());

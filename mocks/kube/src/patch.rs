@@ -42,7 +42,10 @@ impl PatchKind {
             "application/merge-patch+json" => Ok(Self::Merge),
             "application/strategic-merge-patch+json" => Ok(Self::Strategic),
             "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(Self::Apply),
-            _ => Err(ApiError::unsupported_media_type(ct)),
+            _ => Err(ApiError::unsupported_media_type(
+                ct,
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json",
+            )),
         }
     }
 }

@@ -1,10 +1,10 @@
-//! The fixed table of resource kinds the double serves, and the discovery documents
-//! built from it.
+//! The fixed table of resource kinds the double serves.
 //!
 //! Kinds are data, not types: every object is a `serde_json::Value`, and this table says
-//! only what differs between kinds (path, scope, status subresource, what create resets).
+//! only what differs between kinds (path, scope, subresources, what create resets, the
+//! OpenAPI schema that validates it, where it is stored).
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// What `create` does with `.status` for a kind that has a status subresource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,16 @@ pub struct ResourceDef {
     pub status_subresource: bool,
     pub status_on_create: StatusOnCreate,
     pub short_names: &'static [&'static str],
+    /// Has a `/scale` subresource (`autoscaling/v1` Scale over `spec.replicas`).
+    pub scale_subresource: bool,
+    /// Name of the OpenAPI component schema that validates the kind.
+    pub schema: &'static str,
+    /// A custom resource (served only when its CRD is "installed"): no strategic merge
+    /// patch, as on the real server.
+    pub custom: bool,
+    /// Stored as another kind of the table, converted on every read and write (a real
+    /// server keeps one object and serves it through several API groups).
+    pub stored_as: Option<(&'static str, &'static str, &'static str)>,
 }
 
 impl ResourceDef {
@@ -45,13 +55,54 @@ impl ResourceDef {
             format!("{}/{}", self.group, self.version)
         }
     }
+
+    /// `pods` or `deployments.apps`, as error messages name a resource.
+    pub fn resource_name(&self) -> String {
+        if self.group.is_empty() {
+            self.plural.to_string()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The object as this API serves it, from its stored form.
+    pub fn to_view(&self, stored: Value) -> Value {
+        match self.stored_as {
+            Some(_) if self.group == "events.k8s.io" => crate::events::to_events_v1(stored),
+            _ => stored,
+        }
+    }
+
+    /// The stored form of an object this API was sent.
+    pub fn to_stored(&self, view: Value) -> Value {
+        match self.stored_as {
+            Some(_) if self.group == "events.k8s.io" => crate::events::to_core(view),
+            _ => view,
+        }
+    }
+
+    const fn with_scale(mut self) -> Self {
+        self.scale_subresource = true;
+        self
+    }
+
+    const fn custom(mut self) -> Self {
+        self.custom = true;
+        self
+    }
+
+    const fn stored_as(mut self, gvr: (&'static str, &'static str, &'static str)) -> Self {
+        self.stored_as = Some(gvr);
+        self
+    }
 }
 
-/// Shorthand for the table below: kind, scope and status rules.
+/// Shorthand for the table below: kind, scope, status rules and schema.
 struct Spec {
     kind: &'static str,
     namespaced: bool,
     status: Option<StatusOnCreate>,
+    schema: &'static str,
 }
 
 const fn def(
@@ -73,112 +124,199 @@ const fn def(
             None => StatusOnCreate::Keep,
         },
         short_names,
+        scale_subresource: false,
+        schema: spec.schema,
+        custom: false,
+        stored_as: None,
     }
 }
+
+const fn ns(kind: &'static str, schema: &'static str) -> Spec {
+    Spec {
+        kind,
+        namespaced: true,
+        status: None,
+        schema,
+    }
+}
+
+const fn cluster(kind: &'static str, schema: &'static str) -> Spec {
+    Spec {
+        kind,
+        namespaced: false,
+        status: None,
+        schema,
+    }
+}
+
+const fn with_status(mut spec: Spec, on_create: StatusOnCreate) -> Spec {
+    spec.status = Some(on_create);
+    spec
+}
+
+/// The group of the Prometheus Operator's custom resources, served only when
+/// [`crate::MockKube::prometheus_operator_crds`] is on.
+pub const PROMETHEUS_OPERATOR_GROUP: &str = "monitoring.coreos.com";
 
 /// Every kind the double serves. Index into this table is the kind's id in the store.
 pub const RESOURCES: &[ResourceDef] = &[
     def(
         ("", "v1", "pods"),
         "pod",
-        Spec {
-            kind: "Pod",
-            namespaced: true,
-            status: Some(StatusOnCreate::PodPending),
-        },
+        with_status(
+            ns("Pod", "io.k8s.api.core.v1.Pod"),
+            StatusOnCreate::PodPending,
+        ),
         &["po"],
     ),
     def(
         ("", "v1", "services"),
         "service",
-        Spec {
-            kind: "Service",
-            namespaced: true,
-            status: Some(StatusOnCreate::Clear),
-        },
+        with_status(
+            ns("Service", "io.k8s.api.core.v1.Service"),
+            StatusOnCreate::Clear,
+        ),
         &["svc"],
     ),
     def(
         ("", "v1", "nodes"),
         "node",
-        Spec {
-            kind: "Node",
-            namespaced: false,
-            status: Some(StatusOnCreate::Keep),
-        },
+        with_status(
+            cluster("Node", "io.k8s.api.core.v1.Node"),
+            StatusOnCreate::Keep,
+        ),
         &["no"],
     ),
     def(
         ("", "v1", "namespaces"),
         "namespace",
-        Spec {
-            kind: "Namespace",
-            namespaced: false,
-            status: Some(StatusOnCreate::NamespaceActive),
-        },
+        with_status(
+            cluster("Namespace", "io.k8s.api.core.v1.Namespace"),
+            StatusOnCreate::NamespaceActive,
+        ),
         &["ns"],
     ),
     def(
         ("", "v1", "events"),
         "event",
-        Spec {
-            kind: "Event",
-            namespaced: true,
-            status: None,
-        },
+        ns("Event", "io.k8s.api.core.v1.Event"),
         &["ev"],
+    ),
+    def(
+        ("", "v1", "serviceaccounts"),
+        "serviceaccount",
+        ns("ServiceAccount", "io.k8s.api.core.v1.ServiceAccount"),
+        &["sa"],
+    ),
+    def(
+        ("", "v1", "secrets"),
+        "secret",
+        ns("Secret", "io.k8s.api.core.v1.Secret"),
+        &[],
+    ),
+    def(
+        ("", "v1", "configmaps"),
+        "configmap",
+        ns("ConfigMap", "io.k8s.api.core.v1.ConfigMap"),
+        &["cm"],
     ),
     def(
         ("discovery.k8s.io", "v1", "endpointslices"),
         "endpointslice",
-        Spec {
-            kind: "EndpointSlice",
-            namespaced: true,
-            status: None,
-        },
+        ns("EndpointSlice", "io.k8s.api.discovery.v1.EndpointSlice"),
         &[],
     ),
     def(
         ("coordination.k8s.io", "v1", "leases"),
         "lease",
-        Spec {
-            kind: "Lease",
-            namespaced: true,
-            status: None,
-        },
+        ns("Lease", "io.k8s.api.coordination.v1.Lease"),
         &[],
     ),
+    // The same objects as core/v1 events, converted field by field (`events`).
     def(
         ("events.k8s.io", "v1", "events"),
         "event",
-        Spec {
-            kind: "Event",
-            namespaced: true,
-            status: None,
-        },
+        ns("Event", "io.k8s.api.events.v1.Event"),
         &["ev"],
-    ),
-    // Workloads, for `slb-sync doctor --live`; no controller acts on them here.
+    )
+    .stored_as(("", "v1", "events")),
+    // Workloads, for `slb-sync doctor --live` and the install manifests; no controller
+    // acts on them here.
     def(
         ("apps", "v1", "deployments"),
         "deployment",
-        Spec {
-            kind: "Deployment",
-            namespaced: true,
-            status: Some(StatusOnCreate::Clear),
-        },
+        with_status(
+            ns("Deployment", "io.k8s.api.apps.v1.Deployment"),
+            StatusOnCreate::Clear,
+        ),
         &["deploy"],
-    ),
+    )
+    .with_scale(),
     def(
         ("apps", "v1", "statefulsets"),
         "statefulset",
-        Spec {
-            kind: "StatefulSet",
-            namespaced: true,
-            status: Some(StatusOnCreate::Clear),
-        },
+        with_status(
+            ns("StatefulSet", "io.k8s.api.apps.v1.StatefulSet"),
+            StatusOnCreate::Clear,
+        ),
         &["sts"],
+    )
+    .with_scale(),
+    def(
+        ("policy", "v1", "poddisruptionbudgets"),
+        "poddisruptionbudget",
+        with_status(
+            ns(
+                "PodDisruptionBudget",
+                "io.k8s.api.policy.v1.PodDisruptionBudget",
+            ),
+            StatusOnCreate::Clear,
+        ),
+        &["pdb"],
     ),
+    // RBAC objects are stored and listed; nothing enforces them (there is no auth).
+    def(
+        ("rbac.authorization.k8s.io", "v1", "clusterroles"),
+        "clusterrole",
+        cluster("ClusterRole", "io.k8s.api.rbac.v1.ClusterRole"),
+        &[],
+    ),
+    def(
+        ("rbac.authorization.k8s.io", "v1", "clusterrolebindings"),
+        "clusterrolebinding",
+        cluster(
+            "ClusterRoleBinding",
+            "io.k8s.api.rbac.v1.ClusterRoleBinding",
+        ),
+        &[],
+    ),
+    def(
+        ("rbac.authorization.k8s.io", "v1", "roles"),
+        "role",
+        ns("Role", "io.k8s.api.rbac.v1.Role"),
+        &[],
+    ),
+    def(
+        ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+        "rolebinding",
+        ns("RoleBinding", "io.k8s.api.rbac.v1.RoleBinding"),
+        &[],
+    ),
+    // The Prometheus Operator's custom resources the install manifests create.
+    def(
+        (PROMETHEUS_OPERATOR_GROUP, "v1", "servicemonitors"),
+        "servicemonitor",
+        ns("ServiceMonitor", "com.coreos.monitoring.v1.ServiceMonitor"),
+        &["smon"],
+    )
+    .custom(),
+    def(
+        (PROMETHEUS_OPERATOR_GROUP, "v1", "prometheusrules"),
+        "prometheusrule",
+        ns("PrometheusRule", "com.coreos.monitoring.v1.PrometheusRule"),
+        &["promrule"],
+    )
+    .custom(),
 ];
 
 /// Finds a kind by group, version and plural.
@@ -195,107 +333,10 @@ pub fn find_by_kind(api_version: &str, kind: &str) -> Option<usize> {
         .position(|r| r.api_version() == api_version && r.kind == kind)
 }
 
-const VERBS: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-
-/// `APIResourceList` for one group/version, or `None` when it is not served.
-pub fn api_resource_list(group: &str, version: &str) -> Option<Value> {
-    let group_version = if group.is_empty() {
-        version.to_string()
-    } else {
-        format!("{group}/{version}")
-    };
-    let mut resources = Vec::new();
-    for r in RESOURCES
-        .iter()
-        .filter(|r| r.group == group && r.version == version)
-    {
-        resources.push(json!({
-            "name": r.plural,
-            "singularName": r.singular,
-            "namespaced": r.namespaced,
-            "kind": r.kind,
-            "verbs": VERBS,
-            "shortNames": r.short_names,
-        }));
-        if r.status_subresource {
-            resources.push(json!({
-                "name": format!("{}/status", r.plural),
-                "singularName": "",
-                "namespaced": r.namespaced,
-                "kind": r.kind,
-                "verbs": ["get", "patch", "update"],
-            }));
-        }
-    }
-    if resources.is_empty() {
-        return None;
-    }
-    Some(json!({
-        "kind": "APIResourceList",
-        "apiVersion": "v1",
-        "groupVersion": group_version,
-        "resources": resources,
-    }))
-}
-
-/// `APIVersions` served at `/api`.
-pub fn core_versions(server_address: &str) -> Value {
-    json!({
-        "kind": "APIVersions",
-        "versions": ["v1"],
-        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
-    })
-}
-
-/// `APIGroupList` served at `/apis`.
-pub fn group_list() -> Value {
-    let mut groups: Vec<Value> = Vec::new();
-    for r in RESOURCES.iter().filter(|r| !r.group.is_empty()) {
-        if groups.iter().any(|g| g["name"] == r.group) {
-            continue;
-        }
-        let gv = json!({"groupVersion": r.api_version(), "version": r.version});
-        groups.push(json!({
-            "name": r.group,
-            "versions": [gv.clone()],
-            "preferredVersion": gv,
-        }));
-    }
-    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
-}
-
-/// `APIGroup` served at `/apis/<group>`.
-pub fn group(name: &str) -> Option<Value> {
-    group_list()["groups"]
-        .as_array()
-        .and_then(|gs| gs.iter().find(|g| g["name"] == name).cloned())
-        .map(|mut g| {
-            g["kind"] = json!("APIGroup");
-            g["apiVersion"] = json!("v1");
-            g
-        })
-}
-
-/// `/version`.
-pub fn version() -> Value {
-    json!({
-        "major": "1",
-        "minor": "33",
-        "gitVersion": "v1.33.0-mock-kube",
-        "gitCommit": "0000000000000000000000000000000000000000",
-        "gitTreeState": "clean",
-        "buildDate": "2026-01-01T00:00:00Z",
-        "goVersion": "go1.24",
-        "compiler": "gc",
-        "platform": "linux/amd64",
-    })
+/// The kind whose store holds objects of `kind` (itself unless it is `stored_as` another).
+pub fn storage_of(kind: usize) -> usize {
+    RESOURCES[kind]
+        .stored_as
+        .and_then(|(g, v, p)| find(g, v, p))
+        .unwrap_or(kind)
 }

@@ -118,10 +118,11 @@ struct FieldReq {
 pub struct FieldSelector(Vec<FieldReq>);
 
 /// Fields the real server indexes for each kind (beyond `metadata.name` and
-/// `metadata.namespace`, which every kind supports).
-fn kind_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "Pod" => &[
+/// `metadata.namespace`, which every kind supports), by the kind's `(group, kind)`.
+/// events.k8s.io Events are stored as core/v1 Events: their labels are converted.
+fn kind_fields(group: &str, kind: &str) -> &'static [&'static str] {
+    match (group, kind) {
+        ("", "Pod") => &[
             "spec.nodeName",
             "spec.restartPolicy",
             "spec.schedulerName",
@@ -131,10 +132,11 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
             "status.podIP",
             "status.nominatedNodeName",
         ],
-        "Node" => &["spec.unschedulable"],
-        "Namespace" => &["status.phase"],
-        "Service" => &["spec.clusterIP", "spec.type"],
-        "Event" => &[
+        ("", "Node") => &["spec.unschedulable"],
+        ("", "Namespace") => &["status.phase"],
+        ("", "Service") => &["spec.clusterIP", "spec.type"],
+        ("", "Secret") => &["type"],
+        ("", "Event") => &[
             "involvedObject.kind",
             "involvedObject.namespace",
             "involvedObject.name",
@@ -143,11 +145,7 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
             "involvedObject.resourceVersion",
             "involvedObject.fieldPath",
             "reason",
-            "reportingController",
-            "regarding.kind",
-            "regarding.namespace",
-            "regarding.name",
-            "regarding.uid",
+            "reportingComponent",
             "source",
             "type",
         ],
@@ -156,7 +154,8 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
 }
 
 impl FieldSelector {
-    pub fn parse(s: &str, kind: &str) -> Result<Self, ApiError> {
+    /// Parses `s` for objects of `group`/`kind`; an unsupported field is a 400.
+    pub fn parse(s: &str, group: &str, kind: &str) -> Result<Self, ApiError> {
         let mut reqs = Vec::new();
         for part in s.split(',') {
             let part = part.trim();
@@ -175,16 +174,23 @@ impl FieldSelector {
                 )));
             };
             let field = field.trim();
-            if field != "metadata.name"
-                && field != "metadata.namespace"
-                && !kind_fields(kind).contains(&field)
+            let stored = if group == "events.k8s.io" {
+                crate::events::field_label_to_core(field)
+            } else if field == "metadata.name"
+                || field == "metadata.namespace"
+                || kind_fields(group, kind).contains(&field)
             {
+                Some(field)
+            } else {
+                None
+            };
+            let Some(stored) = stored else {
                 return Err(ApiError::bad_request(format!(
                     "field label not supported: {field}"
                 )));
-            }
+            };
             reqs.push(FieldReq {
-                pointer: format!("/{}", field.replace('.', "/")),
+                pointer: format!("/{}", stored.replace('.', "/")),
                 value: value.trim().to_string(),
                 negate,
             });
@@ -196,7 +202,15 @@ impl FieldSelector {
     /// `"true"`/`"false"`, as the server's field label conversion does.
     pub fn matches(&self, obj: &Value) -> bool {
         self.0.iter().all(|r| {
-            let actual = match obj.pointer(&r.pointer) {
+            // An Event's `source` is its source component, else its reporting component.
+            let pointer = match r.pointer.as_str() {
+                "/source" => match obj.pointer("/source/component").and_then(Value::as_str) {
+                    Some(c) if !c.is_empty() => "/source/component",
+                    _ => "/reportingComponent",
+                },
+                p => p,
+            };
+            let actual = match obj.pointer(pointer) {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Bool(b)) => b.to_string(),
                 Some(Value::Number(n)) => n.to_string(),
@@ -247,13 +261,37 @@ mod tests {
     #[test]
     fn field_selectors_and_unknown_field() {
         let o = obj();
-        let m = |s: &str| FieldSelector::parse(s, "Pod").unwrap().matches(&o);
+        let m = |s: &str| FieldSelector::parse(s, "", "Pod").unwrap().matches(&o);
         assert!(m("metadata.name=a"));
         assert!(m("spec.nodeName=n1,status.phase=Running"));
         assert!(m("spec.nodeName!=n2"));
         assert!(!m("status.phase==Pending"));
-        let err = FieldSelector::parse("spec.bogus=1", "Pod").unwrap_err();
+        let err = FieldSelector::parse("spec.bogus=1", "", "Pod").unwrap_err();
         assert_eq!(err.code, 400);
-        assert!(FieldSelector::parse("spec.nodeName=n1", "Lease").is_err());
+        assert!(FieldSelector::parse("spec.nodeName=n1", "coordination.k8s.io", "Lease").is_err());
+    }
+
+    #[test]
+    fn event_fields_in_both_apis() {
+        let ev = json!({"involvedObject": {"name": "web", "kind": "Service"},
+                        "reportingComponent": "slb-sync", "source": {}, "type": "Warning"});
+        let core = |s: &str| FieldSelector::parse(s, "", "Event").unwrap().matches(&ev);
+        assert!(core("involvedObject.name=web,involvedObject.kind=Service"));
+        assert!(core("reportingComponent=slb-sync"));
+        assert!(
+            core("source=slb-sync"),
+            "source falls back to the reporting component"
+        );
+        assert!(FieldSelector::parse("regarding.name=web", "", "Event").is_err());
+        let v1 = |s: &str| {
+            FieldSelector::parse(s, "events.k8s.io", "Event")
+                .unwrap()
+                .matches(&ev)
+        };
+        assert!(v1(
+            "regarding.name=web,reportingController=slb-sync,type=Warning"
+        ));
+        assert!(!v1("regarding.name=db"));
+        assert!(FieldSelector::parse("involvedObject.name=web", "events.k8s.io", "Event").is_err());
     }
 }

@@ -57,11 +57,12 @@ impl ApiError {
         Self::new(405, "MethodNotAllowed", message)
     }
 
-    pub fn unsupported_media_type(content_type: &str) -> Self {
+    /// `415`: the body's `Content-Type` is not one of `accepted` (a comma-separated list).
+    pub fn unsupported_media_type(content_type: &str, accepted: &str) -> Self {
         Self::new(
             415,
             "UnsupportedMediaType",
-            format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"),
+            format!("the body of the request was in an unknown format - accepted media types include: {accepted} (got {content_type:?})"),
         )
     }
 

@@ -307,8 +307,21 @@ async fn events_are_created_in_both_groups() {
         ..Default::default()
     };
     core.create(&PostParams::default(), &ce).await.unwrap();
-    assert_eq!(kube.list("v1", "Event", Some("default")).len(), 1);
-    assert_eq!(kube.list("events.k8s.io/v1", "Event", None).len(), 1);
+    // One store, two APIs: each sees both Events, in its own field names.
+    let through_core = core.list(&Default::default()).await.unwrap();
+    assert_eq!(through_core.items.len(), 2);
+    let web = through_core
+        .items
+        .iter()
+        .find(|e| e.involved_object.name.as_deref() == Some("web"))
+        .expect("the events.k8s.io Event, seen as core/v1");
+    assert_eq!(web.metadata.uid, created.metadata.uid);
+    assert_eq!(kube.list("v1", "Event", Some("default")).len(), 2);
+    let through_v1 = kube.list("events.k8s.io/v1", "Event", None);
+    assert_eq!(through_v1.len(), 2);
+    assert!(through_v1
+        .iter()
+        .any(|e| e["regarding"]["name"] == "p" && e["reason"] == "DrainStarted"));
 }
 
 #[tokio::test]
@@ -334,11 +347,19 @@ async fn discovery_finds_every_served_kind() {
             "coordination.k8s.io/v1/Lease",
             "discovery.k8s.io/v1/EndpointSlice",
             "events.k8s.io/v1/Event",
+            "policy/v1/PodDisruptionBudget",
+            "rbac.authorization.k8s.io/v1/ClusterRole",
+            "rbac.authorization.k8s.io/v1/ClusterRoleBinding",
+            "rbac.authorization.k8s.io/v1/Role",
+            "rbac.authorization.k8s.io/v1/RoleBinding",
+            "v1/ConfigMap",
             "v1/Event",
             "v1/Namespace",
             "v1/Node",
             "v1/Pod",
+            "v1/Secret",
             "v1/Service",
+            "v1/ServiceAccount",
         ]
     );
 }

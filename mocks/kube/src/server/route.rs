@@ -12,6 +12,12 @@ pub enum Route {
     GroupList,
     Group(String),
     ResourceList(String, String),
+    /// `/openapi/v2`.
+    OpenApiV2,
+    /// `/openapi/v3`: the index of the group/version documents.
+    OpenApiV3Index,
+    /// `/openapi/v3/api/<v>` or `/openapi/v3/apis/<group>/<version>`.
+    OpenApiV3(String, String),
     Resource(Target),
 }
 
@@ -37,6 +43,14 @@ pub fn parse(path: &str) -> Result<Route, ApiError> {
     let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => return Ok(Route::Version),
+        ["openapi", "v2"] => return Ok(Route::OpenApiV2),
+        ["openapi", "v3"] => return Ok(Route::OpenApiV3Index),
+        ["openapi", "v3", "api", v] => {
+            return Ok(Route::OpenApiV3(String::new(), (*v).to_string()))
+        }
+        ["openapi", "v3", "apis", g, v] => {
+            return Ok(Route::OpenApiV3((*g).to_string(), (*v).to_string()))
+        }
         ["api"] => return Ok(Route::CoreVersions),
         ["apis"] => return Ok(Route::GroupList),
         ["apis", g] => return Ok(Route::Group((*g).to_string())),
@@ -120,6 +134,18 @@ mod tests {
         );
         assert!(parse("/apis/apps/v1/daemonsets").is_err());
         assert_eq!(parse("/apis").unwrap(), Route::GroupList);
+        assert_eq!(
+            parse("/openapi/v3/apis/apps/v1").unwrap(),
+            Route::OpenApiV3("apps".into(), "v1".into())
+        );
+        assert_eq!(
+            parse("/openapi/v3/api/v1").unwrap(),
+            Route::OpenApiV3(String::new(), "v1".into())
+        );
+        let t = target("/apis/apps/v1/namespaces/ns/deployments/d/scale");
+        assert_eq!(t.subresource.as_deref(), Some("scale"));
+        let t = target("/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/b");
+        assert_eq!(RESOURCES[t.kind].kind, "ClusterRoleBinding");
         assert_eq!(
             parse("/apis/discovery.k8s.io/v1").unwrap(),
             Route::ResourceList("discovery.k8s.io".into(), "v1".into())

@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::Shared;
+use super::media::Form;
+use super::table::IncludeObject;
+use super::{Shape, Shared};
 use crate::resources::RESOURCES;
 use crate::status::ApiError;
 use crate::store::Filter;
@@ -26,8 +28,9 @@ pub struct WatchParams {
     pub timeout: Option<Duration>,
     pub bookmarks: bool,
     pub send_initial_events: bool,
-    /// The client asked for `PartialObjectMetadata` (kube's `metadata_watcher`).
-    pub metadata_only: bool,
+    /// The form the client asked for (kube's `metadata_watcher` asks for
+    /// `PartialObjectMetadata`, `kubectl get -w` for `Table`) and the kind requested.
+    pub shape: Shape,
 }
 
 impl WatchParams {
@@ -53,7 +56,11 @@ impl WatchParams {
             timeout,
             bookmarks: flag("allowWatchBookmarks"),
             send_initial_events: flag("sendInitialEvents"),
-            metadata_only: false,
+            shape: Shape {
+                kind: 0,
+                form: Form::Json,
+                include: IncludeObject::Metadata,
+            },
         })
     }
 }
@@ -63,6 +70,11 @@ fn line(event_type: &str, object: Value) -> Bytes {
         serde_json::to_vec(&json!({"type": event_type, "object": object})).unwrap_or_default();
     v.push(b'\n');
     Bytes::from(v)
+}
+
+/// An event's object in the form the client asked for.
+fn shaped(shape: &Shape, stored: Value) -> Value {
+    shape.apply(RESOURCES[shape.kind].to_view(stored))
 }
 
 fn bookmark(kind: usize, rv: u64, initial_events_end: bool) -> Bytes {
@@ -118,11 +130,7 @@ async fn run(shared: Arc<Shared>, filter: Filter, params: WatchParams, tx: mpsc:
     let mut last = match start {
         Ok((last, events)) => {
             for (t, o) in events {
-                if tx
-                    .send(line(t, super::shape(params.metadata_only, o)))
-                    .await
-                    .is_err()
-                {
+                if tx.send(line(t, shaped(&params.shape, o))).await.is_err() {
                     return;
                 }
             }
@@ -135,7 +143,10 @@ async fn run(shared: Arc<Shared>, filter: Filter, params: WatchParams, tx: mpsc:
     };
     if params.send_initial_events
         && params.resource_version.is_none()
-        && tx.send(bookmark(filter.kind, last, true)).await.is_err()
+        && tx
+            .send(bookmark(params.shape.kind, last, true))
+            .await
+            .is_err()
     {
         return;
     }
@@ -169,7 +180,7 @@ async fn run(shared: Arc<Shared>, filter: Filter, params: WatchParams, tx: mpsc:
                 match next {
                     Ok((events, rv)) => {
                         for (t, o) in events {
-                            if tx.send(line(t, super::shape(params.metadata_only, o))).await.is_err() {
+                            if tx.send(line(t, shaped(&params.shape, o))).await.is_err() {
                                 return;
                             }
                         }
@@ -182,7 +193,7 @@ async fn run(shared: Arc<Shared>, filter: Filter, params: WatchParams, tx: mpsc:
                 }
             }
             _ = tick.tick(), if params.bookmarks => {
-                if tx.send(bookmark(filter.kind, last, false)).await.is_err() {
+                if tx.send(bookmark(params.shape.kind, last, false)).await.is_err() {
                     return;
                 }
             }

@@ -2,10 +2,13 @@
 //! controllers depend on (uid, generation, resourceVersion preconditions, finalizers and
 //! deletionTimestamp, the status subresource split).
 
+use std::cell::RefCell;
+
 use serde_json::{json, Map, Value};
 
 use super::ownership::{self, Op};
 use super::{EventType, Key, Store};
+use crate::openapi::{self, FieldValidation};
 use crate::patch::{self, PatchKind};
 use crate::resources::{StatusOnCreate, RESOURCES};
 use crate::status::ApiError;
@@ -13,6 +16,10 @@ use crate::status::ApiError;
 /// Per-request options shared by create, update and patch.
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
+    /// `fieldValidation`: what to do with fields the kind's schema does not declare.
+    pub validation: FieldValidation,
+    /// Warnings for the response's `Warning` headers (fields dropped under `Warn`).
+    pub warnings: RefCell<Vec<String>>,
     /// `fieldManager`: recorded in `managedFields`; required for apply.
     pub field_manager: Option<String>,
     /// The manager name for non-apply writes without `fieldManager` (the API server
@@ -74,6 +81,14 @@ fn spec_part(obj: &Value) -> Value {
 const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
 impl WriteOptions {
+    /// Checks `obj` against the schema of `kind` as the server decodes it (see
+    /// [`openapi::validate`]), keeping the warnings for the response.
+    fn validate(&self, kind: usize, obj: &mut Value) -> Result<(), ApiError> {
+        let warnings = openapi::validate(&RESOURCES[kind], obj, self.validation)?;
+        self.warnings.borrow_mut().extend(warnings);
+        Ok(())
+    }
+
     fn manager(&self) -> &str {
         self.field_manager
             .as_deref()
@@ -84,12 +99,7 @@ impl WriteOptions {
 
 impl Store {
     pub(super) fn resource_name(kind: usize) -> String {
-        let d = &RESOURCES[kind];
-        if d.group.is_empty() {
-            d.plural.to_string()
-        } else {
-            format!("{}.{}", d.plural, d.group)
-        }
+        RESOURCES[kind].resource_name()
     }
 
     fn namespace_exists(&self, ns: &str) -> bool {
@@ -125,6 +135,7 @@ impl Store {
                 "the request body must be a JSON object",
             ));
         }
+        opts.validate(kind, &mut obj)?;
         if def.namespaced
             && meta_str(&obj, "namespace").is_some_and(|ns| !ns.is_empty() && ns != namespace)
         {
@@ -284,6 +295,7 @@ impl Store {
                 None => o.remove("status"),
             };
         }
+        opts.validate(key.0, &mut new)?;
         {
             let o = new.as_object_mut().expect("checked object above");
             o.insert("apiVersion".into(), json!(def.api_version()));
