@@ -18,7 +18,7 @@ use crate::annotations;
 use crate::index::ServiceRef;
 use crate::k8s::events::AgentEvent;
 use crate::model::{DesiredGroup, OwnerDescription, Protocol};
-use crate::reconcile::{GroupDeletion, GroupRef, GroupTarget, OwnedGroup, ReconcileError};
+use crate::reconcile::{GroupDeletion, GroupRef, GroupTarget, Lane, OwnedGroup, ReconcileError};
 
 /// How long after a failed search of the SLB it is tried again.
 const FIND_RETRY: Duration = Duration::from_secs(15);
@@ -64,7 +64,7 @@ impl Control {
             Some(Cleaning::Emptying(groups)) => {
                 let groups: Vec<GroupRef> = groups.keys().cloned().collect();
                 for group in groups {
-                    self.trigger_group(group);
+                    self.trigger_group(group, Lane::Pod);
                 }
             }
             None => self.start_cleanup(r, svc),
@@ -218,7 +218,7 @@ impl Control {
         if let Some(Cleaning::Emptying(groups)) = self.state.cleaning.get(r) {
             let groups: Vec<GroupRef> = groups.keys().cloned().collect();
             for group in groups {
-                self.trigger_group(group);
+                self.trigger_group(group, Lane::Pod);
             }
         }
     }

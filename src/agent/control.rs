@@ -24,15 +24,16 @@ use crate::http::ReadyFlag;
 use crate::index::{Affected, ClusterIndex, ServiceRef};
 use crate::k8s::events::{AgentEvent, Events};
 use crate::reconcile::{
-    spawn_observed, Executor, GroupRef, GroupTarget, ListenerTarget, PassObserver, SchedulerConfig,
-    SchedulerHandle, TargetSource,
+    spawn_observed, Executor, GroupRef, GroupTarget, Lane, ListenerTarget, PassObserver,
+    SchedulerConfig, SchedulerHandle, TargetSource,
 };
 use crate::slb::SlbApi;
 
 /// What the watchers and the pass observer tell the control loop.
 #[derive(Debug)]
 pub enum Msg {
-    Affected(Affected),
+    /// Services an object change affected, with the lane their passes go in.
+    Affected(Affected, Lane),
     Synced(Kind),
     Pass(PassReport),
     /// Writing a Service's listener drain settings failed: try again after the next pass.
@@ -43,11 +44,12 @@ pub enum Msg {
     Found(Found),
     /// Look at this Service again (a failed search is retried).
     Recheck(ServiceRef),
-    /// The Service's groups that no listener forwards to, as a listener read found.
-    Unbound {
+    /// Whether a listener forwards to a group of a Service, as a read found.
+    Listeners {
         service: String,
         load_balancer_id: String,
-        groups: Vec<String>,
+        group: String,
+        bound: bool,
     },
 }
 
@@ -73,6 +75,8 @@ pub struct Control {
     pub scheduler_config: SchedulerConfig,
     /// Groups that pods wait on are read again this often (`--drift-check-seconds`).
     pub drift_check: Duration,
+    /// Every group is read again this often (`--resync-seconds`).
+    pub resync_interval: Duration,
     pub tx: mpsc::UnboundedSender<Msg>,
     pub state: LoopState,
 }
@@ -89,12 +93,18 @@ pub struct LoopState {
     pub(super) retired: HashSet<GroupRef>,
     /// Annotation errors already reported per Service.
     pub(super) bad_annotations: HashMap<ServiceRef, Vec<String>>,
+    /// Resync triggers collected for spreading (see [`Control::spread_resync`]).
+    pub(super) bulk: Vec<GroupRef>,
+    /// The first cycle after gaining the lease is under way.
+    pub(super) cold_start: bool,
+    /// Groups of the current resync cycle not yet passed over.
+    pub(super) cycle: HashSet<GroupRef>,
     /// Moved ports waiting for their current group's id (see [`Verdict::Wait`]).
     pub(super) moves: HashMap<GroupRef, Move>,
     /// vServer group ids the passes reported.
     pub(super) group_ids: HashMap<GroupRef, String>,
-    /// Groups without a listener already reported per Service.
-    pub(super) unbound: HashMap<ServiceRef, Vec<String>>,
+    /// Groups without a listener already reported: (Service, group id).
+    pub(super) unbound: HashSet<(ServiceRef, String)>,
     /// Listener drain settings last applied (or being applied) per Service.
     pub(super) listeners: HashMap<String, ListenerTarget>,
     /// Kubernetes and listener writes in flight; aborted when leadership is lost.
@@ -156,10 +166,10 @@ impl Control {
                     self.maybe_start();
                 }
             }
-            Msg::Affected(affected) => {
+            Msg::Affected(affected, lane) => {
                 if self.active() {
                     for service in &affected.services {
-                        self.sync_service(service);
+                        self.sync_service(service, lane);
                     }
                 }
             }
@@ -172,14 +182,15 @@ impl Control {
                 self.judge_move(moved, old.as_deref(), None);
             }
             Msg::Found(found) => self.on_found(found),
-            Msg::Unbound {
+            Msg::Listeners {
                 service,
                 load_balancer_id,
-                groups,
-            } => self.report_unbound(&service, &load_balancer_id, groups),
+                group,
+                bound,
+            } => self.note_listeners(&service, &load_balancer_id, &group, bound),
             Msg::Recheck(service) => {
                 if self.active() {
-                    self.sync_service(&service);
+                    self.sync_service(&service, Lane::Pod);
                 }
             }
         }
@@ -215,16 +226,27 @@ impl Control {
         self.state.scheduler = Some((handle, task));
         self.reconciling.send_replace(true);
         tracing::info!("leading; reconciling every managed Service");
+        // Cold start: what pods wait on (gates, drains, journaled drain starts) first,
+        // then every group in the resync lane.
+        self.state.cold_start = true;
+        for r in self.pods.waiting_services() {
+            self.sync_service(&r, Lane::Pod);
+        }
         self.resync();
     }
 
-    pub(super) fn trigger(&self, service: &ServiceRef, port: u16) {
-        self.trigger_group(GroupRef::new(service.to_string(), port));
+    pub(super) fn trigger(&mut self, service: &ServiceRef, port: u16, lane: Lane) {
+        self.trigger_group(GroupRef::new(service.to_string(), port), lane);
     }
 
-    pub(super) fn trigger_group(&self, group: GroupRef) {
+    pub(super) fn trigger_group(&mut self, group: GroupRef, lane: Lane) {
+        if lane == Lane::Bulk {
+            // Resync triggers are collected and spread over the interval by `resync`.
+            self.state.bulk.push(group);
+            return;
+        }
         if let Some((handle, _)) = &self.state.scheduler {
-            handle.trigger(group);
+            handle.trigger_in(group, lane);
         }
     }
 
@@ -234,14 +256,18 @@ impl Control {
         if !self.active() {
             return;
         }
+        if self.resync_behind() {
+            return;
+        }
         self.state.listeners.clear();
+        self.state.bulk.clear();
         let mut seen: HashSet<ServiceRef> = HashSet::new();
         for svc in self.services.state() {
             let Some(name) = svc.metadata.name.clone() else {
                 continue;
             };
             let r = ServiceRef::new(svc.metadata.namespace.as_deref().unwrap_or("default"), name);
-            self.sync_service(&r);
+            self.sync_service(&r, Lane::Bulk);
             seen.insert(r);
         }
         // Managed Services the store has not (yet) got still get their passes.
@@ -250,11 +276,12 @@ impl Control {
             if let Some(r) = service_ref(&ds.service) {
                 if !seen.contains(&r) {
                     for g in &ds.groups {
-                        self.trigger(&r, g.service_port);
+                        self.trigger(&r, g.service_port, Lane::Bulk);
                     }
                 }
             }
         }
+        self.spread_resync();
         let gone: Vec<ServiceRef> = self
             .state
             .cleaning
@@ -275,12 +302,13 @@ impl Control {
             return;
         }
         for r in self.pods.waiting_services() {
-            self.sync_service(&r);
+            self.sync_service(&r, Lane::Change);
         }
     }
 
-    /// Decides what a Service needs: passes, the finalizer added, a cleanup, or nothing.
-    fn sync_service(&mut self, r: &ServiceRef) {
+    /// Decides what a Service needs: passes (in `lane`), the finalizer added, a cleanup
+    /// (pod lane: its finalizer holds the deletion), or nothing.
+    pub(super) fn sync_service(&mut self, r: &ServiceRef, lane: Lane) {
         let Some(svc) = self
             .services
             .get(&ObjectRef::new(&r.name).within(&r.namespace))
@@ -309,7 +337,7 @@ impl Control {
                 return;
             }
             for g in &desired.groups {
-                self.trigger(r, g.service_port);
+                self.trigger(r, g.service_port, lane);
             }
             let ports: HashSet<u16> = desired.groups.iter().map(|g| g.service_port).collect();
             self.retire_ports(r, &ports);
@@ -344,13 +372,14 @@ impl Control {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|g, _| g.service != key);
         self.state.bad_annotations.remove(r);
-        self.state.unbound.remove(r);
+        self.state.unbound.retain(|(s, _)| s != r);
         self.state.listeners.remove(&key);
         self.state.group_ids.retain(|g, _| g.service != key);
         self.state.moves.retain(|g, _| g.service != key);
     }
 
     fn on_pass(&mut self, report: PassReport) {
+        self.cycle_passed(&report.group);
         let Some(r) = service_ref(&report.group.service) else {
             return;
         };
@@ -390,6 +419,10 @@ impl Control {
                 } else if self.state.cleaning.contains_key(&r) {
                     // A pass of the live Service that ran before its cleanup began.
                 } else {
+                    if let (Some(bound), Some(id)) = (report.listened, &group_id) {
+                        let service = report.group.service.clone();
+                        self.note_listeners(&service, &report.load_balancer_id, id, bound);
+                    }
                     self.sync_listeners(&r, &report.load_balancer_id);
                 }
             }

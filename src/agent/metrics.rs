@@ -14,6 +14,12 @@ pub struct AgentMetrics {
     /// `slb_sync_finalizer_fail_open_total`: pod finalizers released at the deadline
     /// without a confirmed removal (incremented by the pod side).
     pub finalizer_fail_open_total: IntCounter,
+    /// `slb_sync_resync_behind`: 1 while a resync cycle could not finish within its
+    /// interval on the API budget (the next one waits for it), else 0.
+    pub resync_behind: IntGauge,
+    /// `slb_sync_cold_start_groups`: groups of the first cycle after gaining the lease
+    /// not yet passed over (0 once every group was read).
+    pub cold_start_groups: IntGauge,
 }
 
 impl AgentMetrics {
@@ -34,6 +40,16 @@ impl AgentMetrics {
             "slb_sync_finalizer_fail_open_total",
             "Pod drain finalizers released at the deadline without a confirmed removal",
         )?;
+        let resync_behind = IntGauge::new(
+            "slb_sync_resync_behind",
+            "1 while a resync cycle cannot finish within its interval on the API budget",
+        )?;
+        let cold_start_groups = IntGauge::new(
+            "slb_sync_cold_start_groups",
+            "Groups of the first cycle after gaining the lease not yet read",
+        )?;
+        registry.register(Box::new(resync_behind.clone()))?;
+        registry.register(Box::new(cold_start_groups.clone()))?;
         registry.register(Box::new(reconcile_errors_total.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         registry.register(Box::new(drains_over_window_total.clone()))?;
@@ -43,6 +59,8 @@ impl AgentMetrics {
             leader,
             drains_over_window_total,
             finalizer_fail_open_total,
+            resync_behind,
+            cold_start_groups,
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod metrics;
 mod moves;
 pub mod pods;
 mod reports;
+mod resync;
 mod retiring;
 mod target;
 mod watch;
@@ -265,8 +266,13 @@ pub async fn run(
         metrics: config.metrics.clone(),
         reconciling: config.reconciling.clone(),
         ready,
-        scheduler_config: config.scheduler.clone(),
+        scheduler_config: SchedulerConfig {
+            // A resync need not read again what a change read within half its interval.
+            bulk_fresh: config.resync / 2,
+            ..config.scheduler.clone()
+        },
         drift_check: config.drift_check,
+        resync_interval: config.resync,
         tx,
         state: control::LoopState::default(),
     };

@@ -54,43 +54,42 @@ impl Control {
         });
     }
 
-    /// One `GroupWithoutListener` Event per group of the Service that no listener forwards
-    /// to (it gets no traffic), once per distinct set.
-    pub(super) fn report_unbound(
+    /// One `GroupWithoutListener` Event when a group of the Service is found with no
+    /// listener forwarding to it (it gets no traffic), again only after it was bound.
+    pub(super) fn note_listeners(
         &mut self,
         service: &str,
         load_balancer_id: &str,
-        groups: Vec<String>,
+        group: &str,
+        bound: bool,
     ) {
         let Some(r) = super::target::service_ref(service) else {
             return;
         };
-        if self.state.unbound.get(&r) == Some(&groups) {
+        let key = (r.clone(), group.to_owned());
+        if bound {
+            self.state.unbound.remove(&key);
             return;
         }
-        if groups.is_empty() {
-            self.state.unbound.remove(&r);
+        if !self.state.unbound.insert(key) {
             return;
         }
-        for group in &groups {
-            let port = self
-                .state
-                .group_ids
-                .iter()
-                .find(|(g, id)| g.service == service && g.retired.is_none() && *id == group)
-                .map(|(g, _)| g.service_port);
-            tracing::warn!(%service, %load_balancer_id, group = %group, ?port,
-                "no listener forwards to the Service's vServer group: it gets no traffic");
-            self.emit(
-                &r,
-                AgentEvent::GroupWithoutListener {
-                    load_balancer_id: load_balancer_id.to_owned(),
-                    group: group.clone(),
-                    port,
-                },
-            );
-        }
-        self.state.unbound.insert(r, groups);
+        let port = self
+            .state
+            .group_ids
+            .iter()
+            .find(|(g, id)| g.service == service && g.retired.is_none() && *id == group)
+            .map(|(g, _)| g.service_port);
+        tracing::warn!(%service, %load_balancer_id, %group, ?port,
+            "no listener forwards to the Service's vServer group: it gets no traffic");
+        self.emit(
+            &r,
+            AgentEvent::GroupWithoutListener {
+                load_balancer_id: load_balancer_id.to_owned(),
+                group: group.to_owned(),
+                port,
+            },
+        );
     }
 
     /// Applies the Service's connection-drain annotations to its listeners when they
@@ -105,6 +104,11 @@ impl Control {
             let Some(spec) = index.lb_spec(r) else {
                 return;
             };
+            // Nothing to apply: listeners are not read at all (a group without one is
+            // noticed when the group is looked up by name).
+            if spec.connection_drain.is_none() {
+                return;
+            }
             let mut ids: Vec<String> = self
                 .state
                 .group_ids
@@ -130,11 +134,14 @@ impl Control {
         self.state.writes.spawn(async move {
             match executor.reconcile_listeners(&target).await {
                 Ok(outcome) => {
-                    let _ = tx.send(Msg::Unbound {
-                        service: key.clone(),
-                        load_balancer_id: target.load_balancer_id.clone(),
-                        groups: outcome.unbound.clone(),
-                    });
+                    for group in &target.v_server_group_ids {
+                        let _ = tx.send(Msg::Listeners {
+                            service: key.clone(),
+                            load_balancer_id: target.load_balancer_id.clone(),
+                            group: group.clone(),
+                            bound: !outcome.unbound.contains(group),
+                        });
+                    }
                     for warning in &outcome.warnings {
                         tracing::warn!(service = %key, "{warning}");
                     }

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use super::control::Control;
 use super::moves::{Move, Verdict};
 use crate::index::ServiceRef;
-use crate::reconcile::{GroupRef, GroupTarget};
+use crate::reconcile::{GroupRef, GroupTarget, Lane};
 
 impl Control {
     /// Ports that left a managed Service: their groups are drained and emptied like a
@@ -51,7 +51,7 @@ impl Control {
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(group.clone(), target);
             }
-            self.trigger(r, group.service_port);
+            self.trigger(r, group.service_port, Lane::Change);
         }
     }
 
@@ -87,8 +87,6 @@ impl Control {
             cleanups.insert(key.clone(), moved.old);
         }
         drop(cleanups);
-        if let Some((handle, _)) = &self.state.scheduler {
-            handle.trigger(key);
-        }
+        self.trigger_group(key, Lane::Change);
     }
 }

@@ -99,6 +99,8 @@ pub struct PassReport {
     pub result: Result<(Option<String>, bool), PassFailure>,
     /// Events about single backends of the group (refused and held out), for the Service.
     pub events: Vec<AgentEvent>,
+    /// Whether a listener forwards to the group, when the pass looked it up by name.
+    pub listened: Option<bool>,
 }
 
 /// A pass that failed, as the control loop needs it.
@@ -132,6 +134,7 @@ impl PassObserver for AgentObserver {
         if group.retired.is_none() {
             self.pods.pass_finished(group, target, result);
         }
+        let result_listened = result.as_ref().ok().and_then(|o| o.listened);
         let events = match result {
             Ok(outcome) => outcome
                 .quarantined
@@ -165,6 +168,7 @@ impl PassObserver for AgentObserver {
             load_balancer_id: target.load_balancer_id.clone(),
             result,
             events,
+            listened: result_listened,
         }));
     }
 }

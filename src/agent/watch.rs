@@ -21,6 +21,7 @@ use super::control::Msg;
 use super::pods::SharedPodSide;
 use crate::index::{Affected, ClusterIndex, ServiceRef};
 use crate::k8s::drain_state::ReflectorPodStates;
+use crate::reconcile::Lane;
 
 /// The kinds watched; the agent is ready once each has delivered its first full list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -194,7 +195,15 @@ fn handle<K: Indexed>(ctx: &WatchContext, buffer: &mut Vec<K>, event: &watcher::
         if let watcher::Event::Apply(obj) | watcher::Event::Delete(obj) = event {
             affected.services.extend(K::touched(obj));
         }
-        let _ = ctx.tx.send(Msg::Affected(affected));
+        let lane = match (K::KIND, event) {
+            // A relist after a lost watch re-reads everything: nobody waits on it.
+            (_, watcher::Event::InitDone) => Lane::Bulk,
+            // Endpoints and pods change when pods start, become ready or terminate:
+            // gates and drains wait on those passes.
+            (Kind::EndpointSlices | Kind::Pods, _) => Lane::Pod,
+            (Kind::Services | Kind::Nodes, _) => Lane::Change,
+        };
+        let _ = ctx.tx.send(Msg::Affected(affected, lane));
     }
     if matches!(event, watcher::Event::InitDone) {
         let _ = ctx.tx.send(Msg::Synced(K::KIND));

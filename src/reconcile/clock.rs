@@ -57,25 +57,3 @@ impl Clock for TokioClock {
             .unwrap_or(Timestamp::MAX)
     }
 }
-
-/// `governor`'s view of tokio's clock: time since the limiter was made.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct GovernorTokioClock {
-    origin: Instant,
-}
-
-impl GovernorTokioClock {
-    pub(crate) fn new() -> Self {
-        GovernorTokioClock {
-            origin: Instant::now(),
-        }
-    }
-}
-
-impl governor::clock::Clock for GovernorTokioClock {
-    type Instant = Duration;
-
-    fn now(&self) -> Duration {
-        Instant::now().saturating_duration_since(self.origin)
-    }
-}

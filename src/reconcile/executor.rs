@@ -84,6 +84,9 @@ pub struct PassOutcome {
     pub backends: Vec<SlbBackend>,
     /// Backends the SLB refused in this pass, now held out of plans until their retry.
     pub quarantined: Vec<QuarantinedBackend>,
+    /// Whether a listener forwards to the group, when this pass looked the group up by
+    /// name (`None`: not known from this pass).
+    pub listened: Option<bool>,
 }
 
 /// A backend the SLB refused, as Events and logs report it.
@@ -209,6 +212,11 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         &self.clock
     }
 
+    /// The API budget every call of this executor waits for.
+    pub fn budget(&self) -> &Arc<super::Budget> {
+        &self.gate.budget
+    }
+
     /// Reads the group, plans and runs the steps in order; after a failure reads and
     /// plans again (up to `max_replans` times, waiting with backoff in between).
     ///
@@ -253,7 +261,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
     }
 
     async fn pass(&self, target: &GroupTarget) -> Result<PassOutcome, Failure> {
-        let Some(group_id) = self.resolve_group(target).await? else {
+        let Some((group_id, listened)) = self.resolve_group(target).await? else {
             return Ok(PassOutcome::default());
         };
         let observed = self
@@ -355,6 +363,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             unresolved_eni_ips: plan.unresolved_eni_ips,
             backends: members,
             quarantined,
+            listened,
         })
     }
 

@@ -11,10 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{middleware::NoOpMiddleware, Quota, RateLimiter};
 
-use super::clock::GovernorTokioClock;
+use super::budget::{current_caller, Budget, Lane};
 use super::metrics::{ReconcileMetrics, CHANGE_SEEN};
 use crate::slb::{ErrorClass, SlbError};
 
@@ -52,12 +50,10 @@ impl Default for ApiLimits {
     }
 }
 
-type Limiter = RateLimiter<NotKeyed, InMemoryState, GovernorTokioClock, NoOpMiddleware<Duration>>;
-
 /// Shared by every group the executor reconciles.
 pub(crate) struct Gate {
     limits: ApiLimits,
-    limiter: Limiter,
+    pub(crate) budget: Arc<Budget>,
     instances: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     seed: AtomicU64,
     pub(crate) metrics: Option<ReconcileMetrics>,
@@ -65,17 +61,9 @@ pub(crate) struct Gate {
 
 impl Gate {
     pub(crate) fn new(limits: ApiLimits) -> Self {
-        let period = if limits.qps.is_finite() && limits.qps > 0.0 {
-            Duration::from_secs_f64(1.0 / limits.qps)
-        } else {
-            Duration::from_secs(1)
-        };
-        let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
-            .expect("period is not zero")
-            .allow_burst(limits.burst);
         let seed = RandomState::new().build_hasher().finish();
         Gate {
-            limiter: RateLimiter::direct_with_clock(quota, GovernorTokioClock::new()),
+            budget: Arc::new(Budget::new(limits.qps, limits.burst)),
             limits,
             instances: Mutex::new(HashMap::new()),
             seed: AtomicU64::new(seed),
@@ -87,23 +75,16 @@ impl Gate {
         &self.limits
     }
 
-    /// Waits for a token of the bucket (in tokio time).
+    /// Waits for a token of the budget in the lane and turn of the running pass.
     async fn take_token(&self) {
-        loop {
-            match self.limiter.check() {
-                Ok(()) => return,
-                Err(not_until) => {
-                    let now = self.limiter_now();
-                    let wait = not_until.wait_time_from(now);
-                    tokio::time::sleep(wait.max(Duration::from_millis(1))).await;
-                }
+        match current_caller() {
+            Some(caller) => {
+                self.budget
+                    .acquire(caller.lane, Some(&caller.service))
+                    .await
             }
+            None => self.budget.acquire(Lane::Change, None).await,
         }
-    }
-
-    fn limiter_now(&self) -> Duration {
-        use governor::clock::Clock as _;
-        self.limiter.clock().now()
     }
 
     /// The lock that keeps one mutation in flight on `load_balancer_id`.

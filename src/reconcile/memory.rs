@@ -28,6 +28,8 @@ pub enum Fault {
 #[derive(Debug, Clone)]
 pub struct Call {
     pub action: &'static str,
+    /// The group (or instance) the call named.
+    pub target: String,
     pub backends: usize,
     pub at: Instant,
 }
@@ -205,10 +207,11 @@ impl MemorySlb {
     }
 
     /// Records the call and returns the fault to play, if any.
-    fn begin(&self, action: &'static str, backends: usize) -> Option<Fault> {
+    fn begin(&self, action: &'static str, target: &str, backends: usize) -> Option<Fault> {
         let mut state = self.state();
         state.calls.push(Call {
             action,
+            target: target.to_owned(),
             backends,
             at: Instant::now(),
         });
@@ -243,7 +246,7 @@ impl MemorySlb {
         backends: &[SlbBackend],
         apply: impl FnOnce(&mut ObservedGroup) -> Result<(), SlbError>,
     ) -> Result<(), SlbError> {
-        let fault = self.begin(action, backends.len());
+        let fault = self.begin(action, group_id, backends.len());
         let lb = {
             let mut state = self.state();
             let lb = state
@@ -313,9 +316,10 @@ impl MemorySlb {
     async fn read<T>(
         &self,
         action: &'static str,
+        target: &str,
         f: impl FnOnce(&State) -> Result<T, SlbError>,
     ) -> Result<T, SlbError> {
-        let fault = self.begin(action, 0);
+        let fault = self.begin(action, target, 0);
         tokio::time::sleep(self.latency).await;
         if let Some(Fault::Fail(class) | Fault::FailAfterApply(class)) = fault {
             return Err(err(action, class, "Injected"));
@@ -331,7 +335,7 @@ fn same(a: &SlbBackend, b: &SlbBackend) -> bool {
 #[async_trait]
 impl SlbApi for MemorySlb {
     async fn list_vserver_groups(&self, lb: &str) -> Result<Vec<VServerGroupSummary>, SlbError> {
-        self.read("DescribeVServerGroups", |s| {
+        self.read("DescribeVServerGroups", lb, |s| {
             Ok(s.groups
                 .values()
                 .filter(|g| g.load_balancer_id == lb)
@@ -364,7 +368,7 @@ impl SlbApi for MemorySlb {
     }
 
     async fn describe_vserver_group(&self, id: &str) -> Result<ObservedGroup, SlbError> {
-        self.read("DescribeVServerGroupAttribute", |s| {
+        self.read("DescribeVServerGroupAttribute", id, |s| {
             s.groups.get(id).cloned().ok_or_else(|| {
                 err(
                     "DescribeVServerGroupAttribute",
@@ -377,7 +381,7 @@ impl SlbApi for MemorySlb {
     }
 
     async fn create_vserver_group(&self, lb: &str, name: &str) -> Result<String, SlbError> {
-        let fault = self.begin("CreateVServerGroup", 0);
+        let fault = self.begin("CreateVServerGroup", lb, 0);
         if let Some(Fault::Fail(class)) = fault {
             return Err(err("CreateVServerGroup", class, "Injected"));
         }
@@ -451,7 +455,7 @@ impl SlbApi for MemorySlb {
     }
 
     async fn describe_listeners(&self, lb: &str) -> Result<Vec<Listener>, SlbError> {
-        self.read("DescribeLoadBalancerAttribute", |s| {
+        self.read("DescribeLoadBalancerAttribute", lb, |s| {
             Ok(s.listeners.get(lb).cloned().unwrap_or_default())
         })
         .await
@@ -464,7 +468,7 @@ impl SlbApi for MemorySlb {
         drain: bool,
         timeout: Option<u32>,
     ) -> Result<(), SlbError> {
-        if let Some(Fault::Fail(class)) = self.begin("SetListenerDrain", 0) {
+        if let Some(Fault::Fail(class)) = self.begin("SetListenerDrain", lb, 0) {
             return Err(err("SetListenerDrain", class, "Injected"));
         }
         let mut state = self.state();
@@ -486,7 +490,7 @@ impl SlbApi for MemorySlb {
 
     async fn resolve_eni_ids(&self, ips: &[IpAddr]) -> Result<HashMap<IpAddr, String>, SlbError> {
         let n = ips.len();
-        self.read("DescribeNetworkInterfaces", |s| {
+        self.read("DescribeNetworkInterfaces", "", |s| {
             assert!(
                 n <= 100,
                 "DescribeNetworkInterfaces takes at most 100 IPs, got {n}"

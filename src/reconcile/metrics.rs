@@ -1,8 +1,8 @@
 //! Prometheus metrics of the executor and scheduler (bounded labels only).
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Metrics of the reconciler; clones share the same series.
@@ -31,6 +31,10 @@ pub struct ReconcileMetrics {
     /// `slb_sync_drift_backends_total`: owned backends found gone from their group
     /// without a removal by the agent (console edits, SLB-side state loss).
     pub drift: IntCounter,
+    /// `slb_sync_queue_depth{lane}`: groups waiting for a pass, per lane.
+    pub queue_depth: IntGaugeVec,
+    /// `slb_sync_queue_wait_seconds{lane}`: a group queued → its pass started.
+    pub queue_wait: HistogramVec,
 }
 
 impl ReconcileMetrics {
@@ -81,6 +85,27 @@ impl ReconcileMetrics {
             "Owned backends found gone from their group without a removal by the agent",
         )?;
         registry.register(Box::new(drift.clone()))?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "slb_sync_queue_depth",
+                "Groups waiting for a reconcile pass, per lane",
+            ),
+            &["lane"],
+        )?;
+        let queue_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "slb_sync_queue_wait_seconds",
+                "Time from a group being queued to its pass starting, per lane",
+            )
+            .buckets(exponential_buckets(0.01, 4.0, 9)?),
+            &["lane"],
+        )?;
+        for lane in super::Lane::ALL {
+            queue_depth.with_label_values(&[lane.as_str()]).set(0);
+            queue_wait.with_label_values(&[lane.as_str()]);
+        }
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(queue_wait.clone()))?;
         registry.register(Box::new(quarantines.clone()))?;
         registry.register(Box::new(quarantined.clone()))?;
         registry.register(Box::new(steps.clone()))?;
@@ -99,6 +124,8 @@ impl ReconcileMetrics {
             quarantines,
             quarantined,
             drift,
+            queue_depth,
+            queue_wait,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! jittered exponential backoff, level-triggered re-planning after failures, and a
 //! scheduler that coalesces bursts of changes into one plan per group.
 
+mod budget;
 mod clock;
 mod discover;
 mod drains;
@@ -13,6 +14,7 @@ mod limits;
 mod listeners;
 pub mod memory;
 mod metrics;
+mod queue;
 mod resolve;
 mod retire;
 mod scheduler;
@@ -20,6 +22,7 @@ mod scheduler;
 #[cfg(test)]
 mod tests;
 
+pub use budget::{current_lane, Budget, Caller, Lane};
 pub use clock::{Clock, TokioClock};
 pub use discover::OwnedGroup;
 pub use executor::{

@@ -16,18 +16,20 @@ const MAX_ENI_RETRY: std::time::Duration = std::time::Duration::from_secs(300);
 
 impl<A: SlbApi + ?Sized> Executor<A> {
     /// The group's id: named by `vgroup-port`, found by its owner name, or created when
-    /// there is something to add to it.
+    /// there is something to add to it; with whether a listener forwards to it when the
+    /// lookup listed the instance's groups (a group found or created by name that no
+    /// listener uses gets no traffic, which the user must hear about).
     pub(super) async fn resolve_group(
         &self,
         target: &GroupTarget,
-    ) -> Result<Option<String>, Failure> {
+    ) -> Result<Option<(String, Option<bool>)>, Failure> {
         if let Some(id) = &target.desired.v_server_group_id {
-            return Ok(Some(id.clone()));
+            return Ok(Some((id.clone(), None)));
         }
         let name = target.desired.name.as_str();
         let cache_key = (target.load_balancer_id.clone(), name.to_owned());
         if let Some(id) = lock(&self.group_ids).get(&cache_key) {
-            return Ok(Some(id.clone()));
+            return Ok(Some((id.clone(), None)));
         }
         let groups = self
             .gate
@@ -36,8 +38,8 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             })
             .await
             .map_err(read_failure)?;
-        let id = match groups.into_iter().find(|g| g.v_server_group_name == name) {
-            Some(group) => group.v_server_group_id,
+        let (id, bound) = match groups.into_iter().find(|g| g.v_server_group_name == name) {
+            Some(group) => (group.v_server_group_id, !group.listener_ports.is_empty()),
             None => {
                 let wanted = target
                     .desired
@@ -51,7 +53,8 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 let _guard = lock.lock().await;
                 // Not retried as is: a lost answer could mean the group exists; the
                 // re-plan lists the groups again first.
-                self.gate
+                let id = self
+                    .gate
                     .once(
                         "CreateVServerGroup",
                         self.api
@@ -61,11 +64,12 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                     .map_err(|error| Failure {
                         error,
                         fatal: false,
-                    })?
+                    })?;
+                (id, false)
             }
         };
         lock(&self.group_ids).insert(cache_key, id.clone());
-        Ok(Some(id))
+        Ok(Some((id, Some(bound))))
     }
 
     pub(super) fn forget_group(&self, target: &GroupTarget) {

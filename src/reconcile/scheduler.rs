@@ -1,7 +1,12 @@
 //! The work queue in front of the executor: coalesces triggers, runs one pass per group
 //! at a time, and wakes groups again at their drain deadlines or after failures.
+//!
+//! Passes wait in lanes ([`Lane`]): work a pod waits on goes before desired-state
+//! changes, which go before resync; within a lane Services take turns. The lane of a pass
+//! is also the lane its API calls wait in for the budget ([`super::Budget`]), so a pass
+//! that started cannot push a more urgent one's calls back either.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +15,10 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use super::budget::{Caller, Lane, CALLER};
 use super::executor::{Executor, GroupTarget, PassOutcome, ReconcileError};
 use super::metrics::CHANGE_SEEN;
+use super::queue::LaneQueue;
 use crate::slb::SlbApi;
 
 /// One vServer group of one Service: what triggers name.
@@ -59,12 +66,17 @@ pub trait PassObserver: Send + Sync {
 /// Scheduler settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchedulerConfig {
-    /// Groups reconciled at once (mutations are still one per SLB instance).
+    /// Groups reconciled at once in the change and bulk lanes (mutations are still one
+    /// per SLB instance); bulk passes take at most half of them, and pod-lane passes may
+    /// run this many more, so urgent work always finds a slot.
     pub max_concurrent: usize,
     /// Wait before a failed group is tried again; doubles per consecutive failure.
     pub error_delay: Duration,
     /// Longest wait before a failed group is tried again.
     pub max_error_delay: Duration,
+    /// A bulk trigger of a group that passed this recently is dropped (a resync need not
+    /// read again what a change just read). Zero keeps every bulk trigger.
+    pub bulk_fresh: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -73,6 +85,7 @@ impl Default for SchedulerConfig {
             max_concurrent: 8,
             error_delay: Duration::from_secs(5),
             max_error_delay: Duration::from_secs(300),
+            bulk_fresh: Duration::ZERO,
         }
     }
 }
@@ -84,6 +97,10 @@ pub struct SchedulerStats {
     coalesced: AtomicU64,
     passes: AtomicU64,
     failures: AtomicU64,
+    /// Groups queued per lane, as the driver last saw them.
+    queued: [AtomicU64; 3],
+    /// Passes started per lane.
+    started: [AtomicU64; 3],
 }
 
 impl SchedulerStats {
@@ -103,23 +120,50 @@ impl SchedulerStats {
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
+    /// Groups waiting in `lane`.
+    pub fn queued(&self, lane: Lane) -> u64 {
+        self.queued[lane.index()].load(Ordering::Relaxed)
+    }
+    /// Passes started in `lane`.
+    pub fn started(&self, lane: Lane) -> u64 {
+        self.started[lane.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// What a handle tells the driver.
+#[derive(Debug)]
+enum Msg {
+    Trigger(GroupRef, Lane),
+    /// Bulk passes start at most this often (a resync spread over its interval).
+    BulkSpacing(Duration),
 }
 
 /// Sends triggers to a running scheduler. Dropping every handle stops the scheduler once
 /// its running passes finish.
 #[derive(Debug, Clone)]
 pub struct SchedulerHandle {
-    tx: mpsc::UnboundedSender<GroupRef>,
+    tx: mpsc::UnboundedSender<Msg>,
     stats: Arc<SchedulerStats>,
 }
 
 impl SchedulerHandle {
-    /// Asks for a pass over `group`. Cheap: many triggers before the pass starts, or
-    /// while one runs, cost one pass.
+    /// Asks for a pass over `group` in the change lane. Cheap: many triggers before the
+    /// pass starts, or while one runs, cost one pass.
     pub fn trigger(&self, group: GroupRef) {
+        self.trigger_in(group, Lane::Change);
+    }
+
+    /// Asks for a pass over `group` in `lane`; a group already queued in a less urgent
+    /// lane moves up.
+    pub fn trigger_in(&self, group: GroupRef, lane: Lane) {
         self.stats.triggers.fetch_add(1, Ordering::Relaxed);
         // A closed channel means the scheduler stopped: nothing is left to do.
-        let _ = self.tx.send(group);
+        let _ = self.tx.send(Msg::Trigger(group, lane));
+    }
+
+    /// Spreads bulk passes: at most one starts per `spacing` (zero: no spacing).
+    pub fn space_bulk(&self, spacing: Duration) {
+        let _ = self.tx.send(Msg::BulkSpacing(spacing));
     }
 
     pub fn stats(&self) -> &SchedulerStats {
@@ -157,15 +201,18 @@ where
         observer,
         config,
         stats: stats.clone(),
-        queue: VecDeque::new(),
-        queued: HashSet::new(),
+        queue: LaneQueue::default(),
         running: HashMap::new(),
-        dirty: HashSet::new(),
+        dirty: HashMap::new(),
         timers: BTreeSet::new(),
         due: HashMap::new(),
         failures: HashMap::new(),
         seen: HashMap::new(),
         warned: HashMap::new(),
+        passed: HashMap::new(),
+        bulk_spacing: Duration::ZERO,
+        next_bulk: Instant::now(),
+        held_for_budget: false,
     };
     let task = tokio::spawn(driver.run(rx));
     (SchedulerHandle { tx, stats }, task)
@@ -179,37 +226,50 @@ struct Driver<A: ?Sized> {
     observer: Option<Arc<dyn PassObserver>>,
     config: SchedulerConfig,
     stats: Arc<SchedulerStats>,
-    queue: VecDeque<GroupRef>,
-    queued: HashSet<GroupRef>,
-    running: HashMap<tokio::task::Id, GroupRef>,
-    /// Groups triggered while their pass runs: they run once more afterwards.
-    dirty: HashSet<GroupRef>,
+    queue: LaneQueue,
+    running: HashMap<tokio::task::Id, (GroupRef, Lane)>,
+    /// Groups triggered while their pass runs: they run once more afterwards, in the
+    /// most urgent lane asked for.
+    dirty: HashMap<GroupRef, Lane>,
     timers: BTreeSet<(Instant, GroupRef)>,
-    due: HashMap<GroupRef, Instant>,
+    due: HashMap<GroupRef, (Instant, Lane)>,
     failures: HashMap<GroupRef, u32>,
     /// When the oldest change not yet handled by a pass was triggered, per group.
     seen: HashMap<GroupRef, Instant>,
     /// The warnings of each group's last pass, logged when they change.
     warned: HashMap<GroupRef, Vec<String>>,
+    /// When each group's last successful pass ended.
+    passed: HashMap<GroupRef, Instant>,
+    bulk_spacing: Duration,
+    /// The earliest start of the next bulk pass.
+    next_bulk: Instant,
+    /// Passes were held back because calls already wait for the budget: look again when
+    /// the next token is due.
+    held_for_budget: bool,
 }
 
+/// Calls that may wait for the budget in a lane and the lanes before it before no more
+/// change or bulk passes start: they would only line up behind them.
+const MAX_WAITING_CALLS: usize = 2;
+
 impl<A: SlbApi + ?Sized + 'static> Driver<A> {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<GroupRef>) {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut workers: JoinSet<PassResult> = JoinSet::new();
         let mut open = true;
         loop {
             self.start_passes(&mut workers);
+            self.publish_depths();
             if !open && workers.is_empty() && self.queue.is_empty() {
                 return;
             }
-            let next_timer = self.timers.first().map(|(at, _)| *at);
+            let next_timer = self.next_wake();
             tokio::select! {
                 msg = rx.recv(), if open => match msg {
-                    Some(group) => {
-                        self.triggered(group);
+                    Some(msg) => {
+                        self.on_msg(msg);
                         // Take the whole burst before starting anything.
-                        while let Ok(group) = rx.try_recv() {
-                            self.triggered(group);
+                        while let Ok(msg) = rx.try_recv() {
+                            self.on_msg(msg);
                         }
                     }
                     None => open = false,
@@ -224,48 +284,131 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
         }
     }
 
-    fn triggered(&mut self, group: GroupRef) {
-        self.seen.entry(group.clone()).or_insert_with(Instant::now);
-        let pending = if self.running.values().any(|g| *g == group) {
-            !self.dirty.insert(group)
-        } else {
-            !self.enqueue(group)
-        };
-        if pending {
-            self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
-            if let Some(metrics) = self.executor.metrics() {
-                metrics.coalesced.inc();
+    fn on_msg(&mut self, msg: Msg) {
+        match msg {
+            Msg::Trigger(group, lane) => self.triggered(group, lane),
+            Msg::BulkSpacing(spacing) => {
+                self.bulk_spacing = spacing;
+                self.next_bulk = self.next_bulk.min(Instant::now() + spacing);
             }
         }
     }
 
-    /// Queues `group` unless it is queued already; true when it was added.
-    fn enqueue(&mut self, group: GroupRef) -> bool {
-        if self.queued.insert(group.clone()) {
-            self.queue.push_back(group);
+    /// The next timer, the next bulk start when bulk passes wait for their spacing, or
+    /// the next token when passes wait for the budget.
+    fn next_wake(&self) -> Option<Instant> {
+        let timer = self.timers.first().map(|(at, _)| *at);
+        let bulk = (self.queue.len(Lane::Bulk) > 0 && self.next_bulk > Instant::now())
+            .then_some(self.next_bulk);
+        let budget = self
+            .held_for_budget
+            .then(|| Instant::now() + self.executor.budget().period());
+        [timer, bulk, budget].into_iter().flatten().min()
+    }
+
+    fn triggered(&mut self, group: GroupRef, lane: Lane) {
+        if lane == Lane::Bulk && self.fresh(&group) {
+            self.coalesced();
+            return;
+        }
+        self.seen.entry(group.clone()).or_insert_with(Instant::now);
+        let pending = if self.running.values().any(|(g, _)| *g == group) {
+            let entry = self.dirty.entry(group).or_insert(lane);
+            let was = *entry;
+            *entry = was.min(lane);
             true
         } else {
-            false
+            !self.queue.push(group, lane)
+        };
+        if pending {
+            self.coalesced();
+        }
+    }
+
+    /// The group passed within `bulk_fresh`: a resync has nothing to add.
+    fn fresh(&self, group: &GroupRef) -> bool {
+        !self.config.bulk_fresh.is_zero()
+            && self
+                .passed
+                .get(group)
+                .is_some_and(|at| at.elapsed() < self.config.bulk_fresh)
+    }
+
+    fn coalesced(&self) {
+        self.stats.coalesced.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = self.executor.metrics() {
+            metrics.coalesced.inc();
+        }
+    }
+
+    /// Whether a pass of `lane` for `service` may start with what runs now.
+    ///
+    /// Pod-lane passes may use twice the slots, and a Service with nothing running may
+    /// start one beyond that: urgent work always finds a slot, and one Service's burst
+    /// cannot hold all of them. Change and bulk passes do not start while calls already
+    /// wait for the budget (they would only line up), and bulk passes take at most half
+    /// the slots, at their spacing.
+    fn may_start(&self, lane: Lane, service: &str, waiting: &[usize; 3]) -> bool {
+        let max = self.config.max_concurrent.max(1);
+        let running = self.running.len();
+        let mine = self
+            .running
+            .values()
+            .filter(|(g, _)| g.service == service)
+            .count();
+        let queued_calls: usize = waiting[..=lane.index()].iter().sum();
+        match lane {
+            Lane::Pod => (running < 2 * max && mine < max) || (mine == 0 && running < 4 * max),
+            Lane::Change => {
+                running < max && mine < (max / 2).max(1) && queued_calls < MAX_WAITING_CALLS
+            }
+            Lane::Bulk => {
+                let bulk = self
+                    .running
+                    .values()
+                    .filter(|(_, l)| *l == Lane::Bulk)
+                    .count();
+                running < max
+                    && bulk < (max / 2).max(1)
+                    && queued_calls < MAX_WAITING_CALLS
+                    && Instant::now() >= self.next_bulk
+            }
         }
     }
 
     fn start_passes(&mut self, workers: &mut JoinSet<PassResult>) {
-        while self.running.len() < self.config.max_concurrent.max(1) {
-            let Some(group) = self.queue.pop_front() else {
+        self.held_for_budget = false;
+        loop {
+            let waiting = self.executor.budget().waiting();
+            let mut queue = std::mem::take(&mut self.queue);
+            let popped = queue.pop(|lane, service| self.may_start(lane, service, &waiting));
+            self.queue = queue;
+            let Some((group, lane, queued_at)) = popped else {
+                self.held_for_budget =
+                    !self.queue.is_empty() && waiting.iter().sum::<usize>() >= MAX_WAITING_CALLS;
                 return;
             };
-            self.queued.remove(&group);
+            if lane == Lane::Bulk {
+                self.next_bulk = Instant::now() + self.bulk_spacing;
+            }
             // A pass now supersedes a pending wake-up; it sets its own.
-            if let Some(at) = self.due.remove(&group) {
+            if let Some((at, _)) = self.due.remove(&group) {
                 self.timers.remove(&(at, group.clone()));
             }
             self.stats.passes.fetch_add(1, Ordering::Relaxed);
+            self.stats.started[lane.index()].fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = self.executor.metrics() {
+                metrics
+                    .queue_wait
+                    .with_label_values(&[lane.as_str()])
+                    .observe(queued_at.elapsed().as_secs_f64());
+            }
             let executor = self.executor.clone();
             let source = self.source.clone();
             let observer = self.observer.clone();
             let key = group.clone();
             let seen = std::cell::Cell::new(self.seen.remove(&group));
-            let handle = workers.spawn(CHANGE_SEEN.scope(seen, async move {
+            let pass = CHANGE_SEEN.scope(seen, async move {
                 let result = match source.target(&key) {
                     Some(target) => {
                         let result = executor.reconcile(&target).await;
@@ -277,29 +420,48 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                     None => Ok(PassOutcome::default()),
                 };
                 (key, result)
-            }));
-            self.running.insert(handle.id(), group);
+            });
+            let caller = Caller {
+                lane,
+                service: group.service.as_str().into(),
+            };
+            let handle = workers.spawn(CALLER.scope(caller, pass));
+            self.running.insert(handle.id(), (group, lane));
+        }
+    }
+
+    fn publish_depths(&self) {
+        for lane in Lane::ALL {
+            let depth = self.queue.len(lane);
+            self.stats.queued[lane.index()].store(depth as u64, Ordering::Relaxed);
+            if let Some(metrics) = self.executor.metrics() {
+                metrics
+                    .queue_depth
+                    .with_label_values(&[lane.as_str()])
+                    .set(depth as i64);
+            }
         }
     }
 
     fn finished(&mut self, done: Result<(tokio::task::Id, PassResult), tokio::task::JoinError>) {
-        let (group, result) = match done {
+        let (group, lane, result) = match done {
             Ok((id, (group, result))) => {
-                self.running.remove(&id);
-                (group, Some(result))
+                let lane = self.running.remove(&id).map_or(Lane::Change, |(_, l)| l);
+                (group, lane, Some(result))
             }
             Err(join_error) => {
-                let Some(group) = self.running.remove(&join_error.id()) else {
+                let Some((group, lane)) = self.running.remove(&join_error.id()) else {
                     return;
                 };
                 tracing::error!(service = %group.service, port = group.service_port,
                     error = %join_error, "reconcile pass panicked; retrying later");
-                (group, None)
+                (group, lane, None)
             }
         };
         let wake = match result {
             Some(Ok(outcome)) => {
                 self.failures.remove(&group);
+                self.passed.insert(group.clone(), Instant::now());
                 // Said once per change: a group whose ENI ids stay unknown (or whose
                 // backend stays held) passes again and again with the same warnings.
                 if self.warned.get(&group) != Some(&outcome.warnings) {
@@ -312,22 +474,24 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                         self.warned.insert(group.clone(), outcome.warnings.clone());
                     }
                 }
+                // A deadline is a drain window ending (a pod waits for the removal), a
+                // held backend's retry or an ENI id to look up for a waiting pod.
                 outcome
                     .requeue_at
-                    .map(|at| self.executor.clock().instant_at(at))
+                    .map(|at| (self.executor.clock().instant_at(at), Lane::Pod))
             }
             Some(Err(error)) => {
                 tracing::warn!(service = %group.service, port = group.service_port,
                     error = %error, "reconcile pass failed; retrying later");
-                Some(Instant::now() + self.failure_delay(&group))
+                Some((Instant::now() + self.failure_delay(&group), lane))
             }
-            None => Some(Instant::now() + self.failure_delay(&group)),
+            None => Some((Instant::now() + self.failure_delay(&group), lane)),
         };
-        if let Some(at) = wake {
-            self.set_timer(group.clone(), at);
+        if let Some((at, lane)) = wake {
+            self.set_timer(group.clone(), at, lane);
         }
-        if self.dirty.remove(&group) {
-            self.enqueue(group);
+        if let Some(lane) = self.dirty.remove(&group) {
+            self.queue.push(group, lane);
         }
     }
 
@@ -343,8 +507,8 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
         delay
     }
 
-    fn set_timer(&mut self, group: GroupRef, at: Instant) {
-        if let Some(old) = self.due.insert(group.clone(), at) {
+    fn set_timer(&mut self, group: GroupRef, at: Instant, lane: Lane) {
+        if let Some((old, _)) = self.due.insert(group.clone(), (at, lane)) {
             self.timers.remove(&(old, group.clone()));
         }
         self.timers.insert((at, group));
@@ -357,11 +521,12 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                 break;
             }
             self.timers.remove(&(at, group.clone()));
-            self.due.remove(&group);
-            if self.running.values().any(|g| *g == group) {
-                self.dirty.insert(group);
+            let lane = self.due.remove(&group).map_or(Lane::Change, |(_, l)| l);
+            if self.running.values().any(|(g, _)| *g == group) {
+                let entry = self.dirty.entry(group).or_insert(lane);
+                *entry = (*entry).min(lane);
             } else {
-                self.enqueue(group);
+                self.queue.push(group, lane);
             }
         }
     }

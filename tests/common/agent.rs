@@ -150,6 +150,7 @@ pub fn config(identity: &str, registry: prometheus::Registry) -> AgentConfig {
         max_concurrent: 4,
         error_delay: Duration::from_millis(200),
         max_error_delay: Duration::from_secs(2),
+        ..SchedulerConfig::default()
     };
     c.shutdown_grace = Duration::from_secs(5);
     c

@@ -160,6 +160,7 @@ impl LabAgent {
             max_concurrent: 4,
             error_delay: Duration::from_millis(200),
             max_error_delay: Duration::from_secs(2),
+            ..SchedulerConfig::default()
         };
         c.shutdown_grace = Duration::from_secs(3);
         let bound = Arc::new(Mutex::new(None));

@@ -1,6 +1,7 @@
 //! Executor tests against an in-memory `SlbApi`, under tokio's paused clock.
 
 mod executor;
+mod lanes;
 mod quarantine;
 mod scheduler;
 

@@ -1,0 +1,366 @@
+//! The SLB API budget: one token bucket for every SLB/ECS call of the process, whose
+//! waiters are served by lane first and by arrival within a lane.
+//!
+//! The account's API quota (a few calls per second) is the agent's scarcest resource,
+//! and what a call is for decides who waits: a terminating pod's drain must not queue
+//! behind a resync of ten thousand groups. A plain rate limiter (governor's, or a loop
+//! of `check` and `sleep`) wakes every waiter whenever a token may be free and lets the
+//! first one to run take it; with a resync under way that is usually a bulk call. Here
+//! only the first waiter in (lane, arrival) order may take a token, and it alone sleeps
+//! until the next token is due: calls go out in priority order at exactly the configured
+//! rate. Within a lane, Services take turns (start-time fair queuing: each waiting call
+//! is tagged one past its Service's previous call, and no earlier than the tag last
+//! served), so one Service's burst of calls does not line up ahead of another Service's
+//! single call. No crate offers ordered, prioritised, fair waiting over tokio's
+//! (pausable) clock, so the ~150 lines are ours.
+
+use std::collections::{BTreeSet, HashMap};
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What a call is for, most urgent first. Decides the order in which waiting calls get
+/// the budget, and the scheduler queue a pass waits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Lane {
+    /// Work a pod is waiting on: a terminating pod's drain or removal, a new pod's
+    /// readiness gate, a deleted Service's cleanup (its finalizer holds it).
+    Pod,
+    /// Changes of the desired state nobody is waiting on yet: nodes, Service settings.
+    Change,
+    /// Resync and drift checks of groups nothing changed in.
+    Bulk,
+}
+
+impl Lane {
+    pub const ALL: [Lane; 3] = [Lane::Pod, Lane::Change, Lane::Bulk];
+
+    /// Bounded metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Pod => "pod",
+            Lane::Change => "change",
+            Lane::Bulk => "bulk",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Who makes the calls of a task: the lane of its pass and the Service it is for.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub lane: Lane,
+    /// `<namespace>/<name>`.
+    pub service: Arc<str>,
+}
+
+tokio::task_local! {
+    /// The pass running on this task; its API calls wait in its lane, in its Service's turn.
+    pub(crate) static CALLER: Caller;
+}
+
+/// The lane of the current task's pass, [`Lane::Change`] outside one.
+pub fn current_lane() -> Lane {
+    CALLER.try_with(|c| c.lane).unwrap_or(Lane::Change)
+}
+
+/// The current task's caller, if it runs a pass.
+pub(crate) fn current_caller() -> Option<Caller> {
+    CALLER.try_with(Clone::clone).ok()
+}
+
+/// A token bucket (`qps` sustained, `burst` at once) with ordered waiters.
+pub struct Budget {
+    period: Duration,
+    burst: f64,
+    state: Mutex<Bucket>,
+    /// Wakes waiters when the head of the queue changed.
+    changed: Notify,
+}
+
+/// A waiting call: served in this order.
+type Ticket = (Lane, u64, u64); // lane, fair-queuing tag, arrival
+
+struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    waiters: BTreeSet<Ticket>,
+    next: u64,
+    /// Per lane: the tag of the last call served, and each Service's last tag.
+    served: [u64; 3],
+    tags: [HashMap<Arc<str>, u64>; 3],
+}
+
+/// Service tags are forgotten once this many pile up and they are behind the served tag
+/// (a tag behind it counts as it anyway).
+const TAGS_KEPT: usize = 4096;
+
+impl Bucket {
+    fn refill(&mut self, period: Duration, burst: f64) {
+        let now = Instant::now();
+        let earned =
+            now.saturating_duration_since(self.refilled).as_secs_f64() / period.as_secs_f64();
+        self.tokens = (self.tokens + earned).min(burst);
+        self.refilled = now;
+    }
+}
+
+impl Budget {
+    /// A full bucket. A `qps` that is not a positive number means one call per second.
+    pub fn new(qps: f64, burst: NonZeroU32) -> Self {
+        let period = if qps.is_finite() && qps > 0.0 {
+            Duration::from_secs_f64(1.0 / qps)
+        } else {
+            Duration::from_secs(1)
+        };
+        let burst = f64::from(burst.get());
+        Budget {
+            period: period.max(Duration::from_nanos(1)),
+            burst,
+            state: Mutex::new(Bucket {
+                tokens: burst,
+                refilled: Instant::now(),
+                waiters: BTreeSet::new(),
+                next: 0,
+                served: [0; 3],
+                tags: Default::default(),
+            }),
+            changed: Notify::new(),
+        }
+    }
+
+    fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a token in `lane`, behind every waiter of a more urgent lane and, in
+    /// `lane`, in `service`'s turn (`None`: behind every call already waiting there).
+    /// Cancel-safe: a dropped wait leaves the queue.
+    pub async fn acquire(&self, lane: Lane, service: Option<&Arc<str>>) {
+        let me = {
+            let mut bucket = self.bucket();
+            bucket.refill(self.period, self.burst);
+            if bucket.waiters.is_empty() && bucket.tokens >= 1.0 {
+                bucket.tokens -= 1.0;
+                return;
+            }
+            let i = lane.index();
+            let served = bucket.served[i];
+            let tag = match service {
+                Some(service) => {
+                    let last = bucket.tags[i].get(service).copied();
+                    let tag = last.map_or(served, |t| t + 1).max(served);
+                    if bucket.tags[i].len() >= TAGS_KEPT {
+                        bucket.tags[i].retain(|_, t| *t >= served);
+                    }
+                    bucket.tags[i].insert(service.clone(), tag);
+                    tag
+                }
+                None => bucket
+                    .waiters
+                    .iter()
+                    .filter(|(l, _, _)| *l == lane)
+                    .map(|(_, t, _)| *t)
+                    .max()
+                    .unwrap_or(served),
+            };
+            let me = (lane, tag, bucket.next);
+            bucket.next += 1;
+            bucket.waiters.insert(me);
+            me
+        };
+        // A newcomer may have become the head (a more urgent lane): the old head must
+        // stop its timer and look again.
+        self.changed.notify_waiters();
+        let mut queued = Queued {
+            budget: self,
+            me,
+            done: false,
+        };
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let wait = {
+                let mut bucket = self.bucket();
+                bucket.refill(self.period, self.burst);
+                if bucket.waiters.first() != Some(&me) {
+                    None
+                } else if bucket.tokens >= 1.0 {
+                    bucket.tokens -= 1.0;
+                    bucket.waiters.remove(&me);
+                    let i = me.0.index();
+                    bucket.served[i] = bucket.served[i].max(me.1);
+                    queued.done = true;
+                    drop(bucket);
+                    self.changed.notify_waiters();
+                    return;
+                } else {
+                    Some(self.period.mul_f64(1.0 - bucket.tokens))
+                }
+            };
+            match wait {
+                Some(wait) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = &mut notified => {}
+                    }
+                }
+                None => notified.await,
+            }
+        }
+    }
+
+    /// The time between two tokens.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Calls waiting for a token, per lane (for metrics and tests).
+    pub fn waiting(&self) -> [usize; 3] {
+        let mut out = [0; 3];
+        for (lane, _, _) in &self.bucket().waiters {
+            out[lane.index()] += 1;
+        }
+        out
+    }
+}
+
+/// Removes a waiter whose wait was dropped.
+struct Queued<'a> {
+    budget: &'a Budget,
+    me: Ticket,
+    done: bool,
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.budget.bucket().waiters.remove(&self.me);
+            self.budget.changed.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn budget(qps: f64, burst: u32) -> Arc<Budget> {
+        Arc::new(Budget::new(qps, NonZeroU32::new(burst).unwrap()))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_is_what_is_configured_after_the_burst() {
+        let b = budget(5.0, 10);
+        let start = Instant::now();
+        for _ in 0..30 {
+            b.acquire(Lane::Bulk, None).await;
+        }
+        // 10 at once, then 20 more at 5/s.
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiters_are_served_by_lane_then_arrival() {
+        let b = budget(1.0, 1);
+        b.acquire(Lane::Bulk, None).await; // the bucket is now empty
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (i, lane) in [
+            Lane::Bulk,
+            Lane::Bulk,
+            Lane::Change,
+            Lane::Pod,
+            Lane::Bulk,
+            Lane::Pod,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (b, order) = (b.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                b.acquire(lane, None).await;
+                order.lock().unwrap().push((i, lane, Instant::now()));
+            }));
+            // Arrival order is spawn order.
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        let served: Vec<usize> = order.iter().map(|(i, _, _)| *i).collect();
+        assert_eq!(served, [3, 5, 2, 0, 1, 4]);
+        // One per second, none at once.
+        for pair in order.windows(2) {
+            assert_eq!(pair[1].2 - pair[0].2, Duration::from_secs(1));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_wait_leaves_the_queue() {
+        let b = budget(1.0, 1);
+        b.acquire(Lane::Pod, None).await;
+        let waiting = tokio::spawn({
+            let b = b.clone();
+            async move { b.acquire(Lane::Pod, None).await }
+        });
+        tokio::task::yield_now().await;
+        assert_eq!(b.waiting(), [1, 0, 0]);
+        waiting.abort();
+        let _ = waiting.await;
+        assert_eq!(b.waiting(), [0, 0, 0]);
+        let start = Instant::now();
+        b.acquire(Lane::Bulk, None).await;
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn services_take_turns_within_a_lane() {
+        let b = budget(1.0, 1);
+        b.acquire(Lane::Pod, None).await;
+        let (busy, web): (Arc<str>, Arc<str>) = ("ns/busy".into(), "ns/web".into());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        // Ten calls of one Service queue first, then one of another.
+        for (i, service) in std::iter::repeat_n(&busy, 10)
+            .chain([&web])
+            .cloned()
+            .enumerate()
+        {
+            let (b, order) = (b.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                b.acquire(Lane::Pod, Some(&service)).await;
+                order.lock().unwrap().push(i);
+            }));
+            tokio::task::yield_now().await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let order = order.lock().unwrap().clone();
+        assert_eq!(order.iter().position(|i| *i == 10), Some(1), "{order:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lane_of_a_task_is_its_pass_lane() {
+        assert_eq!(current_lane(), Lane::Change);
+        let caller = Caller {
+            lane: Lane::Pod,
+            service: "ns/web".into(),
+        };
+        let lane = CALLER.scope(caller, async { current_lane() }).await;
+        assert_eq!(lane, Lane::Pod);
+    }
+}

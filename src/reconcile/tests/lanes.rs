@@ -1,0 +1,179 @@
+//! Priority lanes and fairness under a small API budget, in virtual time: pod-facing
+//! work is never stuck behind bulk work, and no Service crowds out another.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::*;
+use crate::reconcile::memory::MemorySlb;
+use crate::reconcile::{spawn, GroupRef, Lane, SchedulerConfig, TargetSource};
+
+const SLOT: Duration = Duration::from_millis(200); // 5 calls/s
+
+#[derive(Default)]
+struct Targets(Mutex<HashMap<GroupRef, GroupTarget>>);
+
+impl TargetSource for Targets {
+    fn target(&self, group: &GroupRef) -> Option<GroupTarget> {
+        self.0.lock().unwrap().get(group).cloned()
+    }
+}
+
+/// `n` groups, each its Service's only group on its own instance, at 5 calls/s.
+struct Rig {
+    api: Arc<MemorySlb>,
+    targets: Arc<Targets>,
+    handle: crate::reconcile::SchedulerHandle,
+}
+
+fn group_ref(service: &str, port: u16) -> GroupRef {
+    GroupRef::new(format!("default/{service}"), port)
+}
+
+fn rig() -> Rig {
+    let api = Arc::new(MemorySlb::default());
+    let targets = Arc::new(Targets::default());
+    let mut config = mk_config();
+    config.limits.qps = 5.0;
+    config.limits.burst = NonZeroU32::new(1).unwrap();
+    let executor = Arc::new(mk_executor(&api, config));
+    let (handle, _task) = spawn(executor, targets.clone(), SchedulerConfig::default());
+    Rig {
+        api,
+        targets,
+        handle,
+    }
+}
+
+impl Rig {
+    /// Group `rsp-<port>` of Service `service` on instance `lb-<service>`, holding owned
+    /// backends `members` and wanting `desired`.
+    fn add(&self, service: &str, port: u16, members: &[(u32, u32)], desired: Vec<Backend>) {
+        let lb = format!("lb-{service}");
+        let owner = mk_owner(port);
+        let backends = members
+            .iter()
+            .map(|(n, w)| mk_slb(*n, *w, &owner))
+            .collect();
+        let mut group = mk_group(&lb, port, backends);
+        group.v_server_group_id = format!("rsp-{service}-{port}");
+        self.api.put_group(group);
+        let mut target = mk_target(&lb, port, desired);
+        target.desired.v_server_group_id = Some(format!("rsp-{service}-{port}"));
+        self.targets
+            .0
+            .lock()
+            .unwrap()
+            .insert(group_ref(service, port), target);
+    }
+
+    /// When the first call naming `target` was made, after `since`.
+    fn first_call(&self, target: &str, since: Instant) -> Option<Instant> {
+        self.api
+            .calls()
+            .into_iter()
+            .find(|c| c.target == target && c.at >= since)
+            .map(|c| c.at)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_starts_within_a_call_slot_with_ten_thousand_resync_passes_queued() {
+    let rig = rig();
+    for n in 0..10_000u16 {
+        rig.add(&format!("bulk{n}"), 80, &[(1, 100)], vec![mk_ecs(1, 100)]);
+        rig.handle
+            .trigger_in(group_ref(&format!("bulk{n}"), 80), Lane::Bulk);
+    }
+    // A deleted pod's node leaves Service `web`: weight 0 is the pod's drain starting.
+    rig.add("web", 80, &[(1, 100), (2, 100)], vec![mk_ecs(1, 100)]);
+    tokio::time::sleep(Duration::from_secs(60)).await; // the resync is well under way
+    let bulk_before = rig.handle.stats().started(Lane::Bulk);
+    assert!(bulk_before > 100, "{bulk_before}");
+    let triggered = Instant::now();
+    rig.handle.trigger_in(group_ref("web", 80), Lane::Pod);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let read = rig.first_call("rsp-web-80", triggered).expect("web read");
+    eprintln!("drain: read {:?} after the trigger", read - triggered);
+    let calls = rig.api.calls();
+    let drained = calls
+        .iter()
+        .find(|c| c.target == "rsp-web-80" && c.action == "SetVServerGroupAttribute")
+        .map(|c| c.at)
+        .expect("weight 0 written");
+    // Its read takes the next token, and its write the one after: no bulk call in
+    // between (a bulk call already holding a token may finish).
+    assert!(
+        read - triggered <= SLOT,
+        "read {:?} after",
+        read - triggered
+    );
+    assert!(
+        drained - read <= SLOT,
+        "write {:?} after the read",
+        drained - read
+    );
+    let bulk_between = calls
+        .iter()
+        .filter(|c| c.at > read && c.at < drained && c.target != "rsp-web-80")
+        .count();
+    assert_eq!(bulk_between, 0);
+    assert_eq!(
+        weights(&rig.api.group("rsp-web-80")),
+        ws(&[("i-001", 100), ("i-002", 0)])
+    );
+    // Calls go out at the budget's rate, never faster.
+    for pair in calls.windows(2) {
+        assert!(pair[1].at - pair[0].at >= SLOT - Duration::from_millis(1));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_from_one_service_delays_another_services_drain_by_one_turn_at_most() {
+    let rig = rig();
+    // Service `busy` rolls 40 groups at once; `web` then needs one drain.
+    for port in 1..=40 {
+        rig.add(
+            "busy",
+            port,
+            &[(1, 100)],
+            vec![mk_ecs(1, 100), mk_ecs(2, 100)],
+        );
+    }
+    rig.add("web", 80, &[(1, 100), (2, 100)], vec![mk_ecs(1, 100)]);
+    let start = Instant::now();
+    for port in 1..=40 {
+        rig.handle.trigger_in(group_ref("busy", port), Lane::Pod);
+    }
+    tokio::task::yield_now().await;
+    rig.handle.trigger_in(group_ref("web", 80), Lane::Pod);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let web = rig.first_call("rsp-web-80", start).expect("web read");
+    eprintln!("web read {:?} after busy's burst of 40 passes", web - start);
+    // web's pass gets a slot at once (a Service with nothing running always may), and
+    // its calls take turns with busy's rather than lining up behind them.
+    assert!(
+        web - start <= SLOT * 2,
+        "web read {:?} after the burst",
+        web - start
+    );
+    let busy_done = rig
+        .api
+        .calls()
+        .iter()
+        .filter(|c| c.target.starts_with("rsp-busy"))
+        .map(|c| c.at)
+        .max()
+        .unwrap();
+    assert!(
+        busy_done - start > SLOT * 60,
+        "the burst itself took {:?}",
+        busy_done - start
+    );
+}
