@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::backends::{self, Skip, WriteKind};
 use super::decode;
+use super::sign::Method;
 use super::{RpcSlbClient, ENI_IPS_PER_CALL};
 use crate::model::{ObservedGroup, SlbBackend};
 use crate::slb::batch::batches;
@@ -29,11 +30,14 @@ impl RpcSlbClient {
         action: &'static str,
         params: Vec<(String, String)>,
     ) -> Result<Value, SlbError> {
-        self.transport.call(&self.slb, action, params).await
+        self.transport
+            .call(&self.slb, action, Method::Get, params)
+            .await
     }
 
     /// Every write of backends goes through here: batches of `batch_size`, in order,
-    /// stopping at the first failure (earlier batches stay applied).
+    /// stopping at the first failure (earlier batches stay applied). Sent as POST forms:
+    /// 20 backends of JSON, encoded, can outgrow the URL length gateways accept.
     async fn write_backends(
         &self,
         action: &'static str,
@@ -42,14 +46,13 @@ impl RpcSlbClient {
         backends: &[SlbBackend],
     ) -> Result<(), SlbError> {
         for batch in batches(backends, self.batch_size) {
-            self.slb(
-                action,
-                vec![
-                    p("VServerGroupId", v_server_group_id),
-                    p("BackendServers", backends::encode(batch, kind)),
-                ],
-            )
-            .await?;
+            let params = vec![
+                p("VServerGroupId", v_server_group_id),
+                p("BackendServers", backends::encode(batch, kind)),
+            ];
+            self.transport
+                .call(&self.slb, action, Method::Post, params)
+                .await?;
         }
         Ok(())
     }
@@ -354,7 +357,10 @@ impl SlbApi for RpcSlbClient {
             // The default page holds 10; one page of 100 covers 100 IPs.
             params.push(p("PageSize", ENI_IPS_PER_CALL));
             params.push(p("PageNumber", 1));
-            let answer = self.transport.call(&self.ecs, ACTION, params).await?;
+            let answer = self
+                .transport
+                .call(&self.ecs, ACTION, Method::Get, params)
+                .await?;
             for eni in decode::list(&answer, "NetworkInterfaceSets", "NetworkInterfaceSet") {
                 let Some(id) = decode::string(eni, "NetworkInterfaceId") else {
                     continue;
