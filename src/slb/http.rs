@@ -31,8 +31,11 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per endpoint: calls per SLB instance are serialised, so this is
 /// about the number of instances handled at once.
 pub const MAX_IDLE_PER_HOST: usize = 8;
-/// An idle connection is closed after this long (below the usual server-side idle cut).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// An idle connection is closed after this long: below the idle cut of the load
+/// balancers in front of API endpoints (15 s and up), so the client closes first and a
+/// call never lands on a connection the server is closing. During a rollout calls come
+/// far more often than this.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TCP keep-alive probes on every connection, so a dead peer is noticed.
 pub const TCP_KEEPALIVE: Duration = Duration::from_secs(30);
 /// Answers larger than this are refused: every API answer the agent reads is far smaller.
@@ -81,7 +84,10 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// The process's client, built on first use.
+    /// The process's client, built on first use. A pooled connection is driven by a task
+    /// of the runtime that opened it: the agent runs one runtime; tests that each run
+    /// their own talk to servers of their own (one port each), so they never share a
+    /// connection, and a connection whose runtime has gone is seen closed and dropped.
     pub fn shared() -> HttpClient {
         static SHARED: OnceLock<HttpClient> = OnceLock::new();
         SHARED.get_or_init(HttpClient::new).clone()
