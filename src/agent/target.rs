@@ -123,6 +123,13 @@ pub struct AgentObserver {
 }
 
 impl PassObserver for AgentObserver {
+    fn pass_delayed(&self, group: &GroupRef, waited: Duration) {
+        let _ = self.tx.send(Msg::Delayed {
+            service: group.service.clone(),
+            waited,
+        });
+    }
+
     fn pass_finished(
         &self,
         group: &GroupRef,
