@@ -1,7 +1,7 @@
 //! One RPC call: credentials, parameters, one signed exchange ([`Wire`]), a deadline,
 //! classification by HTTP status and `Code`, and metrics. [`Transport::call`] is the one
-//! place every SLB and ECS call passes, once per HTTP request: where a client-side rate
-//! limiter belongs.
+//! place every SLB and ECS call passes, once per HTTP request: where the API budget
+//! ([`crate::slb::budget::Budget`]) is taken, so the configured rate is what the API sees.
 //!
 //! Why our own signature v1 over one shared keep-alive client instead of the vendor's
 //! `aliyun-openapi-core-rust-sdk`: the SDK built a new `reqwest` client per call (OpenSSL
