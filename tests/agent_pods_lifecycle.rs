@@ -172,6 +172,63 @@ async fn readiness_gate_opens_only_with_the_member_at_positive_weight() {
     assert_eq!(h.kube.request_count("patch", "pods/status"), before);
 }
 
+/// `lastTransitionTime` moves only when the gate's status changes: a write that changes
+/// only the reason (here from a reason the agent does not use) keeps it.
+#[tokio::test]
+async fn gate_transition_time_moves_only_when_its_status_changes() {
+    let h = start(Duration::from_secs(60), true).await;
+    put_service_and_node(&h, true).await;
+    let mut pod = mk_pod("web-0", true, None);
+    let since: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    pod.status
+        .get_or_insert_with(Default::default)
+        .conditions
+        .get_or_insert_with(Vec::new)
+        .push(k8s_openapi::api::core::v1::PodCondition {
+            type_: GATE.into(),
+            status: "False".into(),
+            reason: Some("WaitingForController".into()),
+            last_transition_time: Some(Time(since)),
+            ..Default::default()
+        });
+    h.kube.put(&pod).unwrap();
+    eventually("the pod finalizer is added", || {
+        pod_json(&h, "web-0").is_some_and(|p| finalizers(&p).contains(&POD_FINALIZER.to_owned()))
+    })
+    .await;
+    let transition = |h: &Harness| {
+        pod_json(h, "web-0").and_then(|p| {
+            p["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == GATE)
+                .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_owned))
+        })
+    };
+
+    pass(&h, eni_desired(Some(BackendState::Active)), vec![]);
+    eventually("the gate's reason is the agent's", || {
+        pod_json(&h, "web-0").and_then(|p| condition(&p, GATE))
+            == Some(("False".into(), "BackendNotRegistered".into()))
+    })
+    .await;
+    assert_eq!(transition(&h), Some(since.to_string()), "status unchanged");
+
+    store_shows(&h, "web-0", |p| has_condition(p, GATE, "False")).await;
+    pass(
+        &h,
+        eni_desired(Some(BackendState::Active)),
+        vec![eni_member(100)],
+    );
+    eventually("the gate is True", || {
+        pod_json(&h, "web-0").and_then(|p| condition(&p, GATE))
+            == Some(("True".into(), "BackendRegistered".into()))
+    })
+    .await;
+    let moved: jiff::Timestamp = transition(&h).unwrap().parse().unwrap();
+    assert!(moved > since, "status changed: {moved}");
+}
+
 fn has_condition(pod: &Pod, condition_type: &str, status: &str) -> bool {
     pod.status
         .as_ref()
