@@ -19,3 +19,6 @@ pub mod offline;
 pub mod plan;
 pub mod reconcile;
 pub mod slb;
+
+#[cfg(test)]
+mod layering;

@@ -17,6 +17,7 @@ use super::control::{Control, Msg};
 use crate::annotations;
 use crate::index::ServiceRef;
 use crate::k8s::events::AgentEvent;
+use crate::model::RetiredGroup;
 use crate::model::{DesiredGroup, OwnerDescription, Protocol};
 use crate::reconcile::{GroupDeletion, GroupRef, GroupTarget, Lane, OwnedGroup, ReconcileError};
 
@@ -72,13 +73,12 @@ impl Control {
     }
 
     fn start_cleanup(&mut self, r: &ServiceRef, svc: &Service) {
-        let key = r.to_string();
         let planned: Vec<(GroupRef, GroupTarget)> = self
             .planned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(g, _)| g.service == key)
+            .filter(|(g, _)| &g.service == r)
             .map(|(g, t)| (g.clone(), t.clone()))
             .collect();
         if !planned.is_empty() {
@@ -141,10 +141,12 @@ impl Control {
                     let retired = targets
                         .iter()
                         .any(|(g, _): &(GroupRef, GroupTarget)| g.service_port == port)
-                        .then(|| format!("{}/{}", group.load_balancer_id, group.v_server_group_id));
+                        .then(|| {
+                            RetiredGroup::new(&group.load_balancer_id, &group.v_server_group_id)
+                        });
                     let key = GroupRef {
                         retired,
-                        ..GroupRef::new(r.to_string(), port)
+                        ..GroupRef::new(r.clone(), port)
                     };
                     tracing::debug!(service = %r, n, port, group = %group.v_server_group_id, owned = group.owned_backends, "found a group of the Service");
                     targets.push((
@@ -288,11 +290,10 @@ impl Control {
 
     /// Groups of `r` still being emptied after a port moved or was removed.
     fn retired_of(&self, r: &ServiceRef) -> usize {
-        let key = r.to_string();
         self.state
             .retired
             .iter()
-            .filter(|g| g.service == key)
+            .filter(|g| &g.service == r)
             .count()
     }
 }

@@ -17,7 +17,7 @@ use super::finalizer::{add_finalizer, has_finalizer, release_finalizer};
 use super::metrics::AgentMetrics;
 use super::moves::Move;
 use super::pods::SharedPodSide;
-use super::target::{service_ref, PassReport};
+use super::target::PassReport;
 use super::watch::Kind;
 use crate::desired::{plan_all, plan_service, PlannerConfig};
 use crate::http::ReadyFlag;
@@ -37,7 +37,7 @@ pub enum Msg {
     Synced(Kind),
     Pass(PassReport),
     /// Writing a Service's listener drain settings failed: try again after the next pass.
-    ListenersFailed(String),
+    ListenersFailed(ServiceRef),
     /// A Service's port points at another SLB instance or vServer group than before.
     Moved(Move),
     /// A search of the SLB for a deleted Service's backends ended.
@@ -46,12 +46,12 @@ pub enum Msg {
     Recheck(ServiceRef),
     /// Pod-facing work of a Service took this long: more than the API budget allows.
     Delayed {
-        service: String,
+        service: ServiceRef,
         waited: Duration,
     },
     /// Whether a listener forwards to a group of a Service, as a read found.
     Listeners {
-        service: String,
+        service: ServiceRef,
         load_balancer_id: String,
         group: String,
         bound: bool,
@@ -113,7 +113,7 @@ pub struct LoopState {
     /// Groups without a listener already reported: (Service, group id).
     pub(super) unbound: HashSet<(ServiceRef, String)>,
     /// Listener drain settings last applied (or being applied) per Service.
-    pub(super) listeners: HashMap<String, ListenerTarget>,
+    pub(super) listeners: HashMap<ServiceRef, ListenerTarget>,
     /// Kubernetes and listener writes in flight; aborted when leadership is lost.
     pub(super) writes: JoinSet<()>,
 }
@@ -244,7 +244,7 @@ impl Control {
     }
 
     pub(super) fn trigger(&mut self, service: &ServiceRef, port: u16, lane: Lane) {
-        self.trigger_group(GroupRef::new(service.to_string(), port), lane);
+        self.trigger_group(GroupRef::new(service.clone(), port), lane);
     }
 
     pub(super) fn trigger_group(&mut self, group: GroupRef, lane: Lane) {
@@ -281,7 +281,7 @@ impl Control {
         // Managed Services the store has not (yet) got still get their passes.
         let desired = plan_all(&self.index.read().unwrap_or_else(|e| e.into_inner()));
         for ds in desired {
-            if let Some(r) = service_ref(&ds.service) {
+            if let Some(r) = ServiceRef::parse(&ds.service) {
                 if !seen.contains(&r) {
                     for g in &ds.groups {
                         self.trigger(&r, g.service_port, Lane::Bulk);
@@ -368,30 +368,27 @@ impl Control {
 
     /// Drops what the loop kept about a Service that is gone or no longer ours.
     fn forget(&mut self, r: &ServiceRef) {
-        let key = r.to_string();
         self.state.cleaning.remove(r);
         self.cleanups
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|g, _| g.service != key);
-        self.state.retired.retain(|g| g.service != key);
+            .retain(|g, _| &g.service != r);
+        self.state.retired.retain(|g| &g.service != r);
         self.planned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|g, _| g.service != key);
+            .retain(|g, _| &g.service != r);
         self.state.bad_annotations.remove(r);
         self.state.unbound.retain(|(s, _)| s != r);
         self.state.delayed.remove(r);
-        self.state.listeners.remove(&key);
-        self.state.group_ids.retain(|g, _| g.service != key);
-        self.state.moves.retain(|g, _| g.service != key);
+        self.state.listeners.remove(r);
+        self.state.group_ids.retain(|g, _| &g.service != r);
+        self.state.moves.retain(|g, _| &g.service != r);
     }
 
     fn on_pass(&mut self, report: PassReport) {
         self.cycle_passed(&report.group);
-        let Some(r) = service_ref(&report.group.service) else {
-            return;
-        };
+        let r = report.group.service.clone();
         for event in &report.events {
             self.emit(&r, event.clone());
         }
@@ -429,8 +426,7 @@ impl Control {
                     // A pass of the live Service that ran before its cleanup began.
                 } else {
                     if let (Some(bound), Some(id)) = (report.listened, &group_id) {
-                        let service = report.group.service.clone();
-                        self.note_listeners(&service, &report.load_balancer_id, id, bound);
+                        self.note_listeners(&r, &report.load_balancer_id, id, bound);
                     }
                     self.sync_listeners(&r, &report.load_balancer_id);
                 }

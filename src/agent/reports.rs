@@ -56,15 +56,12 @@ impl Control {
 
     /// An `ApiBudgetExceeded` Event when pod-facing work of a Service took longer than
     /// the API budget should allow, at most once per Service every five minutes.
-    pub(super) fn report_delay(&mut self, service: &str, waited: std::time::Duration) {
-        let Some(r) = super::target::service_ref(service) else {
-            return;
-        };
+    pub(super) fn report_delay(&mut self, r: &ServiceRef, waited: std::time::Duration) {
         let now = tokio::time::Instant::now();
         if self
             .state
             .delayed
-            .get(&r)
+            .get(r)
             .is_some_and(|at| now.duration_since(*at) < std::time::Duration::from_secs(300))
         {
             return;
@@ -72,7 +69,7 @@ impl Control {
         self.state.delayed.insert(r.clone(), now);
         let qps = self.executor.budget().period();
         self.emit(
-            &r,
+            r,
             AgentEvent::ApiBudgetExceeded {
                 waited_secs: waited.as_secs(),
                 qps: format!("{:.1}", 1.0 / qps.as_secs_f64()),
@@ -84,14 +81,11 @@ impl Control {
     /// listener forwarding to it (it gets no traffic), again only after it was bound.
     pub(super) fn note_listeners(
         &mut self,
-        service: &str,
+        r: &ServiceRef,
         load_balancer_id: &str,
         group: &str,
         bound: bool,
     ) {
-        let Some(r) = super::target::service_ref(service) else {
-            return;
-        };
         let key = (r.clone(), group.to_owned());
         if bound {
             self.state.unbound.remove(&key);
@@ -104,12 +98,12 @@ impl Control {
             .state
             .group_ids
             .iter()
-            .find(|(g, id)| g.service == service && g.retired.is_none() && *id == group)
+            .find(|(g, id)| &g.service == r && g.retired.is_none() && *id == group)
             .map(|(g, _)| g.service_port);
-        tracing::warn!(%service, %load_balancer_id, %group, ?port,
+        tracing::warn!(service = %r, %load_balancer_id, %group, ?port,
             "no listener forwards to the Service's vServer group: it gets no traffic");
         self.emit(
-            &r,
+            r,
             AgentEvent::GroupWithoutListener {
                 load_balancer_id: load_balancer_id.to_owned(),
                 group: group.to_owned(),
@@ -124,7 +118,7 @@ impl Control {
         if !self.active() {
             return;
         }
-        let key = r.to_string();
+        let key = r.clone();
         let target = {
             let index = self.index.read().unwrap_or_else(|e| e.into_inner());
             let Some(spec) = index.lb_spec(r) else {
@@ -139,7 +133,7 @@ impl Control {
                 .state
                 .group_ids
                 .iter()
-                .filter(|(g, _)| g.service == key && g.retired.is_none())
+                .filter(|(g, _)| &g.service == r && g.retired.is_none())
                 .map(|(_, id)| id.clone())
                 .collect();
             ids.sort();

@@ -15,7 +15,6 @@ impl Control {
     /// deleted Service's. Not while the Service's annotations are bad (it is skipped
     /// then, not emptied).
     pub(super) fn retire_ports(&mut self, r: &ServiceRef, ports: &HashSet<u16>) {
-        let key = r.to_string();
         if self
             .index
             .read()
@@ -28,7 +27,7 @@ impl Control {
         let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
         // A port that came back is planned normally again.
         self.state.retired.retain(|g| {
-            let back = g.retired.is_none() && g.service == key && ports.contains(&g.service_port);
+            let back = g.retired.is_none() && &g.service == r && ports.contains(&g.service_port);
             if back {
                 cleanups.remove(g);
             }
@@ -39,7 +38,7 @@ impl Control {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .filter(|(g, _)| g.service == key && !ports.contains(&g.service_port))
+            .filter(|(g, _)| &g.service == r && !ports.contains(&g.service_port))
             .map(|(g, t)| (g.clone(), t.clone()))
             .collect();
         drop(cleanups);
@@ -82,7 +81,7 @@ impl Control {
         }
         if self.state.retired.insert(key.clone()) {
             tracing::info!(service = %key.service, port = key.service_port,
-                from = key.retired.as_deref().unwrap_or_default(), to = %current,
+                from = %key.retired.as_ref().map(ToString::to_string).unwrap_or_default(), to = %current,
                 "port moved to another group; draining and emptying the old one");
             cleanups.insert(key.clone(), moved.old);
         }

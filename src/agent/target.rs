@@ -13,19 +13,13 @@ use super::metrics::AgentMetrics;
 use super::moves::Move;
 use super::pods::SharedPodSide;
 use crate::desired::plan_service;
-use crate::index::{ClusterIndex, ServiceRef};
+use crate::index::ClusterIndex;
 use crate::k8s::events::AgentEvent;
 use crate::reconcile::{
     GroupRef, GroupTarget, PassObserver, PassOutcome, QuarantinedBackend, ReconcileError,
     TargetSource,
 };
 use crate::slb::ErrorClass;
-
-/// `<namespace>/<name>` back into a [`ServiceRef`].
-pub fn service_ref(service: &str) -> Option<ServiceRef> {
-    let (ns, name) = service.split_once('/')?;
-    Some(ServiceRef::new(ns, name))
-}
 
 /// Group targets from the index; groups of Services being cleaned up get the empty
 /// targets the control loop put in `cleanups` instead.
@@ -55,7 +49,7 @@ impl TargetSource for IndexTargets {
             // its drain deadline, has nothing to do. It is never the live group.
             return None;
         }
-        let service = service_ref(&group.service)?;
+        let service = group.service.clone();
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
         let desired = plan_service(&index, &service)?;
         let spec = index.lb_spec(&service)?;
@@ -226,6 +220,7 @@ mod tests {
     use super::*;
     use crate::desired::PlannerConfig;
     use crate::index::fixtures::{mk_node, mk_service};
+    use crate::model::{RetiredGroup, ServiceRef};
 
     fn targets() -> (IndexTargets, mpsc::UnboundedReceiver<Msg>) {
         let mut index = ClusterIndex::new(PlannerConfig::default());
@@ -245,10 +240,10 @@ mod tests {
     #[test]
     fn a_retired_group_without_its_cleanup_entry_is_not_planned_as_the_live_one() {
         let (targets, _rx) = targets();
-        let live = GroupRef::new("default/web", 80);
+        let live = GroupRef::new(ServiceRef::new("default", "web"), 80);
         assert!(targets.target(&live).is_some());
         let retired = GroupRef {
-            retired: Some("lb-0/rsp-old".into()),
+            retired: Some(RetiredGroup::new("lb-0", "rsp-old")),
             ..live.clone()
         };
         // Its cleanup entry went when it was emptied; a drain deadline still wakes it.
@@ -264,10 +259,10 @@ mod tests {
     #[test]
     fn a_retired_group_being_emptied_gets_its_empty_target() {
         let (targets, _rx) = targets();
-        let live = GroupRef::new("default/web", 80);
+        let live = GroupRef::new(ServiceRef::new("default", "web"), 80);
         let shell = empty(&targets.target(&live).unwrap());
         let retired = GroupRef {
-            retired: Some("lb-0/rsp-old".into()),
+            retired: Some(RetiredGroup::new("lb-0", "rsp-old")),
             ..live
         };
         targets

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::intern::Interner;
 use super::node::NodeSelector;
 use crate::annotations;
-use crate::desired::PlannerConfig;
+use crate::model::PlannerConfig;
 use crate::model::{LbSpec, Mode, Protocol};
 
 /// Where a Service port sends traffic inside the pod.

@@ -21,12 +21,12 @@ mod scheduler;
 #[cfg(test)]
 mod tests;
 
+pub use crate::model::{GroupRef, GroupTarget};
 pub use crate::slb::budget::{current_lane, Budget, Caller, Lane};
 pub use clock::{Clock, TokioClock};
 pub use discover::OwnedGroup;
 pub use executor::{
-    Executor, ExecutorConfig, GroupTarget, LedgerRestore, PassOutcome, QuarantinedBackend,
-    ReconcileError,
+    Executor, ExecutorConfig, LedgerRestore, PassOutcome, QuarantinedBackend, ReconcileError,
 };
 pub use journal::DrainJournal;
 pub use limits::ApiLimits;
@@ -34,6 +34,6 @@ pub use listeners::{ListenerOutcome, ListenerTarget};
 pub use metrics::ReconcileMetrics;
 pub use retire::GroupDeletion;
 pub use scheduler::{
-    spawn, spawn_observed, GroupRef, PassObserver, SchedulerConfig, SchedulerHandle,
-    SchedulerStats, TargetSource,
+    spawn, spawn_observed, PassObserver, SchedulerConfig, SchedulerHandle, SchedulerStats,
+    TargetSource,
 };

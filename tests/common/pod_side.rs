@@ -275,7 +275,7 @@ pub fn pass(h: &Harness, desired: Vec<Backend>, members: Vec<SlbBackend>) {
         backends: members,
         ..PassOutcome::default()
     };
-    let group = GroupRef::new(format!("{NS}/web"), 80);
+    let group = GroupRef::new(slb_sync::model::ServiceRef::new(NS, "web"), 80);
     h.lifecycle.pass_finished(&group, &target, &Ok(outcome));
 }
 

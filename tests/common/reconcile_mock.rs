@@ -38,7 +38,10 @@ pub fn owner() -> OwnerDescription {
 }
 
 pub fn group_ref() -> GroupRef {
-    GroupRef::new("default/web", SERVICE_PORT)
+    GroupRef::new(
+        slb_sync::model::ServiceRef::new("default", "web"),
+        SERVICE_PORT,
+    )
 }
 
 /// Pod IP number `n` (0-based), on loopback so the data plane could reach it.

@@ -14,7 +14,7 @@ use kube::Client;
 use tokio::sync::watch;
 
 use super::allowance::{self, Verdict};
-use super::decide::{self, BackedService, GroupObservation, PodPlace};
+use super::decide::{self, BackedService, PodPlace};
 use super::journal::ledger_from_pods;
 use super::timers::{Armed, PodTimers};
 use super::writer::{self, PodKey, Write, WriteQueue, Writer};
@@ -22,6 +22,7 @@ use super::PodSide;
 use crate::agent::metrics::AgentMetrics;
 use crate::desired::PlannerConfig;
 use crate::k8s::events::Events;
+use crate::model::{GroupObservation, ServiceRef};
 use crate::reconcile::{
     Clock, GroupRef, GroupTarget, LedgerRestore, PassObserver, PassOutcome, ReconcileError,
     TokioClock,
@@ -207,7 +208,7 @@ impl Inner {
                 )
             })
             .unwrap_or_default();
-        let name = format!("{namespace}/{service}");
+        let name = ServiceRef::new(namespace, service);
         let mut groups: Vec<(&GroupRef, &GroupObservation)> = state
             .observed
             .iter()
@@ -398,9 +399,10 @@ impl Inner {
     /// The pods a pass over one Service may concern: those it selects, and every deleted
     /// pod of its namespace still held (the Service may be gone or select it no more).
     fn after_pass(self: &Arc<Self>, group: &GroupRef) {
-        let Some((namespace, name)) = group.service.split_once('/') else {
-            return;
-        };
+        let (namespace, name) = (
+            group.service.namespace.as_str(),
+            group.service.name.as_str(),
+        );
         let service = self
             .stores
             .services
