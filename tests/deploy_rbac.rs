@@ -8,7 +8,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 mod common;
 use common::*;
 
-/// `(apiGroup, resource, verb)` the agent uses, cluster-wide (DESIGN.md §2, issue 5).
+/// `(apiGroup, resource, verb)` the agent uses, cluster-wide (docs/architecture.md, "Permissions").
 const CLUSTER_GRANTS: &[(&str, &str, &[&str])] = &[
     ("", "services", &["get", "list", "watch", "patch"]),
     ("", "pods", &["get", "list", "watch", "patch"]),

@@ -2,7 +2,7 @@
 //! manifests in `deploy/examples/` and on bad input.
 //!
 //! The expected plans below are worked out by hand from the example objects with the
-//! rules of DESIGN.md §3.1; they are the acceptance check for the desired-state planner.
+//! rules (docs/architecture.md, "Planner rules"); they are the acceptance check for the planner.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

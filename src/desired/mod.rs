@@ -1,6 +1,6 @@
 //! Pure desired-state planner: cluster index → desired backends of every vServer group.
 //!
-//! The rules are DESIGN.md §3 and §3.1. Every problem is reported in the Service's own
+//! The rules: docs/architecture.md, "Planner rules". Every problem is reported in the Service's own
 //! `errors`; nothing one Service does stops another from being planned.
 
 mod eni;

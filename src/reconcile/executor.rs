@@ -110,7 +110,7 @@ impl ReconcileError {
     }
 }
 
-/// Runs plans through an [`SlbApi`] with the hygiene of DESIGN.md §2: token bucket, call
+/// Runs plans through an [`SlbApi`] (docs/architecture.md, "API hygiene"): token bucket, call
 /// timeouts, one mutation in flight per SLB instance, retries of idempotent calls.
 ///
 /// `AddVServerGroupBackendServers` is not idempotent (adding a member twice is an error),

@@ -1,4 +1,4 @@
-//! The imperative shell that runs step plans against the SLB (DESIGN.md §2 "API hygiene"):
+//! The imperative shell that runs step plans against the SLB (docs/architecture.md, "API hygiene"):
 //! per-instance serialisation, a token-bucket rate limit, call timeouts, retries with
 //! jittered exponential backoff, level-triggered re-planning after failures, and a
 //! scheduler that coalesces bursts of changes into one plan per group.
