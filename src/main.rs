@@ -8,9 +8,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use slb_sync::agent::cli::{PlannerArgs, RunArgs};
-use slb_sync::agent::PodSideChoice;
+use slb_sync::agent::cli::RunArgs;
 use slb_sync::demo::DemoArgs;
+use slb_sync::desired::args::PlannerArgs;
 use slb_sync::doctor::cli::{DoctorArgs, DoctorOutput};
 use slb_sync::logging::LogFormat;
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
@@ -208,7 +208,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
-    let client = kube_client(args.kubeconfig.as_deref()).await?;
+    let client = kube_client(args.cluster.kubeconfig.as_deref()).await?;
     let registry = prometheus::Registry::new();
     let mut config = args.agent_config(registry.clone())?;
     if config.leader.namespace.is_empty() {
@@ -217,6 +217,7 @@ async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
     }
     let slb_metrics = SlbMetrics::register(&registry).context("cannot register SLB metrics")?;
     let credentials = args
+        .slb
         .credentials()
         .build()
         .context("cannot set up Alibaba Cloud credentials")?;
@@ -227,14 +228,11 @@ async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
         config.limits.burst,
     ));
     let slb: Arc<dyn SlbApi> = Arc::new(
-        RpcSlbClient::new(args.rpc_config(), credentials)
+        RpcSlbClient::new(args.slb.rpc_config(), credentials)
             .with_metrics(slb_metrics)
             .with_budget(budget),
     );
-    let pod_side = PodSideChoice::Lifecycle {
-        fail_open_margin: std::time::Duration::from_secs(args.finalizer_grace_margin_seconds),
-    };
-    slb_sync::agent::run(config, client, slb, pod_side, shutdown_signal())
+    slb_sync::agent::run(config, client, slb, args.pods.pod_side(), shutdown_signal())
         .await
         .context("the agent stopped")
 }
@@ -513,7 +511,7 @@ mod tests {
         assert_eq!(config.http_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(config.leader.lease_name, "slb-sync");
         assert_eq!(config.planner, PlannerConfig::default());
-        assert_eq!(args.rpc_config().region_id, "cn-hangzhou");
+        assert_eq!(args.slb.rpc_config().region_id, "cn-hangzhou");
     }
 
     #[test]

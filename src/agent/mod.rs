@@ -4,6 +4,7 @@
 //! [`run`] is the whole agent as a library call, so integration tests run it in-process
 //! against the Kubernetes and SLB doubles; `main.rs` only builds the clients.
 
+pub mod args;
 mod cleanup;
 pub mod cli;
 mod control;

@@ -3,6 +3,7 @@
 //! The rules are DESIGN.md §3 and §3.1. Every problem is reported in the Service's own
 //! `errors`; nothing one Service does stops another from being planned.
 
+pub mod args;
 mod eni;
 mod nodes;
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The Kubernetes side of the agent's shell: names, pod drain states, finalizer release,
-//! Events and leader election.
+//! Events, leader election and the flags for them.
 
+pub mod args;
 pub mod drain_state;
 pub mod events;
 pub mod leader;
