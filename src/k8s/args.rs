@@ -1,10 +1,11 @@
 //! The Kubernetes flags of `slb-sync run`: the cluster connection and the leader-election
-//! Lease, with their translation into [`LeaderConfig`].
+//! Lease, with their translation into a client and [`LeaderConfig`].
 
 use std::path::PathBuf;
 
 use clap::Args;
 
+use super::client::{self, ClientError};
 use super::leader::LeaderConfig;
 use super::names::DEFAULT_LEASE_NAME;
 
@@ -14,6 +15,12 @@ pub struct ClusterArgs {
     /// Kubeconfig file; without it the in-cluster service account (or ~/.kube/config).
     #[arg(long, value_name = "FILE", env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
+}
+
+impl ClusterArgs {
+    pub async fn client(&self) -> Result<kube::Client, ClientError> {
+        client::client(client::config(self.kubeconfig.as_deref()).await?)
+    }
 }
 
 /// The leader-election Lease and this replica's identity in it.
