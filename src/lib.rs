@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod annotations;
+pub mod cli;
 pub mod demo;
 pub mod desired;
 pub mod doctor;

@@ -2,10 +2,11 @@
 //! passes of the reconcile scheduler, and only the leader reconciles and writes.
 //!
 //! [`run`] is the whole agent as a library call, so integration tests run it in-process
-//! against the Kubernetes and SLB doubles; `main.rs` only builds the clients.
+//! against the Kubernetes and SLB doubles; `slb-sync run` (`crate::cli::run`) only builds
+//! the clients.
 
+pub mod args;
 mod cleanup;
-pub mod cli;
 mod control;
 mod finalizer;
 mod journal;

@@ -3,6 +3,7 @@
 //! The rules: docs/architecture.md, "Planner rules". Every problem is reported in the Service's own
 //! `errors`; nothing one Service does stops another from being planned.
 
+pub mod args;
 mod eni;
 mod nodes;
 #[cfg(test)]
