@@ -1,4 +1,4 @@
-//! Reconciler figures (issue 4):
+//! Reconciler figures:
 //!
 //! 1. SLB write calls of a rolling update of N = 20, 200, 2,000 ENI backends across 10
 //!    groups (waves of 25 %), divided by the lower bound Σ over groups and waves of

@@ -1,4 +1,4 @@
-//! Listener connection drain (issue 4 item 2): make TCP/UDP listeners bound to managed
+//! Listener connection drain: make TCP/UDP listeners bound to managed
 //! groups carry the Service's `connection-drain` settings; read first, write only changes.
 
 use crate::model::{Listener, ListenerProtocol};
