@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 
-use super::control::{Control, Msg};
+use super::control::Control;
+use super::messages::Msg;
 use crate::annotations;
 use crate::index::ServiceRef;
 use crate::k8s::events::AgentEvent;
@@ -73,14 +74,7 @@ impl Control {
     }
 
     fn start_cleanup(&mut self, r: &ServiceRef, svc: &Service) {
-        let planned: Vec<(GroupRef, GroupTarget)> = self
-            .planned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(g, _)| &g.service == r)
-            .map(|(g, t)| (g.clone(), t.clone()))
-            .collect();
+        let planned = self.state.groups.planned_of(r);
         if !planned.is_empty() {
             tracing::info!(service = %r, groups = planned.len(), "draining and removing the Service's backends (groups of its last plan)");
             self.empty_groups(r, planned);
@@ -194,11 +188,11 @@ impl Control {
     }
 
     fn empty_groups(&mut self, r: &ServiceRef, targets: Vec<(GroupRef, GroupTarget)>) {
-        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        let mut emptying = self.state.groups.emptying();
         for (group, target) in &targets {
-            cleanups.insert(group.clone(), target.clone());
+            emptying.insert(group.clone(), target.clone());
         }
-        drop(cleanups);
+        drop(emptying);
         let groups = targets
             .into_iter()
             .map(|(g, t)| {
@@ -291,6 +285,7 @@ impl Control {
     /// Groups of `r` still being emptied after a port moved or was removed.
     fn retired_of(&self, r: &ServiceRef) -> usize {
         self.state
+            .groups
             .retired
             .iter()
             .filter(|g| &g.service == r)

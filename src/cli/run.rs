@@ -12,6 +12,7 @@ use crate::agent::AgentConfig;
 use crate::desired::args::PlannerArgs;
 use crate::http::args::HttpArgs;
 use crate::k8s::args::{ClusterArgs, LeaderArgs};
+use crate::reconcile::ApiLimits;
 use crate::slb::budget::Budget;
 use crate::slb::rpc::args::SlbArgs;
 use crate::slb::{RpcSlbClient, SlbApi, SlbMetrics};
@@ -46,7 +47,13 @@ impl RunArgs {
         config.drift_check = self.reconcile.drift_check();
         config.kube_proxy_allowance = self.pods.kube_proxy_allowance();
         config.http_addr = self.http.http_addr;
-        config.limits = self.slb.limits();
+        // The call budget and deadline; retries keep their defaults (no flags).
+        config.limits = ApiLimits {
+            qps: self.slb.qps,
+            burst: self.slb.burst,
+            call_timeout: self.slb.call_timeout(),
+            ..ApiLimits::default()
+        };
         Ok(config)
     }
 }

@@ -113,3 +113,18 @@ fn plan_flags_become_the_planner_config() {
         }
     );
 }
+
+/// A call rate of zero or less (or not a number) is refused with the flag named, rather
+/// than silently becoming one call per second.
+#[test]
+fn a_call_rate_that_is_not_above_zero_is_refused() {
+    for bad in ["0", "-1", "NaN", "fast"] {
+        let flag = format!("--qps={bad}");
+        let err = Cli::try_parse_from(["slb-sync", "run", "--region", "cn-hangzhou", &flag])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--qps"), "{bad}: {err}");
+    }
+    let ok = Cli::try_parse_from(["slb-sync", "run", "--region", "cn-hangzhou", "--qps", "0.5"]);
+    assert!(ok.is_ok(), "{:?}", ok.err());
+}

@@ -1,7 +1,7 @@
 //! The SLB client's flags of `slb-sync run`: where the API is, who calls it (the
 //! credential flags, flattened here so `--help` keeps them beside the endpoints) and how
-//! fast, with their translation into [`RpcConfig`], [`CredentialsConfig`] and
-//! [`ApiLimits`].
+//! fast, with their translation into [`RpcConfig`] and [`CredentialsConfig`] (the call
+//! budget goes to the executor's limits, wired in `crate::cli::run`).
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -9,7 +9,6 @@ use std::time::Duration;
 use clap::Args;
 
 use super::RpcConfig;
-use crate::reconcile::ApiLimits;
 use crate::slb::credentials::args::CredentialsArgs;
 use crate::slb::credentials::CredentialsConfig;
 
@@ -29,7 +28,7 @@ pub struct SlbArgs {
     #[command(flatten)]
     pub credentials: CredentialsArgs,
     /// Sustained SLB API calls per second, all instances together.
-    #[arg(long, env = "SLB_SYNC_QPS", default_value_t = 5.0)]
+    #[arg(long, env = "SLB_SYNC_QPS", default_value_t = 5.0, value_parser = positive_rate)]
     pub qps: f64,
     /// SLB API calls that may go at once after a quiet period.
     #[arg(long, env = "SLB_SYNC_BURST", default_value_t = NonZeroU32::new(10).expect("not zero"))]
@@ -57,17 +56,21 @@ impl SlbArgs {
         self.credentials.config(&self.region)
     }
 
-    /// The call budget and deadline; retries keep their defaults (no flags).
-    pub fn limits(&self) -> ApiLimits {
-        ApiLimits {
-            qps: self.qps,
-            burst: self.burst,
-            call_timeout: self.call_timeout(),
-            ..ApiLimits::default()
-        }
-    }
-
-    fn call_timeout(&self) -> Duration {
+    /// The deadline of each call.
+    pub fn call_timeout(&self) -> Duration {
         Duration::from_secs(self.call_timeout_seconds)
+    }
+}
+
+/// A call rate above zero: `--qps 0` would stop every call, not mean "unlimited".
+fn positive_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        Ok(_) => Err(format!(
+            "{value} calls per second would stop every SLB call; give a rate above 0, e.g. 5"
+        )),
+        Err(err) => Err(format!(
+            "{value} is not a number of calls per second: {err}"
+        )),
     }
 }
