@@ -229,6 +229,41 @@ async fn gate_transition_time_moves_only_when_its_status_changes() {
     assert!(moved > since, "status changed: {moved}");
 }
 
+/// A fresh agent (a restart, a new leader) has read no group yet: the open gates of
+/// serving pods stay open rather than making every pod NotReady until its first pass.
+#[tokio::test]
+async fn a_fresh_agent_does_not_close_open_gates() {
+    let h = start(Duration::from_secs(60), true).await;
+    put_service_and_node(&h, true).await;
+    let mut pod = mk_pod("web-0", true, None);
+    pod.status
+        .get_or_insert_with(Default::default)
+        .conditions
+        .get_or_insert_with(Vec::new)
+        .push(k8s_openapi::api::core::v1::PodCondition {
+            type_: GATE.into(),
+            status: "True".into(),
+            reason: Some("BackendRegistered".into()),
+            ..Default::default()
+        });
+    h.kube.put(&pod).unwrap();
+    eventually("the pod finalizer is added", || {
+        pod_json(&h, "web-0").is_some_and(|p| finalizers(&p).contains(&POD_FINALIZER.to_owned()))
+    })
+    .await;
+    // A pass that finds the backend at weight 0 does not close it either.
+    pass(
+        &h,
+        eni_desired(Some(BackendState::Active)),
+        vec![eni_member(0)],
+    );
+    settle().await;
+    assert_eq!(
+        pod_json(&h, "web-0").and_then(|p| condition(&p, GATE)),
+        Some(("True".into(), "BackendRegistered".into()))
+    );
+}
+
 fn has_condition(pod: &Pod, condition_type: &str, status: &str) -> bool {
     pod.status
         .as_ref()

@@ -369,6 +369,17 @@ pub fn gate_unchanged(pod: &Pod, want: &GateCondition) -> bool {
     condition_status(pod, &want.condition_type) == Some((status, want.reason))
 }
 
+/// True when nothing is to be written for `want`: the pod already says it, or its gate is
+/// open and `want` would close it. An open gate stays open: closing it makes a serving pod
+/// NotReady, and Kubernetes then drops it from the endpoints of every Service — to report
+/// something about one SLB group. A fresh agent (a restart, a new leader) that has not
+/// read a group yet would otherwise close every gate in the cluster at once.
+pub fn gate_settled(pod: &Pod, want: &GateCondition) -> bool {
+    gate_unchanged(pod, want)
+        || (!want.status
+            && condition_status(pod, &want.condition_type).is_some_and(|(s, _)| s == "True"))
+}
+
 /// When a held finalizer is released without confirmation: `margin` after the later of
 /// the pod's `deletionTimestamp` and the end of its kube-proxy `allowance`
 /// ([`super::allowance::kube_proxy_settled_at`]), so a fail-open never comes before the

@@ -253,7 +253,7 @@ impl Inner {
             };
             let observations = self.observations(&state, &key.0, &service);
             let want = decide::gate_condition(&condition_type, mode, &place, &observations);
-            if !decide::gate_unchanged(pod, &want) {
+            if !decide::gate_settled(pod, &want) {
                 self.queue.send(Write::Gate(key.clone(), want));
             }
         }
