@@ -2,28 +2,46 @@
 //! and naming itself as the pods' `wait-drained`; without a lab beside it, it says how to
 //! get one. (The lab itself is tested in mocks/cluster.)
 
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
+use std::process::{Command, Stdio};
 
-/// One test at a time: a script written while another thread forks can fail to start
-/// with "text file busy" (the child inherits the open file).
-static SERIAL: Mutex<()> = Mutex::new(());
+/// Executables are written by another process, never through a descriptor of this one:
+/// a child that another test forks while such a descriptor is open inherits it, and
+/// executing the file then fails with "text file busy".
+fn write_script(path: &Path, text: &str) {
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", r#"cat > "$1" && chmod 755 "$1""#, "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "cannot write {}",
+        path.display()
+    );
+}
 
 /// A copy of the slb-sync binary alone in a fresh directory.
 fn lonely_binary(dir: &Path) -> PathBuf {
     let bin = dir.join("slb-sync");
     let built = env!("CARGO_BIN_EXE_slb-sync");
     if std::fs::hard_link(built, &bin).is_err() {
-        std::fs::copy(built, &bin).unwrap();
+        let copied = Command::new("cp").arg(built).arg(&bin).status().unwrap();
+        assert!(copied.success(), "cannot copy {built}");
     }
     bin
 }
 
 #[test]
 fn without_a_lab_beside_it_demo_says_how_to_run_one() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(lonely_binary(dir.path()))
         .arg("demo")
@@ -39,22 +57,19 @@ fn without_a_lab_beside_it_demo_says_how_to_run_one() {
 
 #[test]
 fn demo_passes_every_argument_on_and_returns_the_lab_status() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let bin = lonely_binary(dir.path());
     let seen = dir.path().join("seen");
     // A stand-in lab: records what it was given, fails with its own status.
     let lab = dir.path().join("race-lab");
-    std::fs::write(
+    write_script(
         &lab,
-        format!(
+        &format!(
             "#!/bin/sh\nprintf '%s|' \"$@\" > '{}'\necho \"$SLB_SYNC_BIN\" >> '{}'\nexit 3\n",
             seen.display(),
             seen.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&lab, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
 
     let status = Command::new(&bin)
         .args(["demo", "--seeds", "2", "--help"])
