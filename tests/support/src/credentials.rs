@@ -1,12 +1,13 @@
-//! Fixtures for the credentials tests (`tests/slb/slb_credentials_*.rs`): files written the way
-//! operators and the kubelet write them, a hand-moved wall clock and one that follows
-//! tokio's clock, fake metadata and STS answers, and the checks that no secret leaks.
+//! Fixtures for the credentials tests (`tests/slb/slb_credentials_*.rs`): files written
+//! the way operators and the kubelet write them, a hand-moved wall clock and one that
+//! follows tokio's clock, fake metadata and STS answers, and the checks that no secret
+//! leaks.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use jiff::Timestamp;
 use serde_json::json;
@@ -167,7 +168,16 @@ impl std::io::Write for Captured {
 
 impl Captured {
     /// Installs a TRACE-level subscriber writing here, for the current thread.
+    ///
+    /// tracing caches whether a callsite is enabled for the whole process. While a single
+    /// dispatcher is registered, it decides that with the default subscriber of whichever
+    /// thread reaches the callsite first, so a callsite first reached by a concurrent test
+    /// without a subscriber would stay disabled here too. With a second dispatcher
+    /// registered for the life of the process, it asks every registered one instead.
     pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        static SECOND_DISPATCHER: OnceLock<tracing::Dispatch> = OnceLock::new();
+        SECOND_DISPATCHER
+            .get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let writer = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
