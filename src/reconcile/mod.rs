@@ -11,6 +11,7 @@ mod isolate;
 mod journal;
 mod limits;
 mod listeners;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 mod metrics;
 mod queue;
