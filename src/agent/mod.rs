@@ -172,7 +172,8 @@ pub async fn run(
     let ready = ReadyFlag::new();
     let (service_store, service_writer) = reflector::store();
     let (pod_store, pod_writer) = reflector::store();
-    let (slice_store, slice_writer) = reflector::store();
+    let (_slice_store, slice_writer) = reflector::store();
+    let index = Arc::new(RwLock::new(ClusterIndex::new(config.planner.clone())));
     let (node_store, node_writer) = reflector::store();
     let pod_states = ReflectorPodStates::new(pod_store.clone());
     let pods: SharedPodSide = match pod_side {
@@ -185,7 +186,7 @@ pub async fn run(
                 pods: pod_store,
                 services: service_store.clone(),
                 nodes: node_store,
-                slices: slice_store,
+                index: index.clone(),
             },
             PodLifecycleConfig {
                 kube_proxy_allowance: config.kube_proxy_allowance,
@@ -235,7 +236,6 @@ pub async fn run(
         }),
     );
 
-    let index = Arc::new(RwLock::new(ClusterIndex::new(config.planner.clone())));
     let groups = groups::GroupBook::default();
     let (tx, rx) = mpsc::unbounded_channel();
     let watchers = watch::spawn_all(

@@ -14,6 +14,7 @@ mod node_set;
 mod node_store;
 mod nodes_pods;
 mod pod;
+mod selectors;
 mod service;
 mod slice;
 #[cfg(test)]
@@ -39,6 +40,7 @@ use node_set::NodeSetCache;
 use node_store::NodeStore;
 use pod::PodGates;
 pub use pod::{ACK_GATE_PREFIX, GATE_PREFIX};
+pub use selectors::BackedService;
 pub(crate) use service::{is_managed, PortInfo, ServiceInfo, TargetPort};
 pub use slice::SERVICE_NAME_LABEL;
 pub(crate) use slice::{EndpointInfo, EndpointState, SliceInfo};
@@ -53,6 +55,8 @@ pub struct ClusterIndex {
     interner: Interner,
     /// Managed Services only: namespace → name → info.
     services: HashMap<Arc<str>, HashMap<Arc<str>, ServiceInfo>>,
+    /// Managed Services filed by their pod selector, for the pod side.
+    pod_selectors: selectors::PodSelectors,
     /// Cluster-mode Services (with valid annotations) by the node set they share.
     node_set_users: HashMap<NodeSelector, BTreeSet<SvcKey>>,
     /// namespace → Service name → slice name → slice.
@@ -83,6 +87,7 @@ impl ClusterIndex {
             config,
             interner: Interner::default(),
             services: HashMap::new(),
+            pod_selectors: selectors::PodSelectors::default(),
             node_set_users: HashMap::new(),
             slices: HashMap::new(),
             slice_owner: HashMap::new(),
@@ -170,6 +175,9 @@ impl ClusterIndex {
         if self.services.get(ns).is_some_and(HashMap::is_empty) {
             self.services.remove(ns);
         }
+        if let Some(old) = &old {
+            self.pod_selectors.remove(ns, name, old);
+        }
         if let Some(old) = old.filter(ServiceInfo::uses_node_set) {
             if let Some(users) = self.node_set_users.get_mut(&old.selector) {
                 users.remove(&key);
@@ -186,6 +194,7 @@ impl ClusterIndex {
                     .or_default()
                     .insert(key.clone());
             }
+            self.pod_selectors.insert(&key.0, &key.1, &info);
             self.services
                 .entry(key.0.clone())
                 .or_default()

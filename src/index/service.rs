@@ -44,6 +44,9 @@ pub(crate) struct ServiceInfo {
     pub(crate) port_errors: Box<[String]>,
     /// Nodes this Service may use (meaningful when `spec` is `Ok`).
     pub(crate) selector: NodeSelector,
+    /// `spec.selector`, sorted by key; empty when the Service selects no pod (hand-made
+    /// endpoints). The pod side reads it to find the Services a pod backs.
+    pub(crate) pod_selector: Box<[(Arc<str>, Arc<str>)]>,
 }
 
 /// docs/architecture.md, "Managed": our class, or no class + id annotation + `--manage-unclassed`.
@@ -145,7 +148,14 @@ impl ServiceInfo {
             Ok(s) => NodeSelector::new(&s.backend_labels, s.remove_unscheduled_backend, interner),
             Err(_) => NodeSelector::default(),
         };
+        let pod_selector = k8s_spec
+            .selector
+            .iter()
+            .flatten()
+            .map(|(k, v)| (interner.get(k), interner.get(v)))
+            .collect();
         Some(ServiceInfo {
+            pod_selector,
             mode,
             spec,
             load_balancer_id,

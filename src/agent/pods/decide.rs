@@ -2,33 +2,26 @@
 //! backend is confirmed gone, what a readiness gate should say, when the finalizer is
 //! released without confirmation, and how the drain journal annotation changes.
 //!
-//! No I/O and no clock here: the caller hands in pods, Services, the last observed SLB
-//! members of each group and `now`.
+//! No I/O and no clock here: the caller hands in pods, what the index says of their
+//! Services, the last observed SLB members of each group and `now`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Node, Pod};
 
-use crate::index::{parse_provider_id, Interner, ServiceInfo, SERVICE_NAME_LABEL};
+use crate::index::parse_provider_id;
 use crate::k8s::names::{gated_service, DRAINED_CONDITION, POD_FINALIZER};
-use crate::model::{BackendState, BackendType, GroupObservation, Mode, PlannerConfig};
+use crate::model::{BackendState, BackendType, GroupObservation, Mode};
 
 /// Reason of a readiness gate condition whose backend carries traffic.
 pub const REASON_REGISTERED: &str = "BackendRegistered";
 /// Reason of a readiness gate condition whose backend is not (yet) in every group.
 pub const REASON_NOT_REGISTERED: &str = "BackendNotRegistered";
 
-/// A managed Service that selects a pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BackedService {
-    /// The Service's name (the pod's namespace is the Service's).
-    pub name: String,
-    pub mode: Mode,
-}
+pub use crate::index::BackedService;
 
 /// Where a pod's traffic enters from the SLB.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,56 +32,6 @@ pub struct PodPlace {
     pub instance: Option<Option<String>>,
     /// The node is named by the pod but not (or no longer) in the node cache.
     pub node_unknown: bool,
-}
-
-/// The managed Services with a valid configuration whose selector matches `pod`.
-///
-/// A Service without a selector (hand-made endpoints) selects no pod; one with bad
-/// annotations is skipped by the planner, so it holds nobody either.
-pub fn backed_services<'a>(
-    pod: &Pod,
-    services: impl IntoIterator<Item = &'a Service>,
-    config: &PlannerConfig,
-) -> Vec<BackedService> {
-    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
-    let empty = BTreeMap::new();
-    let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
-    let mut out: Vec<BackedService> = services
-        .into_iter()
-        .filter(|svc| svc.metadata.namespace.as_deref().unwrap_or("default") == namespace)
-        .filter(|svc| selects(svc, labels))
-        .filter_map(|svc| {
-            let info = ServiceInfo::from_service(svc, config, &mut Interner::default())?;
-            info.spec.is_ok().then(|| BackedService {
-                name: svc.metadata.name.clone().unwrap_or_default(),
-                mode: info.mode,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| a.name.cmp(&b.name));
-    out
-}
-
-fn selects(svc: &Service, labels: &BTreeMap<String, String>) -> bool {
-    let Some(selector) = svc.spec.as_ref().and_then(|s| s.selector.as_ref()) else {
-        return false;
-    };
-    !selector.is_empty() && selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
-/// The managed Service named `name` in `namespace` (any mode), if it is valid.
-pub fn managed_service<'a>(
-    namespace: &str,
-    name: &str,
-    services: impl IntoIterator<Item = &'a Service>,
-    config: &PlannerConfig,
-) -> Option<Mode> {
-    let svc = services.into_iter().find(|s| {
-        s.metadata.namespace.as_deref().unwrap_or("default") == namespace
-            && s.metadata.name.as_deref() == Some(name)
-    })?;
-    let info = ServiceInfo::from_service(svc, config, &mut Interner::default())?;
-    info.spec.is_ok().then_some(info.mode)
 }
 
 pub fn has_finalizer(pod: &Pod) -> bool {
@@ -175,35 +118,6 @@ pub fn pod_place(pod: &Pod, node: Option<&Node>) -> PodPlace {
         instance,
         node_unknown: node_name.is_some() && node.is_none(),
     }
-}
-
-/// Another endpoint of `service` on `node` that is ready and not terminating, so
-/// kube-proxy sends the node's SLB traffic there rather than to the deleted pod.
-pub fn other_serving_endpoint<'a>(
-    namespace: &str,
-    service: &str,
-    node: &str,
-    pod_name: &str,
-    slices: impl IntoIterator<Item = &'a EndpointSlice>,
-) -> bool {
-    slices
-        .into_iter()
-        .filter(|s| s.metadata.namespace.as_deref().unwrap_or("default") == namespace)
-        .filter(|s| {
-            s.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                .is_some_and(|n| n == service)
-        })
-        .flat_map(|s| s.endpoints.iter().flatten())
-        .any(|ep| {
-            let c = ep.conditions.as_ref();
-            ep.node_name.as_deref() == Some(node)
-                && ep.target_ref.as_ref().and_then(|r| r.name.as_deref()) != Some(pod_name)
-                && c.and_then(|c| c.terminating) != Some(true)
-                && c.and_then(|c| c.ready) != Some(false)
-        })
 }
 
 /// Whether one group no longer sends the deleted pod traffic.

@@ -1,4 +1,9 @@
 //! Pod side of the agent: pod finalizer, readiness gates, drained condition, drain journal.
+//!
+//! A keyed reconciler over pods ([`reconciler`]): watch events, reconcile passes and drain
+//! starts name pods; each reconcile gathers facts from the cluster index and the SLB
+//! members last seen ([`lifecycle`], [`book`]), decides purely ([`step`], [`decide`]) and
+//! writes ([`writer`]); its next wake-up is the pod's next deadline.
 use crate::reconcile::PassObserver;
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher;
@@ -6,16 +11,18 @@ use std::sync::Arc;
 
 pub mod allowance;
 pub mod args;
+mod book;
 pub mod decide;
-mod journal;
+mod drain_annotation;
 mod lifecycle;
+mod reconciler;
+pub mod step;
 #[cfg(test)]
 mod tests;
-mod timers;
 pub mod waiting;
 mod writer;
 
-pub use journal::ledger_from_pods;
+pub use drain_annotation::ledger_from_pods;
 pub use lifecycle::{PodLifecycle, PodLifecycleConfig, PodStores};
 
 /// What the control loop needs from the pod side.

@@ -6,25 +6,27 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::Store;
 
 use super::decide;
-use crate::desired::PlannerConfig;
-use crate::index::ServiceRef;
+use crate::index::{ClusterIndex, ServiceRef};
 
 /// The Services `pods` wait on. Cheap for pods that wait on nothing (a look at their
-/// gates and deletion); a deleted pod still held is matched against the Services.
+/// gates and deletion); a deleted pod still held is matched against the Services the
+/// index files under its labels.
 pub fn waiting_services<'a>(
     pods: impl IntoIterator<Item = &'a Pod>,
-    services: &[&Service],
-    config: &PlannerConfig,
+    index: &ClusterIndex,
 ) -> BTreeSet<ServiceRef> {
     let mut out = BTreeSet::new();
     for pod in pods {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         if decide::is_deleting(pod) {
             if decide::has_finalizer(pod) && !decide::is_drained(pod) {
-                for backed in decide::backed_services(pod, services.iter().copied(), config) {
+                let empty = Default::default();
+                let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+                for backed in index.services_selecting(namespace, labels) {
                     out.insert(ServiceRef::new(namespace, backed.name));
                 }
             }
@@ -41,12 +43,10 @@ pub fn waiting_services<'a>(
     out
 }
 
-/// [`waiting_services`] over the agent's reflector stores.
-pub fn in_stores(stores: &super::PodStores, config: &PlannerConfig) -> BTreeSet<ServiceRef> {
-    let pods = stores.pods.state();
-    let services = stores.services.state();
-    let services: Vec<&Service> = services.iter().map(|s| &**s).collect();
-    waiting_services(pods.iter().map(|p| &**p), &services, config)
+/// [`waiting_services`] over the agent's pod store.
+pub fn in_stores(pods: &Store<Pod>, index: &ClusterIndex) -> BTreeSet<ServiceRef> {
+    let pods = pods.state();
+    waiting_services(pods.iter().map(|p| &**p), index)
 }
 
 #[cfg(test)]
@@ -54,6 +54,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::desired::PlannerConfig;
+    use k8s_openapi::api::core::v1::Service;
 
     fn service(name: &str) -> Service {
         serde_json::from_value(json!({
@@ -86,18 +88,20 @@ mod tests {
 
     #[test]
     fn pods_waiting_on_a_gate_or_a_drain_name_their_services() {
-        let (web, api, db) = (service("web"), service("api"), service("db"));
-        let services = [&web, &api, &db];
+        let mut index = ClusterIndex::new(PlannerConfig::default());
+        for name in ["web", "api", "db"] {
+            index.apply_service(&service(name));
+        }
         let pods = [
             pod("web-new", "web", None, false),
             pod("api-ready", "api", Some(true), false),
             pod("db-old", "db", Some(true), true),
             pod("api-new", "api", Some(false), false),
         ];
-        let waiting = waiting_services(pods.iter(), &services, &PlannerConfig::default());
+        let waiting = waiting_services(pods.iter(), &index);
         let names: Vec<&str> = waiting.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["api", "db", "web"]);
-        let idle = waiting_services(pods[1..2].iter(), &services, &PlannerConfig::default());
+        let idle = waiting_services(pods[1..2].iter(), &index);
         assert!(idle.is_empty());
     }
 }

@@ -1,24 +1,19 @@
-//! The one task that writes pods: finalizers, readiness gate and drained conditions, the
-//! drain journal annotation, and pod Events.
+//! The pod writes: finalizers, readiness gate and drained conditions, the drain journal
+//! annotation, and pod Events.
 //!
-//! Observers (`pass_finished`, `pod_event`, the drain journal) must never block, so they
-//! queue [`Write`]s here. One task, in order, also means the journal's read-modify-write
-//! of an annotation never races another journal write. Every write re-reads the pod first,
-//! so a queued write that became pointless (the pod changed or went away) does nothing.
-//! Only the leader writes: a write dequeued while not leading is dropped, and the pod side
-//! re-derives everything when leadership is gained.
-
-use std::collections::HashSet;
-use std::sync::Mutex;
+//! Every write re-reads the pod first and is conditional on what it read, so a write that
+//! became pointless (the pod changed or went away) does nothing. The reconciler never runs
+//! two reconciles of one pod at once, so the journal's read-modify-write of an annotation
+//! never races another write of the same pod.
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
 
 use super::decide::{self, GateCondition};
+use super::step::PodWrite;
 use crate::agent::metrics::AgentMetrics;
 use crate::k8s::events::{AgentEvent, Events};
 use crate::k8s::names::{
@@ -28,117 +23,12 @@ use crate::k8s::release::{remove_finalizer, Removal};
 
 /// Re-reads and retries after the pod changed under a guarded patch.
 const MAX_ATTEMPTS: usize = 5;
-/// A failed write is tried again after 1, 2, 4, 8 s (a pod's grace period is short).
-const RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(1);
-const MAX_RETRIES: u32 = 4;
 
-/// `(namespace, name)` of a pod.
-pub type PodKey = (String, String);
-
-/// A pod write the pod side decided on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Write {
-    /// Add `slb-sync.io/drain` (unless the pod is being deleted or has it).
-    AddFinalizer(PodKey),
-    /// Set readiness gate conditions.
-    Gate(PodKey, GateCondition),
-    /// The drain is confirmed: Event DrainCompleted, condition drained=True, then release.
-    Complete(PodKey),
-    /// The fail-open deadline passed: Warning Event, metric, release.
-    FailOpen { pod: PodKey, held_secs: u64 },
-    /// Set (`Some`) or remove (`None`) one drain journal entry.
-    Journal {
-        pod: PodKey,
-        key: String,
-        at: Option<Timestamp>,
-    },
-    /// Publish an Event on the pod.
-    Event(PodKey, AgentEvent),
-}
-
-impl Write {
-    /// Identical writes queued twice cost one (they are idempotent, the second is noise).
-    fn dedup_key(&self) -> Option<String> {
-        match self {
-            Write::AddFinalizer((ns, n)) => Some(format!("fin/{ns}/{n}")),
-            Write::Gate((ns, n), g) => Some(format!(
-                "gate/{ns}/{n}/{}/{}/{}",
-                g.condition_type, g.status, g.reason
-            )),
-            Write::Complete((ns, n)) => Some(format!("done/{ns}/{n}")),
-            Write::FailOpen { pod: (ns, n), .. } => Some(format!("open/{ns}/{n}")),
-            Write::Journal { .. } | Write::Event(..) => None,
-        }
-    }
-}
-
-/// The sending side, held by the pod side.
-pub struct WriteQueue {
-    tx: mpsc::UnboundedSender<(Write, u32)>,
-    queued: std::sync::Arc<Mutex<HashSet<String>>>,
-}
-
-impl WriteQueue {
-    /// Queues `write` unless the same write is already waiting.
-    pub fn send(&self, write: Write) {
-        if let Some(key) = write.dedup_key() {
-            if !lock(&self.queued).insert(key) {
-                return;
-            }
-        }
-        // A closed queue means the writer stopped with the agent: nothing left to do.
-        let _ = self.tx.send((write, 0));
-    }
-}
-
-/// What the writer task needs.
+/// What the writes need.
 pub struct Writer {
     pub client: Client,
     pub events: Events,
     pub metrics: AgentMetrics,
-    pub leader: watch::Receiver<bool>,
-}
-
-/// Starts the writer task; it ends when the queue is dropped.
-pub fn spawn(writer: Writer) -> WriteQueue {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Write, u32)>();
-    let queued = std::sync::Arc::new(Mutex::new(HashSet::new()));
-    let done = queued.clone();
-    // Retries must not keep the queue open once the pod side is gone.
-    let retry_tx = tx.downgrade();
-    tokio::spawn(async move {
-        while let Some((write, attempt)) = rx.recv().await {
-            if let Some(key) = write.dedup_key() {
-                lock(&done).remove(&key);
-            }
-            if !*writer.leader.borrow() {
-                tracing::debug!(?write, "not the leader; pod write dropped");
-                continue;
-            }
-            let Err(error) = writer.run(&write).await else {
-                continue;
-            };
-            if attempt >= MAX_RETRIES {
-                // Level-triggered: the next pod event or pass decides the write again,
-                // and a held finalizer still has its fail-open deadline.
-                tracing::warn!(?write, %error, "pod write failed; giving up for now");
-                continue;
-            }
-            tracing::info!(?write, %error, attempt, "pod write failed; retrying");
-            let retry_tx = retry_tx.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(RETRY_DELAY.saturating_mul(1 << attempt)).await;
-                if let Some(tx) = retry_tx.upgrade() {
-                    let _ = tx.send((write, attempt + 1));
-                }
-            });
-        }
-    });
-    WriteQueue { tx, queued }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Writer {
@@ -146,24 +36,13 @@ impl Writer {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    async fn run(&self, write: &Write) -> Result<(), WriteError> {
+    /// Makes one write the reconciler decided on for the pod `ns/name`.
+    pub async fn write(&self, ns: &str, name: &str, write: &PodWrite) -> Result<(), WriteError> {
         match write {
-            Write::AddFinalizer((ns, name)) => self.add_finalizer(ns, name).await,
-            Write::Gate((ns, name), gate) => self.set_gate(ns, name, gate).await,
-            Write::Complete((ns, name)) => self.complete(ns, name).await,
-            Write::FailOpen {
-                pod: (ns, name),
-                held_secs,
-            } => self.fail_open(ns, name, *held_secs).await,
-            Write::Journal {
-                pod: (ns, name),
-                key,
-                at,
-            } => self.journal(ns, name, key, *at).await,
-            Write::Event((ns, name), event) => {
-                self.event(ns, name, event).await;
-                Ok(())
-            }
+            PodWrite::AddFinalizer => self.add_finalizer(ns, name).await,
+            PodWrite::Gate(gate) => self.set_gate(ns, name, gate).await,
+            PodWrite::Complete => self.complete(ns, name).await,
+            PodWrite::FailOpen { held_secs } => self.fail_open(ns, name, *held_secs).await,
         }
     }
 
@@ -325,12 +204,12 @@ impl Writer {
         }
     }
 
-    async fn journal(
+    /// Sets (`Some`) or removes (`None`) drain journal entries in one patch.
+    pub async fn journal(
         &self,
         ns: &str,
         name: &str,
-        key: &str,
-        at: Option<Timestamp>,
+        entries: &std::collections::BTreeMap<String, Option<Timestamp>>,
     ) -> Result<(), WriteError> {
         let api = self.api(ns);
         let Some(pod) = api.get_opt(name).await? else {
@@ -341,12 +220,18 @@ impl Writer {
             .annotations
             .as_ref()
             .and_then(|a| a.get(DRAIN_STARTED_AT_ANNOTATION))
-            .map(String::as_str);
-        let Some(value) = decide::merge_journal(current, key, at) else {
+            .cloned();
+        let mut value = current.clone();
+        for (key, at) in entries {
+            if let Some(next) = decide::merge_journal(value.as_deref(), key, *at) {
+                value = next;
+            }
+        }
+        if value == current {
             return Ok(());
-        };
-        // This task is the annotation's only writer and re-read it just now: a merge
-        // patch cannot lose another entry.
+        }
+        // The reconciler of this pod is the annotation's only writer and re-read it just
+        // now: a merge patch cannot lose another entry.
         let patch =
             json!({ "metadata": { "annotations": { DRAIN_STARTED_AT_ANNOTATION: value } } });
         match api
@@ -359,7 +244,7 @@ impl Writer {
         }
     }
 
-    async fn event(&self, ns: &str, name: &str, event: &AgentEvent) {
+    pub async fn event(&self, ns: &str, name: &str, event: &AgentEvent) {
         match self.api(ns).get_opt(name).await {
             Ok(Some(pod)) => self.event_on(&pod, event).await,
             Ok(None) => {}

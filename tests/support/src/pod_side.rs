@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -23,6 +23,7 @@ use serde_json::Value;
 use slb_sync::agent::metrics::AgentMetrics;
 use slb_sync::agent::pods::{PodLifecycle, PodLifecycleConfig, PodSide, PodStores};
 use slb_sync::desired::PlannerConfig;
+use slb_sync::index::ClusterIndex;
 use slb_sync::k8s::events::Events;
 use slb_sync::model::{
     Backend, BackendState, BackendType, DesiredGroup, OwnerDescription, Protocol, SlbBackend,
@@ -57,7 +58,13 @@ impl Drop for Harness {
     }
 }
 
-fn spawn_reflector<K>(api: Api<K>) -> (Store<K>, JoinHandle<()>)
+/// A reflector store of one kind, and the cluster index fed with every event as the
+/// agent's watchers feed it.
+fn spawn_reflector<K>(
+    api: Api<K>,
+    index: Arc<RwLock<ClusterIndex>>,
+    feed: fn(&mut ClusterIndex, &watcher::Event<K>),
+) -> (Store<K>, JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
         + Clone
@@ -67,15 +74,60 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default()).default_backoff(),
-    );
+    let (reader, mut writer) = reflector::store();
     let task = tokio::spawn(async move {
-        stream.for_each(|_| async {}).await;
+        let mut events = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        let mut relisted: Vec<K> = Vec::new();
+        while let Some(event) = events.next().await {
+            let Ok(event) = event else { continue };
+            // The index first: a test that sees the object in the store may rely on it.
+            match &event {
+                watcher::Event::Init => relisted.clear(),
+                watcher::Event::InitApply(obj) => relisted.push(obj.clone()),
+                _ => {}
+            }
+            // A (re)list reaches the index whole, at its end.
+            let mut index = index.write().unwrap();
+            match &event {
+                watcher::Event::InitDone => {
+                    let all = std::mem::take(&mut relisted);
+                    for obj in &all {
+                        feed(&mut index, &watcher::Event::Apply(obj.clone()));
+                    }
+                }
+                _ => feed(&mut index, &event),
+            }
+            drop(index);
+            writer.apply_watcher_event(&event);
+        }
     });
     (reader, task)
+}
+
+fn feed_services(index: &mut ClusterIndex, event: &watcher::Event<Service>) {
+    match event {
+        watcher::Event::Apply(s) => drop(index.apply_service(s)),
+        watcher::Event::Delete(s) => drop(index.delete_service(s)),
+        _ => {}
+    }
+}
+
+fn feed_nodes(index: &mut ClusterIndex, event: &watcher::Event<Node>) {
+    match event {
+        watcher::Event::Apply(n) => drop(index.apply_node(n)),
+        watcher::Event::Delete(n) => drop(index.delete_node(n)),
+        _ => {}
+    }
+}
+
+fn feed_slices(index: &mut ClusterIndex, event: &watcher::Event<EndpointSlice>) {
+    match event {
+        watcher::Event::Apply(s) => drop(index.apply_endpoint_slice(s)),
+        watcher::Event::Delete(s) => drop(index.delete_endpoint_slice(s)),
+        _ => {}
+    }
 }
 
 /// Starts mock-kube and a `PodLifecycle` fed from watchers of all four kinds.
@@ -98,15 +150,24 @@ pub async fn start_with(
 ) -> Harness {
     let kube = MockKube::start().await.expect("mock-kube starts");
     let client = kube.client().expect("client");
-    let (services, t1) = spawn_reflector(Api::<Service>::all(client.clone()));
-    let (nodes, t2) = spawn_reflector(Api::<Node>::all(client.clone()));
-    let (slices, t3) = spawn_reflector(Api::<EndpointSlice>::all(client.clone()));
+    let index = Arc::new(RwLock::new(ClusterIndex::new(PlannerConfig::default())));
+    let (services, t1) = spawn_reflector(
+        Api::<Service>::all(client.clone()),
+        index.clone(),
+        feed_services,
+    );
+    let (nodes, t2) = spawn_reflector(Api::<Node>::all(client.clone()), index.clone(), feed_nodes);
+    let (slices, t3) = spawn_reflector(
+        Api::<EndpointSlice>::all(client.clone()),
+        index.clone(),
+        feed_slices,
+    );
     let (pods, mut pod_writer) = reflector::store::<Pod>();
     let stores = PodStores {
         pods: pods.clone(),
         services: services.clone(),
         nodes: nodes.clone(),
-        slices: slices.clone(),
+        index,
     };
     let metrics = AgentMetrics::register(&Registry::new()).unwrap();
     let (leader_tx, leader_rx) = watch::channel(leader);

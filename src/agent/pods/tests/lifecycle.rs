@@ -96,3 +96,95 @@ fn ledger_is_restored_from_journal_annotations() {
         Some("2026-01-01T00:00:00Z".parse().unwrap())
     );
 }
+
+fn at(text: &str) -> jiff::Timestamp {
+    text.parse().unwrap()
+}
+
+#[test]
+fn a_held_pod_wakes_at_its_next_deadline_and_is_released_at_the_last() {
+    use crate::agent::pods::step::{pod_step, HoldRules, PodFacts, PodWrite};
+    // Deleted at 00:00:00 with a 10 s grace period: killed at 00:00:10; a Local Service,
+    // so kube-proxy's 5 s allowance runs to 00:00:06 (the stamp is truncated: +1 s).
+    let mut pod = mk_deleting(mk_pod("web-0", &[]), "2026-01-01T00:00:10Z");
+    pod.metadata.deletion_grace_period_seconds = Some(10);
+    let rules = HoldRules {
+        fail_open_margin: Duration::from_secs(15),
+        kube_proxy_allowance: Duration::from_secs(5),
+    };
+    let backed = vec![BackedService {
+        name: "web".into(),
+        mode: Mode::Local,
+    }];
+    let waiting = PodFacts {
+        backed: backed.clone(),
+        drain_confirmed: false,
+        ..PodFacts::default()
+    };
+    // Not confirmed: nothing to write, woken at the fail-open deadline.
+    let step = pod_step(&pod, &waiting, rules, at("2026-01-01T00:00:02Z"));
+    assert!(step.writes.is_empty());
+    assert_eq!(step.wake_at, Some(at("2026-01-01T00:00:25Z")));
+    // Confirmed inside the allowance: woken when it ends, not before.
+    let confirmed = PodFacts {
+        drain_confirmed: true,
+        ..waiting.clone()
+    };
+    let step = pod_step(&pod, &confirmed, rules, at("2026-01-01T00:00:02Z"));
+    assert!(step.writes.is_empty());
+    assert_eq!(step.wake_at, Some(at("2026-01-01T00:00:06Z")));
+    // ... and released then.
+    let step = pod_step(&pod, &confirmed, rules, at("2026-01-01T00:00:06Z"));
+    assert_eq!(step.writes, [PodWrite::Complete]);
+    // Never confirmed: released fail-open at the deadline, the hold counted from the
+    // deletion.
+    let step = pod_step(&pod, &waiting, rules, at("2026-01-01T00:00:25Z"));
+    assert_eq!(step.writes, [PodWrite::FailOpen { held_secs: 25 }]);
+    assert_eq!(step.wake_at, None);
+    // A pod already released asks for nothing.
+    pod.metadata.finalizers = None;
+    assert_eq!(
+        pod_step(&pod, &waiting, rules, at("2026-01-01T00:00:25Z")),
+        Default::default()
+    );
+}
+
+#[test]
+fn a_live_pod_gets_the_finalizer_and_its_gates_written_once() {
+    use crate::agent::pods::step::{pod_step, HoldRules, PodFacts, PodWrite};
+    let rules = HoldRules {
+        fail_open_margin: Duration::from_secs(15),
+        kube_proxy_allowance: Duration::from_secs(5),
+    };
+    let mut pod = mk_pod("web-0", &[("app", "web")]);
+    let gate = GateCondition {
+        condition_type: "registered.slb-sync.io/web".into(),
+        status: true,
+        reason: REASON_REGISTERED,
+        message: "in".into(),
+    };
+    let facts = PodFacts {
+        backed: vec![BackedService {
+            name: "web".into(),
+            mode: Mode::Eni,
+        }],
+        gates: vec![gate.clone()],
+        drain_confirmed: false,
+    };
+    let now = at("2026-01-01T00:00:00Z");
+    let step = pod_step(&pod, &facts, rules, now);
+    assert_eq!(
+        step.writes,
+        [PodWrite::AddFinalizer, PodWrite::Gate(gate.clone())]
+    );
+    assert_eq!(step.wake_at, None);
+    // Both written: nothing more.
+    pod.metadata.finalizers = Some(vec![POD_FINALIZER.into()]);
+    pod.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+        type_: gate.condition_type.clone(),
+        status: "True".into(),
+        reason: Some(REASON_REGISTERED.into()),
+        ..PodCondition::default()
+    }]);
+    assert!(pod_step(&pod, &facts, rules, now).writes.is_empty());
+}

@@ -14,12 +14,24 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use super::decide::*;
 use super::ledger_from_pods;
 use crate::desired::PlannerConfig;
+use crate::index::{ClusterIndex, ServiceRef};
 use crate::k8s::names::{DRAINED_CONDITION, DRAIN_STARTED_AT_ANNOTATION, POD_FINALIZER};
 use crate::model::{
     Backend, BackendKey, BackendState, BackendType, DesiredGroup, Mode, OwnerDescription, Protocol,
     SlbBackend, Weight,
 };
 use crate::model::{GroupObservation, GroupTarget};
+
+/// The managed Services among `services` that select `pod`, as the index answers.
+fn backed_services(pod: &Pod, services: &[Service], config: &PlannerConfig) -> Vec<BackedService> {
+    let mut index = ClusterIndex::new(config.clone());
+    for service in services {
+        index.apply_service(service);
+    }
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    index.services_selecting(namespace, &labels)
+}
 
 const LB_ID: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id";
 

@@ -7,32 +7,28 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::reflector::ObjectRef;
 
+use super::book::PodKey;
 use super::decide;
-use super::lifecycle::{lock, pod_key, Inner, PodLifecycle};
-use super::writer::Write;
+use super::lifecycle::{lock, PodContext, PodLifecycle};
 use crate::k8s::events::AgentEvent;
 use crate::k8s::names::DRAIN_STARTED_AT_ANNOTATION;
 use crate::model::{BackendKey, Mode, ServiceRef};
 use crate::plan::DrainLedger;
 use crate::reconcile::DrainJournal;
 
-impl Inner {
+impl PodContext {
+    fn pod(&self, key: &PodKey) -> Option<Arc<Pod>> {
+        self.stores.pods.get(&ObjectRef::new(&key.1).within(&key.0))
+    }
+
     /// The live pod with `ip` (a pod IP is reused only after its pod finished).
     fn pod_with_ip(&self, ip: IpAddr) -> Option<Arc<Pod>> {
-        let text = ip.to_string();
-        self.stores
-            .pods
-            .state()
-            .into_iter()
+        let keys: Vec<PodKey> = lock(&self.book).with_ip(ip).cloned().collect();
+        keys.iter()
+            .filter_map(|key| self.pod(key))
             .filter(|p| !decide::is_terminal(p))
-            .filter(|p| {
-                let status = p.status.as_ref();
-                status.and_then(|s| s.pod_ip.as_deref()) == Some(text.as_str())
-                    || status
-                        .and_then(|s| s.pod_ips.as_ref())
-                        .is_some_and(|ips| ips.iter().any(|i| i.ip == text))
-            })
             // A deleted pod still held keeps its IP until released: it is the one draining.
             .max_by_key(|p| decide::is_deleting(p) && decide::has_finalizer(p))
     }
@@ -40,43 +36,36 @@ impl Inner {
     /// The deleted, still held pods of the Local Service whose group `v_server_group_id`
     /// is, on the node `instance`: a node drain there is theirs.
     fn held_pods_on_node(&self, v_server_group_id: &str, instance: &str) -> Vec<Arc<Pod>> {
-        let service = lock(&self.state)
-            .observed
-            .iter()
-            .find(|(_, o)| o.target.desired.v_server_group_id.as_deref() == Some(v_server_group_id))
-            .map(|(g, _)| g.service.clone());
-        let Some(ServiceRef { namespace, name }) = service else {
-            return Vec::new();
+        let (service, held) = {
+            let book = lock(&self.book);
+            let Some((group, _)) = book.group_with_id(v_server_group_id) else {
+                return Vec::new();
+            };
+            let service = group.service.clone();
+            let held = book.held_in(&service.namespace);
+            (service, held)
         };
-        let (namespace, name) = (namespace.as_str(), name.as_str());
-        let services = self.stores.services.state();
-        self.stores
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| p.metadata.namespace.as_deref() == Some(namespace))
+        let ServiceRef { namespace, name } = &service;
+        let index = self.stores.index.read().unwrap_or_else(|e| e.into_inner());
+        held.iter()
+            .filter_map(|key| self.pod(key))
+            .filter(|p| !decide::is_drained(p))
             .filter(|p| {
-                decide::is_deleting(p) && decide::has_finalizer(p) && !decide::is_drained(p)
-            })
-            .filter(|p| {
+                let empty = Default::default();
+                let labels = p.metadata.labels.as_ref().unwrap_or(&empty);
                 matches!(&self.place(p).instance, Some(Some(id)) if id == instance)
-                    && decide::backed_services(
-                        p,
-                        services.iter().map(|s| &**s),
-                        &self.config.planner,
-                    )
-                    .iter()
-                    .any(|s| s.name == name && s.mode == Mode::Local)
+                    && index
+                        .services_selecting(namespace, labels)
+                        .iter()
+                        .any(|s| &s.name == name && s.mode == Mode::Local)
             })
             .collect()
     }
 
     fn window_of(&self, v_server_group_id: &str) -> Option<Duration> {
-        lock(&self.state)
-            .observed
-            .values()
-            .find(|o| o.target.desired.v_server_group_id.as_deref() == Some(v_server_group_id))
-            .map(|o| o.target.drain_window)
+        lock(&self.book)
+            .group_with_id(v_server_group_id)
+            .map(|(_, o)| o.target.drain_window)
     }
 }
 
@@ -111,59 +100,73 @@ pub fn ledger_from_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> DrainLed
     ledger
 }
 
+impl PodLifecycle {
+    fn note_event(&self, pod: &Pod, event: AgentEvent) {
+        let Some(key) = super::book::pod_key(pod) else {
+            return;
+        };
+        lock(&self.context.book)
+            .events
+            .entry(key.clone())
+            .or_default()
+            .push(event);
+        self.request(&key);
+    }
+
+    fn note_journal(&self, pod: &Pod, entry: String, at: Option<Timestamp>) {
+        let Some(key) = super::book::pod_key(pod) else {
+            return;
+        };
+        lock(&self.context.book)
+            .journal
+            .entry(key.clone())
+            .or_default()
+            .insert(entry, at);
+        self.request(&key);
+    }
+}
+
 impl DrainJournal for PodLifecycle {
     fn drain_started(&self, v_server_group_id: &str, key: &BackendKey, at: Timestamp) {
-        let inner = &self.inner;
+        let context = &self.context;
         let (server_ip, port) = match key {
             BackendKey::Eni { server_ip, port } => (server_ip, port),
             BackendKey::Ecs { server_id, .. } => {
                 // Node drains are not persisted: after a restart their window restarts
                 // in full, which is safe. They are announced on the pods they are for.
-                let window_secs = inner
+                let window_secs = context
                     .window_of(v_server_group_id)
                     .map_or(0, |w| w.as_secs());
-                for pod in inner.held_pods_on_node(v_server_group_id, server_id) {
-                    if let Some(pod_key) = pod_key(&pod) {
-                        let event = AgentEvent::DrainStarted { window_secs };
-                        inner.queue.send(Write::Event(pod_key, event));
-                    }
+                for pod in context.held_pods_on_node(v_server_group_id, server_id) {
+                    self.note_event(&pod, AgentEvent::DrainStarted { window_secs });
                 }
                 return;
             }
         };
-        let Some(pod) = inner.pod_with_ip(*server_ip) else {
+        let Some(pod) = context.pod_with_ip(*server_ip) else {
             return;
         };
-        let Some(pod_key) = pod_key(&pod) else { return };
-        inner.queue.send(Write::Journal {
-            pod: pod_key.clone(),
-            key: decide::journal_key(v_server_group_id, *port),
-            at: Some(at),
-        });
+        self.note_journal(
+            &pod,
+            decide::journal_key(v_server_group_id, *port),
+            Some(at),
+        );
         // Drains of pods that merely turned unready are journaled but not announced.
         if !decide::is_deleting(&pod) {
             return;
         }
-        let window_secs = inner
+        let window_secs = context
             .window_of(v_server_group_id)
             .map_or(0, |w| w.as_secs());
-        inner.queue.send(Write::Event(
-            pod_key,
-            AgentEvent::DrainStarted { window_secs },
-        ));
+        self.note_event(&pod, AgentEvent::DrainStarted { window_secs });
     }
 
     fn drain_ended(&self, v_server_group_id: &str, key: &BackendKey) {
         let BackendKey::Eni { server_ip, port } = key else {
             return;
         };
-        let inner = &self.inner;
-        if let Some(pod) = inner.pod_with_ip(*server_ip).as_deref().and_then(pod_key) {
-            inner.queue.send(Write::Journal {
-                pod,
-                key: decide::journal_key(v_server_group_id, *port),
-                at: None,
-            });
+        if let Some(pod) = self.context.pod_with_ip(*server_ip) {
+            self.note_journal(&pod, decide::journal_key(v_server_group_id, *port), None);
         }
     }
 }

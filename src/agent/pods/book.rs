@@ -1,0 +1,302 @@
+//! [`PodBook`]: what the pod side remembers between reconciles — the last SLB members
+//! seen per group, lookups of pods by IP, label and hold, drain journal entries and
+//! Events waiting to be written, and write failures for the retry backoff.
+//!
+//! The lookups are kept from pod watch events so that nothing on the pod side scans every
+//! pod or every Service: at 150,000 pods and 10,000 Services a scan per pass or per pod
+//! is what keeps an agent from ever reaching its SLB calls.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+
+use super::decide;
+use crate::k8s::events::AgentEvent;
+use crate::model::{GroupObservation, GroupRef, ServiceRef};
+
+/// `(namespace, name)` of a pod.
+pub type PodKey = (String, String);
+
+pub(super) fn pod_key(pod: &Pod) -> Option<PodKey> {
+    Some((
+        pod.metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        pod.metadata.name.clone()?,
+    ))
+}
+
+/// What a pod is filed under in the lookups; kept to unfile it when it changes or goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Filed {
+    ips: Vec<IpAddr>,
+    labels: BTreeMap<String, String>,
+    held: bool,
+}
+
+impl Filed {
+    fn of(pod: &Pod) -> Self {
+        Filed {
+            ips: decide::pod_place(pod, None).ips,
+            labels: pod.metadata.labels.clone().unwrap_or_default(),
+            // Deleted and still carrying our finalizer: a pass may confirm its drain.
+            held: decide::is_deleting(pod) && decide::has_finalizer(pod),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(super) struct PodBook {
+    /// The last members seen per group, by Service (failed passes keep the previous
+    /// reading). Retired groups of a Service sit next to its live ones.
+    observed: HashMap<ServiceRef, BTreeMap<GroupRef, GroupObservation>>,
+    filed: HashMap<PodKey, Filed>,
+    by_ip: HashMap<IpAddr, BTreeSet<PodKey>>,
+    /// namespace → label key → label value → pod names.
+    by_label: HashMap<String, HashMap<String, HashMap<String, BTreeSet<String>>>>,
+    /// namespace → deleted pods still held.
+    held: HashMap<String, BTreeSet<String>>,
+    /// Drain journal entries to write on a pod: set (`Some`) or remove (`None`).
+    pub(super) journal: HashMap<PodKey, BTreeMap<String, Option<Timestamp>>>,
+    /// Events to publish on a pod.
+    pub(super) events: HashMap<PodKey, Vec<AgentEvent>>,
+    /// Consecutive failed reconciles per pod, for the retry backoff.
+    pub(super) failures: HashMap<PodKey, u32>,
+}
+
+impl PodBook {
+    // ---- SLB members seen ----
+
+    pub(super) fn observe(&mut self, group: &GroupRef, observation: GroupObservation) {
+        self.observed
+            .entry(group.service.clone())
+            .or_default()
+            .insert(group.clone(), observation);
+    }
+
+    /// Its observations would only ever hold a later drain back.
+    pub(super) fn forget_service(&mut self, service: &ServiceRef) {
+        self.observed.remove(service);
+    }
+
+    /// The observed groups of `service` for the ports it has now (a port removed from
+    /// the Service leaves an observation no pass updates any more), by port.
+    pub(super) fn observations(
+        &self,
+        service: &ServiceRef,
+        ports: &[u16],
+    ) -> Vec<&GroupObservation> {
+        let mut groups: Vec<(&GroupRef, &GroupObservation)> = self
+            .observed
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter(|(g, _)| ports.contains(&g.service_port))
+            .collect();
+        groups.sort_by_key(|(g, _)| g.service_port);
+        groups.into_iter().map(|(_, o)| o).collect()
+    }
+
+    /// The group whose SLB id is `v_server_group_id`, and what was seen of it.
+    pub(super) fn group_with_id(
+        &self,
+        v_server_group_id: &str,
+    ) -> Option<(&GroupRef, &GroupObservation)> {
+        self.observed
+            .values()
+            .flatten()
+            .find(|(_, o)| o.target.desired.v_server_group_id.as_deref() == Some(v_server_group_id))
+    }
+
+    // ---- pod lookups ----
+
+    /// Files `pod` (after a watch event applied it), unfiling what it was before.
+    pub(super) fn file(&mut self, pod: &Pod) {
+        let Some(key) = pod_key(pod) else { return };
+        let now = Filed::of(pod);
+        if self.filed.get(&key) == Some(&now) {
+            return;
+        }
+        self.unfile(&key);
+        for ip in &now.ips {
+            self.by_ip.entry(*ip).or_default().insert(key.clone());
+        }
+        let labels = self.by_label.entry(key.0.clone()).or_default();
+        for (k, v) in &now.labels {
+            labels
+                .entry(k.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default()
+                .insert(key.1.clone());
+        }
+        if now.held {
+            self.held
+                .entry(key.0.clone())
+                .or_default()
+                .insert(key.1.clone());
+        }
+        self.filed.insert(key, now);
+    }
+
+    /// Forgets a pod that left the store, with what it still had to write.
+    pub(super) fn unfile(&mut self, key: &PodKey) {
+        let Some(old) = self.filed.remove(key) else {
+            return;
+        };
+        for ip in &old.ips {
+            if let Some(keys) = self.by_ip.get_mut(ip) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.by_ip.remove(ip);
+                }
+            }
+        }
+        if let Some(labels) = self.by_label.get_mut(&key.0) {
+            for (k, v) in &old.labels {
+                let Some(values) = labels.get_mut(k) else {
+                    continue;
+                };
+                if let Some(names) = values.get_mut(v) {
+                    names.remove(&key.1);
+                    if names.is_empty() {
+                        values.remove(v);
+                    }
+                }
+                if values.is_empty() {
+                    labels.remove(k);
+                }
+            }
+            if labels.is_empty() {
+                self.by_label.remove(&key.0);
+            }
+        }
+        if old.held {
+            if let Some(names) = self.held.get_mut(&key.0) {
+                names.remove(&key.1);
+                if names.is_empty() {
+                    self.held.remove(&key.0);
+                }
+            }
+        }
+    }
+
+    /// Files every pod again (after a re-list), dropping those no longer there.
+    pub(super) fn refile<'a>(&mut self, pods: impl IntoIterator<Item = &'a Pod>) {
+        let mut seen = BTreeSet::new();
+        for pod in pods {
+            self.file(pod);
+            if let Some(key) = pod_key(pod) {
+                seen.insert(key);
+            }
+        }
+        let gone: Vec<PodKey> = self
+            .filed
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in gone {
+            self.unfile(&key);
+            self.forget_writes(&key);
+        }
+    }
+
+    pub(super) fn forget_writes(&mut self, key: &PodKey) {
+        self.journal.remove(key);
+        self.events.remove(key);
+        self.failures.remove(key);
+    }
+
+    /// Pods with `ip` (one, unless an IP was reused while its old pod is still listed).
+    pub(super) fn with_ip(&self, ip: IpAddr) -> impl Iterator<Item = &PodKey> {
+        self.by_ip.get(&ip).into_iter().flatten()
+    }
+
+    /// Pods of `namespace` whose labels satisfy `selector` (non-empty).
+    pub(super) fn selected(&self, namespace: &str, selector: &[(String, String)]) -> Vec<PodKey> {
+        let Some(labels) = self.by_label.get(namespace) else {
+            return Vec::new();
+        };
+        let mut sets = selector
+            .iter()
+            .map(|(k, v)| labels.get(k).and_then(|values| values.get(v)));
+        let Some(Some(first)) = sets.next() else {
+            return Vec::new();
+        };
+        let rest: Option<Vec<&BTreeSet<String>>> = sets.collect();
+        let Some(rest) = rest else {
+            return Vec::new();
+        };
+        first
+            .iter()
+            .filter(|name| rest.iter().all(|set| set.contains(*name)))
+            .map(|name| (namespace.to_owned(), name.clone()))
+            .collect()
+    }
+
+    /// Deleted pods of `namespace` still held.
+    pub(super) fn held_in(&self, namespace: &str) -> Vec<PodKey> {
+        self.held
+            .get(namespace)
+            .into_iter()
+            .flatten()
+            .map(|name| (namespace.to_owned(), name.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pod(name: &str, app: &str, ip: &str, held: bool) -> Pod {
+        let mut p = json!({
+            "metadata": {"name": name, "namespace": "shop",
+                         "labels": {"app": app, "tier": "web"}},
+            "status": {"podIP": ip},
+        });
+        if held {
+            p["metadata"]["finalizers"] = json!(["slb-sync.io/drain"]);
+            p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        }
+        serde_json::from_value(p).unwrap()
+    }
+
+    fn names(keys: Vec<PodKey>) -> Vec<String> {
+        keys.into_iter().map(|(_, n)| n).collect()
+    }
+
+    #[test]
+    fn pods_are_found_by_selector_ip_and_hold_and_forgotten_when_they_change() {
+        let mut book = PodBook::default();
+        book.file(&pod("web-1", "web", "10.0.0.1", false));
+        book.file(&pod("web-2", "web", "10.0.0.2", true));
+        book.file(&pod("api-1", "api", "10.0.0.3", false));
+        let web = [
+            ("app".to_owned(), "web".to_owned()),
+            ("tier".into(), "web".into()),
+        ];
+        assert_eq!(names(book.selected("shop", &web)), ["web-1", "web-2"]);
+        assert!(book.selected("other", &web).is_empty());
+        assert_eq!(names(book.held_in("shop")), ["web-2"]);
+        let ip = "10.0.0.3".parse().unwrap();
+        assert_eq!(book.with_ip(ip).count(), 1);
+
+        // Relabelled and released: filed anew, the old entries gone.
+        book.file(&pod("web-2", "api", "10.0.0.9", false));
+        assert_eq!(names(book.selected("shop", &web)), ["web-1"]);
+        assert!(book.held_in("shop").is_empty());
+        assert_eq!(book.with_ip("10.0.0.2".parse().unwrap()).count(), 0);
+
+        // A re-list without web-1 forgets it.
+        book.refile([&pod("web-2", "api", "10.0.0.9", false)]);
+        assert!(book.selected("shop", &web).is_empty());
+        assert_eq!(book.filed.len(), 1);
+    }
+}
