@@ -21,9 +21,10 @@
 //!    index and of the groups being emptied), reads the SLB, plans steps
 //!    (`crate::plan`) and runs them make-before-break (`crate::reconcile::executor`).
 //! 5. **Pod side** — the pass's outcome goes first to the pod side (`pods/`: readiness
-//!    gates, the drained condition and the pod finalizer), then back to the control loop
+//!    gates, the drained condition and the pod finalizer), which names the pods the pass
+//!    concerns to its keyed reconciler (`pods/reconciler.rs`), then back to the control loop
 //!    as a `PassReport` (`messages.rs`; group ids, moves, listeners: `listeners.rs`;
-//!    Events: `reports.rs`).
+//!    Events: `reports.rs`; drains over their window: `drain_timer.rs`).
 //!
 //! Only the leader runs the scheduler and writes. [`run`] is the whole agent as a
 //! library call, so integration tests run it in-process against the Kubernetes and SLB
@@ -32,9 +33,9 @@
 pub mod args;
 mod cleanup;
 mod control;
+mod drain_timer;
 mod finalizer;
 mod groups;
-mod journal;
 mod listeners;
 mod messages;
 pub mod metrics;
@@ -54,8 +55,8 @@ use std::time::Duration;
 use kube::runtime::reflector;
 use tokio::sync::mpsc;
 
+pub use drain_timer::OVER_WINDOW_SLACK;
 pub use finalizer::finalizer_add_patch;
-pub use journal::OVER_WINDOW_SLACK;
 pub use watch::strip_pod;
 
 use crate::desired::PlannerConfig;
@@ -172,7 +173,6 @@ pub async fn run(
     let ready = ReadyFlag::new();
     let (service_store, service_writer) = reflector::store();
     let (pod_store, pod_writer) = reflector::store();
-    let (_slice_store, slice_writer) = reflector::store();
     let index = Arc::new(RwLock::new(ClusterIndex::new(config.planner.clone())));
     let (node_store, node_writer) = reflector::store();
     let pod_states = ReflectorPodStates::new(pod_store.clone());
@@ -215,7 +215,7 @@ pub async fn run(
     let reconcile_metrics = ReconcileMetrics::register(&config.registry)?;
     metrics::init_reconcile_series(&reconcile_metrics);
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
-    let timer = Arc::new(journal::DrainTimer::new(
+    let timer = Arc::new(drain_timer::DrainTimer::new(
         clock.clone(),
         config.metrics.clone(),
     ));
@@ -231,7 +231,7 @@ pub async fn run(
         )
         .with_metrics(reconcile_metrics)
         .with_journal(match pods.journal() {
-            Some(pod_journal) => Arc::new(journal::FanOut(vec![timer.clone(), pod_journal])),
+            Some(pod_journal) => Arc::new(drain_timer::FanOut(vec![timer.clone(), pod_journal])),
             None => timer.clone(),
         }),
     );
@@ -246,7 +246,6 @@ pub async fn run(
         client.clone(),
         watch::Writers {
             services: service_writer,
-            slices: slice_writer,
             nodes: node_writer,
             pods: pod_writer,
         },

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::drain_timer::DrainTimer;
 use super::groups::{empty, Emptying};
-use super::journal::DrainTimer;
 use super::messages::{Msg, PassFailure, PassReport};
 use super::metrics::AgentMetrics;
 use super::pods::SharedPodSide;

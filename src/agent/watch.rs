@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::store::Writer;
@@ -150,18 +150,23 @@ pub struct WatchContext {
     pub tx: mpsc::UnboundedSender<Msg>,
 }
 
+/// The kind's watch events, stripped, written into `store` when there is one (the
+/// index keeps what the planner and the pod side read of EndpointSlices: no store).
 fn events<K: Indexed>(
     client: kube::Client,
-    writer: Writer<K>,
-) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+    store: Option<Writer<K>>,
+) -> futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>
 where
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let api: Api<K> = Api::all(client);
-    watcher(api, watcher::Config::default())
+    let events = watcher(api, watcher::Config::default())
         .default_backoff()
-        .modify(K::strip)
-        .reflect(writer)
+        .modify(K::strip);
+    match store {
+        Some(writer) => events.reflect(writer).boxed(),
+        None => events.boxed(),
+    }
 }
 
 /// Feeds one event into the index and tells the control loop what it affected.
@@ -204,13 +209,12 @@ fn handle<K: Indexed>(ctx: &WatchContext, buffer: &mut Vec<K>, event: &watcher::
 async fn run_kind<K: Indexed>(
     ctx: WatchContext,
     client: kube::Client,
-    writer: Writer<K>,
+    store: Option<Writer<K>>,
     mut each: impl FnMut(&watcher::Event<K>) + Send,
 ) where
     K::DynamicType: Default + Eq + Hash + Clone,
 {
-    let stream = events(client, writer);
-    futures::pin_mut!(stream);
+    let mut stream = events(client, store);
     let mut buffer = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
@@ -225,10 +229,10 @@ async fn run_kind<K: Indexed>(
 }
 
 /// Stores the watchers write into (the Services store answers finalizer questions, the
-/// pods store the drain API; all four are the pod side's [`super::pods::PodStores`]).
+/// pods store the drain API; all three are read by the pod side, [`super::pods::PodStores`]).
+/// EndpointSlices have none: the index keeps what is read of them.
 pub struct Writers {
     pub services: Writer<Service>,
-    pub slices: Writer<EndpointSlice>,
     pub nodes: Writer<Node>,
     pub pods: Writer<Pod>,
 }
@@ -245,17 +249,22 @@ pub fn spawn_all(
         tokio::spawn(run_kind(
             ctx.clone(),
             client.clone(),
-            writers.services,
+            Some(writers.services),
+            |_| {},
+        )),
+        tokio::spawn(run_kind::<EndpointSlice>(
+            ctx.clone(),
+            client.clone(),
+            None,
             |_| {},
         )),
         tokio::spawn(run_kind(
             ctx.clone(),
             client.clone(),
-            writers.slices,
+            Some(writers.nodes),
             |_| {},
         )),
-        tokio::spawn(run_kind(ctx.clone(), client.clone(), writers.nodes, |_| {})),
-        tokio::spawn(run_kind(ctx, client, writers.pods, move |ev| {
+        tokio::spawn(run_kind(ctx, client, Some(writers.pods), move |ev| {
             pod_states.observe(ev);
             pods.pod_event(ev);
         })),
