@@ -21,7 +21,7 @@ use super::messages::{Kind, Msg, PassReport};
 use super::metrics::AgentMetrics;
 use super::pods::SharedPodSide;
 use super::target::live_targets;
-use crate::desired::{plan_all, plan_service, PlannerConfig};
+use crate::desired::{plan_service, PlannerConfig};
 use crate::http::ReadyFlag;
 use crate::index::{ClusterIndex, ServiceRef};
 use crate::k8s::events::{AgentEvent, Events};
@@ -242,16 +242,23 @@ impl Control {
             self.sync_service(&r, Lane::Bulk);
             seen.insert(r);
         }
-        // Managed Services the store has not (yet) got still get their passes.
-        let desired = plan_all(&self.index.read().unwrap_or_else(|e| e.into_inner()));
-        for ds in desired {
-            if let Some(r) = ServiceRef::parse(&ds.service) {
-                if !seen.contains(&r) {
-                    self.plan_ports(&r, ds.clone());
-                    for g in &ds.groups {
-                        self.trigger(&r, g.service_port, Lane::Bulk);
-                    }
-                }
+        // Managed Services the store has not (yet) got still get their passes (planned
+        // here alone: the others were planned by `sync_service`).
+        let missing: Vec<ServiceRef> = {
+            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+            index
+                .all_services()
+                .map(|(ns, name, _)| ServiceRef::new(ns, name))
+                .filter(|r| !seen.contains(r))
+                .collect()
+        };
+        for r in missing {
+            let desired = plan_service(&self.index.read().unwrap_or_else(|e| e.into_inner()), &r);
+            let Some(ds) = desired else { continue };
+            let ports: Vec<u16> = ds.groups.iter().map(|g| g.service_port).collect();
+            self.plan_ports(&r, ds);
+            for port in ports {
+                self.trigger(&r, port, Lane::Bulk);
             }
         }
         self.spread_resync();

@@ -105,13 +105,14 @@ fn same_group(shell: &GroupTarget, target: &GroupTarget) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::time::Duration;
 
     use super::*;
     use crate::model::{DesiredGroup, OwnerDescription, Protocol};
 
-    fn target(lb: &str, id: Option<&str>, backends: usize) -> GroupTarget {
+    /// The group of port 80 of `default/web` on `lb`, with `backends` copies of one node.
+    pub(in crate::agent) fn target(lb: &str, id: Option<&str>, backends: usize) -> GroupTarget {
         let backend = crate::model::Backend {
             server_id: Some("i-1".into()),
             server_ip: None,

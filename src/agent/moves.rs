@@ -83,24 +83,11 @@ impl Move {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::model::{DesiredGroup, OwnerDescription, Protocol, ServiceRef};
+    use crate::model::ServiceRef;
 
     fn group(lb: &str, id: Option<&str>) -> GroupTarget {
-        GroupTarget {
-            load_balancer_id: lb.to_owned(),
-            desired: DesiredGroup {
-                service_port: 80,
-                protocol: Protocol::Tcp,
-                v_server_group_id: id.map(str::to_owned),
-                name: OwnerDescription::new(80, "web", "default", "c1"),
-                backends: Vec::new(),
-            },
-            drain_window: Duration::from_secs(10),
-            emptying: false,
-        }
+        crate::agent::groups::tests::target(lb, id, 0)
     }
 
     fn moved(old: GroupTarget, lb: &str, id: Option<&str>) -> Move {
