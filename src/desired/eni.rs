@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use crate::index::{ClusterIndex, EndpointState, PortInfo, SliceInfo, TargetPort};
 use crate::model::{Backend, BackendState, Weight};
 
-use super::nodes::counts;
+use super::nodes::{counts, Bootstrap};
 
 /// The pod port behind service port `port` in `slice` (docs/architecture.md, "Ports"): the slice
 /// port with the Service port's name, else a numeric targetPort as is.
@@ -49,7 +49,7 @@ pub(super) fn eni_backends(
             }
         };
         for ep in slice.endpoints.iter() {
-            let (weight, state) = if counts(index, ns, service, ep) {
+            let (weight, state) = if counts(index, ns, service, ep, Bootstrap::ContainersReady) {
                 (Weight::MAX, BackendState::Active)
             } else if ep.state == EndpointState::Terminating {
                 (Weight::ZERO, BackendState::Draining)

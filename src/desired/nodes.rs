@@ -21,9 +21,27 @@ pub(super) fn cluster_backends(set: &NodeSet, node_port: u16) -> Vec<Backend> {
         .collect()
 }
 
+/// How early the readiness-gate bootstrap admits a not-ready endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bootstrap {
+    /// Once the pod's containers are ready: the backend takes traffic at once (ENI).
+    ContainersReady,
+    /// As soon as the endpoint is listed: the backend joins at weight 0 and takes no
+    /// traffic until an endpoint is ready (a Local node), so the SLB write is done while
+    /// the application starts, and the gate opens when the containers are ready rather
+    /// than a write and its propagation later.
+    Listed,
+}
+
 /// Whether an endpoint counts for `service` (docs/architecture.md, "Which endpoints count"):
 /// ready and not terminating, or admitted by the readiness-gate bootstrap.
-pub(super) fn counts(index: &ClusterIndex, ns: &str, service: &str, ep: &EndpointInfo) -> bool {
+pub(super) fn counts(
+    index: &ClusterIndex,
+    ns: &str,
+    service: &str,
+    ep: &EndpointInfo,
+    bootstrap: Bootstrap,
+) -> bool {
     match ep.state {
         EndpointState::Ready => true,
         EndpointState::Terminating => false,
@@ -31,7 +49,10 @@ pub(super) fn counts(index: &ClusterIndex, ns: &str, service: &str, ep: &Endpoin
             .pod
             .as_deref()
             .and_then(|pod| index.pod_gates(ns, pod))
-            .is_some_and(|g| g.admits(service)),
+            .is_some_and(|g| match bootstrap {
+                Bootstrap::ContainersReady => g.admits(service),
+                Bootstrap::Listed => g.gated_by(service),
+            }),
     }
 }
 
@@ -70,7 +91,7 @@ pub(super) fn local_weights(
     let mut tally: BTreeMap<&str, Tally> = BTreeMap::new();
     for (slice_name, slice) in index.slices_of(ns, service) {
         for ep in slice.endpoints.iter() {
-            let counted = counts(index, ns, service, ep);
+            let counted = counts(index, ns, service, ep, Bootstrap::Listed);
             if !counted && ep.state != EndpointState::Terminating {
                 continue;
             }

@@ -57,8 +57,14 @@ impl PodGates {
         })
     }
 
-    /// The bootstrap admits this pod's not-ready endpoint for `service`.
+    /// The pod declares a gate for `service`.
+    pub(crate) fn gated_by(&self, service: &str) -> bool {
+        self.services.iter().any(|s| &**s == service)
+    }
+
+    /// The bootstrap admits this pod's not-ready endpoint for `service` as a backend that
+    /// takes traffic at once (ENI): its gate is for `service` and its containers are ready.
     pub(crate) fn admits(&self, service: &str) -> bool {
-        self.containers_ready && self.services.iter().any(|s| &**s == service)
+        self.containers_ready && self.gated_by(service)
     }
 }

@@ -151,6 +151,24 @@ fn gate_bootstrap_puts_a_node_of_admitted_endpoints_only_in_at_weight_zero() {
 }
 
 #[test]
+fn a_local_node_joins_at_weight_zero_while_its_gated_pod_is_still_starting() {
+    // The endpoint is listed, the containers are not ready yet: the node joins at weight 0
+    // now, so the SLB carries it by the time the application is up and the gate opens
+    // then. Weight 0 sends it nothing meanwhile. A pod without our gate still waits.
+    let mut index = local_index(vec![
+        ready("10.0.0.1", "n1"),
+        of_pod(not_ready("10.0.0.2", "n2"), "p2"),
+    ]);
+    index.apply_pod(&mk_pod("p2", &[], false));
+    assert_eq!(backends(&index, "web"), ["i-a:30080/1/active"]);
+    index.apply_pod(&mk_pod("p2", &["registered.slb-sync.io/web"], false));
+    assert_eq!(
+        backends(&index, "web"),
+        ["i-a:30080/1/active", "i-b:30080/0/active"]
+    );
+}
+
+#[test]
 fn admitted_endpoints_count_on_a_node_that_already_serves() {
     // A ready endpoint gives the node rules in kube-proxy: the admitted one counts too.
     let mut index = local_index(vec![
