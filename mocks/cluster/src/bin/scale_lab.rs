@@ -134,6 +134,11 @@ enum Role {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // The agent's own log lines (cold start, resync behind, fail-open) on stderr.
+    slb_sync::logging::init(
+        slb_sync::logging::LogFormat::Text,
+        "warn,slb_sync::agent=info",
+    );
     procs::set_heap_probe(heap::live_bytes);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(if args.role.is_some() { 2 } else { 1 })

@@ -139,22 +139,27 @@ impl Lab {
         self.start.elapsed().as_secs_f64()
     }
 
-    /// mock-slb's per-action call counters: (calls, throttled) summed over `actions`
-    /// (every action when empty).
-    pub async fn slb_counters(&self, actions: &[&str]) -> (u64, u64) {
+    /// mock-slb's `/admin/counters` answer (`Null` when it cannot be read).
+    async fn admin_counters(&self) -> serde_json::Value {
         let addr = self
             .slb
             .addr
             .trim_start_matches("http://")
             .trim_end_matches('/')
             .parse();
-        let Ok(addr) = addr else { return (0, 0) };
-        let Ok(reply) =
-            crate::http::get_once(addr, "/admin/counters", Duration::from_secs(10)).await
-        else {
-            return (0, 0);
+        let Ok(addr) = addr else {
+            return serde_json::Value::Null;
         };
-        let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap_or_default();
+        match crate::http::get_once(addr, "/admin/counters", Duration::from_secs(10)).await {
+            Ok(reply) => serde_json::from_str(&reply.body).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        }
+    }
+
+    /// mock-slb's per-action call counters: (calls, throttled) summed over `actions`
+    /// (every action when empty).
+    pub async fn slb_counters(&self, actions: &[&str]) -> (u64, u64) {
+        let v = self.admin_counters().await;
         let mut calls = 0;
         let mut throttled = 0;
         if let Some(api) = v["api"].as_object() {
@@ -166,6 +171,18 @@ impl Lab {
             }
         }
         (calls, throttled)
+    }
+
+    /// Throttled answers per action since mock-slb started.
+    pub async fn throttled_by_action(&self) -> std::collections::BTreeMap<String, u64> {
+        let v = self.admin_counters().await;
+        let mut out = std::collections::BTreeMap::new();
+        for (action, c) in v["api"].as_object().into_iter().flatten() {
+            if let Some(n) = c["errors"]["Throttling"].as_u64() {
+                out.insert(action.clone(), n);
+            }
+        }
+        out
     }
 
     /// The costs of the three processes now: (lab process, agent threads' CPU), mock-kube,

@@ -16,17 +16,22 @@ use slb_sync::reconcile::{current_lane, Lane};
 use slb_sync::slb::{BackendHealth, Listener, SlbApi, SlbError, VServerGroupSummary};
 
 /// One call as the agent issued it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Call {
     /// Seconds since the recorder was made.
     pub at: f64,
     pub action: &'static str,
+    #[serde(serialize_with = "lane_name")]
     pub lane: Lane,
     /// Group id, instance id, or empty.
     pub target: String,
     /// Written backends: (server id, server ip, weight).
     pub backends: Vec<(String, Option<IpAddr>, u8)>,
     pub ok: bool,
+}
+
+fn lane_name<S: serde::Serializer>(lane: &Lane, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(lane.as_str())
 }
 
 impl Call {

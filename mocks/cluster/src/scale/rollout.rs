@@ -50,6 +50,10 @@ pub struct Row {
     /// SLB calls the agent issued during the situation, and throttled answers.
     pub slb_calls: u64,
     pub throttled: u64,
+    /// Throttled answers by action over the whole run so far.
+    pub throttled_by_action: std::collections::BTreeMap<String, u64>,
+    /// The agent's calls from the first deletion on.
+    pub calls: Vec<Call>,
 }
 
 /// The cluster of the preset: `cluster` Services of 2 pods on 10 nodes, and one ENI
@@ -163,6 +167,8 @@ pub async fn run(o: &RolloutOptions) -> Result<Vec<Row>, LabError> {
         row.flags = extra;
         row.slb_calls = calls_after.saturating_sub(calls_before);
         row.throttled = throttled_after.saturating_sub(throttled_before);
+        row.throttled_by_action = lab.throttled_by_action().await;
+        row.calls = calls;
         eprintln!("{}", show_row(&row));
         rows.push(row);
         agent.stop().await;
@@ -189,6 +195,8 @@ fn summarize(spec: &Spec, s: usize, situation: &str, runs: &[PodRun], calls: &[C
         deletions: runs.len(),
         slb_calls: 0,
         throttled: 0,
+        throttled_by_action: Default::default(),
+        calls: Vec::new(),
     };
     for run in runs {
         let ip = spec.pod_ip(s, run.pod);
