@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# Installs the system packages the build needs (OpenSSL headers and pkg-config for the
-# SLB SDK's TLS stack), kubectl for tests/docs_kubectl.rs (which runs the docs' kubectl
-# commands against mock-kube) and the rustfmt/clippy components, only when missing.
+# Installs the system packages the build needs, kubectl for tests/docs_kubectl.rs (which
+# runs the docs' kubectl commands against mock-kube) and the rustfmt/clippy components,
+# only when they are missing.
+# - gcc: `ring` (rustls's crypto, HMAC-SHA1 of the SLB signature) compiles C and assembly.
+# - pkg-config and libssl-dev: for the tests only. The product has no OpenSSL (rustls);
+#   the dev-dependency aliyun-openapi-core-rust-sdk (the oracle our signer is checked
+#   against, tests/slb_signer_oracle.rs, and the baseline of benches/transport.rs) uses
+#   reqwest 0.11 with native-tls, which links OpenSSL. `cargo build --bin slb-sync` (the
+#   Dockerfile) needs neither.
 set -euo pipefail
 
 missing=()

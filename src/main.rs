@@ -220,8 +220,17 @@ async fn run_agent(args: RunArgs) -> anyhow::Result<()> {
         .credentials()
         .build()
         .context("cannot set up Alibaba Cloud credentials")?;
-    let slb: Arc<dyn SlbApi> =
-        Arc::new(RpcSlbClient::new(args.rpc_config(), credentials).with_metrics(slb_metrics));
+    // One budget for every HTTP request to the SLB and ECS APIs, shared with the
+    // executor's scheduler (lanes and fairness).
+    let budget = Arc::new(slb_sync::slb::budget::Budget::new(
+        config.limits.qps,
+        config.limits.burst,
+    ));
+    let slb: Arc<dyn SlbApi> = Arc::new(
+        RpcSlbClient::new(args.rpc_config(), credentials)
+            .with_metrics(slb_metrics)
+            .with_budget(budget),
+    );
     let pod_side = PodSideChoice::Lifecycle {
         fail_open_margin: std::time::Duration::from_secs(args.finalizer_grace_margin_seconds),
     };

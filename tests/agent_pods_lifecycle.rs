@@ -172,6 +172,63 @@ async fn readiness_gate_opens_only_with_the_member_at_positive_weight() {
     assert_eq!(h.kube.request_count("patch", "pods/status"), before);
 }
 
+/// `lastTransitionTime` moves only when the gate's status changes: a write that changes
+/// only the reason (here from a reason the agent does not use) keeps it.
+#[tokio::test]
+async fn gate_transition_time_moves_only_when_its_status_changes() {
+    let h = start(Duration::from_secs(60), true).await;
+    put_service_and_node(&h, true).await;
+    let mut pod = mk_pod("web-0", true, None);
+    let since: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    pod.status
+        .get_or_insert_with(Default::default)
+        .conditions
+        .get_or_insert_with(Vec::new)
+        .push(k8s_openapi::api::core::v1::PodCondition {
+            type_: GATE.into(),
+            status: "False".into(),
+            reason: Some("WaitingForController".into()),
+            last_transition_time: Some(Time(since)),
+            ..Default::default()
+        });
+    h.kube.put(&pod).unwrap();
+    eventually("the pod finalizer is added", || {
+        pod_json(&h, "web-0").is_some_and(|p| finalizers(&p).contains(&POD_FINALIZER.to_owned()))
+    })
+    .await;
+    let transition = |h: &Harness| {
+        pod_json(h, "web-0").and_then(|p| {
+            p["status"]["conditions"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == GATE)
+                .and_then(|c| c["lastTransitionTime"].as_str().map(str::to_owned))
+        })
+    };
+
+    pass(&h, eni_desired(Some(BackendState::Active)), vec![]);
+    eventually("the gate's reason is the agent's", || {
+        pod_json(&h, "web-0").and_then(|p| condition(&p, GATE))
+            == Some(("False".into(), "BackendNotRegistered".into()))
+    })
+    .await;
+    assert_eq!(transition(&h), Some(since.to_string()), "status unchanged");
+
+    store_shows(&h, "web-0", |p| has_condition(p, GATE, "False")).await;
+    pass(
+        &h,
+        eni_desired(Some(BackendState::Active)),
+        vec![eni_member(100)],
+    );
+    eventually("the gate is True", || {
+        pod_json(&h, "web-0").and_then(|p| condition(&p, GATE))
+            == Some(("True".into(), "BackendRegistered".into()))
+    })
+    .await;
+    let moved: jiff::Timestamp = transition(&h).unwrap().parse().unwrap();
+    assert!(moved > since, "status changed: {moved}");
+}
+
 fn has_condition(pod: &Pod, condition_type: &str, status: &str) -> bool {
     pod.status
         .as_ref()
@@ -328,40 +385,11 @@ async fn fail_open_deadline_runs_on_tokio_time() {
         eni_desired(Some(BackendState::Active)),
         vec![eni_member(100)],
     );
-    // Deleted "now" on the agent's clock (mock-kube stamps real wall time, which the
-    // jumps of the tokio clock leave behind).
-    let key = kube::runtime::reflector::ObjectRef::new("web-0").within(NS);
-    let mut pod = (*h.stores.pods.get(&key).unwrap()).clone();
-    // As the API server stamps it: the deletion time plus the 30 s grace period.
-    let deleted = jiff::Timestamp::from_second(clock.now().as_second() + 30).unwrap();
-    pod.metadata.deletion_timestamp = Some(Time(deleted));
-    // Another controller's finalizer keeps the object after ours goes, so what the agent
-    // wrote on it can be read.
-    pod.metadata
-        .finalizers
-        .get_or_insert_with(Vec::new)
-        .push("example.com/keep".into());
-    h.kube.put(&pod).unwrap();
-    store_shows(&h, "web-0", |p| p.metadata.deletion_timestamp.is_some()).await;
+    let deleted = delete_on_agent_clock(&h, &*clock, 30).await;
 
     // Margin 60 s after the deletionTimestamp, on tokio's clock.
     let deadline = clock.instant_at(deleted.checked_add(Duration::from_secs(60)).unwrap());
-    jump_to(deadline - Duration::from_secs(1)).await;
-    let ours = |p: &serde_json::Value| {
-        p["metadata"]["finalizers"]
-            .as_array()
-            .is_some_and(|f| f.iter().any(|f| f == "slb-sync.io/drain"))
-    };
-    assert!(
-        pod_json(&h, "web-0").is_some_and(|p| ours(&p)),
-        "released before the deadline"
-    );
-    assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
-    jump_to(deadline + Duration::from_millis(10)).await;
-    eventually("the finalizer is released at the deadline", || {
-        pod_json(&h, "web-0").is_some_and(|p| !ours(&p))
-    })
-    .await;
+    released_at(&h, deadline).await;
     assert_eq!(h.metrics.finalizer_fail_open_total.get(), 1);
     // Said on the pod, so wait-drained answers `released`, not `unmanaged`.
     let pod = pod_json(&h, "web-0").unwrap();
@@ -384,6 +412,71 @@ async fn fail_open_deadline_runs_on_tokio_time() {
         .and_then(|e| e["note"].as_str().map(str::to_owned))
         .expect("FailOpenRelease event");
     assert!(note.contains("after 90s"), "{note}");
+}
+
+/// A second delete with a shorter grace period moves `deletionTimestamp` earlier; the
+/// fail-open deadline follows it rather than keeping the first, later one.
+#[tokio::test]
+async fn a_shorter_second_delete_brings_the_fail_open_deadline_forward() {
+    let clock = Arc::new(TokioClock::new());
+    let h = start_with_clock(Duration::from_secs(60), true, clock.clone()).await;
+    put_service_and_node(&h, true).await;
+    held_pod(&h, "web-0", false, None).await;
+    pass(
+        &h,
+        eni_desired(Some(BackendState::Active)),
+        vec![eni_member(100)],
+    );
+    delete_on_agent_clock(&h, &*clock, 300).await;
+    let deleted = delete_on_agent_clock(&h, &*clock, 10).await;
+    released_at(
+        &h,
+        clock.instant_at(deleted.checked_add(Duration::from_secs(60)).unwrap()),
+    )
+    .await;
+}
+
+/// Marks web-0 deleted "now" on the agent's clock with `grace_secs` (mock-kube stamps real
+/// wall time, which the jumps of the tokio clock leave behind) and returns the
+/// `deletionTimestamp`, stamped as the API server does: deletion time plus grace period.
+/// Another controller's finalizer keeps the object after ours goes, so what the agent
+/// wrote on it can be read.
+async fn delete_on_agent_clock(h: &Harness, clock: &dyn Clock, grace_secs: i64) -> jiff::Timestamp {
+    let key = kube::runtime::reflector::ObjectRef::new("web-0").within(NS);
+    let mut pod = (*h.stores.pods.get(&key).unwrap()).clone();
+    let deleted = jiff::Timestamp::from_second(clock.now().as_second() + grace_secs).unwrap();
+    pod.metadata.deletion_timestamp = Some(Time(deleted));
+    pod.metadata.deletion_grace_period_seconds = Some(grace_secs);
+    let finalizers = pod.metadata.finalizers.get_or_insert_with(Vec::new);
+    if !finalizers.iter().any(|f| f == "example.com/keep") {
+        finalizers.push("example.com/keep".into());
+    }
+    h.kube.put(&pod).unwrap();
+    store_shows(h, "web-0", |p| {
+        p.metadata.deletion_timestamp.as_ref().map(|t| t.0) == Some(deleted)
+    })
+    .await;
+    deleted
+}
+
+/// Our finalizer holds web-0 until just before `deadline` and is released fail-open at it.
+async fn released_at(h: &Harness, deadline: tokio::time::Instant) {
+    jump_to(deadline - Duration::from_secs(1)).await;
+    let ours = |p: &serde_json::Value| {
+        p["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|f| f == "slb-sync.io/drain"))
+    };
+    assert!(
+        pod_json(h, "web-0").is_some_and(|p| ours(&p)),
+        "released before the deadline"
+    );
+    assert_eq!(h.metrics.finalizer_fail_open_total.get(), 0);
+    jump_to(deadline + Duration::from_millis(10)).await;
+    eventually("the finalizer is released at the deadline", || {
+        pod_json(h, "web-0").is_some_and(|p| !ours(&p))
+    })
+    .await;
 }
 
 /// A failed write is tried again: the drained condition write fails twice, and the pod

@@ -70,6 +70,7 @@ fn metrics_contract_lists_the_agreed_metrics() {
         ("slb_sync_drift_backends_total", "counter"),
         ("slb_sync_queue_depth", "gauge"),
         ("slb_sync_queue_wait_seconds", "histogram"),
+        ("slb_sync_pod_work_delayed_total", "counter"),
         ("slb_sync_resync_behind", "gauge"),
         ("slb_sync_cold_start_groups", "gauge"),
     ];

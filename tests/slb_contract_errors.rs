@@ -84,8 +84,8 @@ async fn a_slow_answer_times_out_as_unavailable() {
         "{:?}",
         started.elapsed()
     );
-    assert_eq!(err.class, ErrorClass::Unavailable);
-    assert_eq!(err.code, "Timeout");
+    assert_eq!(err.class, ErrorClass::Unavailable, "{err}");
+    assert_eq!(err.code, "Timeout", "{err}");
 }
 
 #[tokio::test]

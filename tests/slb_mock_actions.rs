@@ -439,3 +439,33 @@ async fn members_read_back_can_be_written_back() {
     c.remove_backends(GROUP, &zeroed).await.unwrap();
     assert!(members(&mock, GROUP).is_empty());
 }
+
+/// Every HTTP request takes a token of the client's budget: reading the listeners of an
+/// instance is one request for the instance and one per listener, and the budget is
+/// charged for each, so the configured rate is what the API sees.
+#[tokio::test]
+async fn every_http_request_takes_a_token_of_the_budget() {
+    let mock = start_mock(seed(171, false, json!({}))).await;
+    let budget = std::sync::Arc::new(slb_sync::slb::budget::Budget::new(
+        1000.0,
+        std::num::NonZeroU32::new(1000).unwrap(),
+    ));
+    let c = client(&mock).with_budget(budget.clone());
+    mock.clear_call_log();
+    let listeners = c.describe_listeners(LB).await.unwrap();
+    assert_eq!(listeners.len(), 4);
+    c.list_vserver_groups(LB).await.unwrap();
+    let requests = mock.call_log().len() as u64;
+    assert_eq!(
+        requests, 6,
+        "one for the instance, one per listener, one list"
+    );
+    assert_eq!(budget.granted(), requests);
+    // The executor waits on the same budget instead of pacing calls a second time.
+    let exec = slb_sync::reconcile::Executor::new(
+        std::sync::Arc::new(c),
+        std::sync::Arc::new(slb_sync::reconcile::TokioClock::new()),
+        slb_sync::reconcile::ExecutorConfig::default(),
+    );
+    assert!(std::sync::Arc::ptr_eq(exec.budget(), &budget));
+}

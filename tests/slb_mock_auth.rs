@@ -1,5 +1,5 @@
-//! Authentication end to end: the production client's signature v1 (through the SDK) is
-//! verified by the mock against its key pairs; every auth failure the client can cause
+//! Authentication end to end: the production client's signature v1 is verified by the
+//! mock's own verifier against its key pairs; every auth failure the client can cause
 //! is a Permanent error that never quotes a secret; credentials files rotate without a
 //! restart; STS pairs send their SecurityToken.
 
@@ -135,7 +135,7 @@ async fn sts_pair_works_with_its_token_and_fails_without_or_with_another() {
     assert!(e.message.contains("SecurityToken"), "{e}");
 }
 
-/// The SDK stamps each call with the current time and a fresh UUID nonce, so a stale
+/// The client stamps each call with the current time and a fresh nonce, so a stale
 /// timestamp or a replayed nonce cannot be produced through it (the mock's own tests
 /// cover those checks with its raw client). What the client must do with those answers
 /// is the same as for any auth failure: Permanent, message and RequestId kept.

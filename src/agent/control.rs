@@ -44,6 +44,11 @@ pub enum Msg {
     Found(Found),
     /// Look at this Service again (a failed search is retried).
     Recheck(ServiceRef),
+    /// Pod-facing work of a Service took this long: more than the API budget allows.
+    Delayed {
+        service: String,
+        waited: Duration,
+    },
     /// Whether a listener forwards to a group of a Service, as a read found.
     Listeners {
         service: String,
@@ -103,6 +108,8 @@ pub struct LoopState {
     pub(super) moves: HashMap<GroupRef, Move>,
     /// vServer group ids the passes reported.
     pub(super) group_ids: HashMap<GroupRef, String>,
+    /// When each Service's last `ApiBudgetExceeded` Event went out.
+    pub(super) delayed: HashMap<ServiceRef, tokio::time::Instant>,
     /// Groups without a listener already reported: (Service, group id).
     pub(super) unbound: HashSet<(ServiceRef, String)>,
     /// Listener drain settings last applied (or being applied) per Service.
@@ -182,6 +189,7 @@ impl Control {
                 self.judge_move(moved, old.as_deref(), None);
             }
             Msg::Found(found) => self.on_found(found),
+            Msg::Delayed { service, waited } => self.report_delay(&service, waited),
             Msg::Listeners {
                 service,
                 load_balancer_id,
@@ -373,6 +381,7 @@ impl Control {
             .retain(|g, _| g.service != key);
         self.state.bad_annotations.remove(r);
         self.state.unbound.retain(|(s, _)| s != r);
+        self.state.delayed.remove(r);
         self.state.listeners.remove(&key);
         self.state.group_ids.retain(|g, _| g.service != key);
         self.state.moves.retain(|g, _| g.service != key);
@@ -466,15 +475,17 @@ impl Control {
             .spawn(async move { events.emit(&event, &reference).await });
     }
 
-    /// Stops taking work and lets running passes finish within `grace`.
+    /// Stops taking work and lets running passes and writes finish within `grace` (one
+    /// deadline for both: a saturated agent still exits promptly).
     async fn stop(mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
         self.ready.set(false);
         self.reconciling.send_replace(false);
         if let Some((handle, mut task)) = self.state.scheduler.take() {
-            // Dropping the last handle closes the queue: the scheduler ends after the
-            // passes already running.
+            // Dropping the last handle closes the queue: the scheduler drops resync
+            // passes and ends after the others.
             drop(handle);
-            if tokio::time::timeout(grace, &mut task).await.is_err() {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
                 tracing::warn!(
                     grace_secs = grace.as_secs(),
                     "passes still running at shutdown; abandoned"
@@ -487,7 +498,7 @@ impl Control {
             let mut writes = writes;
             while writes.join_next().await.is_some() {}
         };
-        let _ = tokio::time::timeout(grace, drain).await;
+        let _ = tokio::time::timeout_at(deadline, drain).await;
         self.metrics.leader.set(0);
     }
 }

@@ -54,6 +54,32 @@ impl Control {
         });
     }
 
+    /// An `ApiBudgetExceeded` Event when pod-facing work of a Service took longer than
+    /// the API budget should allow, at most once per Service every five minutes.
+    pub(super) fn report_delay(&mut self, service: &str, waited: std::time::Duration) {
+        let Some(r) = super::target::service_ref(service) else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        if self
+            .state
+            .delayed
+            .get(&r)
+            .is_some_and(|at| now.duration_since(*at) < std::time::Duration::from_secs(300))
+        {
+            return;
+        }
+        self.state.delayed.insert(r.clone(), now);
+        let qps = self.executor.budget().period();
+        self.emit(
+            &r,
+            AgentEvent::ApiBudgetExceeded {
+                waited_secs: waited.as_secs(),
+                qps: format!("{:.1}", 1.0 / qps.as_secs_f64()),
+            },
+        );
+    }
+
     /// One `GroupWithoutListener` Event when a group of the Service is found with no
     /// listener forwarding to it (it gets no traffic), again only after it was bound.
     pub(super) fn note_listeners(

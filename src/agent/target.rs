@@ -50,6 +50,11 @@ impl TargetSource for IndexTargets {
         {
             return Some(target.clone());
         }
+        if group.retired.is_some() {
+            // A group a port left, emptied (or given back) since: a late wake-up, such as
+            // its drain deadline, has nothing to do. It is never the live group.
+            return None;
+        }
         let service = service_ref(&group.service)?;
         let index = self.index.read().unwrap_or_else(|e| e.into_inner());
         let desired = plan_service(&index, &service)?;
@@ -123,6 +128,13 @@ pub struct AgentObserver {
 }
 
 impl PassObserver for AgentObserver {
+    fn pass_delayed(&self, group: &GroupRef, waited: Duration) {
+        let _ = self.tx.send(Msg::Delayed {
+            service: group.service.clone(),
+            waited,
+        });
+    }
+
     fn pass_finished(
         &self,
         group: &GroupRef,
@@ -207,4 +219,62 @@ fn same_group(shell: &GroupTarget, target: &GroupTarget) -> bool {
         && shell.desired.v_server_group_id == target.desired.v_server_group_id
         && shell.desired.name == target.desired.name
         && shell.desired.protocol == target.desired.protocol
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desired::PlannerConfig;
+    use crate::index::fixtures::{mk_node, mk_service};
+
+    fn targets() -> (IndexTargets, mpsc::UnboundedReceiver<Msg>) {
+        let mut index = ClusterIndex::new(PlannerConfig::default());
+        index.apply_service(&mk_service("web"));
+        index.apply_node(&mk_node("node-1", "i-1"));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let targets = IndexTargets {
+            index: Arc::new(RwLock::new(index)),
+            cleanups: Arc::default(),
+            planned: Arc::default(),
+            default_drain_secs: 30,
+            tx,
+        };
+        (targets, rx)
+    }
+
+    #[test]
+    fn a_retired_group_without_its_cleanup_entry_is_not_planned_as_the_live_one() {
+        let (targets, _rx) = targets();
+        let live = GroupRef::new("default/web", 80);
+        assert!(targets.target(&live).is_some());
+        let retired = GroupRef {
+            retired: Some("lb-0/rsp-old".into()),
+            ..live.clone()
+        };
+        // Its cleanup entry went when it was emptied; a drain deadline still wakes it.
+        assert_eq!(targets.target(&retired), None);
+        let planned = targets.planned.lock().unwrap();
+        assert_eq!(
+            planned.keys().collect::<Vec<_>>(),
+            [&live],
+            "no stray entry"
+        );
+    }
+
+    #[test]
+    fn a_retired_group_being_emptied_gets_its_empty_target() {
+        let (targets, _rx) = targets();
+        let live = GroupRef::new("default/web", 80);
+        let shell = empty(&targets.target(&live).unwrap());
+        let retired = GroupRef {
+            retired: Some("lb-0/rsp-old".into()),
+            ..live
+        };
+        targets
+            .cleanups
+            .lock()
+            .unwrap()
+            .insert(retired.clone(), shell.clone());
+        assert_eq!(targets.target(&retired), Some(shell));
+    }
 }

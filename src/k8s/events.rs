@@ -40,6 +40,9 @@ pub enum AgentEvent {
         message: String,
         retry_secs: u64,
     },
+    /// Pod-facing work (drains, gates, cleanup) of the Service waited longer than the
+    /// API budget should allow.
+    ApiBudgetExceeded { waited_secs: u64, qps: String },
     /// No listener of the SLB instance forwards to one of the Service's groups (a group
     /// found or created by its owner name gets no traffic until one does).
     GroupWithoutListener {
@@ -73,6 +76,7 @@ impl AgentEvent {
             AgentEvent::SlbError { .. } => "SlbError",
             AgentEvent::BackendQuarantined { .. } => "BackendQuarantined",
             AgentEvent::GroupWithoutListener { .. } => "GroupWithoutListener",
+            AgentEvent::ApiBudgetExceeded { .. } => "ApiBudgetExceeded",
             AgentEvent::DrainStarted { .. } => "DrainStarted",
             AgentEvent::DrainCompleted => "DrainCompleted",
             AgentEvent::FailOpenRelease { .. } => "FailOpenRelease",
@@ -84,7 +88,8 @@ impl AgentEvent {
             AgentEvent::BadAnnotation { .. } => "ParseAnnotations",
             AgentEvent::SlbError { .. }
             | AgentEvent::BackendQuarantined { .. }
-            | AgentEvent::GroupWithoutListener { .. } => "SyncBackends",
+            | AgentEvent::GroupWithoutListener { .. }
+            | AgentEvent::ApiBudgetExceeded { .. } => "SyncBackends",
             AgentEvent::DrainStarted { .. } | AgentEvent::DrainCompleted => "DrainBackend",
             AgentEvent::FailOpenRelease { .. } => "ReleaseFinalizer",
         }
@@ -145,6 +150,13 @@ impl AgentEvent {
                      vgroup-port annotation"
                 )
             }
+            AgentEvent::ApiBudgetExceeded { waited_secs, qps } => format!(
+                "SLB work that pods of this Service wait on (drains, readiness gates, cleanup) \
+                 took {waited_secs}s from queue to done: more than the agent's API budget \
+                 ({qps} requests/s for every Service) allows in time. Pods may be released \
+                 before their drain is confirmed; raise --qps if the account's API quota \
+                 allows, or roll fewer Services at once"
+            ),
             AgentEvent::DrainStarted { window_secs } => format!(
                 "backend weight set to 0; draining for {window_secs}s before removing it \
                  from the SLB"

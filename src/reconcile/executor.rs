@@ -165,10 +165,11 @@ pub(super) struct Failure {
 
 impl<A: SlbApi + ?Sized> Executor<A> {
     pub fn new(api: Arc<A>, clock: Arc<dyn Clock>, config: ExecutorConfig) -> Self {
+        let api_budget = api.budget();
         Executor {
             api,
             clock,
-            gate: Gate::new(config.limits.clone()),
+            gate: Gate::new(config.limits.clone(), api_budget),
             config,
             ledger: Mutex::new(DrainLedger::new()),
             eni_ids: Mutex::new(HashMap::new()),

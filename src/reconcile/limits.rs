@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 
-use super::budget::{current_caller, Budget, Lane};
 use super::metrics::{ReconcileMetrics, CHANGE_SEEN};
+use crate::slb::budget::Budget;
 use crate::slb::{ErrorClass, SlbError};
 
 /// Limits for calls to the SLB API (flags `--slb-qps`, `--slb-burst`, …).
@@ -54,16 +54,23 @@ impl Default for ApiLimits {
 pub(crate) struct Gate {
     limits: ApiLimits,
     pub(crate) budget: Arc<Budget>,
+    /// The API client takes a token of `budget` per HTTP request (and applies its own
+    /// per-request timeout, so waiting for the budget never counts against it).
+    paced_by_api: bool,
     instances: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     seed: AtomicU64,
     pub(crate) metrics: Option<ReconcileMetrics>,
 }
 
 impl Gate {
-    pub(crate) fn new(limits: ApiLimits) -> Self {
+    /// A gate over `api_budget`, the budget the API client paces its requests with, or
+    /// over a budget of its own made from `limits`.
+    pub(crate) fn new(limits: ApiLimits, api_budget: Option<Arc<Budget>>) -> Self {
         let seed = RandomState::new().build_hasher().finish();
+        let paced_by_api = api_budget.is_some();
         Gate {
-            budget: Arc::new(Budget::new(limits.qps, limits.burst)),
+            budget: api_budget.unwrap_or_else(|| Arc::new(Budget::new(limits.qps, limits.burst))),
+            paced_by_api,
             limits,
             instances: Mutex::new(HashMap::new()),
             seed: AtomicU64::new(seed),
@@ -75,15 +82,11 @@ impl Gate {
         &self.limits
     }
 
-    /// Waits for a token of the budget in the lane and turn of the running pass.
+    /// Waits for a token of the budget in the lane and turn of the running pass, unless
+    /// the API client takes one per HTTP request itself.
     async fn take_token(&self) {
-        match current_caller() {
-            Some(caller) => {
-                self.budget
-                    .acquire(caller.lane, Some(&caller.service))
-                    .await
-            }
-            None => self.budget.acquire(Lane::Change, None).await,
+        if !self.paced_by_api {
+            self.budget.acquire_for_current().await;
         }
     }
 
@@ -105,6 +108,9 @@ impl Gate {
                     .change_to_first_call
                     .observe(seen.elapsed().as_secs_f64());
             }
+        }
+        if self.paced_by_api {
+            return call.await;
         }
         match tokio::time::timeout(self.limits.call_timeout, call).await {
             Ok(result) => result,

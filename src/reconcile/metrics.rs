@@ -35,6 +35,9 @@ pub struct ReconcileMetrics {
     pub queue_depth: IntGaugeVec,
     /// `slb_sync_queue_wait_seconds{lane}`: a group queued → its pass started.
     pub queue_wait: HistogramVec,
+    /// `slb_sync_pod_work_delayed_total`: pod-lane passes that took longer than 10 s from
+    /// queue to done (the API budget does not fit pod-facing demand).
+    pub pod_work_delayed: IntCounter,
 }
 
 impl ReconcileMetrics {
@@ -104,6 +107,11 @@ impl ReconcileMetrics {
             queue_depth.with_label_values(&[lane.as_str()]).set(0);
             queue_wait.with_label_values(&[lane.as_str()]);
         }
+        let pod_work_delayed = IntCounter::new(
+            "slb_sync_pod_work_delayed_total",
+            "Pod-facing passes that took longer than 10 s from queue to done",
+        )?;
+        registry.register(Box::new(pod_work_delayed.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(queue_wait.clone()))?;
         registry.register(Box::new(quarantines.clone()))?;
@@ -126,6 +134,7 @@ impl ReconcileMetrics {
             drift,
             queue_depth,
             queue_wait,
+            pod_work_delayed,
         })
     }
 }

@@ -3,7 +3,6 @@
 //! jittered exponential backoff, level-triggered re-planning after failures, and a
 //! scheduler that coalesces bursts of changes into one plan per group.
 
-mod budget;
 mod clock;
 mod discover;
 mod drains;
@@ -22,7 +21,7 @@ mod scheduler;
 #[cfg(test)]
 mod tests;
 
-pub use budget::{current_lane, Budget, Caller, Lane};
+pub use crate::slb::budget::{current_lane, Budget, Caller, Lane};
 pub use clock::{Clock, TokioClock};
 pub use discover::OwnedGroup;
 pub use executor::{

@@ -8,8 +8,8 @@ use std::collections::{HashMap, VecDeque};
 
 use tokio::time::Instant;
 
-use super::budget::Lane;
 use super::scheduler::GroupRef;
+use crate::slb::budget::Lane;
 
 /// Groups waiting for a pass, each once, in the lane of its most urgent trigger.
 #[derive(Debug, Default)]

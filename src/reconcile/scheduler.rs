@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::budget::{Caller, Lane, CALLER};
 use super::executor::{Executor, GroupTarget, PassOutcome, ReconcileError};
 use super::metrics::CHANGE_SEEN;
 use super::queue::LaneQueue;
+use crate::slb::budget::{Caller, Lane, CALLER};
 use crate::slb::SlbApi;
 
 /// One vServer group of one Service: what triggers name.
@@ -61,6 +61,23 @@ pub trait PassObserver: Send + Sync {
         target: &GroupTarget,
         result: &Result<PassOutcome, ReconcileError>,
     );
+
+    /// A pass of the pod lane ended `waited` after the group was queued, longer than
+    /// [`POD_WORK_DELAY`]: pod-facing work does not fit the API budget, and pods may be
+    /// released before their drain is confirmed.
+    fn pass_delayed(&self, _group: &GroupRef, _waited: Duration) {}
+}
+
+/// How long pod-facing work may take from queue to done before it is said to be late: a
+/// pod's drain must fit its grace period (30 s by default) with room to spare.
+pub const POD_WORK_DELAY: Duration = Duration::from_secs(10);
+
+/// A pass under way.
+struct Running {
+    group: GroupRef,
+    lane: Lane,
+    queued_at: Instant,
+    abort: tokio::task::AbortHandle,
 }
 
 /// Scheduler settings.
@@ -213,6 +230,7 @@ where
         bulk_spacing: Duration::ZERO,
         next_bulk: Instant::now(),
         held_for_budget: false,
+        closed: false,
     };
     let task = tokio::spawn(driver.run(rx));
     (SchedulerHandle { tx, stats }, task)
@@ -227,7 +245,7 @@ struct Driver<A: ?Sized> {
     config: SchedulerConfig,
     stats: Arc<SchedulerStats>,
     queue: LaneQueue,
-    running: HashMap<tokio::task::Id, (GroupRef, Lane)>,
+    running: HashMap<tokio::task::Id, Running>,
     /// Groups triggered while their pass runs: they run once more afterwards, in the
     /// most urgent lane asked for.
     dirty: HashMap<GroupRef, Lane>,
@@ -246,6 +264,8 @@ struct Driver<A: ?Sized> {
     /// Passes were held back because calls already wait for the budget: look again when
     /// the next token is due.
     held_for_budget: bool,
+    /// Every handle is gone: finish what runs, start nothing.
+    closed: bool,
 }
 
 /// Calls that may wait for the budget in a lane and the lanes before it before no more
@@ -272,7 +292,20 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                             self.on_msg(msg);
                         }
                     }
-                    None => open = false,
+                    None => {
+                        open = false;
+                        self.closed = true;
+                        // Shutting down: nothing queued starts, and resync reads are
+                        // dropped at once (passes are level-triggered: the next leader
+                        // reads again); running urgent passes get the grace to finish.
+                        self.queue = LaneQueue::default();
+                        self.timers.clear();
+                        self.due.clear();
+                        self.dirty.clear();
+                        for pass in self.running.values().filter(|p| p.lane == Lane::Bulk) {
+                            pass.abort.abort();
+                        }
+                    }
                 },
                 Some(done) = workers.join_next_with_id(), if !workers.is_empty() => {
                     self.finished(done);
@@ -312,7 +345,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             return;
         }
         self.seen.entry(group.clone()).or_insert_with(Instant::now);
-        let pending = if self.running.values().any(|(g, _)| *g == group) {
+        let pending = if self.running.values().any(|p| p.group == group) {
             let entry = self.dirty.entry(group).or_insert(lane);
             let was = *entry;
             *entry = was.min(lane);
@@ -354,7 +387,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
         let mine = self
             .running
             .values()
-            .filter(|(g, _)| g.service == service)
+            .filter(|p| p.group.service == service)
             .count();
         let queued_calls: usize = waiting[..=lane.index()].iter().sum();
         match lane {
@@ -366,7 +399,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                 let bulk = self
                     .running
                     .values()
-                    .filter(|(_, l)| *l == Lane::Bulk)
+                    .filter(|p| p.lane == Lane::Bulk)
                     .count();
                 running < max
                     && bulk < (max / 2).max(1)
@@ -426,7 +459,15 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                 service: group.service.as_str().into(),
             };
             let handle = workers.spawn(CALLER.scope(caller, pass));
-            self.running.insert(handle.id(), (group, lane));
+            self.running.insert(
+                handle.id(),
+                Running {
+                    group,
+                    lane,
+                    queued_at,
+                    abort: handle,
+                },
+            );
         }
     }
 
@@ -446,16 +487,21 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
     fn finished(&mut self, done: Result<(tokio::task::Id, PassResult), tokio::task::JoinError>) {
         let (group, lane, result) = match done {
             Ok((id, (group, result))) => {
-                let lane = self.running.remove(&id).map_or(Lane::Change, |(_, l)| l);
+                let lane = self.running.remove(&id).map_or(Lane::Change, |p| {
+                    self.note_delay(&p);
+                    p.lane
+                });
                 (group, lane, Some(result))
             }
             Err(join_error) => {
-                let Some((group, lane)) = self.running.remove(&join_error.id()) else {
+                let Some(pass) = self.running.remove(&join_error.id()) else {
                     return;
                 };
-                tracing::error!(service = %group.service, port = group.service_port,
-                    error = %join_error, "reconcile pass panicked; retrying later");
-                (group, lane, None)
+                if !join_error.is_cancelled() {
+                    tracing::error!(service = %pass.group.service, port = pass.group.service_port,
+                        error = %join_error, "reconcile pass panicked; retrying later");
+                }
+                (pass.group, pass.lane, None)
             }
         };
         let wake = match result {
@@ -487,11 +533,30 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             }
             None => Some((Instant::now() + self.failure_delay(&group), lane)),
         };
-        if let Some((at, lane)) = wake {
+        if let (Some((at, lane)), false) = (wake, self.closed) {
             self.set_timer(group.clone(), at, lane);
         }
         if let Some(lane) = self.dirty.remove(&group) {
             self.queue.push(group, lane);
+        }
+    }
+
+    /// Says when a pod-lane pass took longer than [`POD_WORK_DELAY`] from queue to done.
+    fn note_delay(&self, pass: &Running) {
+        let waited = pass.queued_at.elapsed();
+        if pass.lane != Lane::Pod || waited <= POD_WORK_DELAY {
+            return;
+        }
+        if let Some(metrics) = self.executor.metrics() {
+            metrics.pod_work_delayed.inc();
+        }
+        tracing::warn!(service = %pass.group.service, port = pass.group.service_port,
+            waited_secs = waited.as_secs(),
+            "pod-facing work waited longer than it should for the API budget; pods may be \
+             released before their drain is confirmed (raise --qps if the account's quota \
+             allows)");
+        if let Some(observer) = &self.observer {
+            observer.pass_delayed(&pass.group, waited);
         }
     }
 
@@ -522,7 +587,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             }
             self.timers.remove(&(at, group.clone()));
             let lane = self.due.remove(&group).map_or(Lane::Change, |(_, l)| l);
-            if self.running.values().any(|(g, _)| *g == group) {
+            if self.running.values().any(|p| p.group == group) {
                 let entry = self.dirty.entry(group).or_insert(lane);
                 *entry = (*entry).min(lane);
             } else {

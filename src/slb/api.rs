@@ -126,4 +126,10 @@ pub trait SlbApi: Send + Sync {
     /// ECS `DescribeNetworkInterfaces` (2014-05-26) by private IP, at most 100 IPs a call;
     /// IPs without an ENI are absent from the answer.
     async fn resolve_eni_ids(&self, ips: &[IpAddr]) -> Result<HashMap<IpAddr, String>, SlbError>;
+
+    /// The budget the client takes a token of for every HTTP request it sends, with its
+    /// own per-request timeout; `None` when callers must pace (and time out) its calls.
+    fn budget(&self) -> Option<std::sync::Arc<super::budget::Budget>> {
+        None
+    }
 }

@@ -1,16 +1,19 @@
 //! The SLB OpenAPI edge: the [`SlbApi`] trait the reconciler drives, its error classes,
-//! batching, per-action metrics, credentials and the production RPC client.
+//! batching, per-action metrics, credentials, the process's one HTTP client and the
+//! production RPC client.
 
 mod api;
 pub mod batch;
+pub mod budget;
 pub mod credentials;
 mod error;
+pub mod http;
 mod metrics;
 pub mod rpc;
 
 pub use api::{
     BackendHealth, Listener, ListenerProtocol, SlbApi, VServerGroupSummary, CREATED_FOR_TAG,
 };
-pub use error::{ErrorClass, SlbError};
+pub use error::{AnswerStatus, ErrorClass, SlbError};
 pub use metrics::{SlbMetrics, ACTIONS};
 pub use rpc::{RpcConfig, RpcSlbClient};

@@ -48,23 +48,46 @@ pub fn ok(body: Value) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(body)
 }
 
+/// Answers `action`, sent as GET (reads) or POST (backend writes; `Action` is in the
+/// query either way).
 pub async fn answer(server: &MockServer, action: &str, response: ResponseTemplate) {
-    Mock::given(method("GET"))
-        .and(query_param("Action", action))
+    Mock::given(query_param("Action", action))
         .respond_with(response)
         .mount(server)
         .await;
 }
 
-/// The query parameters of every request received, form-decoded, in arrival order.
+/// The parameters of every request received (query, plus the form body of a POST),
+/// form-decoded, in arrival order.
 pub async fn sent(server: &MockServer) -> Vec<BTreeMap<String, String>> {
     server
         .received_requests()
         .await
         .unwrap_or_default()
         .iter()
-        .map(|r| r.url.query_pairs().into_owned().collect())
+        .map(|r| {
+            let mut params: BTreeMap<String, String> = r.url.query_pairs().into_owned().collect();
+            if r.method.as_str() == "POST" {
+                params.extend(form_urlencoded_pairs(&r.body));
+            }
+            params
+        })
         .collect()
+}
+
+/// The HTTP method of every request received, in arrival order.
+pub async fn methods(server: &MockServer) -> Vec<String> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|r| r.method.to_string())
+        .collect()
+}
+
+fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
 }
 
 pub fn rfc3986(s: &str) -> String {
@@ -79,14 +102,23 @@ pub fn rfc3986(s: &str) -> String {
         .collect()
 }
 
-/// Signature v1 as the API verifies it, recomputed from what was actually sent.
+/// Signature v1 of a GET as the API verifies it, recomputed from what was actually sent.
 pub fn expected_signature(params: &BTreeMap<String, String>, secret: &str) -> String {
+    expected_signature_for("GET", params, secret)
+}
+
+/// Signature v1 for `method`, recomputed from every parameter sent (query and body).
+pub fn expected_signature_for(
+    method: &str,
+    params: &BTreeMap<String, String>,
+    secret: &str,
+) -> String {
     let canonical: Vec<String> = params
         .iter()
         .filter(|(k, _)| k.as_str() != "Signature")
         .map(|(k, v)| format!("{}={}", rfc3986(k), rfc3986(v)))
         .collect();
-    let string_to_sign = format!("GET&%2F&{}", rfc3986(&canonical.join("&")));
+    let string_to_sign = format!("{method}&%2F&{}", rfc3986(&canonical.join("&")));
     let mut mac = Hmac::<sha1::Sha1>::new_from_slice(format!("{secret}&").as_bytes()).unwrap();
     mac.update(string_to_sign.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())

@@ -3,7 +3,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::serve::ListenerExt as _;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -108,6 +111,9 @@ pub struct Shared {
     core: Mutex<Core>,
     pub dataplane: DataPlane,
     pub started: Instant,
+    /// TCP connections the API has accepted: a client that keeps its connections alive
+    /// makes many calls over few.
+    pub api_connections: AtomicU64,
 }
 
 impl Shared {
@@ -153,6 +159,7 @@ impl MockSlb {
             }),
             dataplane: DataPlane::default(),
             started: Instant::now(),
+            api_connections: AtomicU64::new(0),
         });
         shared.apply_seed(&config.seed)?;
         let listener = tokio::net::TcpListener::bind(config.api_addr)
@@ -167,6 +174,10 @@ impl MockSlb {
             addr: config.api_addr.to_string(),
             source,
         })?;
+        let counted = shared.clone();
+        let listener = listener.tap_io(move |_| {
+            counted.api_connections.fetch_add(1, Ordering::Relaxed);
+        });
         let app = crate::admin::router()
             .fallback(crate::api::rpc)
             .with_state(shared.clone());
@@ -229,6 +240,11 @@ impl MockSlbHandle {
 
     pub fn faults(&self) -> FaultConfig {
         self.shared.lock().faults.config.clone()
+    }
+
+    /// TCP connections the API (and admin API) has accepted since the start.
+    pub fn api_connections(&self) -> u64 {
+        self.shared.api_connections.load(Ordering::Relaxed)
     }
 
     /// Per-action API counters.

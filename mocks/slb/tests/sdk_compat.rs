@@ -1,5 +1,5 @@
-//! The mock accepts requests exactly as `aliyun-openapi-core-rust-sdk` (the production
-//! client's signer and transport) builds them: its timestamp format (fractional seconds),
+//! The mock accepts requests exactly as `aliyun-openapi-core-rust-sdk` (the vendor's own
+//! client, the oracle the agent's signer is checked against) builds them: its timestamp format (fractional seconds),
 //! its encoding, GET and POST.
 
 mod common;

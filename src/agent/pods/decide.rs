@@ -137,6 +137,19 @@ pub fn condition_status<'a>(pod: &'a Pod, condition_type: &str) -> Option<(&'a s
         .map(|c| (c.status.as_str(), c.reason.as_deref().unwrap_or("")))
 }
 
+/// The `lastTransitionTime` a write of `condition_type` at `status` carries: Kubernetes
+/// moves it only when the status changes, so a write that changes only the reason or the
+/// message keeps the pod's.
+pub fn transition_time(pod: &Pod, condition_type: &str, status: &str, now: Timestamp) -> Timestamp {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == condition_type))
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map_or(now, |t| t.0)
+}
+
 pub fn is_drained(pod: &Pod) -> bool {
     condition_status(pod, DRAINED_CONDITION).is_some_and(|(s, _)| s == "True")
 }

@@ -315,10 +315,12 @@ impl Inner {
         };
         let uid = pod.metadata.uid.clone().unwrap_or_default();
         let mut state = lock(&self.state);
+        // A second delete with a shorter grace period moves `deletionTimestamp` earlier:
+        // the timer is replaced, not kept at the first, later deadline.
         if state
             .fail_open
             .get(key)
-            .is_some_and(|armed| armed.uid == uid)
+            .is_some_and(|armed| armed.uid == uid && armed.at == deadline)
         {
             return;
         }

@@ -212,7 +212,7 @@ impl Writer {
         let status = if gate.status { "True" } else { "False" };
         self.patch_condition(
             &api,
-            name,
+            &pod,
             &gate.condition_type,
             status,
             gate.reason,
@@ -224,19 +224,21 @@ impl Writer {
     async fn patch_condition(
         &self,
         api: &Api<Pod>,
-        name: &str,
+        pod: &Pod,
         condition_type: &str,
         status: &str,
         reason: &str,
         message: &str,
     ) -> Result<(), WriteError> {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let since = decide::transition_time(pod, condition_type, status, Timestamp::now());
         // Strategic merge keys pod conditions by type: the kubelet's conditions stay.
         let patch = json!({ "status": { "conditions": [{
             "type": condition_type,
             "status": status,
             "reason": reason,
             "message": message,
-            "lastTransitionTime": Timestamp::now().to_string(),
+            "lastTransitionTime": since.to_string(),
         }]}});
         match api
             .patch_status(name, &PatchParams::default(), &Patch::Strategic(patch))
@@ -262,7 +264,7 @@ impl Writer {
             // condition, never `unmanaged` from a missing finalizer of a drained pod.
             self.patch_condition(
                 &api,
-                name,
+                &pod,
                 DRAINED_CONDITION,
                 "True",
                 "BackendRemoved",
@@ -299,7 +301,7 @@ impl Writer {
         // `wait-drained` does not mistake it for a pod the agent never held.
         self.patch_condition(
             &api,
-            name,
+            &pod,
             DRAINED_CONDITION,
             "False",
             FAIL_OPEN_REASON,

@@ -177,3 +177,89 @@ async fn a_burst_from_one_service_delays_another_services_drain_by_one_turn_at_m
         busy_done - start
     );
 }
+
+#[derive(Default)]
+struct Delays(Mutex<Vec<(GroupRef, Duration)>>);
+
+impl crate::reconcile::PassObserver for Delays {
+    fn pass_finished(
+        &self,
+        _: &GroupRef,
+        _: &GroupTarget,
+        _: &Result<crate::reconcile::PassOutcome, crate::reconcile::ReconcileError>,
+    ) {
+    }
+
+    fn pass_delayed(&self, group: &GroupRef, waited: Duration) {
+        self.0.lock().unwrap().push((group.clone(), waited));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn pod_work_that_does_not_fit_the_budget_is_reported() {
+    let api = Arc::new(MemorySlb::default());
+    let targets = Arc::new(Targets::default());
+    let mut config = mk_config();
+    config.limits.qps = 1.0;
+    config.limits.burst = NonZeroU32::new(1).unwrap();
+    let registry = prometheus::Registry::new();
+    let metrics = crate::reconcile::ReconcileMetrics::register(&registry).unwrap();
+    let executor = Arc::new(mk_executor(&api, config).with_metrics(metrics.clone()));
+    let delays = Arc::new(Delays::default());
+    let (handle, _task) = crate::reconcile::spawn_observed(
+        executor,
+        targets.clone(),
+        Some(delays.clone()),
+        SchedulerConfig::default(),
+    );
+    let rig = Rig {
+        api,
+        targets,
+        handle,
+    };
+    // Twenty Services each need a drain at once: two calls each at one call a second.
+    for n in 0..20 {
+        let service = format!("s{n}");
+        rig.add(&service, 80, &[(1, 100), (2, 100)], vec![mk_ecs(1, 100)]);
+        rig.handle.trigger_in(group_ref(&service, 80), Lane::Pod);
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let delays = delays.0.lock().unwrap().clone();
+    assert!(!delays.is_empty());
+    assert!(delays
+        .iter()
+        .all(|(_, waited)| *waited > Duration::from_secs(10)));
+    assert_eq!(metrics.pod_work_delayed.get(), delays.len() as u64);
+    // The first ones fit: only the late ones are reported.
+    assert!(delays.len() < 20, "{}", delays.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_shutdown_resync_passes_are_dropped_and_the_scheduler_ends_at_once() {
+    let api = Arc::new(MemorySlb::default());
+    let targets = Arc::new(Targets::default());
+    let mut config = mk_config();
+    config.limits.qps = 1.0;
+    config.limits.burst = NonZeroU32::new(1).unwrap();
+    let executor = Arc::new(mk_executor(&api, config));
+    let (handle, task) = spawn(executor, targets.clone(), SchedulerConfig::default());
+    let rig = Rig {
+        api,
+        targets,
+        handle,
+    };
+    for n in 0..100 {
+        let service = format!("bulk{n}");
+        rig.add(&service, 80, &[(1, 100)], vec![mk_ecs(1, 100)]);
+        rig.handle.trigger_in(group_ref(&service, 80), Lane::Bulk);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // bulk passes wait for tokens
+    let stopped = Instant::now();
+    drop(rig.handle);
+    task.await.unwrap();
+    assert!(
+        stopped.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        stopped.elapsed()
+    );
+}

@@ -13,11 +13,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request};
+use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::refresh::{Clock, Expiring, RefreshingCache, TemporaryPair};
 use super::{Credentials, CredentialsError, CredentialsProvider};
+use crate::slb::http::{parse_uri, HttpClient, HttpResponse};
 
 /// The metadata service address on every ECS instance.
 pub const DEFAULT_METADATA_BASE_URL: &str = "http://100.100.100.200";
@@ -26,6 +30,8 @@ const ROLE_PATH: &str = "/latest/meta-data/ram/security-credentials/";
 const TOKEN_PATH: &str = "/latest/api/token";
 const TOKEN_TTL_HEADER: &str = "X-aliyun-ecs-metadata-token-ttl-seconds";
 const TOKEN_HEADER: &str = "X-aliyun-ecs-metadata-token";
+/// Deadline of each request to the metadata service (it answers from the host).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -40,7 +46,7 @@ struct RoleCredentials {
 pub struct MetadataProvider {
     base_url: String,
     role: Option<String>,
-    http: reqwest::Client,
+    http: HttpClient,
     cache: RefreshingCache,
 }
 
@@ -55,21 +61,36 @@ impl std::fmt::Debug for MetadataProvider {
 }
 
 impl MetadataProvider {
-    /// `role` `None` discovers the attached role's name from the service.
+    /// `role` `None` discovers the attached role's name from the service. Requests go
+    /// through the process's shared [`HttpClient`].
     pub fn new(base_url: String, role: Option<String>) -> Result<Self, CredentialsError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .map_err(|e| CredentialsError::Metadata {
-                url: base_url.clone(),
-                reason: format!("cannot build an HTTP client: {}", e.without_url()),
-            })?;
         Ok(MetadataProvider {
             base_url: base_url.trim_end_matches('/').to_string(),
             role: role.filter(|r| !r.is_empty()),
-            http,
+            http: HttpClient::shared(),
             cache: RefreshingCache::new(),
         })
+    }
+
+    /// One request to the service; `headers` are added as given.
+    async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(&'static str, HeaderValue)],
+    ) -> Result<HttpResponse, String> {
+        let uri = parse_uri(url).map_err(|e| e.to_string())?;
+        let mut request = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            request = request.header(*name, value.clone());
+        }
+        let request = request
+            .body(Full::<Bytes>::default())
+            .map_err(|e| format!("cannot build the request: {e}"))?;
+        self.http
+            .send(request, METADATA_TIMEOUT)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub fn with_refresh_before(mut self, refresh_before: Duration) -> Self {
@@ -85,16 +106,17 @@ impl MetadataProvider {
     /// A hardened-mode session token, or `None` where the service does not hand one out.
     async fn session_token(&self) -> Option<SecretString> {
         let response = self
-            .http
-            .put(format!("{}{TOKEN_PATH}", self.base_url))
-            .header(TOKEN_TTL_HEADER, "60")
-            .send()
+            .request(
+                Method::PUT,
+                &format!("{}{TOKEN_PATH}", self.base_url),
+                &[(TOKEN_TTL_HEADER, HeaderValue::from_static("60"))],
+            )
             .await
             .ok()?;
-        if !response.status().is_success() {
+        if !response.status.is_success() {
             return None;
         }
-        let token = response.text().await.ok()?;
+        let token = String::from_utf8_lossy(&response.body);
         let token = token.trim();
         (!token.is_empty()).then(|| SecretString::from(token.to_string()))
     }
@@ -108,23 +130,21 @@ impl MetadataProvider {
             url: url.to_string(),
             reason,
         };
-        let mut request = self.http.get(url);
+        let mut headers = Vec::new();
         if let Some(token) = token {
-            request = request.header(TOKEN_HEADER, token.expose_secret());
+            let mut value = HeaderValue::from_str(token.expose_secret())
+                .map_err(|_| fail("the session token is not a valid header value".into()))?;
+            value.set_sensitive(true);
+            headers.push((TOKEN_HEADER, value));
         }
-        let response = request
-            .send()
+        let response = self
+            .request(Method::GET, url, &headers)
             .await
-            .map_err(|e| fail(super::http_error_text(e)))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| fail(super::http_error_text(e)))?;
-        if !status.is_success() {
-            return Err(fail(format!("HTTP {status}")));
+            .map_err(fail)?;
+        if !response.status.is_success() {
+            return Err(fail(format!("HTTP {}", response.status)));
         }
-        Ok(body)
+        Ok(String::from_utf8_lossy(&response.body).into_owned())
     }
 
     async fn fetch(&self) -> Result<Expiring, CredentialsError> {

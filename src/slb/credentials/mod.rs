@@ -101,39 +101,12 @@ pub(crate) fn scrub_secrets<'a>(text: &str, secrets: impl IntoIterator<Item = &'
         if secret.len() < 4 {
             continue;
         }
-        let once = percent_encode(secret);
-        let twice = percent_encode(&once);
+        let once = crate::slb::rpc::sign::percent_encode(secret);
+        let twice = crate::slb::rpc::sign::percent_encode(&once);
         for form in [twice.as_str(), once.as_str(), secret] {
             if out.contains(form) {
                 out = out.replace(form, "[REDACTED]");
             }
-        }
-    }
-    out
-}
-
-/// An HTTP client error with its causes ("error sending request: … dns error: …"), without
-/// the URL: reqwest's own Display stops at the outermost layer.
-pub(crate) fn http_error_text(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// RFC 3986 encoding as the signature v1 uses it.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
         }
     }
     out

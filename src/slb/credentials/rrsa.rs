@@ -22,12 +22,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http_body_util::Full;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::refresh::{Clock, Expiring, RefreshingCache, TemporaryPair};
 use super::{scrub_secrets, Credentials, CredentialsError, CredentialsProvider};
+use crate::slb::http::{parse_uri, HttpClient};
 use crate::slb::rpc::endpoint_url;
+use crate::slb::rpc::sign::canonical_query;
 
 /// STS API version of `AssumeRoleWithOIDC`.
 pub const STS_API_VERSION: &str = "2015-04-01";
@@ -132,7 +137,7 @@ struct StsError {
 /// The RAM role's temporary credentials from RRSA, cached until shortly before expiry.
 pub struct RrsaProvider {
     settings: RrsaSettings,
-    http: reqwest::Client,
+    http: HttpClient,
     cache: RefreshingCache,
 }
 
@@ -147,19 +152,13 @@ impl std::fmt::Debug for RrsaProvider {
 
 impl RrsaProvider {
     /// Checks the settings; the token file is only read when credentials are asked for
-    /// (the kubelet may not have written it yet).
+    /// (the kubelet may not have written it yet). Exchanges go through the process's
+    /// shared [`HttpClient`].
     pub fn new(settings: RrsaSettings) -> Result<Self, CredentialsError> {
         settings.validate()?;
-        let http = reqwest::Client::builder()
-            .timeout(STS_TIMEOUT)
-            .build()
-            .map_err(|e| CredentialsError::StsUnreachable {
-                url: settings.sts_endpoint.clone(),
-                reason: format!("cannot build an HTTP client: {}", e.without_url()),
-            })?;
         Ok(RrsaProvider {
             settings,
-            http,
+            http: HttpClient::shared(),
             cache: RefreshingCache::new(),
         })
     }
@@ -215,24 +214,27 @@ impl RrsaProvider {
         if let Some(duration) = &duration {
             form.push(("DurationSeconds", duration));
         }
+        let query = canonical_query(&[
+            ("Action", "AssumeRoleWithOIDC"),
+            ("Version", STS_API_VERSION),
+            ("Format", "JSON"),
+            ("Timestamp", timestamp.as_str()),
+        ]);
+        let uri = parse_uri(&format!("{url}?{query}")).map_err(|e| unreachable(e.to_string()))?;
+        let request = http::Request::post(uri)
+            .header(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            )
+            .body(Full::new(Bytes::from(canonical_query(&form))))
+            .map_err(|e| unreachable(format!("cannot build the request: {e}")))?;
         let response = self
             .http
-            .post(url)
-            .query(&[
-                ("Action", "AssumeRoleWithOIDC"),
-                ("Version", STS_API_VERSION),
-                ("Format", "JSON"),
-                ("Timestamp", timestamp.as_str()),
-            ])
-            .form(&form)
-            .send()
+            .send(request, STS_TIMEOUT)
             .await
-            .map_err(|e| unreachable(super::http_error_text(e)))?;
-        let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| unreachable(super::http_error_text(e)))?;
+            .map_err(|e| unreachable(e.to_string()))?;
+        let status = response.status;
+        let body = String::from_utf8_lossy(&response.body);
         // STS may quote what it was sent; the token must not reach a log through it.
         let scrub = |text: &str| scrub_secrets(text, [token.expose_secret()]);
 

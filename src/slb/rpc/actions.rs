@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::backends::{self, Skip, WriteKind};
 use super::decode;
+use super::sign::Method;
 use super::{RpcSlbClient, ENI_IPS_PER_CALL};
 use crate::model::{ObservedGroup, SlbBackend};
 use crate::slb::batch::batches;
@@ -30,11 +31,14 @@ impl RpcSlbClient {
         action: &'static str,
         params: Vec<(String, String)>,
     ) -> Result<Value, SlbError> {
-        self.transport.call(&self.slb, action, params).await
+        self.transport
+            .call(&self.slb, action, Method::Get, params)
+            .await
     }
 
     /// Every write of backends goes through here: batches of `batch_size`, in order,
-    /// stopping at the first failure (earlier batches stay applied).
+    /// stopping at the first failure (earlier batches stay applied). Sent as POST forms:
+    /// 20 backends of JSON, encoded, can outgrow the URL length gateways accept.
     async fn write_backends(
         &self,
         action: &'static str,
@@ -43,14 +47,13 @@ impl RpcSlbClient {
         backends: &[SlbBackend],
     ) -> Result<(), SlbError> {
         for batch in batches(backends, self.batch_size) {
-            self.slb(
-                action,
-                vec![
-                    p("VServerGroupId", v_server_group_id),
-                    p("BackendServers", backends::encode(batch, kind)),
-                ],
-            )
-            .await?;
+            let params = vec![
+                p("VServerGroupId", v_server_group_id),
+                p("BackendServers", backends::encode(batch, kind)),
+            ];
+            self.transport
+                .call(&self.slb, action, Method::Post, params)
+                .await?;
         }
         Ok(())
     }
@@ -109,6 +112,10 @@ fn parse_protocol(text: &str) -> Option<ListenerProtocol> {
 
 #[async_trait]
 impl SlbApi for RpcSlbClient {
+    fn budget(&self) -> Option<std::sync::Arc<crate::slb::budget::Budget>> {
+        self.transport.budget.clone()
+    }
+
     async fn list_vserver_groups(
         &self,
         load_balancer_id: &str,
@@ -374,7 +381,10 @@ impl SlbApi for RpcSlbClient {
             // The default page holds 10; one page of 100 covers 100 IPs.
             params.push(p("PageSize", ENI_IPS_PER_CALL));
             params.push(p("PageNumber", 1));
-            let answer = self.transport.call(&self.ecs, ACTION, params).await?;
+            let answer = self
+                .transport
+                .call(&self.ecs, ACTION, Method::Get, params)
+                .await?;
             for eni in decode::list(&answer, "NetworkInterfaceSets", "NetworkInterfaceSet") {
                 let Some(id) = decode::string(eni, "NetworkInterfaceId") else {
                     continue;

@@ -50,7 +50,8 @@ async fn counters(State(s): State<Arc<Shared>>) -> Response {
         .into_iter()
         .map(|v| json!({"load_balancer_id": v.load_balancer_id, "port": v.port, "counters": v.counters}))
         .collect();
-    Json(json!({"api": api, "dataplane": dp})).into_response()
+    let connections = s.api_connections.load(std::sync::atomic::Ordering::Relaxed);
+    Json(json!({"api": api, "api_connections": connections, "dataplane": dp})).into_response()
 }
 
 async fn faults(State(s): State<Arc<Shared>>) -> Response {

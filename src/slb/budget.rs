@@ -1,5 +1,10 @@
-//! The SLB API budget: one token bucket for every SLB/ECS call of the process, whose
-//! waiters are served by lane first and by arrival within a lane.
+//! The SLB API budget: one token bucket for every SLB/ECS HTTP request of the process,
+//! whose waiters are served by lane first and by arrival within a lane.
+//!
+//! The production client takes a token per HTTP request ([`super::RpcSlbClient::with_budget`]),
+//! so an action that costs several requests (reading listeners) pays for each, and the
+//! configured rate is what the API sees; the executor shares the same budget, so its
+//! scheduler sees who waits.
 //!
 //! The account's API quota (a few calls per second) is the agent's scarcest resource,
 //! and what a call is for decides who waits: a terminating pod's drain must not queue
@@ -49,7 +54,7 @@ impl Lane {
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -64,7 +69,7 @@ pub struct Caller {
 
 tokio::task_local! {
     /// The pass running on this task; its API calls wait in its lane, in its Service's turn.
-    pub(crate) static CALLER: Caller;
+    pub static CALLER: Caller;
 }
 
 /// The lane of the current task's pass, [`Lane::Change`] outside one.
@@ -73,7 +78,7 @@ pub fn current_lane() -> Lane {
 }
 
 /// The current task's caller, if it runs a pass.
-pub(crate) fn current_caller() -> Option<Caller> {
+pub fn current_caller() -> Option<Caller> {
     CALLER.try_with(Clone::clone).ok()
 }
 
@@ -84,6 +89,8 @@ pub struct Budget {
     state: Mutex<Bucket>,
     /// Wakes waiters when the head of the queue changed.
     changed: Notify,
+    /// Tokens handed out so far.
+    granted: std::sync::atomic::AtomicU64,
 }
 
 /// A waiting call: served in this order.
@@ -134,6 +141,7 @@ impl Budget {
                 tags: Default::default(),
             }),
             changed: Notify::new(),
+            granted: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -150,6 +158,8 @@ impl Budget {
             bucket.refill(self.period, self.burst);
             if bucket.waiters.is_empty() && bucket.tokens >= 1.0 {
                 bucket.tokens -= 1.0;
+                self.granted
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
             let i = lane.index();
@@ -201,6 +211,8 @@ impl Budget {
                     bucket.served[i] = bucket.served[i].max(me.1);
                     queued.done = true;
                     drop(bucket);
+                    self.granted
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     self.changed.notify_waiters();
                     return;
                 } else {
@@ -217,6 +229,19 @@ impl Budget {
                 None => notified.await,
             }
         }
+    }
+
+    /// Waits for a token for a call of the current task (its pass's lane and Service).
+    pub async fn acquire_for_current(&self) {
+        match current_caller() {
+            Some(caller) => self.acquire(caller.lane, Some(&caller.service)).await,
+            None => self.acquire(Lane::Change, None).await,
+        }
+    }
+
+    /// Tokens handed out since the budget was made.
+    pub fn granted(&self) -> u64 {
+        self.granted.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The time between two tokens.
