@@ -1,7 +1,8 @@
 //! The real agent in this process, configured from `slb-sync run` flags exactly as the
-//! binary does (`RunArgs::agent_config`, the production SLB client, the pod side), on a
+//! binary does (`RunArgs::agent_config`, the production SLB client taking a token of one
+//! API budget per HTTP request, the executor sharing that budget, the pod side), on a
 //! runtime of its own whose threads are named `agent`: their CPU time is the agent's.
-//! Its SLB client is wrapped in a [`Recorder`].
+//! Its SLB client is wrapped in a [`Recorder`], which hands the client's budget on.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use slb_sync::agent::cli::RunArgs;
 use slb_sync::agent::{AgentError, PodSideChoice};
+use slb_sync::slb::budget::Budget;
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
 use tokio::sync::oneshot;
 
@@ -109,7 +111,13 @@ impl Agent {
             .credentials()
             .build()
             .map_err(|e| StartError::Agent(e.to_string()))?;
-        let client = RpcSlbClient::new(args.rpc_config(), credentials).with_metrics(slb_metrics);
+        // As `slb-sync run` does: one budget for every HTTP request to the SLB and ECS
+        // APIs, taken by the client and shared with the executor's scheduler (the
+        // recorder hands the client's budget on).
+        let budget = Arc::new(Budget::new(config.limits.qps, config.limits.burst));
+        let client = RpcSlbClient::new(args.rpc_config(), credentials)
+            .with_metrics(slb_metrics)
+            .with_budget(budget);
         let recorder = Arc::new(Recorder::new(Arc::new(client), start));
         let slb: Arc<dyn SlbApi> = recorder.clone();
         let pod_side = PodSideChoice::Lifecycle {

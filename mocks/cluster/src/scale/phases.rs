@@ -327,6 +327,7 @@ mod tests {
     fn call(at: f64, lane: Lane) -> Call {
         Call {
             at,
+            issued: at,
             action: "DescribeVServerGroupAttribute",
             lane,
             target: String::new(),

@@ -48,8 +48,11 @@ pub struct Controllers {
     spec: Arc<Spec>,
     pub tracker: Tracker,
     /// Each Service's endpoints as the lab's EndpointSlice controller keeps them.
-    slices: Arc<Mutex<HashMap<usize, Arc<tokio::sync::Mutex<BTreeMap<usize, Ep>>>>>>,
+    slices: Arc<Mutex<HashMap<usize, Endpoints>>>,
 }
+
+/// One Service's endpoints by pod index, written as one slice.
+type Endpoints = Arc<tokio::sync::Mutex<BTreeMap<usize, Ep>>>;
 
 impl Controllers {
     pub fn new(client: kube::Client, spec: Arc<Spec>, tracker: Tracker) -> Self {
@@ -69,7 +72,7 @@ impl Controllers {
         Api::namespaced(self.client.clone(), &self.spec.namespace(s))
     }
 
-    fn endpoints(&self, s: usize) -> Arc<tokio::sync::Mutex<BTreeMap<usize, Ep>>> {
+    fn endpoints(&self, s: usize) -> Endpoints {
         let mut slices = self.slices.lock().unwrap_or_else(|e| e.into_inner());
         slices
             .entry(s)

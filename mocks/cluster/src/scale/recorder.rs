@@ -1,5 +1,6 @@
-//! The agent's SLB client, recorded: every call the agent issues, when (after its token
-//! of the API budget), in which lane, for which group and backends, and how it ended.
+//! The agent's SLB client, recorded: every call the agent issues, when it issued it and
+//! when the answer came (the client takes its tokens of the API budget in between, one
+//! per HTTP request), in which lane, for which group and backends, and how it ended.
 //!
 //! mock-slb's own counters say what the SLB saw (throttling included); this log adds what
 //! only the agent knows, the lane a call waited in, so "no bulk call while pod-facing work
@@ -13,13 +14,18 @@ use std::time::Instant;
 use async_trait::async_trait;
 use slb_sync::model::{ObservedGroup, SlbBackend};
 use slb_sync::reconcile::{current_lane, Lane};
+use slb_sync::slb::budget::Budget;
 use slb_sync::slb::{BackendHealth, Listener, SlbApi, SlbError, VServerGroupSummary};
 
 /// One call as the agent issued it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Call {
-    /// Seconds since the recorder was made.
+    /// When the answer came, seconds since the recorder was made: the call went out
+    /// after its token of the API budget, so this is when it took effect. The log is in
+    /// this order.
     pub at: f64,
+    /// When the agent issued the call (before waiting for the budget).
+    pub issued: f64,
     pub action: &'static str,
     #[serde(serialize_with = "lane_name")]
     pub lane: Lane,
@@ -80,28 +86,29 @@ impl Recorder {
 
     fn record<T>(
         &self,
-        at: f64,
+        issued: f64,
         action: &'static str,
         lane: Lane,
         target: &str,
         backends: &[SlbBackend],
         result: &Result<T, SlbError>,
     ) {
-        let call = Call {
-            at,
+        let mut call = Call {
+            at: 0.0,
+            issued,
             action,
             lane,
             target: target.to_owned(),
             backends: backends
                 .iter()
-                .map(|b| (b.server_id.clone(), b.server_ip, b.weight.get() as u8))
+                .map(|b| (b.server_id.clone(), b.server_ip, b.weight.get()))
                 .collect(),
             ok: result.is_ok(),
         };
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(call);
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the lock: the log stays in answer order.
+        call.at = self.now();
+        log.push(call);
     }
 
     fn now(&self) -> f64 {
@@ -193,5 +200,10 @@ impl SlbApi for Recorder {
         let r = self.inner.resolve_eni_ids(ips).await;
         self.record(at, "DescribeNetworkInterfaces", lane, "", &[], &r);
         r
+    }
+    /// The client's budget: the executor must wait on the one the client takes tokens of,
+    /// not pace the calls a second time with one of its own.
+    fn budget(&self) -> Option<Arc<Budget>> {
+        self.inner.budget()
     }
 }
