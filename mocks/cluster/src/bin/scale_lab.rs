@@ -26,10 +26,13 @@ mod heap;
 /// Its pods are deleted with a 30 s grace period, preStop `wait-drained` (the lab's
 /// kubelet waits for the agent's `slb-sync.io/drained` condition, at most 25 s), in four
 /// situations, each on a fresh agent: during its cold start, at a resync tick
-/// (`--resync-seconds 90`), in steady state with `--resync-seconds 60`, and idle. For
-/// each deletion: delete → the weight-0 call and → the removal call (p50/p99/max over the
-/// deletions), and whether the drain was confirmed or the pod released at its fail-open
-/// deadline. Default budget 5 calls/s, burst 10 (the agent's defaults). About 8 minutes.
+/// (`--resync-seconds 90`), in steady state with `--resync-seconds 60`, and idle (the
+/// cold start ends when every group has been read, as the SLB saw it). For each
+/// deletion: delete → the weight-0 call and → the removal call (when the SLB answered
+/// them; p50/p99/max over the deletions), and whether the drain was confirmed or the pod
+/// released at its fail-open deadline; per situation, the readiness gates the agent
+/// closed on running pods. Default budget 5 calls/s, burst 10 (the agent's defaults).
+/// About 8 minutes; `--situations` runs some of them.
 ///
 /// full: 5,000 nodes (50 pools), 150,000 pods, 10,000 Services (100 Cluster on one pool
 /// each, 3,900 Local, 6,000 ENI; one SLB instance each), phases on fresh agents: (a) cold
@@ -70,6 +73,9 @@ struct Args {
     deletions: usize,
     #[arg(long, default_value_t = 1.0)]
     interval: f64,
+    /// rollout-400: the situations to run, of cold, tick, steady, idle (e.g. `tick,steady`).
+    #[arg(long, value_delimiter = ',')]
+    situations: Vec<String>,
     /// Drain window, seconds (rollout-400: the ENI listener's; full: `--default-drain-seconds`).
     #[arg(long, default_value_t = 10)]
     drain_secs: u32,
@@ -180,7 +186,19 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 drain_secs: args.drain_secs,
                 margin_secs: args.margin_secs,
                 agent_flags: args.agent_flags.clone(),
+                situations: args.situations.clone(),
             };
+            if let Some(bad) = o
+                .situations
+                .iter()
+                .find(|s| !rollout::SITUATIONS.contains(&s.as_str()))
+            {
+                return Err(format!(
+                    "unknown situation {bad:?}; known: {}",
+                    rollout::SITUATIONS.join(", ")
+                )
+                .into());
+            }
             let rows = rollout::run(&o).await?;
             println!(
                 "rollout-400: {} Cluster Services + 1 ENI Service, budget {} calls/s burst {}, grace 30 s, drain window {} s; p50 / p99 / max over {} deletions each",

@@ -190,7 +190,7 @@ pub async fn drain_pool(
     }
     let name = "d: node pool upgrade (drain node after node)";
     let (phase, agent, counts) = phases::begin(lab, name, flags).await?;
-    cold_start_done(&agent, Duration::from_secs(7200)).await?;
+    cold_start_done(&agent, &spec, Duration::from_secs(7200)).await?;
     let from = agent.recorder.len();
     let (_, writes_before, _) = counted_writes(lab).await;
     let t_drain = lab.now();

@@ -240,21 +240,49 @@ pub async fn until(
     Ok(())
 }
 
-/// Waits until the agent leads and has read every group once since (its cold start).
-pub async fn cold_start_done(agent: &Agent, within: Duration) -> Result<(), LabError> {
+/// Waits until the agent leads and has read every group of `spec` since it started (an
+/// answered DescribeVServerGroupAttribute for each, in the recorder): its cold start as
+/// the SLB saw it, whatever the agent's own progress metric says. Says how far it got
+/// every 30 s. Returns the agent's cold-start gauge (`slb_sync_cold_start_groups`) then
+/// (given 5 s to follow): 0 when the agent agrees that its cold start is over.
+pub async fn cold_start_done(
+    agent: &Agent,
+    spec: &Spec,
+    within: Duration,
+) -> Result<f64, LabError> {
     until("the agent leading", within, || {
         agent.metric("slb_sync_leader", &[]) >= 1.0
     })
     .await?;
-    // The first cycle's size is set when it is queued; it counts down to 0.
-    until("the cold start being queued", within, || {
-        agent.metric("slb_sync_cold_start_groups", &[]) > 0.0 || agent.recorder.len() > 0
+    let groups: Vec<String> = (0..spec.services()).map(|s| spec.group(s)).collect();
+    let started = Instant::now();
+    let mut said = Instant::now();
+    until("every group read", within, || {
+        let read = agent.recorder.read_of(&groups);
+        if said.elapsed() >= Duration::from_secs(30) {
+            said = Instant::now();
+            eprintln!(
+                "  cold start, {:.0}s in: groups read {read}/{}; the agent's cold-start gauge {}, bulk queue {}, resync behind {}",
+                started.elapsed().as_secs_f64(),
+                groups.len(),
+                agent.metric("slb_sync_cold_start_groups", &[]),
+                agent.metric("slb_sync_queue_depth", &[("lane", "bulk")]),
+                agent.metric("slb_sync_resync_behind", &[]),
+            );
+        }
+        read == groups.len()
     })
     .await?;
-    until("the cold start ending", within, || {
-        agent.metric("slb_sync_cold_start_groups", &[]) == 0.0
-    })
-    .await
+    // The agent counts a pass once its report reaches the control loop, a moment after
+    // the read was answered: give it that moment.
+    let gauge = || agent.metric("slb_sync_cold_start_groups", &[]);
+    let _ = until(
+        "the agent's cold-start gauge",
+        Duration::from_secs(5),
+        || gauge() == 0.0,
+    )
+    .await;
+    Ok(gauge())
 }
 
 /// The first call in `calls` at or after `from` that `matches`: its time.

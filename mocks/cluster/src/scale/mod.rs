@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod full;
+pub mod gates;
 pub mod lab;
 pub mod objects;
 pub mod phases;

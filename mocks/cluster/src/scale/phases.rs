@@ -97,8 +97,13 @@ pub async fn cold_start(
 ) -> Result<Phase, LabError> {
     let (mut phase, agent, counts) = begin(lab, name, flags).await?;
     let t0 = lab.now();
-    cold_start_done(&agent, Duration::from_secs(7200)).await?;
+    let gauge = cold_start_done(&agent, &lab.spec, Duration::from_secs(7200)).await?;
     phase.verify_secs = Some(lab.now() - t0);
+    if gauge > 0.0 {
+        phase.notes.push(format!(
+            "every group read, yet the agent's cold-start gauge still said {gauge} groups"
+        ));
+    }
     phase.to_first_call_secs = agent.recorder.since(0).first().map(|c| c.at - t0);
     if drift_writes > 0 {
         // Stale backends are removed a drain window after their weight 0.

@@ -6,7 +6,7 @@
 //! only the agent knows, the lane a call waited in, so "no bulk call while pod-facing work
 //! waits" can be checked call by call.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -59,6 +59,8 @@ pub struct Recorder {
     inner: Arc<dyn SlbApi>,
     start: Instant,
     log: Mutex<Vec<Call>>,
+    /// Groups read (an answered DescribeVServerGroupAttribute) since the recorder was made.
+    read: Mutex<HashSet<String>>,
 }
 
 impl Recorder {
@@ -67,7 +69,14 @@ impl Recorder {
             inner,
             start,
             log: Mutex::new(Vec::new()),
+            read: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// How many of `groups` the agent has read since the recorder was made.
+    pub fn read_of<'a>(&self, groups: impl IntoIterator<Item = &'a String>) -> usize {
+        let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        groups.into_iter().filter(|g| read.contains(*g)).count()
     }
 
     /// The calls from index `from` on.
@@ -127,6 +136,12 @@ impl SlbApi for Recorder {
     async fn describe_vserver_group(&self, group: &str) -> Result<ObservedGroup, SlbError> {
         let (at, lane) = (self.now(), current_lane());
         let r = self.inner.describe_vserver_group(group).await;
+        if r.is_ok() {
+            self.read
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(group.to_owned());
+        }
         self.record(at, "DescribeVServerGroupAttribute", lane, group, &[], &r);
         r
     }

@@ -2,13 +2,16 @@
 //! one ENI Service whose pods are deleted (30 s grace, preStop `wait-drained`) in four
 //! situations of the agent: during its cold start, at a resync tick, in steady state with
 //! `--resync-seconds 60`, and idle. For each deletion: delete → the weight-0 call, → the
-//! removal call (from the agent's SLB calls), and how the pod was released.
+//! removal call (from the agent's SLB calls, when the SLB answered them), and how the pod
+//! was released; for each situation, the readiness gates the agent closed on running pods
+//! from its start on.
 
 use std::time::Duration;
 
 use futures::future::join_all;
 use serde::Serialize;
 
+use super::gates::{Closures, GateWatch};
 use super::lab::{cold_start_done, first_call, until, Lab, LabError};
 use super::pods::PodRun;
 use super::recorder::Call;
@@ -31,7 +34,12 @@ pub struct RolloutOptions {
     pub margin_secs: u64,
     /// More agent flags for every situation.
     pub agent_flags: Vec<String>,
+    /// The situations to run, by [`SITUATIONS`] name (empty: all four).
+    pub situations: Vec<String>,
 }
+
+/// The situations' short names, in the order they run.
+pub const SITUATIONS: [&str; 4] = ["cold", "tick", "steady", "idle"];
 
 /// One situation's figures.
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +62,12 @@ pub struct Row {
     pub throttled_by_action: std::collections::BTreeMap<String, u64>,
     /// The agent's calls from the first deletion on.
     pub calls: Vec<Call>,
+    /// The agent's cold-start gauge when the lab saw every group read (situations that
+    /// wait for the cold start to end): anything but 0 means the agent disagrees.
+    pub agent_cold_start_gauge: Option<f64>,
+    /// Readiness gates the agent closed on running pods, from its start to the end of
+    /// the situation.
+    pub gates_closed: Closures,
 }
 
 /// The cluster of the preset: `cluster` Services of 2 pods on 10 nodes, and one ENI
@@ -89,9 +103,10 @@ pub fn spec(o: &RolloutOptions) -> Spec {
 enum Moment {
     /// As soon as the agent leads (its cold start is queued).
     ColdStart,
-    /// When a resync cycle is queued after the cold start.
+    /// When the first resync cycle after the cold start is queued: the bulk queue, once
+    /// empty after the cold start, fills again.
     ResyncTick,
-    /// This long after the cold start ended.
+    /// This long after the cold start ended (every group read).
     After(Duration),
 }
 
@@ -102,6 +117,7 @@ pub async fn run(o: &RolloutOptions) -> Result<Vec<Row>, LabError> {
     let lab = Lab::start(spec, o.qps, o.burst).await?;
     eprintln!("doubles up in {:.1}s", lab.load_secs);
     lab.track_service(eni).await;
+    let gates = GateWatch::start(lab.client.clone(), lab.start).await;
     let margin = vec![
         "--finalizer-grace-margin-seconds".to_owned(),
         o.margin_secs.to_string(),
@@ -122,12 +138,17 @@ pub async fn run(o: &RolloutOptions) -> Result<Vec<Row>, LabError> {
     ];
     let mut rows = Vec::new();
     for (i, (situation, flags, moment)) in situations.into_iter().enumerate() {
+        if !o.situations.is_empty() && !o.situations.iter().any(|s| s == SITUATIONS[i]) {
+            continue;
+        }
         let mut extra = margin.clone();
         extra.extend(flags.iter().map(|f| (*f).to_owned()));
         extra.extend(o.agent_flags.iter().cloned());
         eprintln!("{situation}: starting the agent ({})", extra.join(" "));
+        let agent_start = lab.now();
         let agent = lab.agent(&extra).await?;
         let within = Duration::from_secs(900);
+        let mut gauge = None;
         match moment {
             Moment::ColdStart => {
                 until("the agent leading", within, || {
@@ -136,14 +157,15 @@ pub async fn run(o: &RolloutOptions) -> Result<Vec<Row>, LabError> {
                 .await?
             }
             Moment::ResyncTick => {
-                cold_start_done(&agent, within).await?;
-                until("a resync tick", within, || {
-                    agent.metric("slb_sync_queue_depth", &[("lane", "bulk")]) > 0.0
-                })
-                .await?
+                gauge = Some(cold_start_done(&agent, &lab.spec, within).await?);
+                // Passes of the cold start's groups queued again while they ran may
+                // still wait: the tick is the queue filling again once it was empty.
+                let bulk = || agent.metric("slb_sync_queue_depth", &[("lane", "bulk")]);
+                until("the bulk queue emptying", within, || bulk() == 0.0).await?;
+                until("a resync tick", within, || bulk() > 0.0).await?
             }
             Moment::After(wait) => {
-                cold_start_done(&agent, within).await?;
+                gauge = Some(cold_start_done(&agent, &lab.spec, within).await?);
                 tokio::time::sleep(wait).await;
             }
         }
@@ -159,7 +181,11 @@ pub async fn run(o: &RolloutOptions) -> Result<Vec<Row>, LabError> {
                 pods.delete(eni, p, margin).await
             }
         });
-        eprintln!("{situation}: deleting {} pods", o.deletions);
+        eprintln!(
+            "{situation}: deleting {} pods, {:.1}s after the agent started",
+            o.deletions,
+            lab.now() - agent_start
+        );
         let runs = join_all(deletions).await;
         let calls = agent.recorder.since(from);
         let (calls_after, throttled_after) = lab.slb_counters(&[]).await;
@@ -169,6 +195,8 @@ pub async fn run(o: &RolloutOptions) -> Result<Vec<Row>, LabError> {
         row.throttled = throttled_after.saturating_sub(throttled_before);
         row.throttled_by_action = lab.throttled_by_action().await;
         row.calls = calls;
+        row.agent_cold_start_gauge = gauge;
+        row.gates_closed = gates.since(agent_start);
         eprintln!("{}", show_row(&row));
         rows.push(row);
         agent.stop().await;
@@ -197,6 +225,8 @@ fn summarize(spec: &Spec, s: usize, situation: &str, runs: &[PodRun], calls: &[C
         throttled: 0,
         throttled_by_action: Default::default(),
         calls: Vec::new(),
+        agent_cold_start_gauge: None,
+        gates_closed: Closures::default(),
     };
     for run in runs {
         let ip = spec.pod_ip(s, run.pod);
@@ -235,8 +265,8 @@ fn summarize(spec: &Spec, s: usize, situation: &str, runs: &[PodRun], calls: &[C
 
 /// One line per situation: p50 / p99 / max of each figure.
 pub fn show_row(r: &Row) -> String {
-    format!(
-        "{:<40} weight 0 {:<28} removal {:<28} confirmed {}/{} fail-open {} preStop timeouts {} (missing: w0 {}, removal {}); SLB calls {} throttled {}",
+    let mut out = format!(
+        "{:<40} weight 0 {:<28} removal {:<28} confirmed {}/{} fail-open {} preStop timeouts {} (missing: w0 {}, removal {}); SLB calls {} throttled {}; gates closed on running pods {}",
         r.situation,
         r.to_weight0.show(),
         r.to_removal.show(),
@@ -247,6 +277,20 @@ pub fn show_row(r: &Row) -> String {
         r.weight0_missing,
         r.removal_missing,
         r.slb_calls,
-        r.throttled
-    )
+        r.throttled,
+        r.gates_closed.pods,
+    );
+    if r.gates_closed.pods > 0 {
+        out.push_str(&format!(
+            " (closed for {}, {} still closed)",
+            r.gates_closed.closed_secs.show(),
+            r.gates_closed.still_closed
+        ));
+    }
+    if let Some(g) = r.agent_cold_start_gauge.filter(|g| *g > 0.0) {
+        out.push_str(&format!(
+            "; every group read, yet the agent's cold-start gauge said {g}"
+        ));
+    }
+    out
 }
