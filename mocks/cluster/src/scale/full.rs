@@ -17,6 +17,7 @@ use serde_json::json;
 
 use super::lab::{cold_start_done, Lab, LabError};
 use super::phases::{self, to_weight0, Phase};
+use super::pods::PodRun;
 use super::spec::{desired_backends, Mode, Spec, Tier};
 use super::stats::Summary;
 
@@ -226,6 +227,20 @@ pub async fn drain_pool(
     let (_, writes_after, _) = counted_writes(lab).await;
     let calls = agent.recorder.since(from);
     let mut phase = phases::end(lab, phase, agent, counts).await;
+    // A pod an earlier phase deleted (phase c's burst) cannot be evicted: its run has no
+    // deletion time, and is no eviction to measure.
+    let (runs, failed): (Vec<PodRun>, Vec<PodRun>) =
+        runs.into_iter().partition(|r| r.error.is_none());
+    if !failed.is_empty() {
+        phase.notes.push(format!(
+            "{} pods not evicted (gone already, or the delete failed): {:?}",
+            failed.len(),
+            failed
+                .first()
+                .and_then(|r| r.error.as_deref())
+                .unwrap_or_default()
+        ));
+    }
     let writes = writes_after - writes_before;
     let w0: Vec<f64> = runs
         .iter()
