@@ -1,4 +1,4 @@
-//! Planner benchmark on a synthetic cluster generated in code (issue 2, item 8):
+//! Planner benchmark on a synthetic cluster generated in code:
 //! 5,000 nodes, 150,000 pods with endpoints, 10,000 Services (5,000 Cluster, 3,000 Local,
 //! 2,000 ENI).
 //!

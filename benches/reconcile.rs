@@ -1,4 +1,4 @@
-//! Reconciler figures (issue 4):
+//! Reconciler figures:
 //!
 //! 1. SLB write calls of a rolling update of N = 20, 200, 2,000 ENI backends across 10
 //!    groups (waves of 25 %), divided by the lower bound Σ over groups and waves of
@@ -18,7 +18,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use slb_sync::model::{
     Backend, BackendState, BackendType, DesiredGroup, ObservedGroup, OwnerDescription, Protocol,
-    SlbBackend, Weight,
+    ServiceRef, SlbBackend, Weight,
 };
 use slb_sync::reconcile::memory::MemorySlb;
 use slb_sync::reconcile::{
@@ -157,7 +157,12 @@ impl TargetSource for Targets {
 async fn change_latency(groups: u32, samples: u32) -> (Duration, Duration) {
     let api = Arc::new(MemorySlb::default());
     let targets = Arc::new(Targets(Mutex::new(HashMap::new())));
-    let gref = |g: u32| GroupRef::new(format!("ns-{}/svc-{g}", g % 100), 80);
+    let gref = |g: u32| {
+        GroupRef::new(
+            ServiceRef::new(format!("ns-{}", g % 100), format!("svc-{g}")),
+            80,
+        )
+    };
     for g in 0..groups {
         let backend = SlbBackend {
             server_id: format!("i-{g}"),

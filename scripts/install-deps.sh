@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the system packages the build needs, kubectl for tests/docs_kubectl.rs (which
-# runs the docs' kubectl commands against mock-kube) and the rustfmt/clippy components,
-# only when they are missing.
+# Installs the system packages the build needs, kubectl for tests/deploy/docs_kubectl.rs
+# (which runs the docs' kubectl commands against mock-kube) and the rustfmt/clippy
+# components, only when they are missing.
 # - gcc: `ring` (rustls's crypto, HMAC-SHA1 of the SLB signature) compiles C and assembly.
 # - pkg-config and libssl-dev: for the tests only. The product has no OpenSSL (rustls);
 #   the dev-dependency aliyun-openapi-core-rust-sdk (the oracle our signer is checked

@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod annotations;
+pub mod cli;
 pub mod demo;
 pub mod desired;
 pub mod doctor;
@@ -19,3 +20,6 @@ pub mod offline;
 pub mod plan;
 pub mod reconcile;
 pub mod slb;
+
+#[cfg(test)]
+mod layering;

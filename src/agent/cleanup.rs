@@ -13,10 +13,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 
-use super::control::{Control, Msg};
+use super::control::Control;
+use super::messages::Msg;
 use crate::annotations;
 use crate::index::ServiceRef;
 use crate::k8s::events::AgentEvent;
+use crate::model::RetiredGroup;
 use crate::model::{DesiredGroup, OwnerDescription, Protocol};
 use crate::reconcile::{GroupDeletion, GroupRef, GroupTarget, Lane, OwnedGroup, ReconcileError};
 
@@ -72,15 +74,7 @@ impl Control {
     }
 
     fn start_cleanup(&mut self, r: &ServiceRef, svc: &Service) {
-        let key = r.to_string();
-        let planned: Vec<(GroupRef, GroupTarget)> = self
-            .planned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(g, _)| g.service == key)
-            .map(|(g, t)| (g.clone(), t.clone()))
-            .collect();
+        let planned = self.state.groups.planned_of(r);
         if !planned.is_empty() {
             tracing::info!(service = %r, groups = planned.len(), "draining and removing the Service's backends (groups of its last plan)");
             self.empty_groups(r, planned);
@@ -141,10 +135,12 @@ impl Control {
                     let retired = targets
                         .iter()
                         .any(|(g, _): &(GroupRef, GroupTarget)| g.service_port == port)
-                        .then(|| format!("{}/{}", group.load_balancer_id, group.v_server_group_id));
+                        .then(|| {
+                            RetiredGroup::new(&group.load_balancer_id, &group.v_server_group_id)
+                        });
                     let key = GroupRef {
                         retired,
-                        ..GroupRef::new(r.to_string(), port)
+                        ..GroupRef::new(r.clone(), port)
                     };
                     tracing::debug!(service = %r, n, port, group = %group.v_server_group_id, owned = group.owned_backends, "found a group of the Service");
                     targets.push((
@@ -192,11 +188,11 @@ impl Control {
     }
 
     fn empty_groups(&mut self, r: &ServiceRef, targets: Vec<(GroupRef, GroupTarget)>) {
-        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        let mut emptying = self.state.groups.emptying();
         for (group, target) in &targets {
-            cleanups.insert(group.clone(), target.clone());
+            emptying.insert(group.clone(), target.clone());
         }
-        drop(cleanups);
+        drop(emptying);
         let groups = targets
             .into_iter()
             .map(|(g, t)| {
@@ -288,11 +284,11 @@ impl Control {
 
     /// Groups of `r` still being emptied after a port moved or was removed.
     fn retired_of(&self, r: &ServiceRef) -> usize {
-        let key = r.to_string();
         self.state
+            .groups
             .retired
             .iter()
-            .filter(|g| g.service == key)
+            .filter(|g| &g.service == r)
             .count()
     }
 }

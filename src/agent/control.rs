@@ -3,7 +3,7 @@
 //! drain settings and the periodic resync.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
@@ -12,51 +12,25 @@ use kube::Resource;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::cleanup::{Cleaning, Found};
-use super::finalizer::{add_finalizer, has_finalizer, release_finalizer};
+use super::cleanup::Cleaning;
+use super::finalizer::{
+    add_finalizer, finalizer_step, has_finalizer, release_finalizer, FinalizerStep,
+};
+use super::groups::GroupBook;
+use super::messages::{Kind, Msg, PassReport};
 use super::metrics::AgentMetrics;
-use super::moves::Move;
 use super::pods::SharedPodSide;
-use super::target::{service_ref, PassReport};
-use super::watch::Kind;
+use super::target::live_targets;
 use crate::desired::{plan_all, plan_service, PlannerConfig};
 use crate::http::ReadyFlag;
-use crate::index::{Affected, ClusterIndex, ServiceRef};
+use crate::index::{ClusterIndex, ServiceRef};
 use crate::k8s::events::{AgentEvent, Events};
+use crate::model::DesiredService;
 use crate::reconcile::{
-    spawn_observed, Executor, GroupRef, GroupTarget, Lane, ListenerTarget, PassObserver,
-    SchedulerConfig, SchedulerHandle, TargetSource,
+    spawn_observed, Executor, GroupRef, Lane, ListenerTarget, PassObserver, SchedulerConfig,
+    SchedulerHandle, TargetSource,
 };
 use crate::slb::SlbApi;
-
-/// What the watchers and the pass observer tell the control loop.
-#[derive(Debug)]
-pub enum Msg {
-    /// Services an object change affected, with the lane their passes go in.
-    Affected(Affected, Lane),
-    Synced(Kind),
-    Pass(PassReport),
-    /// Writing a Service's listener drain settings failed: try again after the next pass.
-    ListenersFailed(String),
-    /// A Service's port points at another SLB instance or vServer group than before.
-    Moved(Move),
-    /// A search of the SLB for a deleted Service's backends ended.
-    Found(Found),
-    /// Look at this Service again (a failed search is retried).
-    Recheck(ServiceRef),
-    /// Pod-facing work of a Service took this long: more than the API budget allows.
-    Delayed {
-        service: String,
-        waited: Duration,
-    },
-    /// Whether a listener forwards to a group of a Service, as a read found.
-    Listeners {
-        service: String,
-        load_balancer_id: String,
-        group: String,
-        bound: bool,
-    },
-}
 
 const ALL_KINDS: usize = 4;
 
@@ -67,8 +41,6 @@ pub struct Control {
     pub client: kube::Client,
     pub events: Events,
     pub index: Arc<RwLock<ClusterIndex>>,
-    pub cleanups: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
-    pub planned: Arc<Mutex<HashMap<GroupRef, GroupTarget>>>,
     pub services: Store<Service>,
     pub executor: Arc<Executor<dyn SlbApi>>,
     pub source: Arc<dyn TargetSource>,
@@ -94,8 +66,8 @@ pub struct LoopState {
     pub(super) scheduler: Option<(SchedulerHandle, JoinHandle<()>)>,
     /// Services being cleaned up.
     pub(super) cleaning: HashMap<ServiceRef, Cleaning>,
-    /// Groups of ports that left their (still managed) Service, being emptied.
-    pub(super) retired: HashSet<GroupRef>,
+    /// Where every port is planned, what is being emptied, moves and group ids.
+    pub(super) groups: GroupBook,
     /// Annotation errors already reported per Service.
     pub(super) bad_annotations: HashMap<ServiceRef, Vec<String>>,
     /// Resync triggers collected for spreading (see [`Control::spread_resync`]).
@@ -104,16 +76,12 @@ pub struct LoopState {
     pub(super) cold_start: bool,
     /// Groups of the current resync cycle not yet passed over.
     pub(super) cycle: HashSet<GroupRef>,
-    /// Moved ports waiting for their current group's id (see [`Verdict::Wait`]).
-    pub(super) moves: HashMap<GroupRef, Move>,
-    /// vServer group ids the passes reported.
-    pub(super) group_ids: HashMap<GroupRef, String>,
     /// When each Service's last `ApiBudgetExceeded` Event went out.
     pub(super) delayed: HashMap<ServiceRef, tokio::time::Instant>,
     /// Groups without a listener already reported: (Service, group id).
     pub(super) unbound: HashSet<(ServiceRef, String)>,
     /// Listener drain settings last applied (or being applied) per Service.
-    pub(super) listeners: HashMap<String, ListenerTarget>,
+    pub(super) listeners: HashMap<ServiceRef, ListenerTarget>,
     /// Kubernetes and listener writes in flight; aborted when leadership is lost.
     pub(super) writes: JoinSet<()>,
 }
@@ -184,10 +152,6 @@ impl Control {
             Msg::ListenersFailed(service) => {
                 self.state.listeners.remove(&service);
             }
-            Msg::Moved(moved) => {
-                let old = self.state.group_ids.get(&moved.port).cloned();
-                self.judge_move(moved, old.as_deref(), None);
-            }
             Msg::Found(found) => self.on_found(found),
             Msg::Delayed { service, waited } => self.report_delay(&service, waited),
             Msg::Listeners {
@@ -244,7 +208,7 @@ impl Control {
     }
 
     pub(super) fn trigger(&mut self, service: &ServiceRef, port: u16, lane: Lane) {
-        self.trigger_group(GroupRef::new(service.to_string(), port), lane);
+        self.trigger_group(GroupRef::new(service.clone(), port), lane);
     }
 
     pub(super) fn trigger_group(&mut self, group: GroupRef, lane: Lane) {
@@ -281,8 +245,9 @@ impl Control {
         // Managed Services the store has not (yet) got still get their passes.
         let desired = plan_all(&self.index.read().unwrap_or_else(|e| e.into_inner()));
         for ds in desired {
-            if let Some(r) = service_ref(&ds.service) {
+            if let Some(r) = ServiceRef::parse(&ds.service) {
                 if !seen.contains(&r) {
+                    self.plan_ports(&r, ds.clone());
                     for g in &ds.groups {
                         self.trigger(&r, g.service_port, Lane::Bulk);
                     }
@@ -326,14 +291,12 @@ impl Control {
         };
         let desired = plan_service(&self.index.read().unwrap_or_else(|e| e.into_inner()), r);
         let deleting = svc.metadata.deletion_timestamp.is_some();
-        let finalized = has_finalizer(&svc);
-        if let (Some(desired), false) = (&desired, deleting) {
-            if self.state.cleaning.contains_key(r) {
-                tracing::info!(service = %r, "managed again; cleanup cancelled");
-                self.forget(r);
-            }
-            self.report_bad_annotations(r, &svc);
-            if !finalized {
+        match (
+            finalizer_step(desired.is_some(), deleting, has_finalizer(&svc)),
+            desired,
+        ) {
+            (FinalizerStep::Add, _) => {
+                self.managed(r, &svc);
                 // No backend is written before the finalizer is on: a Service deleted
                 // in between would otherwise leave them behind. The finalizer's own
                 // update event brings the Service back here.
@@ -342,20 +305,51 @@ impl Control {
                 self.state
                     .writes
                     .spawn(async move { add_finalizer(client, &svc).await });
-                return;
             }
-            for g in &desired.groups {
-                self.trigger(r, g.service_port, lane);
+            (FinalizerStep::Apply, Some(desired)) => {
+                self.managed(r, &svc);
+                self.apply(r, desired, lane);
             }
-            let ports: HashSet<u16> = desired.groups.iter().map(|g| g.service_port).collect();
-            self.retire_ports(r, &ports);
-            return;
+            (FinalizerStep::Cleanup, _) => self.clean_up(r, &svc),
+            (FinalizerStep::Forget | FinalizerStep::Apply, _) => self.forget(r),
         }
-        if !finalized {
+    }
+
+    /// A managed Service: a cleanup under way is cancelled, bad annotations reported.
+    fn managed(&mut self, r: &ServiceRef, svc: &Service) {
+        if self.state.cleaning.contains_key(r) {
+            tracing::info!(service = %r, "managed again; cleanup cancelled");
             self.forget(r);
-            return;
         }
-        self.clean_up(r, &svc);
+        self.report_bad_annotations(r, svc);
+    }
+
+    /// Plans and triggers the ports of a managed Service; ports it no longer has are
+    /// emptied.
+    fn apply(&mut self, r: &ServiceRef, desired: DesiredService, lane: Lane) {
+        let ports: HashSet<u16> = desired.groups.iter().map(|g| g.service_port).collect();
+        self.plan_ports(r, desired);
+        for port in &ports {
+            self.trigger(r, *port, lane);
+        }
+        self.retire_ports(r, &ports);
+    }
+
+    /// Records where each port of a live Service is planned before its passes run; a
+    /// port whose group changed has its old group emptied (see [`super::moves`]).
+    fn plan_ports(&mut self, r: &ServiceRef, desired: DesiredService) {
+        let targets = live_targets(
+            &self.index.read().unwrap_or_else(|e| e.into_inner()),
+            desired,
+            self.default_drain_secs,
+        );
+        for target in targets {
+            let port = GroupRef::new(r.clone(), target.desired.service_port);
+            if let Some(moved) = self.state.groups.plan(&port, &target) {
+                let old = self.state.groups.ids.get(&port).cloned();
+                self.judge_move(moved, old.as_deref(), None);
+            }
+        }
     }
 
     pub(super) fn release(&mut self, r: &ServiceRef) {
@@ -368,87 +362,72 @@ impl Control {
 
     /// Drops what the loop kept about a Service that is gone or no longer ours.
     fn forget(&mut self, r: &ServiceRef) {
-        let key = r.to_string();
         self.state.cleaning.remove(r);
-        self.cleanups
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|g, _| g.service != key);
-        self.state.retired.retain(|g| g.service != key);
-        self.planned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|g, _| g.service != key);
+        self.state.groups.forget(r);
         self.state.bad_annotations.remove(r);
         self.state.unbound.retain(|(s, _)| s != r);
         self.state.delayed.remove(r);
-        self.state.listeners.remove(&key);
-        self.state.group_ids.retain(|g, _| g.service != key);
-        self.state.moves.retain(|g, _| g.service != key);
+        self.state.listeners.remove(r);
     }
 
     fn on_pass(&mut self, report: PassReport) {
         self.cycle_passed(&report.group);
-        let Some(r) = service_ref(&report.group.service) else {
-            return;
-        };
+        let r = report.group.service.clone();
         for event in &report.events {
             self.emit(&r, event.clone());
         }
+        let lb = &report.target.load_balancer_id;
+        // A live pass that started before the loop saw its port move (or before it saw
+        // the move's change at all) ran for another group than the port's planned one:
+        // it says nothing about the planned group.
+        let as_planned = report.group.retired.is_some()
+            || report.target.emptying
+            || self.state.groups.is_current(&report.group, &report.target);
         match report.result {
             Ok((group_id, owned_left)) => {
-                if let Some(moved) = self.state.moves.remove(&report.group) {
-                    self.judge_move(moved, None, group_id.as_deref());
+                if as_planned {
+                    if let Some(moved) = self.state.groups.moves.remove(&report.group) {
+                        self.judge_move(moved, None, group_id.as_deref());
+                    }
+                    if let Some(id) = &group_id {
+                        self.state
+                            .groups
+                            .ids
+                            .insert(report.group.clone(), id.clone());
+                    }
                 }
-                if let Some(id) = &group_id {
-                    self.state
-                        .group_ids
-                        .insert(report.group.clone(), id.clone());
-                }
-                if self.state.retired.contains(&report.group) {
+                if self.state.groups.retired.contains(&report.group) {
                     if !owned_left {
                         tracing::info!(service = %r, port = report.group.service_port, "removed port's group emptied");
                         if let Some(id) = &group_id {
-                            self.delete_retired(&r, &report.load_balancer_id, id);
+                            self.delete_retired(&r, lb, id);
                         }
-                        self.state.retired.remove(&report.group);
-                        self.state.group_ids.remove(&report.group);
-                        self.cleanups
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&report.group);
-                        self.planned
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&report.group);
+                        self.state.groups.retired_emptied(&report.group);
                         self.maybe_release(&r);
                     }
                 } else if self.cleanup_pass(&r, &report.group, group_id.as_deref(), owned_left) {
                     // A group of a Service being cleaned up.
-                } else if self.state.cleaning.contains_key(&r) {
-                    // A pass of the live Service that ran before its cleanup began.
+                } else if self.state.cleaning.contains_key(&r) || !as_planned {
+                    // A pass of the live Service that ran before its cleanup began, or
+                    // for a group the port has left.
                 } else {
                     if let (Some(bound), Some(id)) = (report.listened, &group_id) {
-                        let service = report.group.service.clone();
-                        self.note_listeners(&service, &report.load_balancer_id, id, bound);
+                        self.note_listeners(&r, lb, id, bound);
                     }
-                    self.sync_listeners(&r, &report.load_balancer_id);
+                    self.sync_listeners(&r, lb);
                 }
             }
             Err(failure) => {
                 if failure.load_balancer_gone
-                    && (self.state.retired.contains(&report.group)
+                    && (self.state.groups.retired.contains(&report.group)
                         || self.cleanup_pass(&r, &report.group, None, false))
                 {
                     // Nothing of ours can be left on an instance that does not exist.
                     tracing::info!(service = %r, port = report.group.service_port,
-                        load_balancer_id = %report.load_balancer_id,
+                        load_balancer_id = %lb,
                         "the SLB instance of a group being emptied is gone; nothing left there");
-                    if self.state.retired.remove(&report.group) {
-                        self.cleanups
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .remove(&report.group);
+                    if self.state.groups.retired.contains(&report.group) {
+                        self.state.groups.retired_emptied(&report.group);
                         self.maybe_release(&r);
                     }
                     return;

@@ -10,6 +10,32 @@ use serde_json::json;
 use crate::index::ServiceRef;
 use crate::k8s::names::SERVICE_FINALIZER;
 
+/// What a Service calls for, decided as kube-runtime's `finalizer` helper decides it:
+/// the finalizer goes on before anything is applied, and comes off only after cleanup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalizerStep {
+    /// Managed, without the finalizer yet: add it (nothing is written before).
+    Add,
+    /// Managed and finalized: reconcile its groups.
+    Apply,
+    /// Deleted or no longer managed, finalizer still on: drain and remove its backends,
+    /// then release the finalizer.
+    Cleanup,
+    /// Neither managed nor finalized: nothing of ours to do or keep.
+    Forget,
+}
+
+/// The step for a Service that is `managed` (valid, of our class), being `deleting`, and
+/// `finalized` (carries the cleanup finalizer).
+pub fn finalizer_step(managed: bool, deleting: bool, finalized: bool) -> FinalizerStep {
+    match (managed && !deleting, finalized) {
+        (true, false) => FinalizerStep::Add,
+        (true, true) => FinalizerStep::Apply,
+        (false, true) => FinalizerStep::Cleanup,
+        (false, false) => FinalizerStep::Forget,
+    }
+}
+
 /// True when the Service carries the agent's cleanup finalizer.
 pub fn has_finalizer(svc: &Service) -> bool {
     svc.finalizers().iter().any(|f| f == SERVICE_FINALIZER)
@@ -71,6 +97,18 @@ pub async fn release_finalizer(client: kube::Client, service: &ServiceRef) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_finalizer_goes_on_before_apply_and_comes_off_after_cleanup() {
+        use FinalizerStep::*;
+        assert_eq!(finalizer_step(true, false, false), Add);
+        assert_eq!(finalizer_step(true, false, true), Apply);
+        // Deleted: cleanup while our finalizer holds it, however valid it still is.
+        assert_eq!(finalizer_step(true, true, true), Cleanup);
+        assert_eq!(finalizer_step(false, false, true), Cleanup);
+        assert_eq!(finalizer_step(true, true, false), Forget);
+        assert_eq!(finalizer_step(false, false, false), Forget);
+    }
 
     #[test]
     fn add_patch_appends_once() {

@@ -1,14 +1,42 @@
-//! The in-cluster agent (`slb-sync run`): watches feed the cluster index, changes trigger
-//! passes of the reconcile scheduler, and only the leader reconciles and writes.
+//! The in-cluster agent (`slb-sync run`).
 //!
-//! [`run`] is the whole agent as a library call, so integration tests run it in-process
-//! against the Kubernetes and SLB doubles; `main.rs` only builds the clients.
+//! # Flow
+//!
+//! One object change travels this way (docs/architecture.md, "Flow of the agent"):
+//!
+//! 1. **Event** — a watcher (`watch.rs`) applies a Service, EndpointSlice,
+//!    Node or Pod change to the cluster index (`crate::index`) and sends the Services it
+//!    affected to the control loop as a `Msg` (`messages.rs`).
+//! 2. **Index → plan** — the control loop (`control.rs`) decides per Service what the
+//!    finalizer calls for (`finalizer.rs`: add, apply, clean up, forget); to apply, it
+//!    plans the Service (`crate::desired`) and records where each port is planned in the
+//!    one book of group state (`groups.rs`), which notices moved ports (`moves.rs`,
+//!    `retiring.rs`) and removed ones; a deleted Service's groups are emptied
+//!    (`cleanup.rs`).
+//! 3. **Lane** — each group is triggered in a lane of the scheduler
+//!    (`crate::reconcile::scheduler`, `queue.rs`): pod-facing work before changes before
+//!    resync (`resync.rs` spreads the latter), and the same lane orders its API calls
+//!    for the budget (`crate::slb::budget`).
+//! 4. **Pass** — a pass reads the group's target (`target.rs`, a pure read of the
+//!    index and of the groups being emptied), reads the SLB, plans steps
+//!    (`crate::plan`) and runs them make-before-break (`crate::reconcile::executor`).
+//! 5. **Pod side** — the pass's outcome goes first to the pod side (`pods/`: readiness
+//!    gates, the drained condition and the pod finalizer), then back to the control loop
+//!    as a `PassReport` (`messages.rs`; group ids, moves, listeners: `listeners.rs`;
+//!    Events: `reports.rs`).
+//!
+//! Only the leader runs the scheduler and writes. [`run`] is the whole agent as a
+//! library call, so integration tests run it in-process against the Kubernetes and SLB
+//! doubles; `slb-sync run` (`crate::cli::run`) only builds the clients.
 
+pub mod args;
 mod cleanup;
-pub mod cli;
 mod control;
 mod finalizer;
+mod groups;
 mod journal;
+mod listeners;
+mod messages;
 pub mod metrics;
 mod moves;
 pub mod pods;
@@ -18,10 +46,9 @@ mod retiring;
 mod target;
 mod watch;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kube::runtime::reflector;
@@ -209,8 +236,7 @@ pub async fn run(
     );
 
     let index = Arc::new(RwLock::new(ClusterIndex::new(config.planner.clone())));
-    let cleanups = Arc::new(Mutex::new(HashMap::new()));
-    let planned = Arc::new(Mutex::new(HashMap::new()));
+    let groups = groups::GroupBook::default();
     let (tx, rx) = mpsc::unbounded_channel();
     let watchers = watch::spawn_all(
         watch::WatchContext {
@@ -245,16 +271,12 @@ pub async fn run(
         client: client.clone(),
         events: Events::new(client, Some(config.leader.identity.clone())),
         index: index.clone(),
-        cleanups: cleanups.clone(),
-        planned: planned.clone(),
         services: service_store,
         executor,
         source: Arc::new(target::IndexTargets {
             index,
-            cleanups,
-            planned,
+            emptying: groups.emptying.clone(),
             default_drain_secs: config.default_drain_secs,
-            tx: tx.clone(),
         }),
         observer: Arc::new(target::AgentObserver {
             pods: pods.clone(),
@@ -274,7 +296,10 @@ pub async fn run(
         drift_check: config.drift_check,
         resync_interval: config.resync,
         tx,
-        state: control::LoopState::default(),
+        state: control::LoopState {
+            groups,
+            ..control::LoopState::default()
+        },
     };
     control
         .run(

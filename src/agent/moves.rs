@@ -6,7 +6,7 @@
 //!
 //! Pure: the control loop hands in the group ids its passes resolved.
 
-use crate::reconcile::{GroupRef, GroupTarget};
+use crate::model::{GroupRef, GroupTarget, RetiredGroup};
 
 /// A port planned on `old` that now points at another group.
 #[derive(Debug, Clone)]
@@ -62,20 +62,20 @@ impl Move {
         }
     }
 
-    /// `<lb-id>/<group>` of the current group, as far as known.
-    pub fn current_identity(&self, current_resolved: Option<&str>) -> String {
+    /// The current group, as far as known (`?` for a group not resolved yet).
+    pub fn current_identity(&self, current_resolved: Option<&str>) -> RetiredGroup {
         let group = self
             .current_id
             .as_deref()
             .or(current_resolved)
             .unwrap_or("?");
-        format!("{}/{group}", self.current_lb)
+        RetiredGroup::new(&self.current_lb, group)
     }
 
     fn retired_key(&self, old_id: Option<&str>) -> GroupRef {
         let group = old_id.unwrap_or(self.old.desired.name.as_str());
         GroupRef {
-            retired: Some(format!("{}/{group}", self.old.load_balancer_id)),
+            retired: Some(RetiredGroup::new(&self.old.load_balancer_id, group)),
             ..self.port.clone()
         }
     }
@@ -86,7 +86,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::model::{DesiredGroup, OwnerDescription, Protocol};
+    use crate::model::{DesiredGroup, OwnerDescription, Protocol, ServiceRef};
 
     fn group(lb: &str, id: Option<&str>) -> GroupTarget {
         GroupTarget {
@@ -105,7 +105,7 @@ mod tests {
 
     fn moved(old: GroupTarget, lb: &str, id: Option<&str>) -> Move {
         Move {
-            port: GroupRef::new("default/web", 80),
+            port: GroupRef::new(ServiceRef::new("default", "web"), 80),
             old,
             current_lb: lb.to_owned(),
             current_id: id.map(str::to_owned),
@@ -113,10 +113,12 @@ mod tests {
     }
 
     fn retired(key: &str) -> Verdict {
-        Verdict::Retire(GroupRef {
-            retired: Some(key.to_owned()),
-            ..GroupRef::new("default/web", 80)
-        })
+        let (lb, group) = key.split_once('/').unwrap();
+        Verdict::Retire(GroupRef::retired(
+            ServiceRef::new("default", "web"),
+            80,
+            RetiredGroup::new(lb, group),
+        ))
     }
 
     #[test]
@@ -150,6 +152,6 @@ mod tests {
         assert_eq!(m.verdict(None, None), Verdict::Wait);
         assert_eq!(m.verdict(None, Some("rsp-1")), Verdict::Same);
         assert_eq!(m.verdict(None, Some("rsp-9")), retired("lb-a/rsp-1"));
-        assert_eq!(m.current_identity(Some("rsp-9")), "lb-a/rsp-9");
+        assert_eq!(m.current_identity(Some("rsp-9")).to_string(), "lb-a/rsp-9");
     }
 }

@@ -15,7 +15,6 @@ impl Control {
     /// deleted Service's. Not while the Service's annotations are bad (it is skipped
     /// then, not emptied).
     pub(super) fn retire_ports(&mut self, r: &ServiceRef, ports: &HashSet<u16>) {
-        let key = r.to_string();
         if self
             .index
             .read()
@@ -25,31 +24,26 @@ impl Control {
         {
             return;
         }
-        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        let groups = &mut self.state.groups;
+        let mut emptying = groups.emptying.lock().unwrap_or_else(|e| e.into_inner());
         // A port that came back is planned normally again.
-        self.state.retired.retain(|g| {
-            let back = g.retired.is_none() && g.service == key && ports.contains(&g.service_port);
+        groups.retired.retain(|g| {
+            let back = g.retired.is_none() && &g.service == r && ports.contains(&g.service_port);
             if back {
-                cleanups.remove(g);
+                emptying.remove(g);
             }
             !back
         });
-        let gone: Vec<(GroupRef, GroupTarget)> = self
-            .planned
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(g, _)| g.service == key && !ports.contains(&g.service_port))
-            .map(|(g, t)| (g.clone(), t.clone()))
+        drop(emptying);
+        let gone: Vec<(GroupRef, GroupTarget)> = groups
+            .planned_of(r)
+            .into_iter()
+            .filter(|(g, _)| !ports.contains(&g.service_port))
             .collect();
-        drop(cleanups);
         for (group, target) in gone {
-            if self.state.retired.insert(group.clone()) {
+            if self.state.groups.retired.insert(group.clone()) {
                 tracing::info!(service = %r, port = group.service_port, "port removed; emptying its group");
-                self.cleanups
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(group.clone(), target);
+                self.state.groups.emptying().insert(group.clone(), target);
             }
             self.trigger(r, group.service_port, Lane::Change);
         }
@@ -62,7 +56,7 @@ impl Control {
             Verdict::Same => {}
             Verdict::Retire(key) => self.retire_moved(key, moved, current),
             Verdict::Wait => {
-                self.state.moves.insert(moved.port.clone(), moved);
+                self.state.groups.moves.insert(moved.port.clone(), moved);
             }
         }
     }
@@ -71,22 +65,23 @@ impl Control {
     /// annotation changed; a port moved back to a group being emptied keeps it instead.
     fn retire_moved(&mut self, key: GroupRef, moved: Move, current_resolved: Option<&str>) {
         let current = moved.current_identity(current_resolved);
-        let mut cleanups = self.cleanups.lock().unwrap_or_else(|e| e.into_inner());
+        let groups = &mut self.state.groups;
+        let mut emptying = groups.emptying.lock().unwrap_or_else(|e| e.into_inner());
         let back = GroupRef {
             retired: Some(current.clone()),
             ..moved.port.clone()
         };
-        if self.state.retired.remove(&back) {
-            cleanups.remove(&back);
+        if groups.retired.remove(&back) {
+            emptying.remove(&back);
             tracing::info!(service = %back.service, port = back.service_port, group = %current, "port moved back; no longer emptying its group");
         }
-        if self.state.retired.insert(key.clone()) {
+        if groups.retired.insert(key.clone()) {
             tracing::info!(service = %key.service, port = key.service_port,
-                from = key.retired.as_deref().unwrap_or_default(), to = %current,
+                from = %key.retired.as_ref().map(ToString::to_string).unwrap_or_default(), to = %current,
                 "port moved to another group; draining and emptying the old one");
-            cleanups.insert(key.clone(), moved.old);
+            emptying.insert(key.clone(), moved.old);
         }
-        drop(cleanups);
+        drop(emptying);
         self.trigger_group(key, Lane::Change);
     }
 }

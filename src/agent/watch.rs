@@ -17,20 +17,11 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 
-use super::control::Msg;
+use super::messages::{Kind, Msg};
 use super::pods::SharedPodSide;
 use crate::index::{Affected, ClusterIndex, ServiceRef};
 use crate::k8s::drain_state::ReflectorPodStates;
 use crate::reconcile::Lane;
-
-/// The kinds watched; the agent is ready once each has delivered its first full list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Services,
-    EndpointSlices,
-    Nodes,
-    Pods,
-}
 
 /// How one kind updates the index.
 trait Indexed: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static {

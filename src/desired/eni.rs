@@ -7,7 +7,7 @@ use crate::model::{Backend, BackendState, Weight};
 
 use super::nodes::counts;
 
-/// The pod port behind service port `port` in `slice` (DESIGN.md §3.1 "Ports"): the slice
+/// The pod port behind service port `port` in `slice` (docs/architecture.md, "Ports"): the slice
 /// port with the Service port's name, else a numeric targetPort as is.
 fn target_port(slice_name: &str, slice: &SliceInfo, port: &PortInfo) -> Result<u16, String> {
     let named = slice

@@ -1,8 +1,9 @@
 //! Pure desired-state planner: cluster index → desired backends of every vServer group.
 //!
-//! The rules are DESIGN.md §3 and §3.1. Every problem is reported in the Service's own
+//! The rules: docs/architecture.md, "Planner rules". Every problem is reported in the Service's own
 //! `errors`; nothing one Service does stops another from being planned.
 
+pub mod args;
 mod eni;
 mod nodes;
 #[cfg(test)]
@@ -10,28 +11,8 @@ mod tests;
 
 use crate::index::PortInfo;
 use crate::index::{ClusterIndex, ServiceInfo, ServiceRef};
+pub use crate::model::PlannerConfig;
 use crate::model::{Backend, DesiredGroup, DesiredService, Mode, OwnerDescription};
-
-/// Which Services are managed and how owned backends are named.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlannerConfig {
-    /// Fourth part of the owner Description (`--cluster-id`).
-    pub cluster_id: String,
-    /// `spec.loadBalancerClass` that marks a Service as ours (`--lb-class`).
-    pub lb_class: String,
-    /// Also manage class-less LoadBalancer Services that carry the SLB id annotation.
-    pub manage_unclassed: bool,
-}
-
-impl Default for PlannerConfig {
-    fn default() -> Self {
-        PlannerConfig {
-            cluster_id: "kubernetes".to_owned(),
-            lb_class: "slb-sync.io/slb".to_owned(),
-            manage_unclassed: false,
-        }
-    }
-}
 
 /// Desired state of every managed Service, sorted by `<namespace>/<name>`.
 pub fn plan_all(index: &ClusterIndex) -> Vec<DesiredService> {

@@ -21,7 +21,7 @@ pub(super) fn cluster_backends(set: &NodeSet, node_port: u16) -> Vec<Backend> {
         .collect()
 }
 
-/// Whether an endpoint counts for `service` (DESIGN.md §3.1 "Which endpoints count"):
+/// Whether an endpoint counts for `service` (docs/architecture.md, "Which endpoints count"):
 /// ready and not terminating, or admitted by the readiness-gate bootstrap.
 pub(super) fn counts(index: &ClusterIndex, ns: &str, service: &str, ep: &EndpointInfo) -> bool {
     match ep.state {
@@ -58,7 +58,7 @@ struct Tally {
 /// ready yet) is `active` at weight 0: present in the group, so the pods' gates can open,
 /// but sent no new connection. Its kube-proxy forwards only to ready local endpoints and
 /// has no rule for the Service until the pod is Ready, so a weight > 0 before then would
-/// send SLB traffic into a node that refuses it (race 3 of DESIGN.md §1, on the way in).
+/// send SLB traffic to a node that refuses it (race 3, inbound: docs/architecture.md, "The four races").
 /// The weight goes to its normal value once an endpoint on the node is ready.
 pub(super) fn local_weights(
     index: &ClusterIndex,

@@ -1,4 +1,4 @@
-//! Planner rules (DESIGN.md §3, §3.1) on small `mk_*` fixtures: node eligibility and
+//! Planner rules (docs/architecture.md, "Planner rules") on `mk_*` fixtures: node eligibility and
 //! drain, managed selection, modes, ports, errors and order. Local- and ENI-specific
 //! rules are in `tests/`.
 

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::live::LiveOptions;
 use super::{DoctorConfig, Source};
-use crate::agent::cli::ManagedArgs;
+use crate::desired::args::ManagedArgs;
 
 /// Output format of `doctor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,5 +1,5 @@
 //! `slb-sync doctor`: audits the workloads behind managed Services for the settings that
-//! still lose requests during rolling updates (DESIGN.md §1 "The usual workload advice").
+//! still lose requests during rolling updates (docs/architecture.md, "Workload advice").
 //!
 //! Pure rules over loaded objects ([`audit`]); reading files and printing live in the CLI
 //! and [`render`]. Each finding names the object, the rule, what is wrong and the exact
@@ -77,7 +77,7 @@ pub enum Source {
     Cluster,
 }
 
-/// Whether the agent manages `service`, by the planner's own rule (DESIGN.md §3.1
+/// Whether the agent manages `service`, by the planner's own rule (docs/architecture.md,
 /// "Managed"), so doctor audits exactly what the agent would sync.
 pub fn is_managed(service: &Service, config: &DoctorConfig) -> bool {
     let planner = PlannerConfig {
@@ -356,7 +356,7 @@ pub fn audit(snapshot: &ClusterSnapshot, config: &DoctorConfig) -> Report {
     Report { findings, summary }
 }
 
-/// Managed Services by the planner's rules (DESIGN.md §3.1 "Managed", "Mode"), with a
+/// Managed Services by the planner's rules (docs/architecture.md, "Managed", "Mode"), with a
 /// finding for each whose annotations do not parse.
 fn managed_services<'a>(
     snapshot: &'a ClusterSnapshot,

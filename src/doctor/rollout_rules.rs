@@ -170,7 +170,7 @@ fn kubectl_selector(t: &NodeSelectorTerm) -> Option<String> {
 }
 
 /// Local mode: when a node loses its last serving pod it leaves the SLB; the in-place
-/// layout (DESIGN.md §1) keeps every pool node serving during the rollout.
+/// layout (docs/architecture.md, "Workload advice") keeps every pool node serving in the rollout.
 pub(super) fn check_local_layout(
     svc: &ManagedService<'_>,
     w: &Workload<'_>,

@@ -4,6 +4,7 @@
 //! Every replica serves it (not only the leader): health and readiness are per process,
 //! and drain states come from Pod objects, so any replica can answer the handshake.
 
+pub mod args;
 mod drain;
 mod metrics;
 pub mod wait_drained;

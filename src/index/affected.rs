@@ -2,27 +2,7 @@
 
 use std::collections::BTreeSet;
 
-/// A Service's `<namespace>/<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceRef {
-    pub namespace: String,
-    pub name: String,
-}
-
-impl ServiceRef {
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ServiceRef {
-            namespace: namespace.into(),
-            name: name.into(),
-        }
-    }
-}
-
-impl std::fmt::Display for ServiceRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.namespace, self.name)
-    }
-}
+use crate::model::ServiceRef;
 
 /// Which Services an object change affects.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

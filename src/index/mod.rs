@@ -26,9 +26,10 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::desired::PlannerConfig;
 use crate::model::LbSpec;
-pub use affected::{Affected, IndexStats, NodeSetChange, ServiceRef};
+use crate::model::PlannerConfig;
+pub use crate::model::ServiceRef;
+pub use affected::{Affected, IndexStats, NodeSetChange};
 pub(crate) use intern::Interner;
 pub use node::parse_provider_id;
 pub(crate) use node::{NodeInfo, NodeSelector, NodeStatus};

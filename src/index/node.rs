@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Node;
 
 use super::intern::Interner;
 
-/// Labels that take a node out of every load balancer (DESIGN.md §3 "Node eligibility").
+/// Labels that take a node out of every load balancer (docs/architecture.md, "Node eligibility").
 /// Presence excludes, whatever the value: that is how Kubernetes reads
 /// `node.kubernetes.io/exclude-from-external-load-balancers` and the role labels.
 pub const EXCLUDE_LABELS: [&str; 5] = [

@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::intern::Interner;
 use super::node::NodeSelector;
 use crate::annotations;
-use crate::desired::PlannerConfig;
+use crate::model::PlannerConfig;
 use crate::model::{LbSpec, Mode, Protocol};
 
 /// Where a Service port sends traffic inside the pod.
@@ -46,7 +46,7 @@ pub(crate) struct ServiceInfo {
     pub(crate) selector: NodeSelector,
 }
 
-/// DESIGN.md §3.1 "Managed": our class, or no class + id annotation + `--manage-unclassed`.
+/// docs/architecture.md, "Managed": our class, or no class + id annotation + `--manage-unclassed`.
 pub(crate) fn is_managed(svc: &Service, config: &PlannerConfig) -> bool {
     let Some(spec) = svc.spec.as_ref() else {
         return false;

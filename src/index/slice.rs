@@ -11,7 +11,7 @@ use super::intern::Interner;
 /// Label linking a slice to its Service (set by the EndpointSlice controller).
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// An endpoint's condition as the planner reads it (DESIGN.md §3.1 "Which endpoints count").
+/// An endpoint's condition as the planner reads it (docs/architecture.md, "Which endpoints count").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EndpointState {
     /// Ready and not terminating.

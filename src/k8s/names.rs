@@ -1,7 +1,7 @@
 //! Every Kubernetes name the agent writes or reads, in one place.
 //!
 //! Deploy manifests, `doctor`, tests and users' pod specs rely on these exact strings
-//! (DESIGN §3), so they are constants here and nowhere else.
+//! (docs/architecture.md, "Names users rely on"), so they are constants here and nowhere else.
 
 /// Pod finalizer: held on pods that back a managed Service (any mode) so the agent sees
 /// every deletion, even across its own restarts, and releases it only after the pod is

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-/// How a Service's backends are chosen (DESIGN.md §3.1 "Mode").
+/// How a Service's backends are chosen (docs/architecture.md, "Mode").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Mode {
     /// Every eligible node at its NodePort (`externalTrafficPolicy: Cluster`).
@@ -130,7 +130,7 @@ impl fmt::Display for Weight {
     }
 }
 
-/// The identity of a backend inside one vServer group (DESIGN.md §3.1 "Identity"):
+/// The identity of a backend inside one vServer group (docs/architecture.md, "Identity"):
 /// ECS backends by (serverId, port), ENI backends by (serverIp, port). The ENI id is
 /// resolved late by the SLB layer, so it is not part of an ENI backend's identity.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -167,7 +167,7 @@ impl fmt::Display for BackendKey {
     }
 }
 
-/// The documented output order (DESIGN.md §3.1 "Order"): (type, serverId, serverIp, port),
+/// The documented output order (docs/architecture.md, "Order"): (type, serverId, serverIp, port),
 /// comparing ids and IPs as the text the JSON shows, absent before present.
 impl Ord for BackendKey {
     fn cmp(&self, other: &Self) -> Ordering {

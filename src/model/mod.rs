@@ -4,12 +4,20 @@
 //! that `slb-sync plan` prints, which operators and tests read.
 
 mod backend;
+mod config;
+mod group_ref;
 mod lb_spec;
+mod listener;
 mod observed;
+mod target;
 
 pub use backend::{
     Backend, BackendKey, BackendState, BackendType, DesiredGroup, DesiredService, Mode,
     OwnerDescription, Protocol, Weight,
 };
+pub use config::PlannerConfig;
+pub use group_ref::{GroupRef, RetiredGroup, ServiceRef};
 pub use lb_spec::LbSpec;
+pub use listener::{Listener, ListenerProtocol};
 pub use observed::{ObservedGroup, SlbBackend};
+pub use target::{GroupObservation, GroupTarget};

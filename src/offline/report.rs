@@ -128,7 +128,7 @@ mod tests {
     };
 
     /// The field names, value spellings and explicit nulls of the documented output
-    /// (issue 2 item 6, README "Reading plan output") that scripts depend on.
+    /// (README "Reading plan output") that scripts depend on.
     #[test]
     fn report_json_has_the_documented_shape() {
         let ip: IpAddr = "10.0.32.16".parse().unwrap();

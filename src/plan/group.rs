@@ -1,4 +1,4 @@
-//! The step planner for one vServer group (DESIGN.md §3.1 "Steps").
+//! The step planner for one vServer group (docs/architecture.md, "Steps").
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;

@@ -1,7 +1,7 @@
-//! Listener connection drain (issue 4 item 2): make TCP/UDP listeners bound to managed
+//! Listener connection drain: make TCP/UDP listeners bound to managed
 //! groups carry the Service's `connection-drain` settings; read first, write only changes.
 
-use crate::slb::{Listener, ListenerProtocol};
+use crate::model::{Listener, ListenerProtocol};
 
 /// One listener whose drain settings must be written.
 #[derive(Debug, Clone, PartialEq, Eq)]

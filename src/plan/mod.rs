@@ -1,5 +1,5 @@
 //! Pure step planner: desired backends + observed SLB group + drain ledger + `now` →
-//! ordered SLB write steps (DESIGN.md §2 and §3.1 "Steps").
+//! ordered SLB write steps (docs/architecture.md, "Make before break" and "Steps").
 //!
 //! Nothing here does I/O or reads a clock; the reconciler hands in `now` and runs the
 //! steps, and `plan --offline --slb-state` runs the same code against a snapshot.

@@ -73,7 +73,7 @@ pub struct MatchedGroupPlan {
     pub plan: GroupPlan,
 }
 
-/// How a desired group was found in the SLB state (DESIGN.md §3.1 "Group matching").
+/// How a desired group was found in the SLB state (docs/architecture.md, "Group matching").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupMatch<'a> {
     /// The group `vgroup-port` names, or the one named by the owner Description.

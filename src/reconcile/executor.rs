@@ -12,24 +12,12 @@ use super::clock::Clock;
 use super::journal::DrainJournal;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
-use crate::model::{DesiredGroup, ObservedGroup, SlbBackend};
+use crate::model::{DesiredGroup, GroupTarget, ObservedGroup, SlbBackend};
 use crate::plan::{
     members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, PlanConfig, Quarantine,
     Step, MAX_BATCH,
 };
 use crate::slb::{ErrorClass, SlbApi, SlbError};
-
-/// One vServer group as the executor should make it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupTarget {
-    pub load_balancer_id: String,
-    pub desired: DesiredGroup,
-    /// See [`crate::model::LbSpec::drain_window_secs`].
-    pub drain_window: Duration,
-    /// Emptied on purpose: the Service is deleted or no longer managed, or the group is
-    /// one its port no longer points at. Expected to have no desired backend.
-    pub emptying: bool,
-}
 
 /// Executor settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,7 +110,7 @@ impl ReconcileError {
     }
 }
 
-/// Runs plans through an [`SlbApi`] with the hygiene of DESIGN.md §2: token bucket, call
+/// Runs plans through an [`SlbApi`] (docs/architecture.md, "API hygiene"): token bucket, call
 /// timeouts, one mutation in flight per SLB instance, retries of idempotent calls.
 ///
 /// `AddVServerGroupBackendServers` is not idempotent (adding a member twice is an error),

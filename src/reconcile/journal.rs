@@ -1,5 +1,5 @@
 //! The hook through which drain start times leave the process, so that a restart or a
-//! leader change does not shorten a drain (issue 4 item 4).
+//! leader change does not shorten a drain.
 
 use jiff::Timestamp;
 

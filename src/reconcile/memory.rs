@@ -1,4 +1,4 @@
-//! An in-memory `SlbApi` for unit tests, benchmarks and demos: the SLB semantics that
+//! In-memory `SlbApi` for unit tests and benches (feature `test-util`): the SLB semantics that
 //! matter to the executor (adding an existing member fails, removing an absent one does
 //! not, setting an absent one fails), fault injection, latency, and a record of calls and
 //! of concurrent mutations per instance. `mocks/slb` is the faithful HTTP simulator; this

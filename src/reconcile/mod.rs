@@ -1,4 +1,4 @@
-//! The imperative shell that runs step plans against the SLB (DESIGN.md §2 "API hygiene"):
+//! The imperative shell that runs step plans against the SLB (docs/architecture.md, "API hygiene"):
 //! per-instance serialisation, a token-bucket rate limit, call timeouts, retries with
 //! jittered exponential backoff, level-triggered re-planning after failures, and a
 //! scheduler that coalesces bursts of changes into one plan per group.
@@ -11,6 +11,7 @@ mod isolate;
 mod journal;
 mod limits;
 mod listeners;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 mod metrics;
 mod queue;
@@ -21,12 +22,12 @@ mod scheduler;
 #[cfg(test)]
 mod tests;
 
+pub use crate::model::{GroupRef, GroupTarget};
 pub use crate::slb::budget::{current_lane, Budget, Caller, Lane};
 pub use clock::{Clock, TokioClock};
 pub use discover::OwnedGroup;
 pub use executor::{
-    Executor, ExecutorConfig, GroupTarget, LedgerRestore, PassOutcome, QuarantinedBackend,
-    ReconcileError,
+    Executor, ExecutorConfig, LedgerRestore, PassOutcome, QuarantinedBackend, ReconcileError,
 };
 pub use journal::DrainJournal;
 pub use limits::ApiLimits;
@@ -34,6 +35,6 @@ pub use listeners::{ListenerOutcome, ListenerTarget};
 pub use metrics::ReconcileMetrics;
 pub use retire::GroupDeletion;
 pub use scheduler::{
-    spawn, spawn_observed, GroupRef, PassObserver, SchedulerConfig, SchedulerHandle,
-    SchedulerStats, TargetSource,
+    spawn, spawn_observed, PassObserver, SchedulerConfig, SchedulerHandle, SchedulerStats,
+    TargetSource,
 };

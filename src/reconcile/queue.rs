@@ -8,7 +8,7 @@ use std::collections::{HashMap, VecDeque};
 
 use tokio::time::Instant;
 
-use super::scheduler::GroupRef;
+use crate::model::{GroupRef, ServiceRef};
 use crate::slb::budget::Lane;
 
 /// Groups waiting for a pass, each once, in the lane of its most urgent trigger.
@@ -22,8 +22,8 @@ pub(crate) struct LaneQueue {
 /// One lane: Services in turn, each with its groups in arrival order.
 #[derive(Debug, Default)]
 struct Fair {
-    turns: VecDeque<String>,
-    groups: HashMap<String, VecDeque<GroupRef>>,
+    turns: VecDeque<ServiceRef>,
+    groups: HashMap<ServiceRef, VecDeque<GroupRef>>,
 }
 
 impl Fair {
@@ -38,8 +38,8 @@ impl Fair {
 
     /// The first group of the first Service in turn that `allowed` admits; Services
     /// passed over keep their place.
-    fn pop(&mut self, allowed: impl Fn(&str) -> bool) -> Option<GroupRef> {
-        let at = self.turns.iter().position(|s| allowed(s))?;
+    fn pop(&mut self, allowed: impl Fn(&ServiceRef) -> bool) -> Option<GroupRef> {
+        let at = self.turns.iter().position(allowed)?;
         let service = self.turns.remove(at)?;
         let groups = self.groups.get_mut(&service)?;
         let group = groups.pop_front();
@@ -90,7 +90,7 @@ impl LaneQueue {
     /// with its lane and when it was first queued.
     pub(crate) fn pop(
         &mut self,
-        allowed: impl Fn(Lane, &str) -> bool,
+        allowed: impl Fn(Lane, &ServiceRef) -> bool,
     ) -> Option<(GroupRef, Lane, Instant)> {
         for lane in Lane::ALL {
             if let Some(group) = self.lanes[lane.index()].pop(|service| allowed(lane, service)) {
@@ -121,12 +121,12 @@ mod tests {
     use super::*;
 
     fn g(service: &str, port: u16) -> GroupRef {
-        GroupRef::new(service, port)
+        GroupRef::new(ServiceRef::parse(service).unwrap(), port)
     }
 
     fn drain(q: &mut LaneQueue) -> Vec<(String, u16, Lane)> {
         std::iter::from_fn(|| q.pop(|_, _| true))
-            .map(|(g, lane, _)| (g.service, g.service_port, lane))
+            .map(|(g, lane, _)| (g.service.to_string(), g.service_port, lane))
             .collect()
     }
 
@@ -179,7 +179,10 @@ mod tests {
         q.push(g("ns/a", 1), Lane::Bulk);
         q.push(g("ns/b", 1), Lane::Change);
         let (first, lane, _) = q.pop(|l, _| l != Lane::Change).unwrap();
-        assert_eq!((first.service.as_str(), lane), ("ns/a", Lane::Bulk));
+        assert_eq!(
+            (first.service.to_string(), lane),
+            ("ns/a".into(), Lane::Bulk)
+        );
         assert!(q.contains(&g("ns/b", 1)));
     }
 
@@ -189,8 +192,8 @@ mod tests {
         q.push(g("ns/a", 1), Lane::Pod);
         q.push(g("ns/a", 2), Lane::Pod);
         q.push(g("ns/b", 1), Lane::Pod);
-        let (first, _, _) = q.pop(|_, s| s != "ns/a").unwrap();
-        assert_eq!(first.service, "ns/b");
+        let (first, _, _) = q.pop(|_, s| s.to_string() != "ns/a").unwrap();
+        assert_eq!(first.service.to_string(), "ns/b");
         let order = drain(&mut q);
         assert_eq!(
             order,

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 
 use jiff::Timestamp;
 
-use super::executor::{lock, read_failure, Executor, Failure, GroupTarget};
+use super::executor::{lock, read_failure, Executor, Failure};
+use crate::model::GroupTarget;
 use crate::model::{BackendState, BackendType, DesiredGroup, SlbBackend};
 use crate::slb::SlbApi;
 

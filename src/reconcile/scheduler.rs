@@ -15,34 +15,12 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::executor::{Executor, GroupTarget, PassOutcome, ReconcileError};
+use super::executor::{Executor, PassOutcome, ReconcileError};
 use super::metrics::CHANGE_SEEN;
 use super::queue::LaneQueue;
+use crate::model::{GroupRef, GroupTarget, ServiceRef};
 use crate::slb::budget::{Caller, Lane, CALLER};
 use crate::slb::SlbApi;
-
-/// One vServer group of one Service: what triggers name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupRef {
-    /// `<namespace>/<name>`.
-    pub service: String,
-    pub service_port: u16,
-    /// `Some("<lb-id>/<group id or name>")` for a group the Service's port no longer
-    /// points at (its `id` or `vgroup-port` annotation changed): passes over it drain and
-    /// empty the agent's backends there, so the move leaks nothing.
-    pub retired: Option<String>,
-}
-
-impl GroupRef {
-    /// The group a Service's port points at now.
-    pub fn new(service: impl Into<String>, service_port: u16) -> Self {
-        Self {
-            service: service.into(),
-            service_port,
-            retired: None,
-        }
-    }
-}
 
 /// Where a pass reads the desired state of a group *when it starts*, so that all changes
 /// seen until then are in one plan (level-triggered: triggers carry no state).
@@ -381,13 +359,13 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
     /// cannot hold all of them. Change and bulk passes do not start while calls already
     /// wait for the budget (they would only line up), and bulk passes take at most half
     /// the slots, at their spacing.
-    fn may_start(&self, lane: Lane, service: &str, waiting: &[usize; 3]) -> bool {
+    fn may_start(&self, lane: Lane, service: &ServiceRef, waiting: &[usize; 3]) -> bool {
         let max = self.config.max_concurrent.max(1);
         let running = self.running.len();
         let mine = self
             .running
             .values()
-            .filter(|p| p.group.service == service)
+            .filter(|p| &p.group.service == service)
             .count();
         let queued_calls: usize = waiting[..=lane.index()].iter().sum();
         match lane {
@@ -456,7 +434,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             });
             let caller = Caller {
                 lane,
-                service: group.service.as_str().into(),
+                service: group.service.to_string().into(),
             };
             let handle = workers.spawn(CALLER.scope(caller, pass));
             self.running.insert(

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use async_trait::async_trait;
 
 use super::SlbError;
-use crate::model::{ObservedGroup, SlbBackend};
+use crate::model::{Listener, ObservedGroup, SlbBackend};
 
 /// The tag the agent puts on every vServer group it creates, valued with the group's
 /// name (its owner Description): the proof that a group is the agent's to delete once
@@ -30,26 +30,6 @@ impl VServerGroupSummary {
     pub fn created_by_agent(&self) -> bool {
         self.tags.get(CREATED_FOR_TAG) == Some(&self.v_server_group_name)
     }
-}
-
-/// Listener protocol as the SLB names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ListenerProtocol {
-    Tcp,
-    Udp,
-    Http,
-    Https,
-}
-
-/// A listener of an SLB instance and its drain settings (TCP/UDP only have them).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub port: u16,
-    pub protocol: ListenerProtocol,
-    pub v_server_group_id: Option<String>,
-    /// `None` for HTTP/HTTPS, which have no connection drain setting.
-    pub connection_drain: Option<bool>,
-    pub connection_drain_timeout: Option<u32>,
 }
 
 /// Health of one backend behind one listener (`DescribeHealthStatus`).

@@ -11,9 +11,8 @@ pub mod http;
 mod metrics;
 pub mod rpc;
 
-pub use api::{
-    BackendHealth, Listener, ListenerProtocol, SlbApi, VServerGroupSummary, CREATED_FOR_TAG,
-};
+pub use crate::model::{Listener, ListenerProtocol};
+pub use api::{BackendHealth, SlbApi, VServerGroupSummary, CREATED_FOR_TAG};
 pub use error::{AnswerStatus, ErrorClass, SlbError};
 pub use metrics::{SlbMetrics, ACTIONS};
 pub use rpc::{RpcConfig, RpcSlbClient};

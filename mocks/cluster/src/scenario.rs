@@ -144,7 +144,7 @@ impl Scenario {
     }
 
     /// The pod template; `wait_drained` is the preStop command of the `slb-sync` policy.
-    /// Local mode with the in-place layout of DESIGN.md section 1: 3 replicas with a
+    /// Local mode, in-place layout (docs/architecture.md, "Workload advice"): 3 replicas with a
     /// preferred affinity to a 2-node pool, so every backend node keeps a serving pod
     /// through the rollout.
     pub fn local_in_place(policy: Policy, seed: u64, subnet: u8) -> Scenario {

@@ -1,5 +1,5 @@
 //! The scheduler: binds pending pods of one workload to nodes with the layouts the race
-//! lab compares (DESIGN.md section 1: Local mode wants an in-place layout).
+//! lab compares (docs/architecture.md, "Workload advice": Local mode wants an in-place layout).
 //!
 //! Binding is a patch of `spec.nodeName` (mock-kube has no `binding` subresource).
 

@@ -1,7 +1,7 @@
 //! Local mode, one pod per node, naive policy (baseline controller, no preStop, no
 //! readinessProbe): when a node loses its last local endpoint kube-proxy drops the rules
 //! before the baseline has taken the node out of the SLB, and requests meet `no-rules`
-//! (DESIGN.md section 1, race 3).
+//! (docs/architecture.md, "The four races", race 3).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

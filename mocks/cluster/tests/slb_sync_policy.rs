@@ -1,7 +1,7 @@
 //! CI-sized race lab: every mode under `naive` and `slb-sync` for a few seeds. The real
 //! agent (readiness gate, weight 0, drain, remove, then `wait-drained` returns) loses no
 //! request; the naive baseline loses some in every mode, and across the modes it shows
-//! each of the four races of DESIGN.md section 1.
+//! each of the four races (docs/architecture.md, "The four races").
 //!
 //! Local mode runs `slb-sync` with the in-place layout (every backend node keeps a
 //! serving pod). With one pod per node a surge pod on an empty node can meet `no-rules`

@@ -13,11 +13,9 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
-use crate::desired::PlannerConfig;
 use crate::index::{parse_provider_id, Interner, ServiceInfo, SERVICE_NAME_LABEL};
 use crate::k8s::names::{gated_service, DRAINED_CONDITION, POD_FINALIZER};
-use crate::model::{BackendState, BackendType, Mode, SlbBackend};
-use crate::reconcile::GroupTarget;
+use crate::model::{BackendState, BackendType, GroupObservation, Mode, PlannerConfig};
 
 /// Reason of a readiness gate condition whose backend carries traffic.
 pub const REASON_REGISTERED: &str = "BackendRegistered";
@@ -30,21 +28,6 @@ pub struct BackedService {
     /// The Service's name (the pod's namespace is the Service's).
     pub name: String,
     pub mode: Mode,
-}
-
-/// The last SLB members seen for one vServer group of a Service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupObservation {
-    pub target: GroupTarget,
-    pub backends: Vec<SlbBackend>,
-}
-
-impl GroupObservation {
-    fn owned(&self) -> impl Iterator<Item = &SlbBackend> {
-        self.backends
-            .iter()
-            .filter(|b| self.target.desired.name.owns(&b.description))
-    }
 }
 
 /// Where a pod's traffic enters from the SLB.
@@ -384,6 +367,17 @@ pub fn declared_gates(pod: &Pod) -> Vec<(String, String)> {
 pub fn gate_unchanged(pod: &Pod, want: &GateCondition) -> bool {
     let status = if want.status { "True" } else { "False" };
     condition_status(pod, &want.condition_type) == Some((status, want.reason))
+}
+
+/// True when nothing is to be written for `want`: the pod already says it, or its gate is
+/// open and `want` would close it. An open gate stays open: closing it makes a serving pod
+/// NotReady, and Kubernetes then drops it from the endpoints of every Service — to report
+/// something about one SLB group. A fresh agent (a restart, a new leader) that has not
+/// read a group yet would otherwise close every gate in the cluster at once.
+pub fn gate_settled(pod: &Pod, want: &GateCondition) -> bool {
+    gate_unchanged(pod, want)
+        || (!want.status
+            && condition_status(pod, &want.condition_type).is_some_and(|(s, _)| s == "True"))
 }
 
 /// When a held finalizer is released without confirmation: `margin` after the later of

@@ -13,7 +13,7 @@ use super::lifecycle::{lock, pod_key, Inner, PodLifecycle};
 use super::writer::Write;
 use crate::k8s::events::AgentEvent;
 use crate::k8s::names::DRAIN_STARTED_AT_ANNOTATION;
-use crate::model::{BackendKey, Mode};
+use crate::model::{BackendKey, Mode, ServiceRef};
 use crate::plan::DrainLedger;
 use crate::reconcile::DrainJournal;
 
@@ -45,9 +45,10 @@ impl Inner {
             .iter()
             .find(|(_, o)| o.target.desired.v_server_group_id.as_deref() == Some(v_server_group_id))
             .map(|(g, _)| g.service.clone());
-        let Some((namespace, name)) = service.as_deref().and_then(|s| s.split_once('/')) else {
+        let Some(ServiceRef { namespace, name }) = service else {
             return Vec::new();
         };
+        let (namespace, name) = (namespace.as_str(), name.as_str());
         let services = self.stores.services.state();
         self.stores
             .pods

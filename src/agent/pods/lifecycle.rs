@@ -14,7 +14,7 @@ use kube::Client;
 use tokio::sync::watch;
 
 use super::allowance::{self, Verdict};
-use super::decide::{self, BackedService, GroupObservation, PodPlace};
+use super::decide::{self, BackedService, PodPlace};
 use super::journal::ledger_from_pods;
 use super::timers::{Armed, PodTimers};
 use super::writer::{self, PodKey, Write, WriteQueue, Writer};
@@ -22,6 +22,7 @@ use super::PodSide;
 use crate::agent::metrics::AgentMetrics;
 use crate::desired::PlannerConfig;
 use crate::k8s::events::Events;
+use crate::model::{GroupObservation, ServiceRef};
 use crate::reconcile::{
     Clock, GroupRef, GroupTarget, LedgerRestore, PassObserver, PassOutcome, ReconcileError,
     TokioClock,
@@ -207,7 +208,7 @@ impl Inner {
                 )
             })
             .unwrap_or_default();
-        let name = format!("{namespace}/{service}");
+        let name = ServiceRef::new(namespace, service);
         let mut groups: Vec<(&GroupRef, &GroupObservation)> = state
             .observed
             .iter()
@@ -252,7 +253,7 @@ impl Inner {
             };
             let observations = self.observations(&state, &key.0, &service);
             let want = decide::gate_condition(&condition_type, mode, &place, &observations);
-            if !decide::gate_unchanged(pod, &want) {
+            if !decide::gate_settled(pod, &want) {
                 self.queue.send(Write::Gate(key.clone(), want));
             }
         }
@@ -398,9 +399,10 @@ impl Inner {
     /// The pods a pass over one Service may concern: those it selects, and every deleted
     /// pod of its namespace still held (the Service may be gone or select it no more).
     fn after_pass(self: &Arc<Self>, group: &GroupRef) {
-        let Some((namespace, name)) = group.service.split_once('/') else {
-            return;
-        };
+        let (namespace, name) = (
+            group.service.namespace.as_str(),
+            group.service.name.as_str(),
+        );
         let service = self
             .stores
             .services

@@ -5,6 +5,7 @@ use kube::runtime::watcher;
 use std::sync::Arc;
 
 pub mod allowance;
+pub mod args;
 pub mod decide;
 mod journal;
 mod lifecycle;

@@ -206,7 +206,7 @@ impl Writer {
         let Some(pod) = api.get_opt(name).await? else {
             return Ok(());
         };
-        if decide::is_deleting(&pod) || decide::gate_unchanged(&pod, gate) {
+        if decide::is_deleting(&pod) || decide::gate_settled(&pod, gate) {
             return Ok(());
         }
         let status = if gate.status { "True" } else { "False" };

@@ -1,7 +1,7 @@
 //! Listener drain settings: read first, write only what differs.
 
+use crate::model::{Listener, ListenerProtocol};
 use crate::plan::plan_listener_drain;
-use crate::slb::{Listener, ListenerProtocol};
 
 fn mk_listener(
     port: u16,

@@ -1,4 +1,4 @@
-//! One test per planner rule of DESIGN.md §3.1 "Steps".
+//! One test per planner rule of docs/architecture.md, "Steps".
 
 use std::collections::HashMap;
 use std::time::Duration;

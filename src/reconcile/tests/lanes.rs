@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::*;
+use crate::model::ServiceRef;
 use crate::reconcile::memory::MemorySlb;
 use crate::reconcile::{spawn, GroupRef, Lane, SchedulerConfig, TargetSource};
 
@@ -31,7 +32,7 @@ struct Rig {
 }
 
 fn group_ref(service: &str, port: u16) -> GroupRef {
-    GroupRef::new(format!("default/{service}"), port)
+    GroupRef::new(ServiceRef::new("default", service), port)
 }
 
 fn rig() -> Rig {

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::*;
+use crate::model::ServiceRef;
 use crate::reconcile::memory::{Fault, MemorySlb};
 use crate::reconcile::{spawn, GroupRef, SchedulerConfig, TargetSource};
 use crate::slb::ErrorClass;
@@ -27,7 +28,7 @@ impl TargetSource for Targets {
 }
 
 fn web(port: u16) -> GroupRef {
-    GroupRef::new("default/web", port)
+    GroupRef::new(ServiceRef::new("default", "web"), port)
 }
 
 struct Rig {

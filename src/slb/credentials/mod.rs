@@ -13,6 +13,7 @@
 //! `Debug` prints `[REDACTED]`, and nothing in this module formats a secret into a log
 //! line or an error message.
 
+pub mod args;
 mod config;
 mod file;
 mod metadata;

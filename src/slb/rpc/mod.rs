@@ -4,6 +4,7 @@
 //! against the vendor's SDK: `transport.rs`.
 
 mod actions;
+pub mod args;
 mod backends;
 mod decode;
 pub mod sign;

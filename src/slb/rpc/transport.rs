@@ -33,8 +33,8 @@
 //! The server's message is scrubbed of the secret and token (the real
 //! `SignatureDoesNotMatch` message echoes the string to sign, `SecurityToken` included);
 //! transport errors never carry the signed URL, so there is nothing of ours to scrub in
-//! them — `tests/slb_contract_transport.rs` and `tests/slb_credentials_redaction.rs` hold
-//! that.
+//! them — `tests/slb/slb_contract_transport.rs` and
+//! `tests/slb/slb_credentials_redaction.rs` hold that.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,8 @@
 //! The real agent in this process, configured from `slb-sync run` flags exactly as the
-//! binary does (`RunArgs::agent_config`, the production SLB client taking a token of one
-//! API budget per HTTP request, the executor sharing that budget, the pod side), on a
-//! runtime of its own whose threads are named `agent`: their CPU time is the agent's.
+//! binary does (`slb_sync::cli::run`: `RunArgs::agent_config`, the production SLB client
+//! taking a token of one API budget per HTTP request, the executor sharing that budget,
+//! `PodSideArgs::pod_side`), on a runtime of its own whose threads are named `agent`:
+//! their CPU time is the agent's.
 //! Its SLB client is wrapped in a [`Recorder`], which hands the client's budget on.
 
 use std::net::SocketAddr;
@@ -9,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use slb_sync::agent::cli::RunArgs;
-use slb_sync::agent::{AgentError, PodSideChoice};
+use slb_sync::agent::AgentError;
+use slb_sync::cli::run::RunArgs;
 use slb_sync::slb::budget::Budget;
 use slb_sync::slb::{RpcSlbClient, SlbApi, SlbMetrics};
 use tokio::sync::oneshot;
@@ -108,6 +109,7 @@ impl Agent {
         let slb_metrics =
             SlbMetrics::register(&registry).map_err(|e| StartError::Agent(e.to_string()))?;
         let credentials = args
+            .slb
             .credentials()
             .build()
             .map_err(|e| StartError::Agent(e.to_string()))?;
@@ -115,14 +117,12 @@ impl Agent {
         // APIs, taken by the client and shared with the executor's scheduler (the
         // recorder hands the client's budget on).
         let budget = Arc::new(Budget::new(config.limits.qps, config.limits.burst));
-        let client = RpcSlbClient::new(args.rpc_config(), credentials)
+        let client = RpcSlbClient::new(args.slb.rpc_config(), credentials)
             .with_metrics(slb_metrics)
             .with_budget(budget);
         let recorder = Arc::new(Recorder::new(Arc::new(client), start));
         let slb: Arc<dyn SlbApi> = recorder.clone();
-        let pod_side = PodSideChoice::Lifecycle {
-            fail_open_margin: Duration::from_secs(args.finalizer_grace_margin_seconds),
-        };
+        let pod_side = args.pods.pod_side();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name(AGENT_THREADS)

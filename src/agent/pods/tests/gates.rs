@@ -96,3 +96,22 @@ fn gates_are_read_from_the_spec_and_compared_with_status_and_reason() {
     }]);
     assert!(gate_unchanged(&pod, &want));
 }
+
+#[test]
+fn an_open_gate_is_never_closed() {
+    let mut pod = mk_pod("web-0", &[("app", "web")]);
+    let gate = "registered.slb-sync.io/web";
+    // No group read yet (a fresh agent), or the backend at weight 0: want False.
+    let closed = gate_condition(gate, Mode::Eni, &eni_place(), &[]);
+    assert!(!gate_settled(&pod, &closed), "no condition yet: written");
+    pod.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+        type_: gate.into(),
+        status: "True".into(),
+        reason: Some(REASON_REGISTERED.into()),
+        ..PodCondition::default()
+    }]);
+    assert!(gate_settled(&pod, &closed), "open: stays open");
+    let open = mk_observation(vec![], vec![mk_eni_member("10.0.0.7", 100)]);
+    let open = gate_condition(gate, Mode::Eni, &eni_place(), &[&open]);
+    assert!(gate_settled(&pod, &open));
+}

@@ -19,7 +19,7 @@ use crate::model::{
     Backend, BackendKey, BackendState, BackendType, DesiredGroup, Mode, OwnerDescription, Protocol,
     SlbBackend, Weight,
 };
-use crate::reconcile::GroupTarget;
+use crate::model::{GroupObservation, GroupTarget};
 
 const LB_ID: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-id";
 

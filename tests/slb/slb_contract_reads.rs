@@ -1,0 +1,279 @@
+//! Contract of how the SLB RPC client reads answers (loopback `wiremock` server): vServer
+//! groups decoded tolerantly, health status, listeners with their group and drain
+//! settings, and listener drain writes on TCP/UDP only.
+
+use support::slb_contract::*;
+
+#[tokio::test]
+async fn vserver_group_reads_decode_tolerantly() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "DescribeVServerGroups",
+        ok(json!({"RequestId": "r", "VServerGroups": {"VServerGroup": [
+            {"VServerGroupId": "rsp-1", "VServerGroupName": "k8s/80/web/default/c1"},
+            {"VServerGroupId": "rsp-2"},
+            {"VServerGroupName": "no id: skipped"}
+        ]}})),
+    )
+    .await;
+    answer(
+        &server,
+        "DescribeVServerGroupAttribute",
+        ok(
+            json!({"RequestId": "r", "VServerGroupId": "rsp-1", "VServerGroupName": "g",
+                "LoadBalancerId": "lb-1", "BackendServers": {"BackendServer": [
+                {"ServerId": "i-1", "Port": "30080", "Weight": "100", "Type": "ecs",
+                 "Description": "k8s/80/web/default/c1"},
+                {"serverId": "eni-2", "port": 8080, "weight": 0, "type": "eni",
+                 "serverIp": "10.0.0.9"},
+                {"ServerId": "eci-3", "Port": 80, "Weight": 10, "Type": "eci"},
+                {"ServerId": "i-4", "Port": 80, "Weight": 5}
+            ]}}),
+        ),
+    )
+    .await;
+    let c = client(&server);
+
+    let groups = c.list_vserver_groups("lb-1").await.unwrap();
+    let ids: Vec<_> = groups
+        .iter()
+        .map(|g| g.v_server_group_id.as_str())
+        .collect();
+    assert_eq!(ids, ["rsp-1", "rsp-2"]);
+    assert_eq!(groups[0].v_server_group_name, "k8s/80/web/default/c1");
+
+    let group = c.describe_vserver_group("rsp-1").await.unwrap();
+    assert_eq!(group.load_balancer_id, "lb-1");
+    assert_eq!(group.v_server_group_name, "g");
+    assert_eq!(
+        group.backends,
+        vec![
+            ecs("i-1", 30080, 100),
+            SlbBackend {
+                server_id: "eni-2".into(),
+                server_ip: Some("10.0.0.9".parse().unwrap()),
+                port: 8080,
+                weight: Weight::ZERO,
+                backend_type: BackendType::Eni,
+                description: String::new(),
+            },
+            SlbBackend {
+                description: String::new(),
+                ..ecs("i-4", 80, 5)
+            },
+        ],
+        "numbers as strings, any key case, ECI skipped, Type defaults to ecs"
+    );
+    let requests = sent(&server).await;
+    assert_eq!(requests[0]["LoadBalancerId"], "lb-1");
+    assert_eq!(requests[1]["VServerGroupId"], "rsp-1");
+}
+
+#[tokio::test]
+async fn a_backend_entry_without_weight_fails_the_read_instead_of_hiding_it() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "DescribeVServerGroupAttribute",
+        ok(json!({"BackendServers": {"BackendServer": [{"ServerId": "i-1", "Port": 80}]}})),
+    )
+    .await;
+    let err = client(&server)
+        .describe_vserver_group("rsp-1")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "InvalidResponse");
+    assert_eq!(err.class, ErrorClass::Unavailable);
+}
+
+#[tokio::test]
+async fn health_status_decodes() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "DescribeHealthStatus",
+        ok(
+            json!({"RequestId": "r", "BackendServers": {"BackendServer": [
+                {"ServerId": "i-1", "ServerIp": "192.168.0.2", "Port": 30080, "ListenerPort": "80",
+                 "ServerHealthStatus": "normal", "Protocol": "tcp"},
+                {"ServerId": "eni-2", "EniHost": "10.0.0.5", "Port": "8080",
+                 "ServerHealthStatus": "abnormal"}
+            ]}}),
+        ),
+    )
+    .await;
+    let health = client(&server).describe_health("lb-1", 80).await.unwrap();
+    assert_eq!(health.len(), 2);
+    assert_eq!(health[0].server_id, "i-1");
+    assert_eq!(health[0].server_ip, Some("192.168.0.2".parse().unwrap()));
+    assert_eq!((health[0].port, health[0].listener_port), (30080, 80));
+    assert_eq!(health[0].status, "normal");
+    assert_eq!(health[1].server_ip, Some("10.0.0.5".parse().unwrap()));
+    assert_eq!(
+        health[1].listener_port, 80,
+        "defaults to the port asked about"
+    );
+    assert_eq!(health[1].status, "abnormal");
+    let requests = sent(&server).await;
+    assert_eq!(requests[0]["LoadBalancerId"], "lb-1");
+    assert_eq!(requests[0]["ListenerPort"], "80");
+}
+
+#[tokio::test]
+async fn listeners_are_discovered_with_their_group_and_drain_settings() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "DescribeLoadBalancerAttribute",
+        ok(json!({"RequestId": "r", "LoadBalancerId": "lb-1",
+        "ListenerPortsAndProtocol": {"ListenerPortAndProtocol": [
+            {"ListenerPort": 443, "ListenerProtocol": "https"},
+            {"ListenerPort": 80, "ListenerProtocol": "tcp"},
+            {"ListenerPort": "53", "ListenerProtocol": "udp"},
+            {"ListenerPort": 8080, "ListenerProtocol": "http"}
+        ]}})),
+    )
+    .await;
+    answer(
+        &server,
+        "DescribeLoadBalancerTCPListenerAttribute",
+        ok(
+            json!({"ListenerPort": 80, "VServerGroupId": "rsp-80", "ConnectionDrain": "on",
+                  "ConnectionDrainTimeout": "300"}),
+        ),
+    )
+    .await;
+    answer(
+        &server,
+        "DescribeLoadBalancerUDPListenerAttribute",
+        ok(json!({"ListenerPort": 53, "VServerGroupId": "", "ConnectionDrain": "off"})),
+    )
+    .await;
+    answer(
+        &server,
+        "DescribeLoadBalancerHTTPListenerAttribute",
+        ok(json!({"ListenerPort": 8080, "VServerGroupId": "rsp-8080"})),
+    )
+    .await;
+    answer(
+        &server,
+        "DescribeLoadBalancerHTTPSListenerAttribute",
+        ok(json!({"ListenerPort": 443, "VServerGroupId": "rsp-443"})),
+    )
+    .await;
+    let listeners = client(&server).describe_listeners("lb-1").await.unwrap();
+    let listener = |port, protocol, group: Option<&str>, drain, timeout| Listener {
+        port,
+        protocol,
+        v_server_group_id: group.map(str::to_string),
+        connection_drain: drain,
+        connection_drain_timeout: timeout,
+    };
+    assert_eq!(
+        listeners,
+        vec![
+            listener(53, ListenerProtocol::Udp, None, Some(false), None),
+            listener(
+                80,
+                ListenerProtocol::Tcp,
+                Some("rsp-80"),
+                Some(true),
+                Some(300)
+            ),
+            listener(443, ListenerProtocol::Https, Some("rsp-443"), None, None),
+            listener(8080, ListenerProtocol::Http, Some("rsp-8080"), None, None),
+        ]
+    );
+    let requests = sent(&server).await;
+    assert_eq!(requests.len(), 5);
+    assert!(requests[1..]
+        .iter()
+        .all(|r| r["LoadBalancerId"] == "lb-1" && r.contains_key("ListenerPort")));
+}
+
+#[tokio::test]
+async fn listeners_from_the_older_misspelled_field_are_read_too() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "DescribeLoadBalancerAttribute",
+        ok(
+            json!({"ListenerPortsAndProtocal": {"ListenerPortAndProtocal": [
+            {"ListenerPort": 80, "ListenerProtocal": "TCP"}]}}),
+        ),
+    )
+    .await;
+    answer(
+        &server,
+        "DescribeLoadBalancerTCPListenerAttribute",
+        ok(json!({"VServerGroupId": "rsp-80"})),
+    )
+    .await;
+    let listeners = client(&server).describe_listeners("lb-1").await.unwrap();
+    assert_eq!(listeners.len(), 1);
+    assert_eq!(listeners[0].v_server_group_id.as_deref(), Some("rsp-80"));
+    assert_eq!(listeners[0].connection_drain, Some(false));
+}
+
+#[tokio::test]
+async fn listener_drain_is_set_on_tcp_and_udp_only() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "SetLoadBalancerTCPListenerAttribute",
+        ok(json!({"RequestId": "r"})),
+    )
+    .await;
+    answer(
+        &server,
+        "SetLoadBalancerUDPListenerAttribute",
+        ok(json!({"RequestId": "r"})),
+    )
+    .await;
+    let c = client(&server);
+    let listener = |port, protocol| Listener {
+        port,
+        protocol,
+        v_server_group_id: None,
+        connection_drain: Some(false),
+        connection_drain_timeout: None,
+    };
+    c.set_listener_drain(
+        "lb-1",
+        &listener(80, ListenerProtocol::Tcp),
+        true,
+        Some(120),
+    )
+    .await
+    .unwrap();
+    c.set_listener_drain(
+        "lb-1",
+        &listener(53, ListenerProtocol::Udp),
+        false,
+        Some(120),
+    )
+    .await
+    .unwrap();
+    let err = c
+        .set_listener_drain(
+            "lb-1",
+            &listener(443, ListenerProtocol::Https),
+            true,
+            Some(60),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.class, ErrorClass::Permanent);
+
+    let requests = sent(&server).await;
+    assert_eq!(requests.len(), 2, "nothing sent for an HTTPS listener");
+    assert_eq!(requests[0]["Action"], "SetLoadBalancerTCPListenerAttribute");
+    assert_eq!(requests[0]["LoadBalancerId"], "lb-1");
+    assert_eq!(requests[0]["ListenerPort"], "80");
+    assert_eq!(requests[0]["ConnectionDrain"], "on");
+    assert_eq!(requests[0]["ConnectionDrainTimeout"], "120");
+    assert_eq!(requests[1]["Action"], "SetLoadBalancerUDPListenerAttribute");
+    assert_eq!(requests[1]["ConnectionDrain"], "off");
+    assert!(!requests[1].contains_key("ConnectionDrainTimeout"));
+}
