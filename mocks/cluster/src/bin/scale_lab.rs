@@ -32,7 +32,8 @@ mod heap;
 /// them; p50/p99/max over the deletions), and whether the drain was confirmed or the pod
 /// released at its fail-open deadline; per situation, the readiness gates the agent
 /// closed on running pods. Default budget 5 calls/s, burst 10 (the agent's defaults).
-/// About 8 minutes; `--situations` runs some of them.
+/// About 14 minutes, most of it the idle agent's cold start, which reads every group at
+/// the default resync spacing; `--situations` runs some of them.
 ///
 /// full: 5,000 nodes (50 pools), 150,000 pods, 10,000 Services (100 Cluster on one pool
 /// each, 3,900 Local, 6,000 ENI; one SLB instance each), phases on fresh agents: (a) cold
