@@ -2,7 +2,7 @@
 //! the leader runs the scheduler and writes), the Service finalizer, Events, listener
 //! drain settings and the periodic resync.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -74,8 +74,9 @@ pub struct LoopState {
     pub(super) bulk: Vec<GroupRef>,
     /// The first cycle after gaining the lease is under way.
     pub(super) cold_start: bool,
-    /// Groups of the current resync cycle not yet passed over.
-    pub(super) cycle: HashSet<GroupRef>,
+    /// Groups of the cold start not yet read (see [`Control::begin_cold_start`]);
+    /// ordered, so a Service's groups are found together.
+    pub(super) cycle: BTreeSet<GroupRef>,
     /// When each Service's last `ApiBudgetExceeded` Event went out.
     pub(super) delayed: HashMap<ServiceRef, tokio::time::Instant>,
     /// Groups without a listener already reported: (Service, group id).
@@ -179,6 +180,9 @@ impl Control {
             self.reconciling.send_replace(false);
             self.state.writes.abort_all();
             self.state.listeners.clear();
+            // A cold start under way ends with the term; the next one starts afresh.
+            self.state.cold_start = false;
+            self.state.cycle.clear();
             tracing::warn!("lost leadership; stopped reconciling");
         }
     }
@@ -199,12 +203,13 @@ impl Control {
         self.reconciling.send_replace(true);
         tracing::info!("leading; reconciling every managed Service");
         // Cold start: what pods wait on (gates, drains, journaled drain starts) first,
-        // then every group in the resync lane.
-        self.state.cold_start = true;
+        // then every group in the resync lane; those groups are the cold start's.
         for r in self.pods.waiting_services() {
             self.sync_service(&r, Lane::Pod);
         }
-        self.resync();
+        self.collect_resync();
+        self.begin_cold_start();
+        self.spread_resync();
     }
 
     pub(super) fn trigger(&mut self, service: &ServiceRef, port: u16, lane: Lane) {
@@ -231,6 +236,13 @@ impl Control {
         if self.resync_behind() {
             return;
         }
+        self.collect_resync();
+        self.spread_resync();
+    }
+
+    /// Looks at every Service again, collecting a resync trigger for each of its groups
+    /// (spread by [`Control::spread_resync`]); forgets Services that are gone.
+    fn collect_resync(&mut self) {
         self.state.listeners.clear();
         self.state.bulk.clear();
         let mut seen: HashSet<ServiceRef> = HashSet::new();
@@ -261,7 +273,6 @@ impl Control {
                 self.trigger(&r, port, Lane::Bulk);
             }
         }
-        self.spread_resync();
         let gone: Vec<ServiceRef> = self
             .state
             .cleaning
@@ -289,6 +300,11 @@ impl Control {
     /// Decides what a Service needs: passes (in `lane`), the finalizer added, a cleanup
     /// (pod lane: its finalizer holds the deletion), or nothing.
     pub(super) fn sync_service(&mut self, r: &ServiceRef, lane: Lane) {
+        self.decide(r, lane);
+        self.cycle_pruned(r);
+    }
+
+    fn decide(&mut self, r: &ServiceRef, lane: Lane) {
         let Some(svc) = self
             .services
             .get(&ObjectRef::new(&r.name).within(&r.namespace))

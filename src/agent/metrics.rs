@@ -18,7 +18,7 @@ pub struct AgentMetrics {
     /// interval on the API budget (the next one waits for it), else 0.
     pub resync_behind: IntGauge,
     /// `slb_sync_cold_start_groups`: groups of the first cycle after gaining the lease
-    /// not yet passed over (0 once every group was read).
+    /// not yet passed over in any lane (0 once every group was read or is gone).
     pub cold_start_groups: IntGauge,
 }
 

@@ -21,6 +21,7 @@ pub mod baseline;
 pub mod kubelet;
 pub mod load;
 pub mod rollout;
+pub mod scale;
 pub mod scenario;
 pub mod scheduler;
 pub mod sim;

@@ -47,12 +47,13 @@ ADMIN API (JSON, unauthenticated, same address as the API):
            {"errors": [{"action": "AddVServerGroupBackendServers", "code": "SystemBusy",
                         "status": 503, "message": "...", "rate": 0.5}],
             "latency": [{"action": null, "min_ms": 10, "max_ms": 50}],
-            "qps_limit": 5.0, "action_qps_limits": {"CreateVServerGroup": 1.5},
+            "qps_limit": 5.0, "qps_burst": 10.0, "action_qps_limits": {"CreateVServerGroup": 1.5},
             "throttling_code": "Throttling",
             "group_write_gap_ms": 1000,
             "propagation_delay_ms": 2000}
            errors: checked in order after authentication; action null = every action.
-           qps_limit: token bucket over all actions, action_qps_limits: one per action;
+           qps_limit: token bucket over all actions (qps_burst at once, default one
+             second's worth), action_qps_limits: one per action;
              over a limit the call answers 400 Throttling (or throttling_code).
            group_write_gap_ms: writes to one vServer group closer than this answer
              400 VServerGroupProcessing.

@@ -266,8 +266,9 @@ fn collection(
             if truthy(q, "watch") {
                 return Ok(Reply::Watch(filter, watch::WatchParams::parse(q)?));
             }
+            let req = page::request(q)?;
             let store = shared.store();
-            let (items, metadata) = page::chunk(store.list(&filter), q)?;
+            let (items, metadata) = page::chunk(store.iter_after(&filter, req.after), &req);
             Ok(Reply::Objects(200, list(&store, items, metadata)))
         }
         Method::POST => {

@@ -5,6 +5,10 @@
 //! clients); the next page starts after it in the store's (namespace, name) order. Unlike
 //! the real server, pages are not a consistent snapshot: each is read from the current
 //! state, which is enough for clients that only need every object once.
+//!
+//! A page is read from the store's ordered map starting after the token, and only the
+//! page's objects are copied: a client paging through 150,000 pods 500 at a time costs
+//! each page its own size, not the whole collection's.
 
 use std::collections::HashMap;
 
@@ -12,12 +16,19 @@ use serde_json::{json, Value};
 
 use crate::status::ApiError;
 
-/// One page of `items` (already in (namespace, name) order) and the list metadata fields
-/// it adds: `continue`, and `remainingItemCount` when no selector filtered the list.
-pub fn chunk(
-    items: Vec<Value>,
-    q: &HashMap<String, String>,
-) -> Result<(Vec<Value>, serde_json::Map<String, Value>), ApiError> {
+/// What a list request asks of the pager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest<'q> {
+    /// Most objects in the answer; 0 means all.
+    pub limit: usize,
+    /// Start after this `(namespace, name)`.
+    pub after: Option<(&'q str, &'q str)>,
+    /// A selector filters the list: the real server then leaves out `remainingItemCount`.
+    pub selected: bool,
+}
+
+/// Reads `limit`, `continue` and whether a selector is set.
+pub fn request(q: &HashMap<String, String>) -> Result<PageRequest<'_>, ApiError> {
     let limit = match q.get("limit").map(String::as_str) {
         None | Some("") => 0,
         Some(v) => v
@@ -30,39 +41,40 @@ pub fn chunk(
             ApiError::bad_request(format!("continue key {token:?} is not valid"))
         })?),
     };
-    let key = |v: &Value| {
-        (
-            v["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or("")
-                .to_string(),
-            v["metadata"]["name"].as_str().unwrap_or("").to_string(),
-        )
-    };
-    let mut rest: Vec<Value> = match after {
-        None => items,
-        Some((ns, name)) => items
-            .into_iter()
-            .filter(|v| {
-                let (n, m) = key(v);
-                (n.as_str(), m.as_str()) > (ns, name)
-            })
-            .collect(),
-    };
+    let selected = ["labelSelector", "fieldSelector"]
+        .iter()
+        .any(|k| q.get(*k).is_some_and(|s| !s.is_empty()));
+    Ok(PageRequest {
+        limit,
+        after,
+        selected,
+    })
+}
+
+/// One page of `items` (the matching objects after the request's token, in (namespace,
+/// name) order) and the list metadata fields it adds: `continue`, and
+/// `remainingItemCount` when no selector filtered the list. Only the page is copied.
+pub fn chunk<'a>(
+    items: impl Iterator<Item = &'a Value>,
+    req: &PageRequest<'_>,
+) -> (Vec<Value>, serde_json::Map<String, Value>) {
     let mut meta = serde_json::Map::new();
-    if limit > 0 && rest.len() > limit {
-        let remaining = rest.len() - limit;
-        rest.truncate(limit);
-        let (ns, name) = key(&rest[limit - 1]);
+    let mut items = items.peekable();
+    let page: Vec<Value> = if req.limit == 0 {
+        items.by_ref().cloned().collect()
+    } else {
+        items.by_ref().take(req.limit).cloned().collect()
+    };
+    if items.peek().is_some() {
+        let last = page.last().unwrap_or(&Value::Null);
+        let ns = last["metadata"]["namespace"].as_str().unwrap_or("");
+        let name = last["metadata"]["name"].as_str().unwrap_or("");
         meta.insert("continue".into(), json!(format!("{ns}/{name}")));
-        let selected = ["labelSelector", "fieldSelector"]
-            .iter()
-            .any(|k| q.get(*k).is_some_and(|s| !s.is_empty()));
-        if !selected {
-            meta.insert("remainingItemCount".into(), json!(remaining));
+        if !req.selected {
+            meta.insert("remainingItemCount".into(), json!(items.count()));
         }
     }
-    Ok((rest, meta))
+    (page, meta)
 }
 
 #[cfg(test)]
@@ -80,19 +92,47 @@ mod tests {
             .collect()
     }
 
+    /// What the store hands the pager: the objects after the token.
+    fn after<'a>(all: &'a [Value], req: &PageRequest<'_>) -> impl Iterator<Item = &'a Value> {
+        let after = req.after.map(|(a, b)| (a.to_owned(), b.to_owned()));
+        all.iter().filter(move |v| {
+            let key = (
+                v["metadata"]["namespace"].as_str().unwrap_or("").to_owned(),
+                v["metadata"]["name"].as_str().unwrap_or("").to_owned(),
+            );
+            after.as_ref().is_none_or(|a| key > *a)
+        })
+    }
+
     #[test]
     fn pages_follow_the_continue_token_to_the_end() {
         let all = vec![obj("a", "x"), obj("a", "y"), obj("b", "x")];
-        let (page, meta) = chunk(all.clone(), &query(&[("limit", "2")])).unwrap();
+        let q = query(&[("limit", "2")]);
+        let req = request(&q).unwrap();
+        let (page, meta) = chunk(after(&all, &req), &req);
         assert_eq!(page, all[..2]);
         assert_eq!(meta["continue"], "a/y");
         assert_eq!(meta["remainingItemCount"], 1);
-        let (page, meta) =
-            chunk(all.clone(), &query(&[("limit", "2"), ("continue", "a/y")])).unwrap();
+        let q = query(&[("limit", "2"), ("continue", "a/y")]);
+        let req = request(&q).unwrap();
+        let (page, meta) = chunk(after(&all, &req), &req);
         assert_eq!(page, all[2..]);
         assert!(meta.is_empty(), "last page: {meta:?}");
-        let (page, _) = chunk(all.clone(), &query(&[])).unwrap();
+        let q = query(&[]);
+        let req = request(&q).unwrap();
+        let (page, _) = chunk(after(&all, &req), &req);
         assert_eq!(page.len(), 3, "no limit: everything");
-        assert!(chunk(all, &query(&[("continue", "garbage")])).is_err());
+        assert!(request(&query(&[("continue", "garbage")])).is_err());
+    }
+
+    #[test]
+    fn a_selected_list_has_no_remaining_count() {
+        let all = vec![obj("a", "x"), obj("a", "y")];
+        let q = query(&[("limit", "1"), ("labelSelector", "app=web")]);
+        let req = request(&q).unwrap();
+        let (page, meta) = chunk(after(&all, &req), &req);
+        assert_eq!(page.len(), 1);
+        assert_eq!(meta["continue"], "a/x");
+        assert!(meta.get("remainingItemCount").is_none());
     }
 }

@@ -159,6 +159,25 @@ impl Store {
             .collect()
     }
 
+    /// Objects of `filter.kind` matching the filter after `(namespace, name)` (all when
+    /// `None`), in (namespace, name) order, borrowed: a list page copies only its own.
+    pub fn iter_after<'a>(
+        &'a self,
+        filter: &'a Filter,
+        after: Option<(&str, &str)>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
+        use std::ops::Bound;
+        let lo = match after {
+            Some((ns, name)) => Bound::Excluded((filter.kind, ns.to_owned(), name.to_owned())),
+            None => Bound::Included((filter.kind, String::new(), String::new())),
+        };
+        self.objects
+            .range((lo, Bound::Unbounded))
+            .take_while(move |((k, _, _), _)| *k == filter.kind)
+            .filter(move |((_, ns, _), obj)| filter.matches(ns, obj))
+            .map(|(_, obj)| obj)
+    }
+
     /// Events after `since` that `filter` sees, or `410 Gone` when the history no longer
     /// reaches back that far.
     pub fn events_since(

@@ -47,10 +47,12 @@ pub fn describe_network_interfaces(state: &State, p: &Params) -> Result<Value, A
         Some(n) if (1..=MAX_PAGE_SIZE as u32).contains(&n) => n as usize,
         Some(n) => return Err(ApiError::invalid("PageSize", &n.to_string())),
     };
+    // A set: an account with thousands of ENIs is scanned once per call, not per IP.
+    let wanted: std::collections::HashSet<&IpAddr> = ips.iter().collect();
     let matching: Vec<_> = state
         .enis
         .values()
-        .filter(|e| ips.is_empty() || e.ips.iter().any(|ip| ips.contains(ip)))
+        .filter(|e| wanted.is_empty() || e.ips.iter().any(|ip| wanted.contains(ip)))
         .filter(|e| ids.is_empty() || ids.contains(&e.id.as_str()))
         .collect();
     let total = matching.len();

@@ -20,8 +20,12 @@ pub struct FaultConfig {
     pub errors: Vec<ErrorFault>,
     /// Extra latency before answering.
     pub latency: Vec<LatencyFault>,
-    /// Calls per second over all actions (token bucket, burst = max(limit, 1)).
+    /// Calls per second over all actions (token bucket, burst = `qps_burst`).
     pub qps_limit: Option<f64>,
+    /// Calls the account-wide bucket lets through at once after a quiet period; default
+    /// one second's worth (`max(qps_limit, 1)`). A client whose own bucket allows a
+    /// burst of N against a limit of the same rate needs N here, or its burst is throttled.
+    pub qps_burst: Option<f64>,
     /// Calls per second per action (the real SLB throttles each API separately).
     pub action_qps_limits: BTreeMap<String, f64>,
     /// Code answered when over the QPS limit (HTTP 400).
@@ -72,13 +76,18 @@ pub struct Faults {
     group_writes: HashMap<String, Instant>,
 }
 
-/// Token bucket step: refills at `limit` per second up to `limit`, takes one token.
-fn take(bucket: &mut Option<(f64, Instant)>, limit: Option<f64>, now: Instant) -> bool {
+/// Token bucket step: refills at `limit` per second up to `burst` (default one second's
+/// worth, and at least one call), takes one token.
+fn take(
+    bucket: &mut Option<(f64, Instant)>,
+    limit: Option<f64>,
+    burst: Option<f64>,
+    now: Instant,
+) -> bool {
     let Some(limit) = limit.filter(|l| *l > 0.0) else {
         return true;
     };
-    // Burst of one second's worth, and at least one call.
-    let capacity = limit.max(1.0);
+    let capacity = burst.filter(|b| *b > 0.0).unwrap_or(limit).max(1.0);
     let (tokens, last) = bucket.unwrap_or((capacity, now));
     let tokens = (tokens + now.duration_since(last).as_secs_f64() * limit).min(capacity);
     if tokens >= 1.0 {
@@ -114,11 +123,11 @@ impl Faults {
     pub fn throttle(&mut self, action: &str, now: Instant) -> Result<(), ApiError> {
         let global = self.config.qps_limit;
         let per_action = self.config.action_qps_limits.get(action).copied();
-        let ok_global = take(&mut self.bucket, global, now);
+        let ok_global = take(&mut self.bucket, global, self.config.qps_burst, now);
         let ok_action = match per_action {
             Some(_) => {
                 let mut b = self.action_buckets.get(action).copied();
-                let ok = take(&mut b, per_action, now);
+                let ok = take(&mut b, per_action, None, now);
                 if let Some(b) = b {
                     self.action_buckets.insert(action.to_string(), b);
                 }
@@ -211,6 +220,22 @@ mod tests {
         assert_eq!(f.throttle("A", t0).unwrap_err().code, "Throttling");
         assert!(f.throttle("A", t0 + Duration::from_millis(500)).is_ok());
         assert!(f.throttle("A", t0 + Duration::from_millis(500)).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_account_bucket_holds_its_configured_burst() {
+        let mut f = Faults::new(FaultConfig {
+            qps_limit: Some(5.0),
+            qps_burst: Some(10.0),
+            ..FaultConfig::default()
+        });
+        let t0 = Instant::now();
+        for _ in 0..10 {
+            assert!(f.throttle("A", t0).is_ok());
+        }
+        assert!(f.throttle("A", t0).is_err());
+        assert!(f.throttle("A", t0 + Duration::from_millis(200)).is_ok());
+        assert!(f.throttle("A", t0 + Duration::from_millis(200)).is_err());
     }
 
     #[tokio::test(start_paused = true)]
