@@ -227,64 +227,6 @@ impl Control {
         }
     }
 
-    /// Every Service is looked at again and every group passed over, so drift made
-    /// outside the agent is repaired and missed events are made up for.
-    fn resync(&mut self) {
-        if !self.active() {
-            return;
-        }
-        if self.resync_behind() {
-            return;
-        }
-        self.collect_resync();
-        self.spread_resync();
-    }
-
-    /// Looks at every Service again, collecting a resync trigger for each of its groups
-    /// (spread by [`Control::spread_resync`]); forgets Services that are gone.
-    fn collect_resync(&mut self) {
-        self.state.listeners.clear();
-        self.state.bulk.clear();
-        let mut seen: HashSet<ServiceRef> = HashSet::new();
-        for svc in self.services.state() {
-            let Some(name) = svc.metadata.name.clone() else {
-                continue;
-            };
-            let r = ServiceRef::new(svc.metadata.namespace.as_deref().unwrap_or("default"), name);
-            self.sync_service(&r, Lane::Bulk);
-            seen.insert(r);
-        }
-        // Managed Services the store has not (yet) got still get their passes (planned
-        // here alone: the others were planned by `sync_service`).
-        let missing: Vec<ServiceRef> = {
-            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
-            index
-                .all_services()
-                .map(|(ns, name, _)| ServiceRef::new(ns, name))
-                .filter(|r| !seen.contains(r))
-                .collect()
-        };
-        for r in missing {
-            let desired = plan_service(&self.index.read().unwrap_or_else(|e| e.into_inner()), &r);
-            let Some(ds) = desired else { continue };
-            let ports: Vec<u16> = ds.groups.iter().map(|g| g.service_port).collect();
-            self.plan_ports(&r, ds);
-            for port in ports {
-                self.trigger(&r, port, Lane::Bulk);
-            }
-        }
-        let gone: Vec<ServiceRef> = self
-            .state
-            .cleaning
-            .keys()
-            .filter(|r| !seen.contains(r))
-            .cloned()
-            .collect();
-        for r in gone {
-            self.forget(&r);
-        }
-    }
-
     /// Passes over the groups of every Service a pod waits on (a gate not yet open, a
     /// drain not yet confirmed), so a group changed behind the agent's back is repaired
     /// while the rollout depends on it rather than at the next resync.
@@ -360,7 +302,7 @@ impl Control {
 
     /// Records where each port of a live Service is planned before its passes run; a
     /// port whose group changed has its old group emptied (see [`super::moves`]).
-    fn plan_ports(&mut self, r: &ServiceRef, desired: DesiredService) {
+    pub(super) fn plan_ports(&mut self, r: &ServiceRef, desired: DesiredService) {
         let targets = live_targets(
             &self.index.read().unwrap_or_else(|e| e.into_inner()),
             desired,
@@ -384,7 +326,7 @@ impl Control {
     }
 
     /// Drops what the loop kept about a Service that is gone or no longer ours.
-    fn forget(&mut self, r: &ServiceRef) {
+    pub(super) fn forget(&mut self, r: &ServiceRef) {
         self.state.cleaning.remove(r);
         self.state.groups.forget(r);
         self.state.bad_annotations.remove(r);

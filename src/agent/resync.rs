@@ -6,13 +6,73 @@
 //! its groups are fixed then, each is done once read in any lane or gone, and how many
 //! are left is a metric.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use super::control::Control;
+use crate::desired::plan_service;
 use crate::index::ServiceRef;
 use crate::reconcile::{GroupRef, Lane};
 
 impl Control {
+    /// Every Service is looked at again and every group passed over, so drift made
+    /// outside the agent is repaired and missed events are made up for.
+    pub(super) fn resync(&mut self) {
+        if !self.active() {
+            return;
+        }
+        if self.resync_behind() {
+            return;
+        }
+        self.collect_resync();
+        self.spread_resync();
+    }
+
+    /// Looks at every Service again, collecting a resync trigger for each of its groups
+    /// (spread by [`Control::spread_resync`]); forgets Services that are gone.
+    pub(super) fn collect_resync(&mut self) {
+        self.state.listeners.clear();
+        self.state.bulk.clear();
+        let mut seen: HashSet<ServiceRef> = HashSet::new();
+        for svc in self.services.state() {
+            let Some(name) = svc.metadata.name.clone() else {
+                continue;
+            };
+            let r = ServiceRef::new(svc.metadata.namespace.as_deref().unwrap_or("default"), name);
+            self.sync_service(&r, Lane::Bulk);
+            seen.insert(r);
+        }
+        // Managed Services the store has not (yet) got still get their passes (planned
+        // here alone: the others were planned by `sync_service`).
+        let missing: Vec<ServiceRef> = {
+            let index = self.index.read().unwrap_or_else(|e| e.into_inner());
+            index
+                .all_services()
+                .map(|(ns, name, _)| ServiceRef::new(ns, name))
+                .filter(|r| !seen.contains(r))
+                .collect()
+        };
+        for r in missing {
+            let desired = plan_service(&self.index.read().unwrap_or_else(|e| e.into_inner()), &r);
+            let Some(ds) = desired else { continue };
+            let ports: Vec<u16> = ds.groups.iter().map(|g| g.service_port).collect();
+            self.plan_ports(&r, ds);
+            for port in ports {
+                self.trigger(&r, port, Lane::Bulk);
+            }
+        }
+        let gone: Vec<ServiceRef> = self
+            .state
+            .cleaning
+            .keys()
+            .filter(|r| !seen.contains(r))
+            .cloned()
+            .collect();
+        for r in gone {
+            self.forget(&r);
+        }
+    }
+
     /// True (and said once, with the metric) while the previous cycle still has groups
     /// queued: the next cycle waits rather than queueing every group again.
     pub(super) fn resync_behind(&mut self) -> bool {
@@ -120,7 +180,7 @@ mod tests {
     use tokio::sync::{mpsc, watch};
 
     use super::super::control::{Control, LoopState};
-    use super::super::journal::DrainTimer;
+    use super::super::drain_timer::DrainTimer;
     use super::super::messages::{Kind, Msg};
     use super::super::metrics::AgentMetrics;
     use super::super::pods::{NoPods, SharedPodSide};
