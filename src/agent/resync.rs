@@ -103,9 +103,16 @@ impl Control {
             return;
         };
         let count = u32::try_from(groups.len().max(1)).unwrap_or(u32::MAX);
-        // Leave a tenth of the interval so the cycle ends before the next tick.
-        let spacing = self.resync_interval.mul_f64(0.9) / count;
-        handle.space_bulk(spacing.min(Duration::from_secs(5)));
+        // Leave a tenth of the interval so the cycle ends before the next tick. The cold
+        // start is not spread: after a restart or failover nothing is verified yet, so
+        // its reads take whatever budget the pod and change lanes leave (the limiter
+        // serves those first).
+        let spacing = if self.state.cold_start {
+            Duration::ZERO
+        } else {
+            (self.resync_interval.mul_f64(0.9) / count).min(Duration::from_secs(5))
+        };
+        handle.space_bulk(spacing);
         for group in groups {
             handle.trigger_in(group, Lane::Bulk);
         }
@@ -281,6 +288,11 @@ mod tests {
     /// an SLB that answers at once) with an API budget of `qps` calls per second and no
     /// burst, resync every [`RESYNC`], its caches synced; not yet leading.
     fn control_loop(services: usize, qps: f64) -> Rig {
+        control_loop_with(services, qps, RESYNC)
+    }
+
+    /// [`control_loop`] with a resync every `resync`.
+    fn control_loop_with(services: usize, qps: f64, resync: Duration) -> Rig {
         let planner = PlannerConfig::default();
         let registry = prometheus::Registry::new();
         let metrics = AgentMetrics::register(&registry).unwrap();
@@ -338,11 +350,11 @@ mod tests {
             ready: ReadyFlag::new(),
             scheduler_config: SchedulerConfig {
                 // As the agent sets it.
-                bulk_fresh: RESYNC / 2,
+                bulk_fresh: resync / 2,
                 ..SchedulerConfig::default()
             },
             drift_check: Duration::from_secs(3600),
-            resync_interval: RESYNC,
+            resync_interval: resync,
             tx: tx.clone(),
             state,
         };
@@ -359,7 +371,7 @@ mod tests {
         tokio::spawn(control.run(
             rx,
             leading,
-            RESYNC,
+            resync,
             async move {
                 let _ = stopped.await;
             },
@@ -392,6 +404,19 @@ mod tests {
         );
         assert_eq!(gauge.last(), Some(&0), "the gauge over time: {gauge:?}");
         assert_eq!(logs.count("cold start done"), 1);
+        let _ = rig.stop.send(());
+    }
+
+    /// After gaining the lease nothing is verified yet: the cold start reads at the pace
+    /// of the budget, not spread over the resync interval as later cycles are (20 groups
+    /// over 600 s would be one every 27 s).
+    #[tokio::test(start_paused = true)]
+    async fn the_cold_start_is_paced_by_the_budget_not_the_interval() {
+        let rig = control_loop_with(20, 20.0, Duration::from_secs(600));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rig.leader.send(true).unwrap();
+        let gauge = rig.gauge_for(10).await;
+        assert_eq!(gauge.last(), Some(&0), "the gauge over time: {gauge:?}");
         let _ = rig.stop.send(());
     }
 
