@@ -46,7 +46,7 @@ impl PodContext {
             (service, held)
         };
         let ServiceRef { namespace, name } = &service;
-        let index = self.stores.index.read().unwrap_or_else(|e| e.into_inner());
+        let index = self.index();
         held.iter()
             .filter_map(|key| self.pod(key))
             .filter(|p| !decide::is_drained(p))

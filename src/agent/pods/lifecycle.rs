@@ -177,7 +177,7 @@ impl PodContext {
         decide::pod_place(pod, node.as_deref())
     }
 
-    fn index(&self) -> std::sync::RwLockReadGuard<'_, ClusterIndex> {
+    pub(super) fn index(&self) -> std::sync::RwLockReadGuard<'_, ClusterIndex> {
         self.stores.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -253,12 +253,7 @@ impl PodLifecycle {
             .services
             .get(&ObjectRef::new(&service.name).within(&service.namespace))
             .is_none();
-        let selector = ctx
-            .stores
-            .index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .pod_selector(service);
+        let selector = ctx.index().pod_selector(service);
         let pods = {
             let mut book = lock(&ctx.book);
             if gone {
