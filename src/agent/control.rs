@@ -145,6 +145,12 @@ impl Control {
             Msg::Affected(affected, lane) => {
                 if self.active() {
                     for service in &affected.services {
+                        // A backend to take down goes first, even found by a relist.
+                        let lane = if affected.draining.contains(service) {
+                            Lane::Drain
+                        } else {
+                            lane
+                        };
                         self.sync_service(service, lane);
                     }
                 }
@@ -202,10 +208,10 @@ impl Control {
         self.state.scheduler = Some((handle, task));
         self.reconciling.send_replace(true);
         tracing::info!("leading; reconciling every managed Service");
-        // Cold start: what pods wait on (gates, drains, journaled drain starts) first,
-        // then every group in the resync lane; those groups are the cold start's.
-        for r in self.pods.waiting_services() {
-            self.sync_service(&r, Lane::Pod);
+        // Cold start: what pods wait on (drains and journaled drain starts, then gates)
+        // first, then every group in the resync lane; those groups are the cold start's.
+        for (r, lane) in self.pods.waiting_services() {
+            self.sync_service(&r, lane);
         }
         self.collect_resync();
         self.begin_cold_start();
@@ -234,7 +240,7 @@ impl Control {
         if !self.active() {
             return;
         }
-        for r in self.pods.waiting_services() {
+        for r in self.pods.waiting_services().into_keys() {
             self.sync_service(&r, Lane::Change);
         }
     }

@@ -226,6 +226,9 @@ pub async fn run(
             ExecutorConfig {
                 limits: config.limits.clone(),
                 hold: config.hold,
+                // Drift is found within the drift check's interval either way (it reads
+                // in the change lane, which never reuses a read).
+                reuse_read: config.drift_check,
                 ..ExecutorConfig::default()
             },
         )

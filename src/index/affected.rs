@@ -14,6 +14,10 @@ pub struct Affected {
     /// `services`; this names the change once, so thousands of Services sharing one set
     /// can be handled as one node entering, leaving or changing state.
     pub node_sets: Vec<NodeSetChange>,
+    /// Those of `services` that lost a ready endpoint (a pod terminating or failing its
+    /// readiness): a backend must be taken down, and a terminating pod waits for it
+    /// within its grace period, so their passes go first.
+    pub draining: BTreeSet<ServiceRef>,
 }
 
 /// One node's change in the eligible-node set shared by `services` Cluster-mode Services.
@@ -36,6 +40,7 @@ impl Affected {
     pub fn extend(&mut self, other: Affected) {
         self.services.extend(other.services);
         self.node_sets.extend(other.node_sets);
+        self.draining.extend(other.draining);
     }
 
     pub(super) fn insert(&mut self, ns: &str, name: &str) {

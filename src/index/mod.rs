@@ -256,6 +256,32 @@ impl ClusterIndex {
 
     fn set_slice(&mut self, ns: &str, slice: &str, new: Option<(&str, SliceInfo)>) -> Affected {
         let old_owner = self.slice_owner.get(ns).and_then(|m| m.get(slice)).cloned();
+        let lost_ready = old_owner.as_ref().is_some_and(|old| {
+            let before = self
+                .slices
+                .get(ns)
+                .and_then(|m| m.get(&**old))
+                .and_then(|m| m.get(slice));
+            let after = new.as_ref().filter(|(o, _)| *o == &**old).map(|(_, i)| i);
+            before.is_some_and(|b| b.loses_ready(after))
+        });
+        let mut affected = self.set_slice_info(ns, slice, old_owner.clone(), new);
+        if let Some(old) = old_owner.filter(|_| lost_ready) {
+            let r = ServiceRef::new(ns, &*old);
+            if affected.services.contains(&r) {
+                affected.draining.insert(r);
+            }
+        }
+        affected
+    }
+
+    fn set_slice_info(
+        &mut self,
+        ns: &str,
+        slice: &str,
+        old_owner: Option<Arc<str>>,
+        new: Option<(&str, SliceInfo)>,
+    ) -> Affected {
         let new = match (&old_owner, new) {
             // Same Service: the common case (an endpoint's condition changed). Replace in
             // place, and leave the node → Service counts alone when the nodes are the same.

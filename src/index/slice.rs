@@ -57,6 +57,23 @@ impl SliceInfo {
             .unwrap_or_default()
     }
 
+    /// Whether an address ready here is not ready in `new` (or `new` is gone).
+    pub(crate) fn loses_ready(&self, new: Option<&SliceInfo>) -> bool {
+        let ready = |info: &'_ SliceInfo| -> Vec<IpAddr> {
+            info.endpoints
+                .iter()
+                .filter(|e| e.state == EndpointState::Ready)
+                .flat_map(|e| info.addresses(e).iter().copied())
+                .collect()
+        };
+        let before = ready(self);
+        if before.is_empty() {
+            return false;
+        }
+        let after = new.map(ready).unwrap_or_default();
+        before.iter().any(|ip| !after.contains(ip))
+    }
+
     /// `None` for slices of FQDN type, which no backend mode can use.
     pub(crate) fn from_slice(slice: &EndpointSlice, interner: &mut Interner) -> Option<Self> {
         let want_v6 = match slice.address_type.as_str() {

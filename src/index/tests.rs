@@ -71,6 +71,48 @@ fn service_changes_affect_that_service_when_managed_or_no_longer_managed() {
     assert_eq!(planned, ["default/c1", "default/new"]);
 }
 
+fn draining(a: &Affected) -> Vec<String> {
+    a.draining.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn a_slice_that_loses_a_ready_endpoint_names_its_service_as_draining() {
+    let mut index = cluster();
+    let slice = |eps| mk_slice("e", "1", eps);
+    // A new endpoint, ready or not: nothing to take down.
+    let grown = index.apply_endpoint_slice(&slice(vec![
+        ready("10.0.0.1", "n1"),
+        not_ready("10.0.0.2", "n2"),
+    ]));
+    assert_eq!(
+        (names(&grown), draining(&grown)),
+        (vec!["default/e".into()], vec![])
+    );
+    // The old pod terminates: its backend must go down.
+    let ended = index.apply_endpoint_slice(&slice(vec![
+        terminating("10.0.0.1", "n1"),
+        not_ready("10.0.0.2", "n2"),
+    ]));
+    assert_eq!(draining(&ended), ["default/e"]);
+    // The new one becomes ready: nothing lost.
+    let became_ready = index.apply_endpoint_slice(&slice(vec![
+        terminating("10.0.0.1", "n1"),
+        ready("10.0.0.2", "n2"),
+    ]));
+    assert!(became_ready.draining.is_empty());
+    // A ready endpoint failing its probe, and a slice deleted, lose ready endpoints too.
+    let unready = index.apply_endpoint_slice(&slice(vec![not_ready("10.0.0.2", "n2")]));
+    assert_eq!(draining(&unready), ["default/e"]);
+    index.apply_endpoint_slice(&slice(vec![ready("10.0.0.2", "n2")]));
+    assert_eq!(
+        draining(&index.delete_endpoint_slice(&slice(vec![]))),
+        ["default/e"]
+    );
+    // A Cluster-mode Service's endpoints change no backend.
+    let cluster = index.apply_endpoint_slice(&mk_slice("c1", "1", vec![]));
+    assert!(cluster.draining.is_empty());
+}
+
 #[test]
 fn slice_changes_affect_local_and_eni_owners_not_cluster_ones() {
     let mut index = cluster();

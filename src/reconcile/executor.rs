@@ -10,6 +10,7 @@ use jiff::Timestamp;
 
 use super::clock::Clock;
 use super::journal::DrainJournal;
+use super::last_read::LastReads;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
 use crate::model::{DesiredGroup, GroupTarget, ObservedGroup, SlbBackend};
@@ -17,6 +18,7 @@ use crate::plan::{
     members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, PlanConfig, Quarantine,
     Step, MAX_BATCH,
 };
+use crate::slb::budget::current_lane;
 use crate::slb::{ErrorClass, SlbApi, SlbError};
 
 /// Executor settings.
@@ -35,6 +37,10 @@ pub struct ExecutorConfig {
     /// How long a backend the SLB refuses is held out of plans before it is tried again
     /// (see [`crate::plan::Quarantine`]).
     pub hold: HoldPolicy,
+    /// A pass of the drain or pod lane plans from the group as the previous such pass
+    /// left it when that pass's read is younger than this (see `last_read.rs`); zero
+    /// reads on every pass.
+    pub reuse_read: Duration,
 }
 
 /// Plans per pass: the first, and one more after each step whose refused backends were
@@ -49,6 +55,7 @@ impl Default for ExecutorConfig {
             max_replans: 3,
             unresolved_eni_retry: Duration::from_secs(10),
             hold: HoldPolicy::default(),
+            reuse_read: Duration::ZERO,
         }
     }
 }
@@ -65,6 +72,9 @@ pub struct PassOutcome {
     /// When the group must be looked at again: the earliest pending drain deadline, or
     /// sooner when ENI ids were missing.
     pub requeue_at: Option<Timestamp>,
+    /// `requeue_at` is a drain window ending: a removal a terminating pod waits for
+    /// (the scheduler wakes the group in the drain lane, not the pod lane).
+    pub requeue_for_drain: bool,
     pub warnings: Vec<String>,
     pub unresolved_eni_ips: Vec<IpAddr>,
     /// The group's members (owned and foreign) as they stand after this pass's steps:
@@ -131,6 +141,7 @@ pub struct Executor<A: ?Sized> {
     pub(super) journal: Option<Arc<dyn DrainJournal>>,
     /// Owned (active, draining) backends per group id, for the `slb_sync_backends` gauge.
     backend_counts: Mutex<HashMap<String, (i64, i64)>>,
+    last_reads: LastReads,
 }
 
 /// Seeds an executor's drain ledger; object-safe so the pod side can restore drain start
@@ -167,6 +178,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             metrics: None,
             journal: None,
             backend_counts: Mutex::new(HashMap::new()),
+            last_reads: LastReads::default(),
         }
     }
 
@@ -253,22 +265,48 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         let Some((group_id, listened)) = self.resolve_group(target).await? else {
             return Ok(PassOutcome::default());
         };
-        let observed = self
-            .gate
-            .retried("DescribeVServerGroupAttribute", || {
-                self.api.describe_vserver_group(&group_id)
-            })
-            .await
-            .map_err(|error| {
-                if target.desired.v_server_group_id.is_none() {
-                    // A cached id of a group deleted behind our back: find it again next time.
-                    self.forget_group(target);
-                }
-                read_failure(error)
-            })?;
+        let result = self.pass_over(target, group_id.clone(), listened).await;
+        if result.is_err() {
+            // What the group holds is no longer known: the next pass reads it.
+            self.last_reads.forget(&group_id);
+        }
+        result
+    }
+
+    async fn pass_over(
+        &self,
+        target: &GroupTarget,
+        group_id: String,
+        listened: Option<bool>,
+    ) -> Result<PassOutcome, Failure> {
+        let reuse = if current_lane().pod_facing() {
+            self.config.reuse_read
+        } else {
+            Duration::ZERO
+        };
+        let (observed, read_at) = match self.last_reads.fresh(&group_id, reuse) {
+            Some(last) => last,
+            None => {
+                let observed = self
+                    .gate
+                    .retried("DescribeVServerGroupAttribute", || {
+                        self.api.describe_vserver_group(&group_id)
+                    })
+                    .await
+                    .map_err(|error| {
+                        if target.desired.v_server_group_id.is_none() {
+                            // A cached id of a group deleted behind our back: find it
+                            // again next time.
+                            self.forget_group(target);
+                        }
+                        read_failure(error)
+                    })?;
+                self.notice_drift(&group_id, &target.desired, &observed);
+                (observed, tokio::time::Instant::now())
+            }
+        };
         self.resolve_eni_ids(&target.desired, &observed.backends)
             .await?;
-        self.notice_drift(&group_id, &target.desired, &observed);
 
         let now = self.clock.now();
         let mut members = observed.backends.clone();
@@ -323,10 +361,20 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         }
         self.forget_unwanted_holds(&group_id, &target.desired, &members);
         self.count_backends(&group_id, &target.desired, &members);
+        let left = ObservedGroup {
+            backends: members.clone(),
+            ..observed
+        };
+        if reuse.is_zero() {
+            self.last_reads.refresh(left, read_at);
+        } else {
+            self.last_reads.keep(left, read_at, reuse);
+        }
 
         // Drains started by this pass count from when the SLB confirmed weight 0, a little
         // after the plan's `now`: take the deadlines from the ledger, not the plan.
-        let mut requeue_at = self.next_deadline(&group_id, target.drain_window, now);
+        let drain_deadline = self.next_deadline(&group_id, target.drain_window, now);
+        let mut requeue_at = drain_deadline;
         if !plan.unresolved_eni_ips.is_empty() {
             let floor = now
                 .checked_add(Duration::from_secs(1))
@@ -348,6 +396,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             steps_applied: applied,
             replans: 0,
             requeue_at,
+            requeue_for_drain: drain_deadline.is_some() && requeue_at == drain_deadline,
             warnings: plan.warnings,
             unresolved_eni_ips: plan.unresolved_eni_ips,
             backends: members,

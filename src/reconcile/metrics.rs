@@ -35,7 +35,7 @@ pub struct ReconcileMetrics {
     pub queue_depth: IntGaugeVec,
     /// `slb_sync_queue_wait_seconds{lane}`: a group queued → its pass started.
     pub queue_wait: HistogramVec,
-    /// `slb_sync_pod_work_delayed_total`: pod-lane passes that took longer than 10 s from
+    /// `slb_sync_pod_work_delayed_total`: drain- and pod-lane passes that took longer than 10 s from
     /// queue to done (the API budget does not fit pod-facing demand).
     pub pod_work_delayed: IntCounter,
 }

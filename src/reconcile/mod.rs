@@ -9,6 +9,7 @@ mod drains;
 mod executor;
 mod isolate;
 mod journal;
+mod last_read;
 mod limits;
 mod listeners;
 #[cfg(any(test, feature = "test-util"))]

@@ -14,7 +14,7 @@ use crate::slb::budget::Lane;
 /// Groups waiting for a pass, each once, in the lane of its most urgent trigger.
 #[derive(Debug, Default)]
 pub(crate) struct LaneQueue {
-    lanes: [Fair; 3],
+    lanes: [Fair; Lane::COUNT],
     /// Where each queued group waits, and since when.
     queued: HashMap<GroupRef, (Lane, Instant)>,
 }

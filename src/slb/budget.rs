@@ -33,8 +33,12 @@ use tokio::time::Instant;
 /// the budget, and the scheduler queue a pass waits in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Lane {
-    /// Work a pod is waiting on: a terminating pod's drain or removal, a new pod's
-    /// readiness gate, a deleted Service's cleanup (its finalizer holds it).
+    /// A pod that is going away and waits for its drain: an endpoint that stopped being
+    /// ready, a removal whose drain window ended. It has a deadline (its grace period);
+    /// nothing else that waits does.
+    Drain,
+    /// Other work a pod is waiting on: a new pod's readiness gate, a deleted Service's
+    /// cleanup (its finalizer holds it), a group a waiting pod depends on.
     Pod,
     /// Changes of the desired state nobody is waiting on yet: nodes, Service settings.
     Change,
@@ -43,11 +47,18 @@ pub enum Lane {
 }
 
 impl Lane {
-    pub const ALL: [Lane; 3] = [Lane::Pod, Lane::Change, Lane::Bulk];
+    pub const COUNT: usize = 4;
+    pub const ALL: [Lane; Lane::COUNT] = [Lane::Drain, Lane::Pod, Lane::Change, Lane::Bulk];
+
+    /// Work some pod waits on (the drain and pod lanes).
+    pub fn pod_facing(self) -> bool {
+        self <= Lane::Pod
+    }
 
     /// Bounded metric label.
     pub fn as_str(self) -> &'static str {
         match self {
+            Lane::Drain => "drain",
             Lane::Pod => "pod",
             Lane::Change => "change",
             Lane::Bulk => "bulk",
@@ -102,8 +113,8 @@ struct Bucket {
     waiters: BTreeSet<Ticket>,
     next: u64,
     /// Per lane: the tag of the last call served, and each Service's last tag.
-    served: [u64; 3],
-    tags: [HashMap<Arc<str>, u64>; 3],
+    served: [u64; Lane::COUNT],
+    tags: [HashMap<Arc<str>, u64>; Lane::COUNT],
 }
 
 /// Service tags are forgotten once this many pile up and they are behind the served tag
@@ -137,7 +148,7 @@ impl Budget {
                 refilled: Instant::now(),
                 waiters: BTreeSet::new(),
                 next: 0,
-                served: [0; 3],
+                served: [0; Lane::COUNT],
                 tags: Default::default(),
             }),
             changed: Notify::new(),
@@ -250,8 +261,8 @@ impl Budget {
     }
 
     /// Calls waiting for a token, per lane (for metrics and tests).
-    pub fn waiting(&self) -> [usize; 3] {
-        let mut out = [0; 3];
+    pub fn waiting(&self) -> [usize; Lane::COUNT] {
+        let mut out = [0; Lane::COUNT];
         for (lane, _, _) in &self.bucket().waiters {
             out[lane.index()] += 1;
         }
@@ -342,10 +353,10 @@ mod tests {
             async move { b.acquire(Lane::Pod, None).await }
         });
         tokio::task::yield_now().await;
-        assert_eq!(b.waiting(), [1, 0, 0]);
+        assert_eq!(b.waiting(), [0, 1, 0, 0]);
         waiting.abort();
         let _ = waiting.await;
-        assert_eq!(b.waiting(), [0, 0, 0]);
+        assert_eq!(b.waiting(), [0; Lane::COUNT]);
         let start = Instant::now();
         b.acquire(Lane::Bulk, None).await;
         assert_eq!(start.elapsed(), Duration::from_secs(1));

@@ -124,6 +124,43 @@ async fn eni_mode_service_gets_pod_ips_on_the_target_port() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminating_endpoint_is_taken_down_by_a_pass_of_the_drain_lane() {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&node(1)).unwrap();
+    let mut annotations = web_annotations();
+    annotations.push(("service.beta.kubernetes.io/backend-type", "eni"));
+    kube.put(&service("web", &annotations, false)).unwrap();
+    let endpoints = [("127.0.41.101", "node-1"), ("127.0.41.103", "node-1")];
+    kube.put(&slice("web", &endpoints)).unwrap();
+    let agent = start_agent(&kube, &slb, "agent-a").await;
+    eventually("two ENI backends", WAIT, || {
+        (slb_mock::members(&slb, GROUP).len() == 2).then_some(())
+    })
+    .await;
+    let drain_passes = || agent.metric("slb_sync_queue_wait_seconds", &[("lane", "drain")]);
+    assert_eq!(drain_passes(), 0.0, "adding backends is no drain");
+
+    // The first pod terminates: its endpoint is no longer ready.
+    let mut terminating = slice("web", &endpoints);
+    terminating["endpoints"][0]["conditions"] =
+        serde_json::json!({"ready": false, "serving": true, "terminating": true});
+    kube.put(&terminating).unwrap();
+    eventually("the terminating pod's backend at weight 0", WAIT, || {
+        slb_mock::members(&slb, GROUP)
+            .iter()
+            .any(|(_, ip, _, w)| *w == 0 && ip.is_some_and(|ip| ip.to_string() == "127.0.41.101"))
+            .then_some(())
+    })
+    .await;
+    assert!(
+        drain_passes() >= 1.0,
+        "the weight-0 pass ran in the drain lane"
+    );
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_annotation_gets_an_event_while_another_service_keeps_syncing() {
     let kube = start_kube().await;
     let slb = slb_mock::start_mock(seed()).await;

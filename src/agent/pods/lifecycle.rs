@@ -336,7 +336,7 @@ impl PodSide for PodLifecycle {
         Some(Arc::new(self.clone()))
     }
 
-    fn waiting_services(&self) -> std::collections::BTreeSet<ServiceRef> {
+    fn waiting_services(&self) -> std::collections::BTreeMap<ServiceRef, crate::slb::budget::Lane> {
         let index = self.context.index();
         super::waiting::in_stores(&self.context.stores.pods, &index)
     }

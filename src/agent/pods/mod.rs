@@ -37,9 +37,12 @@ pub trait PodSide: PassObserver {
     fn journal(&self) -> Option<Arc<dyn crate::reconcile::DrainJournal>> {
         None
     }
-    /// The Services some pod waits on now (see [`waiting`]).
-    fn waiting_services(&self) -> std::collections::BTreeSet<crate::index::ServiceRef> {
-        std::collections::BTreeSet::new()
+    /// The Services some pod waits on now, with the lane their passes belong in (see
+    /// [`waiting`]).
+    fn waiting_services(
+        &self,
+    ) -> std::collections::BTreeMap<crate::index::ServiceRef, crate::slb::budget::Lane> {
+        std::collections::BTreeMap::new()
     }
 }
 

@@ -4,22 +4,24 @@
 //! from the console, state lost on the SLB side) is repaired within seconds while a
 //! rollout depends on it, not at the next resync.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::Store;
 
 use super::decide;
 use crate::index::{ClusterIndex, ServiceRef};
+use crate::slb::budget::Lane;
 
-/// The Services `pods` wait on. Cheap for pods that wait on nothing (a look at their
-/// gates and deletion); a deleted pod still held is matched against the Services the
-/// index files under its labels.
+/// The Services `pods` wait on, each with the lane its passes belong in: the drain lane
+/// when a deleted pod waits for its drain there, the pod lane for gates. Cheap for pods
+/// that wait on nothing (a look at their gates and deletion); a deleted pod still held is
+/// matched against the Services the index files under its labels.
 pub fn waiting_services<'a>(
     pods: impl IntoIterator<Item = &'a Pod>,
     index: &ClusterIndex,
-) -> BTreeSet<ServiceRef> {
-    let mut out = BTreeSet::new();
+) -> BTreeMap<ServiceRef, Lane> {
+    let mut out = BTreeMap::new();
     for pod in pods {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         if decide::is_deleting(pod) {
@@ -27,7 +29,7 @@ pub fn waiting_services<'a>(
                 let empty = Default::default();
                 let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
                 for backed in index.services_selecting(namespace, labels) {
-                    out.insert(ServiceRef::new(namespace, backed.name));
+                    out.insert(ServiceRef::new(namespace, backed.name), Lane::Drain);
                 }
             }
             continue;
@@ -36,7 +38,8 @@ pub fn waiting_services<'a>(
             let open = decide::condition_status(pod, &condition_type)
                 .is_some_and(|(status, _)| status == "True");
             if !open {
-                out.insert(ServiceRef::new(namespace, service));
+                out.entry(ServiceRef::new(namespace, service))
+                    .or_insert(Lane::Pod);
             }
         }
     }
@@ -44,7 +47,7 @@ pub fn waiting_services<'a>(
 }
 
 /// [`waiting_services`] over the agent's pod store.
-pub fn in_stores(pods: &Store<Pod>, index: &ClusterIndex) -> BTreeSet<ServiceRef> {
+pub fn in_stores(pods: &Store<Pod>, index: &ClusterIndex) -> BTreeMap<ServiceRef, Lane> {
     let pods = pods.state();
     waiting_services(pods.iter().map(|p| &**p), index)
 }
@@ -99,8 +102,14 @@ mod tests {
             pod("api-new", "api", Some(false), false),
         ];
         let waiting = waiting_services(pods.iter(), &index);
-        let names: Vec<&str> = waiting.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["api", "db", "web"]);
+        let names: Vec<(&str, Lane)> = waiting
+            .iter()
+            .map(|(r, lane)| (r.name.as_str(), *lane))
+            .collect();
+        assert_eq!(
+            names,
+            [("api", Lane::Pod), ("db", Lane::Drain), ("web", Lane::Pod)]
+        );
         let idle = waiting_services(pods[1..2].iter(), &index);
         assert!(idle.is_empty());
     }

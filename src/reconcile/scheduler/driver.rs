@@ -228,9 +228,14 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                 }
                 // A deadline is a drain window ending (a pod waits for the removal), a
                 // held backend's retry or an ENI id to look up for a waiting pod.
+                let lane = if outcome.requeue_for_drain {
+                    Lane::Drain
+                } else {
+                    Lane::Pod
+                };
                 outcome
                     .requeue_at
-                    .map(|at| (self.executor.clock().instant_at(at), Lane::Pod))
+                    .map(|at| (self.executor.clock().instant_at(at), lane))
             }
             Some(Err(error)) => {
                 tracing::warn!(service = %group.service, port = group.service_port,
@@ -250,7 +255,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
     /// Says when a pod-lane pass took longer than [`POD_WORK_DELAY`] from queue to done.
     fn note_delay(&self, pass: &Running) {
         let waited = pass.queued_at.elapsed();
-        if pass.lane != Lane::Pod || waited <= POD_WORK_DELAY {
+        if !pass.lane.pod_facing() || waited <= POD_WORK_DELAY {
             return;
         }
         if let Some(metrics) = self.executor.metrics() {

@@ -18,9 +18,9 @@ pub struct SchedulerStats {
     pub(super) passes: AtomicU64,
     pub(super) failures: AtomicU64,
     /// Groups queued per lane, as the driver last saw them.
-    pub(super) queued: [AtomicU64; 3],
+    pub(super) queued: [AtomicU64; Lane::COUNT],
     /// Passes started per lane.
-    pub(super) started: [AtomicU64; 3],
+    pub(super) started: [AtomicU64; Lane::COUNT],
 }
 
 impl SchedulerStats {

@@ -23,10 +23,10 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
     ///
     /// Pod-lane passes may use twice the slots, and a Service with nothing running may
     /// start one beyond that: urgent work always finds a slot, and one Service's burst
-    /// cannot hold all of them. Change and bulk passes do not start while calls already
-    /// wait for the budget (they would only line up), and bulk passes take at most half
-    /// the slots, at their spacing.
-    fn may_start(&self, lane: Lane, service: &ServiceRef, waiting: &[usize; 3]) -> bool {
+    /// cannot hold all of them. Drain passes have slots of their own. Change and bulk
+    /// passes do not start while calls already wait for the budget (they would only line
+    /// up), and bulk passes take at most half the slots, at their spacing.
+    fn may_start(&self, lane: Lane, service: &ServiceRef, waiting: &[usize; Lane::COUNT]) -> bool {
         let max = self.config.max_concurrent.max(1);
         let running = self.running.len();
         let mine = self
@@ -36,6 +36,16 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             .count();
         let queued_calls: usize = waiting[..=lane.index()].iter().sum();
         match lane {
+            // Drains count only each other: passes of the other lanes, however many,
+            // never keep a drain from starting.
+            Lane::Drain => {
+                let drains = self
+                    .running
+                    .values()
+                    .filter(|p| p.lane == Lane::Drain)
+                    .count();
+                mine < max && drains < 4 * max
+            }
             Lane::Pod => (running < 2 * max && mine < max) || (mine == 0 && running < 4 * max),
             Lane::Change => {
                 running < max && mine < (max / 2).max(1) && queued_calls < MAX_WAITING_CALLS

@@ -96,7 +96,7 @@ async fn a_drain_starts_within_a_call_slot_with_ten_thousand_resync_passes_queue
     let bulk_before = rig.handle.stats().started(Lane::Bulk);
     assert!(bulk_before > 100, "{bulk_before}");
     let triggered = Instant::now();
-    rig.handle.trigger_in(group_ref("web", 80), Lane::Pod);
+    rig.handle.trigger_in(group_ref("web", 80), Lane::Drain);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let read = rig.first_call("rsp-web-80", triggered).expect("web read");
@@ -152,7 +152,7 @@ async fn a_burst_from_one_service_delays_another_services_drain_by_one_turn_at_m
         rig.handle.trigger_in(group_ref("busy", port), Lane::Pod);
     }
     tokio::task::yield_now().await;
-    rig.handle.trigger_in(group_ref("web", 80), Lane::Pod);
+    rig.handle.trigger_in(group_ref("web", 80), Lane::Drain);
     tokio::time::sleep(Duration::from_secs(30)).await;
 
     let web = rig.first_call("rsp-web-80", start).expect("web read");
@@ -176,6 +176,56 @@ async fn a_burst_from_one_service_delays_another_services_drain_by_one_turn_at_m
         busy_done - start > SLOT * 60,
         "the burst itself took {:?}",
         busy_done - start
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn drains_go_ahead_of_gates_queued_before_them() {
+    let rig = rig();
+    // Forty Services each wait for a new pod's backend to be added (gates: no deadline),
+    // then one pod is deleted (its drain has one: the pod's grace period).
+    for n in 0..40 {
+        let service = format!("gate{n}");
+        rig.add(
+            &service,
+            80,
+            &[(1, 100)],
+            vec![mk_ecs(1, 100), mk_ecs(2, 100)],
+        );
+        rig.handle.trigger_in(group_ref(&service, 80), Lane::Pod);
+    }
+    rig.add("web", 80, &[(1, 100), (2, 100)], vec![mk_ecs(1, 100)]);
+    tokio::time::sleep(SLOT * 3).await; // the gates' passes are running and waiting
+    let triggered = Instant::now();
+    rig.handle.trigger_in(group_ref("web", 80), Lane::Drain);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let calls = rig.api.calls();
+    let read = rig.first_call("rsp-web-80", triggered).expect("web read");
+    let drained = calls
+        .iter()
+        .find(|c| c.target == "rsp-web-80" && c.action == "SetVServerGroupAttribute")
+        .map(|c| c.at)
+        .expect("weight 0 written");
+    eprintln!(
+        "drain: read {:?}, weight 0 {:?} after the trigger",
+        read - triggered,
+        drained - triggered
+    );
+    // Read at the next token and written at the one after, however many gate calls wait.
+    assert!(
+        read - triggered <= SLOT,
+        "read {:?} after",
+        read - triggered
+    );
+    assert!(drained - read <= SLOT, "write {:?} after", drained - read);
+    let gate_calls_after = calls
+        .iter()
+        .filter(|c| c.target.starts_with("rsp-gate") && c.at > drained)
+        .count();
+    assert!(
+        gate_calls_after > 40,
+        "{gate_calls_after} gate calls after the drain"
     );
 }
 
@@ -222,7 +272,7 @@ async fn pod_work_that_does_not_fit_the_budget_is_reported() {
     for n in 0..20 {
         let service = format!("s{n}");
         rig.add(&service, 80, &[(1, 100), (2, 100)], vec![mk_ecs(1, 100)]);
-        rig.handle.trigger_in(group_ref(&service, 80), Lane::Pod);
+        rig.handle.trigger_in(group_ref(&service, 80), Lane::Drain);
     }
     tokio::time::sleep(Duration::from_secs(60)).await;
     let delays = delays.0.lock().unwrap().clone();

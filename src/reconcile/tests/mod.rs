@@ -3,6 +3,7 @@
 mod executor;
 mod lanes;
 mod quarantine;
+mod reuse;
 mod scheduler;
 
 use std::sync::Arc;

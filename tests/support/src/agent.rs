@@ -89,7 +89,10 @@ impl Agent {
                         .any(|l| l.name() == *k && l.value() == *v)
                 });
                 if matches {
-                    sum += m.get_counter().get_value() + m.get_gauge().get_value();
+                    // Histograms count their observations.
+                    sum += m.get_counter().get_value()
+                        + m.get_gauge().get_value()
+                        + m.get_histogram().get_sample_count() as f64;
                 }
             }
         }

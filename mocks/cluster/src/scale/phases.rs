@@ -293,7 +293,7 @@ pub fn to_weight0(spec: &Spec, calls: &[Call], run: &PodRun) -> Option<f64> {
     Some(at - run.at)
 }
 
-/// Pod-facing calls against their ideal slots: the k-th pod-lane call after `start`
+/// Pod-facing calls (drain and pod lanes) against their ideal slots: the k-th after `start`
 /// should go at `start + k / qps`; the busy period ends at the first gap of more than
 /// two slots between pod-lane calls (later calls wait on drain windows, not the budget).
 pub struct Slots {
@@ -306,7 +306,7 @@ pub fn slot_lateness(calls: &[Call], start: f64, qps: f64) -> Slots {
     let period = 1.0 / qps.max(1e-9);
     let pod: Vec<f64> = calls
         .iter()
-        .filter(|c| c.lane == Lane::Pod && c.at >= start)
+        .filter(|c| c.lane.pod_facing() && c.at >= start)
         .map(|c| c.at)
         .collect();
     let mut late = Vec::new();
@@ -346,7 +346,7 @@ mod tests {
         let calls = vec![
             call(10.0, Lane::Pod),
             call(10.1, Lane::Bulk),
-            call(10.2, Lane::Pod),
+            call(10.2, Lane::Drain),
             call(11.5, Lane::Pod),
             call(30.0, Lane::Pod),
         ];
