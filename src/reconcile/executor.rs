@@ -13,6 +13,7 @@ use super::journal::DrainJournal;
 use super::last_read::LastReads;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
+pub use super::outcome::{PassOutcome, QuarantinedBackend, ReconcileError};
 use crate::model::{DesiredGroup, GroupTarget, ObservedGroup, SlbBackend};
 use crate::plan::{
     members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, PlanConfig, Quarantine,
@@ -57,66 +58,6 @@ impl Default for ExecutorConfig {
             hold: HoldPolicy::default(),
             reuse_read: Duration::ZERO,
         }
-    }
-}
-
-/// What one successful pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PassOutcome {
-    /// The group reconciled; `None` when there was no group and nothing to add.
-    pub v_server_group_id: Option<String>,
-    /// SLB write calls that succeeded.
-    pub steps_applied: usize,
-    /// Re-reads after failures before the pass converged.
-    pub replans: usize,
-    /// When the group must be looked at again: the earliest pending drain deadline, or
-    /// sooner when ENI ids were missing.
-    pub requeue_at: Option<Timestamp>,
-    /// `requeue_at` is a drain window ending: a removal a terminating pod waits for
-    /// (the scheduler wakes the group in the drain lane, not the pod lane).
-    pub requeue_for_drain: bool,
-    pub warnings: Vec<String>,
-    pub unresolved_eni_ips: Vec<IpAddr>,
-    /// The group's members (owned and foreign) as they stand after this pass's steps:
-    /// what readiness gates and drain confirmations are decided from.
-    pub backends: Vec<SlbBackend>,
-    /// Backends the SLB refused in this pass, now held out of plans until their retry.
-    pub quarantined: Vec<QuarantinedBackend>,
-    /// Whether a listener forwards to the group, when this pass looked the group up by
-    /// name (`None`: not known from this pass).
-    pub listened: Option<bool>,
-}
-
-/// A backend the SLB refused, as Events and logs report it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuarantinedBackend {
-    pub backend: SlbBackend,
-    pub held: crate::plan::Held,
-}
-
-/// A pass that did not converge; the scheduler retries the group later.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "reconciling vServer group {group} of SLB {load_balancer_id} failed after {replans} \
-     re-plan(s): {source}"
-)]
-pub struct ReconcileError {
-    /// The group's owner Description.
-    pub group: String,
-    pub load_balancer_id: String,
-    pub replans: usize,
-    #[source]
-    pub source: SlbError,
-}
-
-impl ReconcileError {
-    pub fn class(&self) -> ErrorClass {
-        self.source.class
-    }
-
-    /// The SLB instance does not exist (deleted, or a wrong id).
-    pub fn load_balancer_gone(&self) -> bool {
-        self.source.code.starts_with("InvalidLoadBalancerId")
     }
 }
 
@@ -224,10 +165,31 @@ impl<A: SlbApi + ?Sized> Executor<A> {
     /// Passes over the same group must not overlap (the scheduler runs one at a time per
     /// group); passes over different groups may, and share the instance locks.
     pub async fn reconcile(&self, target: &GroupTarget) -> Result<PassOutcome, ReconcileError> {
+        self.reconcile_latest(target.clone(), &|| None).await.0
+    }
+
+    /// [`Self::reconcile`], planning from `latest()` once the group has been read: the
+    /// changes seen while the pass waited for the API budget (the rest of a burst of pod
+    /// events) join this pass instead of costing one more. Returns the target the pass
+    /// planned for last.
+    pub async fn reconcile_latest(
+        &self,
+        mut target: GroupTarget,
+        latest: &(dyn Fn() -> Option<GroupTarget> + Send + Sync),
+    ) -> (Result<PassOutcome, ReconcileError>, GroupTarget) {
+        let result = self.converge(&mut target, latest).await;
+        (result, target)
+    }
+
+    async fn converge(
+        &self,
+        target: &mut GroupTarget,
+        latest: &(dyn Fn() -> Option<GroupTarget> + Send + Sync),
+    ) -> Result<PassOutcome, ReconcileError> {
         let mut delays = self.gate.replan_delays();
         let mut replans = 0;
         loop {
-            match self.pass(target).await {
+            match self.pass(target, latest).await {
                 Ok(mut outcome) => {
                     outcome.replans = replans;
                     self.count_pass("ok");
@@ -261,11 +223,17 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         }
     }
 
-    async fn pass(&self, target: &GroupTarget) -> Result<PassOutcome, Failure> {
+    async fn pass(
+        &self,
+        target: &mut GroupTarget,
+        latest: &(dyn Fn() -> Option<GroupTarget> + Send + Sync),
+    ) -> Result<PassOutcome, Failure> {
         let Some((group_id, listened)) = self.resolve_group(target).await? else {
             return Ok(PassOutcome::default());
         };
-        let result = self.pass_over(target, group_id.clone(), listened).await;
+        let result = self
+            .pass_over(target, latest, group_id.clone(), listened)
+            .await;
         if result.is_err() {
             // What the group holds is no longer known: the next pass reads it.
             self.last_reads.forget(&group_id);
@@ -275,7 +243,8 @@ impl<A: SlbApi + ?Sized> Executor<A> {
 
     async fn pass_over(
         &self,
-        target: &GroupTarget,
+        target: &mut GroupTarget,
+        latest: &(dyn Fn() -> Option<GroupTarget> + Send + Sync),
         group_id: String,
         listened: Option<bool>,
     ) -> Result<PassOutcome, Failure> {
@@ -305,6 +274,14 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 (observed, tokio::time::Instant::now())
             }
         };
+        // The read may have waited seconds for the budget: plan for what is wanted now,
+        // as long as it is still this group.
+        if let Some(newer) = latest().filter(|t| {
+            t.load_balancer_id == target.load_balancer_id && t.desired.name == target.desired.name
+        }) {
+            *target = newer;
+        }
+        let target = &*target;
         self.resolve_eni_ids(&target.desired, &observed.backends)
             .await?;
 

@@ -15,6 +15,7 @@ mod listeners;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 mod metrics;
+mod outcome;
 mod queue;
 mod resolve;
 mod retire;

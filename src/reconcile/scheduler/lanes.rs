@@ -99,7 +99,8 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             let pass = CHANGE_SEEN.scope(seen, async move {
                 let result = match source.target(&key) {
                     Some(target) => {
-                        let result = executor.reconcile(&target).await;
+                        let latest = || source.target(&key);
+                        let (result, target) = executor.reconcile_latest(target, &latest).await;
                         if let Some(observer) = &observer {
                             observer.pass_finished(&key, &target, &result);
                         }

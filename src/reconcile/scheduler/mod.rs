@@ -26,8 +26,9 @@ use crate::slb::SlbApi;
 use driver::Driver;
 pub use handle::{SchedulerHandle, SchedulerStats};
 
-/// Where a pass reads the desired state of a group *when it starts*, so that all changes
-/// seen until then are in one plan (level-triggered: triggers carry no state).
+/// Where a pass reads the desired state of a group *when it starts* and again once its
+/// read of the group returns, so that all changes seen until then are in one plan
+/// (level-triggered: triggers carry no state).
 pub trait TargetSource: Send + Sync {
     /// `None` when the group is no longer desired; the pass then does nothing.
     fn target(&self, group: &GroupRef) -> Option<GroupTarget>;

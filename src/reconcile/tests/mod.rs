@@ -1,9 +1,9 @@
 //! Executor tests against an in-memory `SlbApi`, under tokio's paused clock.
 
+mod burst;
 mod executor;
 mod lanes;
 mod quarantine;
-mod reuse;
 mod scheduler;
 
 use std::sync::Arc;

@@ -1,4 +1,5 @@
-//! Passes of one burst of pod changes read the group once (`last_read.rs`).
+//! Passes of one burst of pod changes: the group is read once (`last_read.rs`), and a
+//! pass plans for what is wanted once its read returns, not when it started.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,4 +85,49 @@ async fn a_group_changed_behind_the_agents_back_is_read_again_when_a_write_fails
     assert_eq!(out.replans, 1);
     assert_eq!(api.count(READ), 2);
     assert_eq!(weights(&api.group("rsp-80")), ws(&[("i-002", 100)]));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_plans_for_the_changes_seen_while_its_read_waited() {
+    let api = Arc::new(MemorySlb::with_latency(Duration::from_millis(500)));
+    api.put_group(mk_group("lb-1", 80, vec![]));
+    let exec = executor(&api);
+    let wanted = Arc::new(std::sync::Mutex::new(mk_target(
+        "lb-1",
+        80,
+        vec![mk_ecs(1, 100)],
+    )));
+    let first = wanted.lock().unwrap().clone();
+    let latest = {
+        let wanted = wanted.clone();
+        move || Some(wanted.lock().unwrap().clone())
+    };
+    let pass = tokio::spawn({
+        let exec = Arc::new(exec);
+        async move { exec.reconcile_latest(first, &latest).await }
+    });
+    // Two more pods are listed while the pass waits for its read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    *wanted.lock().unwrap() = mk_target(
+        "lb-1",
+        80,
+        vec![mk_ecs(1, 100), mk_ecs(2, 100), mk_ecs(3, 100)],
+    );
+    let (result, planned) = pass.await.unwrap();
+    assert_eq!(result.unwrap().steps_applied, 1, "one add for all three");
+    assert_eq!(planned.desired.backends.len(), 3);
+    assert_eq!(
+        weights(&api.group("rsp-80")),
+        ws(&[("i-001", 100), ("i-002", 100), ("i-003", 100)])
+    );
+    assert_eq!(api.count(READ), 1);
+
+    // A target for another group (the Service moved to another instance) is not taken.
+    let other = mk_target("lb-2", 80, vec![]);
+    let (_, planned) = Arc::new(executor(&api))
+        .reconcile_latest(mk_target("lb-1", 80, vec![mk_ecs(1, 100)]), &move || {
+            Some(other.clone())
+        })
+        .await;
+    assert_eq!(planned.load_balancer_id, "lb-1");
 }
