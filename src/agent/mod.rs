@@ -44,6 +44,7 @@ pub mod pods;
 mod reports;
 mod resync;
 mod retiring;
+mod strip;
 mod target;
 mod watch;
 
@@ -57,7 +58,7 @@ use tokio::sync::mpsc;
 
 pub use drain_timer::OVER_WINDOW_SLACK;
 pub use finalizer::finalizer_add_patch;
-pub use watch::strip_pod;
+pub use strip::strip_pod;
 
 use crate::desired::PlannerConfig;
 use crate::http::{HttpError, HttpServer, HttpState, ReadyFlag};

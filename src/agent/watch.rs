@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod, PodSpec, PodStatus, Service};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -115,31 +115,7 @@ impl Indexed for Pod {
         index.reset_pods(all)
     }
     fn strip(obj: &mut Self) {
-        strip_pod(obj);
-    }
-}
-
-/// Keeps metadata (without managedFields), spec.nodeName/readinessGates/
-/// terminationGracePeriodSeconds and status.conditions/podIP(s)/phase: what the index, the
-/// pod side and the drain API read. Containers are most of a pod's size.
-pub fn strip_pod(pod: &mut Pod) {
-    strip_meta(pod);
-    if let Some(spec) = pod.spec.take() {
-        pod.spec = Some(PodSpec {
-            node_name: spec.node_name,
-            readiness_gates: spec.readiness_gates,
-            termination_grace_period_seconds: spec.termination_grace_period_seconds,
-            ..PodSpec::default()
-        });
-    }
-    if let Some(status) = pod.status.take() {
-        pod.status = Some(PodStatus {
-            conditions: status.conditions,
-            pod_ip: status.pod_ip,
-            pod_ips: status.pod_ips,
-            phase: status.phase,
-            ..PodStatus::default()
-        });
+        super::strip::strip_pod(obj);
     }
 }
 
@@ -274,36 +250,6 @@ pub fn spawn_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pods_keep_what_the_index_and_the_drain_api_read() {
-        let mut pod: Pod = serde_json::from_value(serde_json::json!({
-            "metadata": {"name": "p", "namespace": "ns", "finalizers": ["slb-sync.io/drain"],
-                "deletionTimestamp": "2026-01-01T00:00:00Z", "labels": {"a": "b"},
-                "annotations": {"x": "y"},
-                "managedFields": [{"manager": "kubectl"}]},
-            "spec": {"nodeName": "n1", "readinessGates": [{"conditionType": "registered.slb-sync.io/web"}],
-                "terminationGracePeriodSeconds": 60,
-                "containers": [{"name": "c", "image": "nginx"}]},
-            "status": {"podIP": "10.0.0.1", "podIPs": [{"ip": "10.0.0.1"}],
-                "conditions": [{"type": "Ready", "status": "True"}],
-                "containerStatuses": [{"name": "c", "image": "nginx", "imageID": "", "ready": true, "restartCount": 0}]},
-        }))
-        .unwrap();
-        strip_pod(&mut pod);
-        assert!(pod.metadata.managed_fields.is_none());
-        assert!(pod.metadata.finalizers.is_some() && pod.metadata.deletion_timestamp.is_some());
-        assert!(pod.metadata.labels.is_some() && pod.metadata.annotations.is_some());
-        let spec = pod.spec.as_ref().unwrap();
-        assert_eq!(spec.node_name.as_deref(), Some("n1"));
-        assert_eq!(spec.readiness_gates.as_ref().unwrap().len(), 1);
-        assert_eq!(spec.termination_grace_period_seconds, Some(60));
-        assert!(spec.containers.is_empty());
-        let status = pod.status.as_ref().unwrap();
-        assert_eq!(status.pod_ip.as_deref(), Some("10.0.0.1"));
-        assert_eq!(status.conditions.as_ref().unwrap().len(), 1);
-        assert!(status.container_statuses.is_none());
-    }
 
     #[test]
     fn nodes_keep_what_the_index_and_the_pod_side_read() {

@@ -32,10 +32,13 @@ use crate::reconcile::{
 /// index it keeps (which Services are managed, in which mode, what they select, their
 /// endpoints).
 ///
-/// If the pod watcher trims pods (`WatchStreamExt::modify`), it must keep what the pod
-/// side reads: `metadata.{name,namespace,uid,labels,annotations,finalizers,
-/// deletionTimestamp}`, `spec.{nodeName,readinessGates,terminationGracePeriodSeconds}`
-/// and `status.{podIP,podIPs,phase,conditions}`.
+/// The pod watcher trims stored pods to what the agent reads of them
+/// ([`crate::agent::strip_pod`]): `metadata.{name,namespace,labels,finalizers,
+/// deletionTimestamp,deletionGracePeriodSeconds}` and the agent's own annotations,
+/// `spec.{nodeName,terminationGracePeriodSeconds}` and the gates of ours or ACK's,
+/// `status.{phase,podIPs,podIP}` and the conditions `ContainersReady`, drained and the
+/// gates (type, status, reason). Reading anything else from the store needs it kept
+/// there; writes read the pod from the API server.
 #[derive(Clone)]
 pub struct PodStores {
     pub pods: Store<Pod>,

@@ -45,7 +45,8 @@ mod heap;
 /// against their slots, bulk calls among them, fail-open releases; (d) 100 nodes of a pool
 /// drained one after another (taint, cordon, eviction with preStop, node deletion): writes
 /// against 2 per group per drained node. Every phase: peak RSS and CPU seconds of each
-/// process. `--components` adds the heap of the agent's reflector stores and of its
+/// process (`--agent-process`: the agent as `slb-sync run` in a process of its own, phases
+/// a and b only). `--components` adds the heap of the agent's reflector stores and of its
 /// cluster index, rebuilt from the same lists. At the default 50 calls/s about 30 minutes.
 #[derive(Debug, Parser)]
 #[command(name = "scale-lab", verbatim_doc_comment)]
@@ -63,7 +64,7 @@ struct Args {
     /// full: budget of phase c.
     #[arg(long, default_value_t = 5.0)]
     qps_c: f64,
-    /// full: phases to run, e.g. `ac`.
+    /// full: phases to run, e.g. `ac` (none, `''`, with `--components`: the heap alone).
     #[arg(long, default_value = "abcd")]
     phases: String,
     /// rollout-400: Cluster-mode Services.
@@ -104,6 +105,13 @@ struct Args {
     /// full: measure the heap of the agent's stores and index (rebuilt from the lists).
     #[arg(long)]
     components: bool,
+    /// full, phases a and b: run the agent as `slb-sync run` in a process of its own (the
+    /// binary next to this one, or `--agent-bin`), so its peak RSS and CPU are its own.
+    /// Phases c and d are skipped (they read the in-process agent's SLB call log).
+    #[arg(long)]
+    agent_process: bool,
+    #[arg(long, value_name = "FILE")]
+    agent_bin: Option<PathBuf>,
     /// Another `slb-sync run` flag for every agent (repeat; `--agent-flag=--qps`).
     #[arg(long = "agent-flag", allow_hyphen_values = true)]
     agent_flags: Vec<String>,
@@ -241,16 +249,31 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                 lone: 5,
                 drained_nodes: args.drained_nodes,
                 node_interval: args.node_interval,
+                agent_bin: match (&args.agent_bin, args.agent_process) {
+                    (Some(bin), _) => Some(bin.clone()),
+                    (None, true) => Some(mock_cluster::scale::agent_process::default_bin()),
+                    (None, false) => None,
+                },
             };
             print_spec(&spec);
-            let phases = full::run(&o).await?;
+            // `--phases ''` with `--components`: the components' heap alone, no agent run.
+            let phases = if o.phases.is_empty() {
+                Vec::new()
+            } else {
+                full::run(&o).await?
+            };
             for p in &phases {
                 println!("{}", full::show(p));
             }
             let components = if args.components {
                 let c = heap::components(&spec).await?;
-                for (name, mib) in &c {
-                    println!("component {name}: {mib:.1} MiB");
+                for (name, mib, count) in &c {
+                    let each = if *count > 0 {
+                        format!(" ({:.2} KiB each)", mib * 1024.0 / *count as f64)
+                    } else {
+                        String::new()
+                    };
+                    println!("component {name}: {mib:.1} MiB{each}");
                 }
                 c
             } else {

@@ -15,6 +15,7 @@ use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::Api;
 use serde_json::json;
 
+use super::agent_process;
 use super::lab::{cold_start_done, Lab, LabError};
 use super::phases::{self, to_weight0, Phase};
 use super::pods::PodRun;
@@ -42,6 +43,8 @@ pub struct FullOptions {
     /// Phase d: nodes drained, and seconds between two drain starts.
     pub drained_nodes: usize,
     pub node_interval: f64,
+    /// Run the agent as this `slb-sync` binary in a process of its own (cold starts only).
+    pub agent_bin: Option<std::path::PathBuf>,
 }
 
 /// The envelope: 5,000 nodes in 50 pools, 10,000 Services (100 Cluster, 3,900 Local,
@@ -93,9 +96,19 @@ pub async fn run(o: &FullOptions) -> Result<Vec<Phase>, LabError> {
     let mut out = Vec::new();
     for phase in &o.phases {
         eprintln!("phase {phase}: starting");
-        let result = match phase {
-            'a' => phases::cold_start(&lab, "a: cold start, SLB in sync", &flags, 0, drain).await?,
-            'b' => {
+        let result = match (phase, &o.agent_bin) {
+            ('a', Some(bin)) => {
+                let name = "a: cold start, SLB in sync";
+                agent_process::cold_start(&lab, bin, name, &flags, 0, drain).await?
+            }
+            ('c' | 'd', Some(_)) => {
+                eprintln!("phase {phase}: needs the in-process agent's SLB call log, skipped");
+                continue;
+            }
+            ('a', None) => {
+                phases::cold_start(&lab, "a: cold start, SLB in sync", &flags, 0, drain).await?
+            }
+            ('b', bin) => {
                 let drifted = Spec {
                     drift: 0.05,
                     ..o.spec.clone()
@@ -105,18 +118,17 @@ pub async fn run(o: &FullOptions) -> Result<Vec<Phase>, LabError> {
                     .map(|d| d.writes())
                     .sum();
                 lab.restart_slb(&drifted).await?;
-                let p = phases::cold_start(
-                    &lab,
-                    "b: cold start, 5% of groups drifted",
-                    &flags,
-                    least,
-                    drain,
-                )
-                .await?;
+                let name = "b: cold start, 5% of groups drifted";
+                let p = match bin {
+                    Some(bin) => {
+                        agent_process::cold_start(&lab, bin, name, &flags, least, drain).await?
+                    }
+                    None => phases::cold_start(&lab, name, &flags, least, drain).await?,
+                };
                 lab.restart_slb(&o.spec).await?;
                 p
             }
-            'c' => {
+            ('c', None) => {
                 let qps = lab.qps;
                 lab.qps = o.qps_c;
                 lab.restart_slb(&o.spec).await?;
@@ -127,8 +139,8 @@ pub async fn run(o: &FullOptions) -> Result<Vec<Phase>, LabError> {
                 lab.restart_slb(&o.spec).await?;
                 p
             }
-            'd' => drain_pool(&lab, o, &flags, margin).await?,
-            other => {
+            ('d', None) => drain_pool(&lab, o, &flags, margin).await?,
+            (other, _) => {
                 eprintln!("phase {other}: unknown, skipped");
                 continue;
             }
@@ -273,6 +285,9 @@ fn mib(v: f64) -> String {
 /// A phase in a few lines.
 pub fn show(p: &Phase) -> String {
     let cpu = |a: f64, b: f64| format!("{:.1}", b - a);
+    if let Some(agent) = &p.agent_process {
+        return show_process(p, agent);
+    }
     let mut out = format!(
         "{} (budget {} calls/s, {:.1}s): SLB reads {}, writes {}, throttled {}\n  agent process peak RSS {} (now {}), agent CPU {} s (process {} s); mock-kube peak {} CPU {} s; mock-slb peak {} CPU {} s",
         p.name, p.qps, p.secs, p.reads, p.writes, p.throttled,
@@ -282,6 +297,11 @@ pub fn show(p: &Phase) -> String {
         mib(p.after.kube.hwm_mib), cpu(p.before.kube.cpu_secs, p.after.kube.cpu_secs),
         mib(p.after.slb.hwm_mib), cpu(p.before.slb.cpu_secs, p.after.slb.cpu_secs),
     );
+    push_notes(&mut out, p);
+    out
+}
+
+fn push_notes(out: &mut String, p: &Phase) {
     if let Some(t) = p.to_first_call_secs {
         out.push_str(&format!(
             "\n  start → first SLB call (initial lists): {t:.1}s"
@@ -291,5 +311,19 @@ pub fn show(p: &Phase) -> String {
         out.push_str("\n  ");
         out.push_str(note);
     }
+}
+
+/// A phase whose agent ran in its own process: that process's figures are the agent's.
+fn show_process(p: &Phase, agent: &super::procs::Usage) -> String {
+    let cpu = |a: f64, b: f64| format!("{:.1}", b - a);
+    let mut out = format!(
+        "{} (budget {} calls/s, {:.1}s): SLB reads {}, writes {}, throttled {}\n  agent process (slb-sync run) peak RSS {} (now {}), CPU {:.1} s; lab process peak {}; mock-kube peak {} CPU {} s; mock-slb peak {} CPU {} s",
+        p.name, p.qps, p.secs, p.reads, p.writes, p.throttled,
+        mib(agent.hwm_mib), mib(agent.rss_mib), agent.cpu_secs,
+        mib(p.after.lab.hwm_mib),
+        mib(p.after.kube.hwm_mib), cpu(p.before.kube.cpu_secs, p.after.kube.cpu_secs),
+        mib(p.after.slb.hwm_mib), cpu(p.before.slb.cpu_secs, p.after.slb.cpu_secs),
+    );
+    push_notes(&mut out, p);
     out
 }

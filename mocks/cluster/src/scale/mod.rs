@@ -4,6 +4,7 @@
 //! pod drains and gates) and what it costs (memory and CPU per process).
 
 pub mod agent;
+pub mod agent_process;
 pub mod full;
 pub mod gates;
 pub mod lab;

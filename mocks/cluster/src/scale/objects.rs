@@ -1,8 +1,9 @@
 //! The generated cluster as Kubernetes objects and as the SLB's seed.
 //!
 //! Pods look like a Deployment's pods wired the recommended way (readinessProbe, the
-//! readiness gate, a preStop `wait-drained`, resources, owner reference, a status with
-//! container statuses): the agent lists them through the real client and strips them, so
+//! readiness gate, a preStop `wait-drained`, resources, owner reference, other tools'
+//! annotations, managedFields, a status with container statuses and the agent's gate
+//! condition with its reason and message): the agent lists them through the real client and strips them, so
 //! their size is what its watchers and mock-kube pay for, as in a real cluster.
 
 use serde_json::{json, Value};
@@ -98,11 +99,25 @@ pub fn pod(spec: &Spec, s: usize, p: usize, ready: bool) -> Value {
     let gate = format!("registered.slb-sync.io/{app}");
     let n = spec.pod_node(s, p);
     let status = if ready {
-        let cond = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"});
+        let cond = |t: &str| {
+            json!({"type": t, "status": "True", "lastProbeTime": null,
+                                    "lastTransitionTime": "2026-01-01T00:00:00Z"})
+        };
+        // The gate as the agent writes it: reason and message.
+        let mut gate_cond = cond(&gate);
+        gate_cond["reason"] = json!("BackendRegistered");
+        gate_cond["message"] = json!(format!(
+            "the pod's backend is in every vServer group of the Service {}",
+            if spec.mode(s) == Mode::Local {
+                "(its node, at weight 0 until an endpoint there is ready)"
+            } else {
+                "with weight > 0"
+            }
+        ));
         json!({
             "phase": "Running",
             "conditions": [cond("PodReadyToStartContainers"), cond("Initialized"),
-                           cond("ContainersReady"), cond("PodScheduled"), cond(&gate), cond("Ready")],
+                           cond("ContainersReady"), cond("PodScheduled"), gate_cond, cond("Ready")],
             "hostIP": node_ip(n), "hostIPs": [{"ip": node_ip(n)}],
             "podIP": spec.pod_ip(s, p), "podIPs": [{"ip": spec.pod_ip(s, p)}],
             "startTime": "2026-01-01T00:00:00Z", "qosClass": "Burstable",
@@ -122,8 +137,12 @@ pub fn pod(spec: &Spec, s: usize, p: usize, ready: bool) -> Value {
         "metadata": {
             "name": name, "namespace": spec.namespace(s), "generateName": format!("{app}-"),
             "labels": {"app": app, "pod-template-hash": "7d9f8b6c5"},
-            "annotations": {"kubernetes.io/psp": "ack.privileged"},
+            "annotations": {"kubernetes.io/psp": "ack.privileged",
+                "kubectl.kubernetes.io/restartedAt": "2026-01-01T00:00:00Z",
+                "prometheus.io/scrape": "true", "prometheus.io/port": "9102",
+                "prometheus.io/path": "/metrics"},
             "finalizers": finalizers,
+            "managedFields": managed_fields(&gate, &spec.pod_ip(s, p), ready),
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
                 "name": format!("{app}-7d9f8b6c5"), "uid": format!("rs-{s:05}"),
                 "controller": true, "blockOwnerDeletion": true}],
@@ -151,6 +170,79 @@ pub fn pod(spec: &Spec, s: usize, p: usize, ready: bool) -> Value {
         },
         "status": status,
     })
+}
+
+/// What the API server records of a Deployment pod's writers (the ReplicaSet controller
+/// creating it, the kubelet's status, the agent's finalizer and gate), in its usual shape:
+/// a few KiB per pod in a real cluster, read and dropped by the agent's watcher.
+fn managed_fields(gate: &str, ip: &str, ready: bool) -> Value {
+    let at = "2026-01-01T00:00:00Z";
+    let set = |keys: &[&str]| -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert(".".into(), json!({}));
+        for k in keys {
+            m.insert(format!("f:{k}"), json!({}));
+        }
+        Value::Object(m)
+    };
+    let condition = set(&["lastProbeTime", "lastTransitionTime", "status", "type"]);
+    let mut conditions = serde_json::Map::new();
+    for t in [
+        "ContainersReady",
+        "Initialized",
+        "PodReadyToStartContainers",
+        "PodScheduled",
+        "Ready",
+    ] {
+        conditions.insert(format!("k:{{\"type\":\"{t}\"}}"), condition.clone());
+    }
+    let mut out = vec![
+        json!({"manager": "kube-controller-manager", "operation": "Update",
+        "apiVersion": "v1", "time": at, "fieldsType": "FieldsV1", "fieldsV1": {
+        "f:metadata": {"f:generateName": {}, "f:labels": set(&["app", "pod-template-hash"]),
+            "f:annotations": set(&["kubectl.kubernetes.io/restartedAt", "prometheus.io/path",
+                                   "prometheus.io/port", "prometheus.io/scrape"]),
+            "f:ownerReferences": {".": {}, "k:{\"uid\":\"rs\"}": {}}},
+        "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {},
+                "f:env": {".": {}, "k:{\"name\":\"POD_NAME\"}": set(&["name", "valueFrom"]),
+                    "k:{\"name\":\"POD_NAMESPACE\"}": set(&["name", "valueFrom"]),
+                    "k:{\"name\":\"SLB_SYNC_AGENT\"}": set(&["name", "value"])},
+                "f:image": {}, "f:imagePullPolicy": {}, "f:name": {},
+                "f:lifecycle": {".": {}, "f:preStop": {".": {}, "f:exec": set(&["command"])}},
+                "f:ports": {".": {}, "k:{\"containerPort\":8080,\"protocol\":\"TCP\"}":
+                    set(&["containerPort", "name", "protocol"])},
+                "f:readinessProbe": {".": {}, "f:failureThreshold": {}, "f:periodSeconds": {},
+                    "f:httpGet": set(&["path", "port", "scheme"])},
+                "f:resources": {".": {}, "f:limits": set(&["cpu", "memory"]),
+                    "f:requests": set(&["cpu", "memory"])},
+                "f:terminationMessagePath": {}, "f:terminationMessagePolicy": {},
+                "f:volumeMounts": {".": {}, "k:{\"mountPath\":\"/slb-sync\"}": set(&["mountPath", "name"])}}},
+            "f:dnsPolicy": {}, "f:enableServiceLinks": {}, "f:readinessGates": {},
+            "f:restartPolicy": {}, "f:schedulerName": {}, "f:securityContext": {},
+            "f:terminationGracePeriodSeconds": {},
+            "f:volumes": {".": {}, "k:{\"name\":\"slb-sync\"}": set(&["emptyDir", "name"])}}}}),
+    ];
+    if ready {
+        out.push(
+            json!({"manager": "kubelet", "operation": "Update", "apiVersion": "v1",
+            "time": at, "fieldsType": "FieldsV1", "subresource": "status", "fieldsV1": {
+            "f:status": {"f:conditions": conditions, "f:containerStatuses": {}, "f:hostIP": {},
+                "f:hostIPs": {}, "f:phase": {}, "f:podIP": {}, "f:startTime": {},
+                "f:podIPs": {".": {}, format!("k:{{\"ip\":\"{ip}\"}}"): set(&["ip"])}}}}),
+        );
+        out.push(
+            json!({"manager": "slb-sync", "operation": "Update", "apiVersion": "v1",
+            "time": at, "fieldsType": "FieldsV1", "fieldsV1": {
+            "f:metadata": {"f:finalizers": {".": {}, "v:\"slb-sync.io/drain\"": {}}}}}),
+        );
+        out.push(
+            json!({"manager": "slb-sync", "operation": "Update", "apiVersion": "v1",
+            "time": at, "fieldsType": "FieldsV1", "subresource": "status", "fieldsV1": {
+            "f:status": {"f:conditions": {format!("k:{{\"type\":\"{gate}\"}}"):
+                set(&["lastTransitionTime", "message", "reason", "status", "type"])}}}}),
+        );
+    }
+    Value::Array(out)
 }
 
 /// An endpoint of a pod in its Service's slice.
@@ -342,6 +434,10 @@ mod tests {
         assert_eq!(svc.metadata.annotations.unwrap().len(), 5);
         let pod: k8s_openapi::api::core::v1::Pod =
             serde_json::from_value(pod(&spec, 3, 0, true)).unwrap();
+        // As a real pod: other tools' annotations, writers' managedFields, an owner.
+        assert_eq!(pod.metadata.annotations.unwrap().len(), 5);
+        assert_eq!(pod.metadata.managed_fields.unwrap().len(), 4);
+        assert_eq!(pod.metadata.owner_references.unwrap().len(), 1);
         assert_eq!(pod.status.unwrap().conditions.unwrap().len(), 6);
         let _: k8s_openapi::api::discovery::v1::EndpointSlice =
             serde_json::from_value(ready_slice(&spec, 3)).unwrap();

@@ -33,6 +33,8 @@ pub struct Phase {
     pub verify_secs: Option<f64>,
     pub before: Costs,
     pub after: Costs,
+    /// The agent's own process (`--agent-process`), at the end: peak RSS, RSS, CPU.
+    pub agent_process: Option<super::procs::Usage>,
     /// Lines of findings, in words and figures.
     pub notes: Vec<String>,
 }
@@ -47,7 +49,8 @@ pub const WRITES: &[&str] = &[
     "SetLoadBalancerUDPListenerAttribute",
 ];
 
-async fn counted(lab: &Lab) -> (u64, u64, u64) {
+/// mock-slb's answered calls so far: reads, writes, throttled.
+pub async fn counted(lab: &Lab) -> (u64, u64, u64) {
     let (all, throttled) = lab.slb_counters(&[]).await;
     let (writes, _) = lab.slb_counters(WRITES).await;
     (all - writes, writes, throttled)

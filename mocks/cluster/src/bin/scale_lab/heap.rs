@@ -118,8 +118,11 @@ where
 }
 
 /// Heap of the agent's four reflector stores and of its cluster index, each built alone
-/// from mock-kube loaded with `spec`'s cluster (a process of its own for this).
-pub async fn components(spec: &Spec) -> Result<Vec<(String, f64)>, Box<dyn std::error::Error>> {
+/// from mock-kube loaded with `spec`'s cluster (a process of its own for this): name,
+/// MiB, objects (0 for the index).
+pub async fn components(
+    spec: &Spec,
+) -> Result<Vec<(String, f64, usize)>, Box<dyn std::error::Error>> {
     let json = serde_json::to_string(spec)?;
     let kube = procs::serve(&["serve-kube".to_owned(), "--spec".into(), json]).await?;
     let client = kube::Client::try_from(kube::Config::new(kube.addr.parse()?))?;
@@ -154,10 +157,14 @@ pub async fn components(spec: &Spec) -> Result<Vec<(String, f64)>, Box<dyn std::
     drop(index);
     kube.stop().await;
     Ok(vec![
-        (format!("pod store ({} pods)", counts.0), pods_mib),
-        (format!("Service store ({})", counts.1), svcs_mib),
-        (format!("EndpointSlice store ({})", counts.2), slices_mib),
-        (format!("Node store ({})", counts.3), nodes_mib),
-        ("cluster index".to_owned(), index_mib),
+        (format!("pod store ({} pods)", counts.0), pods_mib, counts.0),
+        (format!("Service store ({})", counts.1), svcs_mib, counts.1),
+        (
+            format!("EndpointSlice store ({})", counts.2),
+            slices_mib,
+            counts.2,
+        ),
+        (format!("Node store ({})", counts.3), nodes_mib, counts.3),
+        ("cluster index".to_owned(), index_mib, 0),
     ])
 }
