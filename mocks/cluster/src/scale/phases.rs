@@ -244,6 +244,28 @@ pub async fn burst(
         Summary::of(&w0).show(),
         deletions.len() - w0.len()
     ));
+    for mode in [Mode::Eni, Mode::Local] {
+        let of_mode: Vec<f64> = deletions
+            .iter()
+            .filter(|r| spec.mode(r.service) == mode)
+            .filter_map(|r| to_weight0(spec, &calls, r))
+            .collect();
+        phase.notes.push(format!(
+            "  {mode:?}: {}; the pod's first call for its group: {}",
+            Summary::of(&of_mode).show(),
+            Summary::of(
+                &deletions
+                    .iter()
+                    .filter(|r| spec.mode(r.service) == mode)
+                    .filter_map(|r| {
+                        first_call(&calls, r.at, |c| c.target == spec.group(r.service))
+                            .map(|at| at - r.at)
+                    })
+                    .collect::<Vec<f64>>()
+            )
+            .show()
+        ));
+    }
     phase.notes.push(format!(
         "lone deletion → weight-0 call: {}",
         Summary::of(&lone_w0).show()
