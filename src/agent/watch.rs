@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use super::messages::{Kind, Msg};
 use super::pods::SharedPodSide;
-use crate::index::{Affected, ClusterIndex, ServiceRef};
+use crate::index::{Affected, ClusterIndex, Listed, ServiceRef};
 use crate::k8s::drain_state::ReflectorPodStates;
 use crate::reconcile::Lane;
 
@@ -28,7 +28,12 @@ trait Indexed: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'stat
     const KIND: Kind;
     fn apply(index: &mut ClusterIndex, obj: &Self) -> Affected;
     fn delete(index: &mut ClusterIndex, obj: &Self) -> Affected;
-    fn reset(index: &mut ClusterIndex, all: &[Self]) -> Affected;
+    /// Notes an object of a list (namespaced kinds by namespace and name).
+    fn note(listed: &mut Listed, obj: &Self) {
+        listed.note(obj.meta());
+    }
+    /// Drops from the index what a list did not return.
+    fn retain(index: &mut ClusterIndex, listed: &Listed) -> Affected;
     /// Drops what neither the index nor the drain API reads.
     fn strip(obj: &mut Self);
     /// The Service an event of this object concerns whatever the index says changed
@@ -50,8 +55,8 @@ impl Indexed for Service {
     fn delete(index: &mut ClusterIndex, obj: &Self) -> Affected {
         index.delete_service(obj)
     }
-    fn reset(index: &mut ClusterIndex, all: &[Self]) -> Affected {
-        index.reset_services(all)
+    fn retain(index: &mut ClusterIndex, listed: &Listed) -> Affected {
+        index.retain_services(listed)
     }
     fn strip(obj: &mut Self) {
         strip_meta(obj);
@@ -73,8 +78,8 @@ impl Indexed for EndpointSlice {
     fn delete(index: &mut ClusterIndex, obj: &Self) -> Affected {
         index.delete_endpoint_slice(obj)
     }
-    fn reset(index: &mut ClusterIndex, all: &[Self]) -> Affected {
-        index.reset_endpoint_slices(all)
+    fn retain(index: &mut ClusterIndex, listed: &Listed) -> Affected {
+        index.retain_endpoint_slices(listed)
     }
     fn strip(obj: &mut Self) {
         strip_meta(obj);
@@ -89,8 +94,11 @@ impl Indexed for Node {
     fn delete(index: &mut ClusterIndex, obj: &Self) -> Affected {
         index.delete_node(obj)
     }
-    fn reset(index: &mut ClusterIndex, all: &[Self]) -> Affected {
-        index.reset_nodes(all)
+    fn note(listed: &mut Listed, obj: &Self) {
+        listed.note_node(&obj.metadata);
+    }
+    fn retain(index: &mut ClusterIndex, listed: &Listed) -> Affected {
+        index.retain_nodes(listed)
     }
     fn strip(obj: &mut Self) {
         strip_meta(obj);
@@ -111,8 +119,8 @@ impl Indexed for Pod {
     fn delete(index: &mut ClusterIndex, obj: &Self) -> Affected {
         index.delete_pod(obj)
     }
-    fn reset(index: &mut ClusterIndex, all: &[Self]) -> Affected {
-        index.reset_pods(all)
+    fn retain(index: &mut ClusterIndex, listed: &Listed) -> Affected {
+        index.retain_pods(listed)
     }
     fn strip(obj: &mut Self) {
         super::strip::strip_pod(obj);
@@ -145,20 +153,40 @@ where
     }
 }
 
+/// A list in progress: what it returned so far, and what applying that affected.
+#[derive(Default)]
+struct Relist {
+    listed: Listed,
+    affected: Affected,
+}
+
 /// Feeds one event into the index and tells the control loop what it affected.
-fn handle<K: Indexed>(ctx: &WatchContext, buffer: &mut Vec<K>, event: &watcher::Event<K>) {
+///
+/// A list's objects are applied as they come and only their keys kept: at 150,000 pods a
+/// copy of the whole list (on top of the reflector's own buffer) would double the agent's
+/// peak memory. The index holds the old state plus what was listed so far until the list
+/// ends, then drops what the list lacked.
+fn handle<K: Indexed>(ctx: &WatchContext, relist: &mut Relist, event: &watcher::Event<K>) {
     let affected = {
         let mut index = ctx.index.write().unwrap_or_else(|e| e.into_inner());
         match event {
             watcher::Event::Init => {
-                buffer.clear();
+                *relist = Relist::default();
                 None
             }
             watcher::Event::InitApply(obj) => {
-                buffer.push(obj.clone());
+                K::note(&mut relist.listed, obj);
+                relist.affected.extend(K::apply(&mut index, obj));
                 None
             }
-            watcher::Event::InitDone => Some(K::reset(&mut index, &std::mem::take(buffer))),
+            watcher::Event::InitDone => {
+                let Relist {
+                    listed,
+                    mut affected,
+                } = std::mem::take(relist);
+                affected.extend(K::retain(&mut index, &listed));
+                Some(affected)
+            }
             watcher::Event::Apply(obj) => Some(K::apply(&mut index, obj)),
             watcher::Event::Delete(obj) => Some(K::delete(&mut index, obj)),
         }
@@ -191,11 +219,11 @@ async fn run_kind<K: Indexed>(
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let mut stream = events(client, store);
-    let mut buffer = Vec::new();
+    let mut relist = Relist::default();
     while let Some(item) = stream.next().await {
         match item {
             Ok(event) => {
-                handle(&ctx, &mut buffer, &event);
+                handle(&ctx, &mut relist, &event);
                 each(&event);
             }
             // The backoff retries; the watcher re-lists when it must.

@@ -80,6 +80,51 @@ fn meta_key(meta: &ObjectMeta) -> Option<(&str, &str)> {
     ))
 }
 
+/// The objects of one kind a list returned, by `(namespace, name)` (Nodes: `("", name)`).
+/// A relist applies each object as it comes and then drops what the list lacks
+/// ([`ClusterIndex::retain_pods`] and its siblings), so nobody holds the whole list at once.
+#[derive(Debug, Default)]
+pub struct Listed(HashMap<Box<str>, HashSet<Box<str>>>);
+
+impl Listed {
+    /// Notes a listed object (namespaced kinds).
+    pub fn note(&mut self, meta: &ObjectMeta) {
+        if let Some((ns, name)) = meta_key(meta) {
+            self.insert(ns, name);
+        }
+    }
+
+    /// Notes a listed Node.
+    pub fn note_node(&mut self, meta: &ObjectMeta) {
+        if let Some(name) = meta.name.as_deref() {
+            self.insert("", name);
+        }
+    }
+
+    fn insert(&mut self, ns: &str, name: &str) {
+        match self.0.get_mut(ns) {
+            Some(names) => {
+                names.insert(name.into());
+            }
+            None => {
+                self.0.insert(ns.into(), HashSet::from([name.into()]));
+            }
+        }
+    }
+
+    fn has(&self, ns: &str, name: &str) -> bool {
+        self.0.get(ns).is_some_and(|names| names.contains(name))
+    }
+
+    fn of(all: &[impl k8s_openapi::Metadata<Ty = ObjectMeta>]) -> Self {
+        let mut listed = Listed::default();
+        for obj in all {
+            listed.note(obj.metadata());
+        }
+        listed
+    }
+}
+
 impl ClusterIndex {
     /// An empty index; `config` decides which Services are managed and is fixed for its life.
     pub fn new(config: PlannerConfig) -> Self {
@@ -147,20 +192,25 @@ impl ClusterIndex {
 
     /// Replaces every Service (after a re-list); reports those that changed or went away.
     pub fn reset_services(&mut self, all: &[Service]) -> Affected {
-        let keep: HashSet<(&str, &str)> =
-            all.iter().filter_map(|s| meta_key(&s.metadata)).collect();
+        let mut affected = Affected::default();
+        for svc in all {
+            affected.extend(self.apply_service(svc));
+        }
+        affected.extend(self.retain_services(&Listed::of(all)));
+        affected
+    }
+
+    /// Drops the Services a relist did not return (the rest were applied as they came).
+    pub fn retain_services(&mut self, listed: &Listed) -> Affected {
         let gone: Vec<SvcKey> = self
             .services
             .iter()
             .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
-            .filter(|(ns, n)| !keep.contains(&(&**ns, &**n)))
+            .filter(|(ns, n)| !listed.has(ns, n))
             .collect();
         let mut affected = Affected::default();
         for (ns, name) in gone {
             affected.extend(self.set_service(&ns, &name, None));
-        }
-        for svc in all {
-            affected.extend(self.apply_service(svc));
         }
         self.interner.collect_garbage();
         affected
@@ -235,20 +285,25 @@ impl ClusterIndex {
 
     /// Replaces every EndpointSlice (after a re-list).
     pub fn reset_endpoint_slices(&mut self, all: &[EndpointSlice]) -> Affected {
-        let keep: HashSet<(&str, &str)> =
-            all.iter().filter_map(|s| meta_key(&s.metadata)).collect();
+        let mut affected = Affected::default();
+        for s in all {
+            affected.extend(self.apply_endpoint_slice(s));
+        }
+        affected.extend(self.retain_endpoint_slices(&Listed::of(all)));
+        affected
+    }
+
+    /// Drops the EndpointSlices a relist did not return.
+    pub fn retain_endpoint_slices(&mut self, listed: &Listed) -> Affected {
         let gone: Vec<(Arc<str>, Box<str>)> = self
             .slice_owner
             .iter()
             .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
-            .filter(|(ns, n)| !keep.contains(&(&**ns, &**n)))
+            .filter(|(ns, n)| !listed.has(ns, n))
             .collect();
         let mut affected = Affected::default();
         for (ns, slice) in gone {
             affected.extend(self.set_slice(&ns, &slice, None));
-        }
-        for s in all {
-            affected.extend(self.apply_endpoint_slice(s));
         }
         self.interner.collect_garbage();
         affected

@@ -1,14 +1,14 @@
 //! Node and Pod events. Node changes reach Services through the shared node sets and
 //! the Local-mode Services with endpoints on the node; Pod changes through their gates.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 
 use super::node::{NodeInfo, NodeSelector, NodeStatus};
 use super::pod::PodGates;
-use super::{meta_key, remove_nested, Affected, ClusterIndex, NodeSetChange, ServiceRef};
+use super::{meta_key, remove_nested, Affected, ClusterIndex, Listed, NodeSetChange, ServiceRef};
 
 /// A node's standing that matters to output: excluded nodes are as good as absent.
 fn visible(node: Option<&NodeInfo>, selector: &NodeSelector) -> Option<NodeStatus> {
@@ -42,23 +42,28 @@ impl ClusterIndex {
 
     /// Replaces every Node (after a re-list).
     pub fn reset_nodes(&mut self, all: &[Node]) -> Affected {
-        let keep: HashSet<&str> = all
-            .iter()
-            .filter_map(|n| n.metadata.name.as_deref())
-            .collect();
+        let mut listed = Listed::default();
+        let mut affected = Affected::default();
+        for n in all {
+            listed.note_node(&n.metadata);
+            affected.extend(self.apply_node(n));
+        }
+        affected.extend(self.retain_nodes(&listed));
+        affected
+    }
+
+    /// Drops the Nodes a relist did not return.
+    pub fn retain_nodes(&mut self, listed: &Listed) -> Affected {
         let gone: Vec<Arc<str>> = self
             .nodes
             .names()
-            .filter(|n| !keep.contains(&***n))
+            .filter(|n| !listed.has("", n))
             .cloned()
             .collect();
         let mut affected = Affected::default();
         for name in gone {
             let old = self.nodes.remove(&name);
             affected.extend(self.node_changed(&name, old.as_deref(), None));
-        }
-        for n in all {
-            affected.extend(self.apply_node(n));
         }
         self.interner.collect_garbage();
         affected
@@ -136,20 +141,25 @@ impl ClusterIndex {
 
     /// Replaces every Pod (after a re-list).
     pub fn reset_pods(&mut self, all: &[Pod]) -> Affected {
-        let keep: HashSet<(&str, &str)> =
-            all.iter().filter_map(|p| meta_key(&p.metadata)).collect();
+        let mut affected = Affected::default();
+        for p in all {
+            affected.extend(self.apply_pod(p));
+        }
+        affected.extend(self.retain_pods(&Listed::of(all)));
+        affected
+    }
+
+    /// Drops the Pods a relist did not return.
+    pub fn retain_pods(&mut self, listed: &Listed) -> Affected {
         let gone: Vec<(Arc<str>, Box<str>)> = self
             .pods
             .iter()
             .flat_map(|(ns, m)| m.keys().map(move |n| (ns.clone(), n.clone())))
-            .filter(|(ns, n)| !keep.contains(&(&**ns, &**n)))
+            .filter(|(ns, n)| !listed.has(ns, n))
             .collect();
         let mut affected = Affected::default();
         for (ns, pod) in gone {
             affected.extend(self.set_pod(&ns, &pod, None));
-        }
-        for p in all {
-            affected.extend(self.apply_pod(p));
         }
         self.interner.collect_garbage();
         affected

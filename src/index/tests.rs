@@ -265,6 +265,50 @@ fn unmanaged_services_are_not_stored() {
 }
 
 #[test]
+fn a_relist_applied_object_by_object_then_retained_ends_as_a_reset() {
+    let listed_nodes = [mk_node("n2", "i-b"), mk_node("n3", "i-c")];
+    let listed_services = [
+        mk_service("c1"),
+        local(mk_service("l")),
+        eni(mk_service("e")),
+    ];
+    let listed_slices = [mk_slice("l", "1", vec![ready("10.0.0.3", "n3")])];
+
+    let mut reset = cluster();
+    reset.reset_nodes(&listed_nodes);
+    reset.reset_services(&listed_services);
+    reset.reset_endpoint_slices(&listed_slices);
+
+    // As the watcher does it: apply each listed object, then drop what the list lacked.
+    let mut relisted = cluster();
+    let mut nodes = Listed::default();
+    for n in &listed_nodes {
+        nodes.note_node(&n.metadata);
+        relisted.apply_node(n);
+    }
+    let gone_nodes = relisted.retain_nodes(&nodes);
+    let mut services = Listed::default();
+    for svc in &listed_services {
+        services.note(&svc.metadata);
+        relisted.apply_service(svc);
+    }
+    let gone_services = relisted.retain_services(&services);
+    let mut slices = Listed::default();
+    for slice in &listed_slices {
+        slices.note(&slice.metadata);
+        relisted.apply_endpoint_slice(slice);
+    }
+    let gone_slices = relisted.retain_endpoint_slices(&slices);
+
+    assert_eq!(plan_all(&relisted), plan_all(&reset));
+    assert_eq!(relisted.stats(), reset.stats());
+    assert!(!gone_nodes.is_empty(), "n1 left: its users are affected");
+    assert_eq!(names(&gone_services), ["default/c2", "default/cp"]);
+    assert_eq!(names(&gone_slices), ["default/e"]);
+    assert_eq!(draining(&gone_slices), ["default/e"]);
+}
+
+#[test]
 fn node_users_follow_slice_updates() {
     let mut index = cluster();
     let tainted = |n: &str, id: &str| taint(mk_node(n, id), DRAIN_TAINTS[0]);
