@@ -10,6 +10,8 @@ use std::time::Duration;
 use agent::*;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use mock_kube::MockKubeHandle;
+use mock_slb::MockSlbHandle;
 use serde_json::json;
 use slb_mock::{GROUP, LB, OWNER};
 
@@ -88,20 +90,25 @@ async fn local_mode_service_gets_the_nodes_with_endpoints() {
     agent.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eni_mode_service_gets_pod_ips_on_the_target_port() {
+/// Two ready ENI endpoints of Service `web` on node-1.
+const ENI_ENDPOINTS: [(&str, &str); 2] = [("127.0.41.101", "node-1"), ("127.0.41.103", "node-1")];
+
+/// mock-kube with an ENI-mode Service `web` and its slice, mock-slb, and an agent.
+async fn eni_web() -> (MockKubeHandle, MockSlbHandle, Agent) {
     let kube = start_kube().await;
     let slb = slb_mock::start_mock(seed()).await;
     kube.put(&node(1)).unwrap();
     let mut annotations = web_annotations();
     annotations.push(("service.beta.kubernetes.io/backend-type", "eni"));
     kube.put(&service("web", &annotations, false)).unwrap();
-    kube.put(&slice(
-        "web",
-        &[("127.0.41.101", "node-1"), ("127.0.41.103", "node-1")],
-    ))
-    .unwrap();
+    kube.put(&slice("web", &ENI_ENDPOINTS)).unwrap();
     let agent = start_agent(&kube, &slb, "agent-a").await;
+    (kube, slb, agent)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eni_mode_service_gets_pod_ips_on_the_target_port() {
+    let (_kube, slb, agent) = eni_web().await;
 
     let got = eventually("two ENI backends", WAIT, || {
         let m = slb_mock::members(&slb, GROUP);
@@ -125,15 +132,7 @@ async fn eni_mode_service_gets_pod_ips_on_the_target_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminating_endpoint_is_taken_down_by_a_pass_of_the_drain_lane() {
-    let kube = start_kube().await;
-    let slb = slb_mock::start_mock(seed()).await;
-    kube.put(&node(1)).unwrap();
-    let mut annotations = web_annotations();
-    annotations.push(("service.beta.kubernetes.io/backend-type", "eni"));
-    kube.put(&service("web", &annotations, false)).unwrap();
-    let endpoints = [("127.0.41.101", "node-1"), ("127.0.41.103", "node-1")];
-    kube.put(&slice("web", &endpoints)).unwrap();
-    let agent = start_agent(&kube, &slb, "agent-a").await;
+    let (kube, slb, agent) = eni_web().await;
     eventually("two ENI backends", WAIT, || {
         (slb_mock::members(&slb, GROUP).len() == 2).then_some(())
     })
@@ -142,7 +141,7 @@ async fn a_terminating_endpoint_is_taken_down_by_a_pass_of_the_drain_lane() {
     assert_eq!(drain_passes(), 0.0, "adding backends is no drain");
 
     // The first pod terminates: its endpoint is no longer ready.
-    let mut terminating = slice("web", &endpoints);
+    let mut terminating = slice("web", &ENI_ENDPOINTS);
     terminating["endpoints"][0]["conditions"] =
         serde_json::json!({"ready": false, "serving": true, "terminating": true});
     kube.put(&terminating).unwrap();

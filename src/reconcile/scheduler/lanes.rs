@@ -35,29 +35,18 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             .filter(|p| &p.group.service == service)
             .count();
         let queued_calls: usize = waiting[..=lane.index()].iter().sum();
+        let running_in = |lane: Lane| self.running.values().filter(|p| p.lane == lane).count();
         match lane {
             // Drains count only each other: passes of the other lanes, however many,
             // never keep a drain from starting.
-            Lane::Drain => {
-                let drains = self
-                    .running
-                    .values()
-                    .filter(|p| p.lane == Lane::Drain)
-                    .count();
-                mine < max && drains < 4 * max
-            }
+            Lane::Drain => mine < max && running_in(Lane::Drain) < 4 * max,
             Lane::Pod => (running < 2 * max && mine < max) || (mine == 0 && running < 4 * max),
             Lane::Change => {
                 running < max && mine < (max / 2).max(1) && queued_calls < MAX_WAITING_CALLS
             }
             Lane::Bulk => {
-                let bulk = self
-                    .running
-                    .values()
-                    .filter(|p| p.lane == Lane::Bulk)
-                    .count();
                 running < max
-                    && bulk < (max / 2).max(1)
+                    && running_in(Lane::Bulk) < (max / 2).max(1)
                     && queued_calls < MAX_WAITING_CALLS
                     && Instant::now() >= self.next_bulk
             }
