@@ -13,11 +13,12 @@
 //! first one to run take it; with a resync under way that is usually a bulk call. Here
 //! only the first waiter in (lane, arrival) order may take a token, and it alone sleeps
 //! until the next token is due: calls go out in priority order at exactly the configured
-//! rate. Within a lane, Services take turns (start-time fair queuing: each waiting call
-//! is tagged one past its Service's previous call, and no earlier than the tag last
-//! served), so one Service's burst of calls does not line up ahead of another Service's
-//! single call. No crate offers ordered, prioritised, fair waiting over tokio's
-//! (pausable) clock, so the ~150 lines are ours.
+//! rate. Within a lane, Services take turns by pass (start-time fair queuing: a pass's
+//! first waiting call is tagged one past its Service's previous pass, and no earlier
+//! than the tag last served), so one Service's burst does not line up ahead of another
+//! Service's single pass; the later calls of a pass keep its tag and go before passes
+//! that have not started (`caller.rs` says why). No crate offers ordered, prioritised,
+//! fair waiting over tokio's (pausable) clock, so the ~150 lines are ours.
 
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
@@ -70,28 +71,7 @@ impl Lane {
     }
 }
 
-/// Who makes the calls of a task: the lane of its pass and the Service it is for.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub lane: Lane,
-    /// `<namespace>/<name>`.
-    pub service: Arc<str>,
-}
-
-tokio::task_local! {
-    /// The pass running on this task; its API calls wait in its lane, in its Service's turn.
-    pub static CALLER: Caller;
-}
-
-/// The lane of the current task's pass, [`Lane::Change`] outside one.
-pub fn current_lane() -> Lane {
-    CALLER.try_with(|c| c.lane).unwrap_or(Lane::Change)
-}
-
-/// The current task's caller, if it runs a pass.
-pub fn current_caller() -> Option<Caller> {
-    CALLER.try_with(Clone::clone).ok()
-}
+pub use super::caller::{current_caller, current_lane, Caller, CALLER};
 
 /// A token bucket (`qps` sustained, `burst` at once) with ordered waiters.
 pub struct Budget {
@@ -104,8 +84,9 @@ pub struct Budget {
     granted: std::sync::atomic::AtomicU64,
 }
 
-/// A waiting call: served in this order.
-type Ticket = (Lane, u64, u64); // lane, fair-queuing tag, arrival
+/// A waiting call: served in this order: lane, fair-queuing tag, whether its pass has
+/// not had a call yet (calls of passes under way first), arrival.
+type Ticket = (Lane, u64, bool, u64);
 
 struct Bucket {
     tokens: f64,
@@ -122,6 +103,45 @@ struct Bucket {
 const TAGS_KEPT: usize = 4096;
 
 impl Bucket {
+    /// Queues a call in `lane`, in its turn: a pass's place there if it has one, else
+    /// one past its Service's last (no earlier than the last served), else behind every
+    /// call waiting in the lane.
+    fn ticket(&mut self, lane: Lane, turn: Option<Turn<'_>>) -> Ticket {
+        let i = lane.index();
+        let served = self.served[i];
+        let held = match turn {
+            Some(Turn::Pass(caller)) => caller.place_in(lane),
+            _ => None,
+        };
+        let tag = match (held, turn) {
+            (Some(tag), _) => tag,
+            (None, Some(turn)) => {
+                let service = turn.service();
+                let last = self.tags[i].get(service).copied();
+                let tag = last.map_or(served, |t| t + 1).max(served);
+                if self.tags[i].len() >= TAGS_KEPT {
+                    self.tags[i].retain(|_, t| *t >= served);
+                }
+                self.tags[i].insert(service.clone(), tag);
+                if let Turn::Pass(caller) = turn {
+                    caller.hold_place(lane, tag);
+                }
+                tag
+            }
+            (None, None) => self
+                .waiters
+                .iter()
+                .filter(|(l, ..)| *l == lane)
+                .map(|(_, t, ..)| *t)
+                .max()
+                .unwrap_or(served),
+        };
+        let me = (lane, tag, held.is_none(), self.next);
+        self.next += 1;
+        self.waiters.insert(me);
+        me
+    }
+
     fn refill(&mut self, period: Duration, burst: f64) {
         let now = Instant::now();
         let earned =
@@ -164,6 +184,19 @@ impl Budget {
     /// `lane`, in `service`'s turn (`None`: behind every call already waiting there).
     /// Cancel-safe: a dropped wait leaves the queue.
     pub async fn acquire(&self, lane: Lane, service: Option<&Arc<str>>) {
+        self.wait(lane, service.map(Turn::Call)).await;
+    }
+
+    /// Waits for a token for a call of the current task: in its pass's lane and place
+    /// (see `caller.rs`).
+    pub async fn acquire_for_current(&self) {
+        match current_caller() {
+            Some(caller) => self.wait(caller.lane(), Some(Turn::Pass(&caller))).await,
+            None => self.wait(Lane::Change, None).await,
+        }
+    }
+
+    async fn wait(&self, lane: Lane, turn: Option<Turn<'_>>) {
         let me = {
             let mut bucket = self.bucket();
             bucket.refill(self.period, self.burst);
@@ -173,30 +206,7 @@ impl Budget {
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
-            let i = lane.index();
-            let served = bucket.served[i];
-            let tag = match service {
-                Some(service) => {
-                    let last = bucket.tags[i].get(service).copied();
-                    let tag = last.map_or(served, |t| t + 1).max(served);
-                    if bucket.tags[i].len() >= TAGS_KEPT {
-                        bucket.tags[i].retain(|_, t| *t >= served);
-                    }
-                    bucket.tags[i].insert(service.clone(), tag);
-                    tag
-                }
-                None => bucket
-                    .waiters
-                    .iter()
-                    .filter(|(l, _, _)| *l == lane)
-                    .map(|(_, t, _)| *t)
-                    .max()
-                    .unwrap_or(served),
-            };
-            let me = (lane, tag, bucket.next);
-            bucket.next += 1;
-            bucket.waiters.insert(me);
-            me
+            bucket.ticket(lane, turn)
         };
         // A newcomer may have become the head (a more urgent lane): the old head must
         // stop its timer and look again.
@@ -213,6 +223,17 @@ impl Budget {
             let wait = {
                 let mut bucket = self.bucket();
                 bucket.refill(self.period, self.burst);
+                // The pass moved to a more urgent lane while this call waited: the call
+                // moves with it (seen at the next grant, within one token).
+                if let Some(Turn::Pass(caller)) = turn {
+                    if caller.lane() < queued.me.0 {
+                        bucket.waiters.remove(&queued.me);
+                        queued.me = bucket.ticket(caller.lane(), turn);
+                        // It may be the head now: the old head must look again.
+                        self.changed.notify_waiters();
+                    }
+                }
+                let me = queued.me;
                 if bucket.waiters.first() != Some(&me) {
                     None
                 } else if bucket.tokens >= 1.0 {
@@ -242,14 +263,6 @@ impl Budget {
         }
     }
 
-    /// Waits for a token for a call of the current task (its pass's lane and Service).
-    pub async fn acquire_for_current(&self) {
-        match current_caller() {
-            Some(caller) => self.acquire(caller.lane, Some(&caller.service)).await,
-            None => self.acquire(Lane::Change, None).await,
-        }
-    }
-
     /// Tokens handed out since the budget was made.
     pub fn granted(&self) -> u64 {
         self.granted.load(std::sync::atomic::Ordering::Relaxed)
@@ -263,10 +276,28 @@ impl Budget {
     /// Calls waiting for a token, per lane (for metrics and tests).
     pub fn waiting(&self) -> [usize; Lane::COUNT] {
         let mut out = [0; Lane::COUNT];
-        for (lane, _, _) in &self.bucket().waiters {
+        for (lane, ..) in &self.bucket().waiters {
             out[lane.index()] += 1;
         }
         out
+    }
+}
+
+/// Whose turn a waiting call takes in its lane's fair queue.
+#[derive(Clone, Copy)]
+enum Turn<'a> {
+    /// One call of a Service's, tagged on its own.
+    Call(&'a Arc<str>),
+    /// A call of a pass, which keeps the place its first call was given.
+    Pass(&'a Caller),
+}
+
+impl Turn<'_> {
+    fn service(&self) -> &Arc<str> {
+        match self {
+            Turn::Call(service) => service,
+            Turn::Pass(caller) => &caller.service,
+        }
     }
 }
 
@@ -389,14 +420,70 @@ mod tests {
         assert_eq!(order.iter().position(|i| *i == 10), Some(1), "{order:?}");
     }
 
+    /// Runs a pass of `calls` calls for `service` in `lane`; returns when it ended.
+    fn pass(b: &Arc<Budget>, caller: Caller, calls: usize) -> tokio::task::JoinHandle<Instant> {
+        let b = b.clone();
+        tokio::spawn(CALLER.scope(caller, async move {
+            for _ in 0..calls {
+                b.acquire_for_current().await;
+            }
+            Instant::now()
+        }))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pass_under_way_finishes_before_passes_queued_behind_it() {
+        let b = budget(1.0, 1);
+        b.acquire(Lane::Pod, None).await;
+        let start = Instant::now();
+        let mut passes = Vec::new();
+        for service in ["ns/a", "ns/b", "ns/c"] {
+            passes.push(pass(&b, Caller::new(Lane::Pod, service.into()), 3));
+            tokio::task::yield_now().await;
+        }
+        let mut ended = Vec::new();
+        for p in passes {
+            ended.push(p.await.unwrap() - start);
+        }
+        // Taking turns call by call, every pass would last until the last few tokens
+        // (7, 8 and 9 s); one after another, the first is done after its own three.
+        let secs = |s| Duration::from_secs(s);
+        assert_eq!(ended, [secs(3), secs(6), secs(9)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiting_call_moves_with_its_pass_to_a_more_urgent_lane() {
+        let b = budget(1.0, 1);
+        b.acquire(Lane::Pod, None).await;
+        let start = Instant::now();
+        let gates: Vec<_> = (0..5)
+            .map(|n| pass(&b, Caller::new(Lane::Pod, format!("ns/gate{n}").into()), 2))
+            .collect();
+        tokio::task::yield_now().await;
+        let web = Caller::new(Lane::Pod, "ns/web".into());
+        let draining = pass(&b, web.clone(), 2);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // A pod of web's starts terminating while web's pass waits behind ten calls.
+        web.raise(Lane::Drain);
+        let ended = draining.await.unwrap() - start;
+        // The next grant (2 s) sees the move; its calls take the two tokens after it.
+        // In the pod lane they would have waited for the five gate passes (12 s).
+        assert_eq!(ended, Duration::from_secs(4));
+        for g in gates {
+            g.await.unwrap();
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_lane_of_a_task_is_its_pass_lane() {
         assert_eq!(current_lane(), Lane::Change);
-        let caller = Caller {
-            lane: Lane::Pod,
-            service: "ns/web".into(),
-        };
-        let lane = CALLER.scope(caller, async { current_lane() }).await;
+        let caller = Caller::new(Lane::Pod, "ns/web".into());
+        let lane = CALLER.scope(caller.clone(), async { current_lane() }).await;
         assert_eq!(lane, Lane::Pod);
+        caller.raise(Lane::Bulk);
+        assert_eq!(caller.lane(), Lane::Pod, "a lane never drops");
+        caller.raise(Lane::Drain);
+        let lane = CALLER.scope(caller, async { current_lane() }).await;
+        assert_eq!(lane, Lane::Drain);
     }
 }

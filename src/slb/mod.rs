@@ -5,6 +5,7 @@
 mod api;
 pub mod batch;
 pub mod budget;
+mod caller;
 pub mod credentials;
 mod error;
 pub mod http;

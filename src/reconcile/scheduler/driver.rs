@@ -16,15 +16,23 @@ use super::{PassObserver, SchedulerConfig, TargetSource, POD_WORK_DELAY};
 use crate::model::GroupRef;
 use crate::reconcile::executor::{Executor, PassOutcome, ReconcileError};
 use crate::reconcile::queue::LaneQueue;
-use crate::slb::budget::Lane;
+use crate::slb::budget::{Caller, Lane};
 use crate::slb::SlbApi;
 
 /// A pass under way.
 pub(super) struct Running {
     pub(super) group: GroupRef,
-    pub(super) lane: Lane,
+    /// The pass's lane (raised when more urgent work for its group arrives while it
+    /// runs) and place in the budget's queue.
+    pub(super) caller: Caller,
     pub(super) queued_at: Instant,
     pub(super) abort: tokio::task::AbortHandle,
+}
+
+impl Running {
+    pub(super) fn lane(&self) -> Lane {
+        self.caller.lane()
+    }
 }
 
 pub(super) type PassResult = (GroupRef, Result<PassOutcome, ReconcileError>);
@@ -118,7 +126,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                         self.timers.clear();
                         self.due.clear();
                         self.dirty.clear();
-                        for pass in self.running.values().filter(|p| p.lane == Lane::Bulk) {
+                        for pass in self.running.values().filter(|p| p.lane() == Lane::Bulk) {
                             pass.abort.abort();
                         }
                     }
@@ -161,7 +169,10 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             return;
         }
         self.seen.entry(group.clone()).or_insert_with(Instant::now);
-        let pending = if self.running.values().any(|p| p.group == group) {
+        let pending = if let Some(pass) = self.running.values().find(|p| p.group == group) {
+            // The pass under way plans from what is wanted once its read returns: what
+            // made this trigger urgent is likely in it, so its calls wait in this lane.
+            pass.caller.raise(lane);
             let entry = self.dirty.entry(group).or_insert(lane);
             let was = *entry;
             *entry = was.min(lane);
@@ -195,7 +206,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             Ok((id, (group, result))) => {
                 let lane = self.running.remove(&id).map_or(Lane::Change, |p| {
                     self.note_delay(&p);
-                    p.lane
+                    p.lane()
                 });
                 (group, lane, Some(result))
             }
@@ -207,7 +218,10 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                     tracing::error!(service = %pass.group.service, port = pass.group.service_port,
                         error = %join_error, "reconcile pass panicked; retrying later");
                 }
-                (pass.group, pass.lane, None)
+                {
+                    let lane = pass.lane();
+                    (pass.group, lane, None)
+                }
             }
         };
         let wake = match result {
@@ -255,7 +269,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
     /// Says when a pod-lane pass took longer than [`POD_WORK_DELAY`] from queue to done.
     fn note_delay(&self, pass: &Running) {
         let waited = pass.queued_at.elapsed();
-        if !pass.lane.pod_facing() || waited <= POD_WORK_DELAY {
+        if !pass.lane().pod_facing() || waited <= POD_WORK_DELAY {
             return;
         }
         if let Some(metrics) = self.executor.metrics() {
@@ -298,7 +312,8 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             }
             self.timers.remove(&(at, group.clone()));
             let lane = self.due.remove(&group).map_or(Lane::Change, |(_, l)| l);
-            if self.running.values().any(|p| p.group == group) {
+            if let Some(pass) = self.running.values().find(|p| p.group == group) {
+                pass.caller.raise(lane);
                 let entry = self.dirty.entry(group).or_insert(lane);
                 *entry = (*entry).min(lane);
             } else {

@@ -35,7 +35,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             .filter(|p| &p.group.service == service)
             .count();
         let queued_calls: usize = waiting[..=lane.index()].iter().sum();
-        let running_in = |lane: Lane| self.running.values().filter(|p| p.lane == lane).count();
+        let running_in = |lane: Lane| self.running.values().filter(|p| p.lane() == lane).count();
         match lane {
             // Drains count only each other: passes of the other lanes, however many,
             // never keep a drain from starting.
@@ -99,16 +99,13 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
                 };
                 (key, result)
             });
-            let caller = Caller {
-                lane,
-                service: group.service.to_string().into(),
-            };
-            let handle = workers.spawn(CALLER.scope(caller, pass));
+            let caller = Caller::new(lane, group.service.to_string().into());
+            let handle = workers.spawn(CALLER.scope(caller.clone(), pass));
             self.running.insert(
                 handle.id(),
                 Running {
                     group,
-                    lane,
+                    caller,
                     queued_at,
                     abort: handle,
                 },

@@ -14,13 +14,7 @@ fn in_lane<F: std::future::Future>(
     lane: Lane,
     pass: F,
 ) -> impl std::future::Future<Output = F::Output> {
-    CALLER.scope(
-        Caller {
-            lane,
-            service: "default/web".into(),
-        },
-        pass,
-    )
+    CALLER.scope(Caller::new(lane, "default/web".into()), pass)
 }
 
 fn executor(api: &Arc<MemorySlb>) -> crate::reconcile::Executor<MemorySlb> {

@@ -229,6 +229,67 @@ async fn drains_go_ahead_of_gates_queued_before_them() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_gate_pass_waiting_for_the_budget_turns_drain_work_when_its_group_drains() {
+    let rig = rig();
+    for n in 0..10 {
+        let service = format!("gate{n}");
+        rig.add(
+            &service,
+            80,
+            &[(1, 100)],
+            vec![mk_ecs(1, 100), mk_ecs(2, 100)],
+        );
+        rig.handle.trigger_in(group_ref(&service, 80), Lane::Pod);
+    }
+    // Service `web` waits for a new pod too; its pass queues its read behind the others.
+    rig.add("web", 80, &[(1, 100)], vec![mk_ecs(1, 100), mk_ecs(2, 100)]);
+    rig.handle.trigger_in(group_ref("web", 80), Lane::Pod);
+    tokio::time::sleep(SLOT * 3).await;
+    assert_eq!(
+        rig.handle.stats().started(Lane::Pod),
+        11,
+        "every pass under way"
+    );
+    // Then web's old pod terminates: the pass under way carries its drain.
+    rig.targets
+        .0
+        .lock()
+        .unwrap()
+        .get_mut(&group_ref("web", 80))
+        .unwrap()
+        .desired
+        .backends
+        .retain(|b| b.key() == mk_ecs(2, 100).key());
+    let triggered = Instant::now();
+    rig.handle.trigger_in(group_ref("web", 80), Lane::Drain);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let calls = rig.api.calls();
+    let read = rig.first_call("rsp-web-80", triggered).expect("web read");
+    let drained = calls
+        .iter()
+        .find(|c| c.target == "rsp-web-80" && c.action == "SetVServerGroupAttribute")
+        .map(|c| c.at)
+        .expect("weight 0 written");
+    // The read moves to the drain lane at the next grant and goes at the token after;
+    // the add and the weight 0 follow. In the pod lane they would wait for ten passes.
+    assert!(
+        read - triggered <= SLOT * 2,
+        "read {:?} after",
+        read - triggered
+    );
+    assert!(
+        drained - read <= SLOT * 2,
+        "weight 0 {:?} after the read",
+        drained - read
+    );
+    assert_eq!(
+        weights(&rig.api.group("rsp-web-80")),
+        ws(&[("i-001", 0), ("i-002", 100)])
+    );
+}
+
 #[derive(Default)]
 struct Delays(Mutex<Vec<(GroupRef, Duration)>>);
 

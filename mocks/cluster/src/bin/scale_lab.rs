@@ -118,6 +118,11 @@ struct Args {
     /// Also write the figures as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// full, phase c: write where the seconds went, a line per pod of the burst (its
+    /// endpoint write, gate, weight-0 call) and per SLB call (issued, answered, and its
+    /// lane when issued).
+    #[arg(long, value_name = "FILE")]
+    burst_log: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -254,6 +259,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
                     (None, true) => Some(mock_cluster::scale::agent_process::default_bin()),
                     (None, false) => None,
                 },
+                burst_log: args.burst_log.clone(),
             };
             print_spec(&spec);
             // `--phases ''` with `--components`: the components' heap alone, no agent run.

@@ -45,6 +45,8 @@ pub struct FullOptions {
     pub node_interval: f64,
     /// Run the agent as this `slb-sync` binary in a process of its own (cold starts only).
     pub agent_bin: Option<std::path::PathBuf>,
+    /// Phase c: where to write each pod's and each call's times (see `phases::burst`).
+    pub burst_log: Option<std::path::PathBuf>,
 }
 
 /// The envelope: 5,000 nodes in 50 pools, 10,000 Services (100 Cluster, 3,900 Local,
@@ -133,8 +135,16 @@ pub async fn run(o: &FullOptions) -> Result<Vec<Phase>, LabError> {
                 lab.qps = o.qps_c;
                 lab.restart_slb(&o.spec).await?;
                 let services = phases::burst_services(&lab.spec, o.burst_services);
-                let p =
-                    phases::burst(&lab, &flags, &services, o.per_service, o.lone, margin).await?;
+                let p = phases::burst(
+                    &lab,
+                    &flags,
+                    &services,
+                    o.per_service,
+                    o.lone,
+                    margin,
+                    o.burst_log.as_deref(),
+                )
+                .await?;
                 lab.qps = qps;
                 lab.restart_slb(&o.spec).await?;
                 p

@@ -152,6 +152,7 @@ pub async fn burst(
     per_service: usize,
     lone: usize,
     margin: Duration,
+    log: Option<&std::path::Path>,
 ) -> Result<Phase, LabError> {
     for s in services {
         lab.track_service(*s).await;
@@ -233,6 +234,13 @@ pub async fn burst(
         .filter_map(|(_, r)| r.error.clone())
         .take(3)
         .collect();
+    if let Some(path) = log {
+        if let Err(e) = std::fs::write(path, burst_log(spec, &runs, &calls)) {
+            phase
+                .notes
+                .push(format!("burst log {}: {e}", path.display()));
+        }
+    }
     let slots = slot_lateness(&calls, t_burst, lab.qps);
     let bulk_during = calls
         .iter()
@@ -266,6 +274,35 @@ pub async fn burst(
             .show()
         ));
     }
+    // The lab's EndpointSlice controller writes one endpoint at a time per Service: how
+    // much of the figures above is the slice reaching mock-kube, not the agent.
+    let lag = |runs: &[&PodRun]| -> Vec<f64> {
+        runs.iter()
+            .filter_map(|r| Some(r.endpoint_written? - r.at))
+            .collect()
+    };
+    phase.notes.push(format!(
+        "delete → endpoint terminating written: {}; written → weight-0 call: {}",
+        Summary::of(&lag(&deletions)).show(),
+        Summary::of(
+            &deletions
+                .iter()
+                .filter_map(|r| Some(to_weight0(spec, &calls, r)? - (r.endpoint_written? - r.at)))
+                .collect::<Vec<f64>>()
+        )
+        .show()
+    ));
+    phase.notes.push(format!(
+        "create → endpoint written: {}; written → gate True: {}",
+        Summary::of(&lag(&creations)).show(),
+        Summary::of(
+            &creations
+                .iter()
+                .filter_map(|r| Some(r.marks.gate_open? - r.endpoint_written?))
+                .collect::<Vec<f64>>()
+        )
+        .show()
+    ));
     phase.notes.push(format!(
         "lone deletion → weight-0 call: {}",
         Summary::of(&lone_w0).show()
@@ -287,6 +324,38 @@ pub async fn burst(
             .push(format!("driver errors (first 3): {errors:?}"));
     }
     Ok(phase)
+}
+
+/// Each pod of the burst (seconds since the lab started) and each SLB call, a line each.
+fn burst_log(spec: &Spec, runs: &[(bool, PodRun)], calls: &[Call]) -> String {
+    let mut out = String::new();
+    let secs = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.3}"));
+    for (deleted, r) in runs {
+        out.push_str(&format!(
+            "pod {} group={} service={} pod={} at={:.3} endpoint={} gate={} weight0_after={}\n",
+            if *deleted { "deleted" } else { "created" },
+            spec.group(r.service),
+            r.service,
+            r.pod,
+            r.at,
+            secs(r.endpoint_written),
+            secs(r.marks.gate_open),
+            secs(to_weight0(spec, calls, r)),
+        ));
+    }
+    for c in calls {
+        out.push_str(&format!(
+            "call at={:.3} issued={:.3} {} lane={} target={} ok={} {:?}\n",
+            c.at,
+            c.issued,
+            c.action,
+            c.lane.as_str(),
+            c.target,
+            c.ok,
+            c.backends
+        ));
+    }
+    out
 }
 
 /// Delete → the first write that takes the pod's backend down: an ENI pod's IP at weight

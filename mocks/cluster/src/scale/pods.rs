@@ -28,6 +28,9 @@ pub struct PodRun {
     pub at: f64,
     /// A created pod's containers were reported ready.
     pub containers_ready: Option<f64>,
+    /// The pod's endpoint change (terminating for a deletion, not-ready for a creation)
+    /// was written to the Service's EndpointSlice.
+    pub endpoint_written: Option<f64>,
     /// The preStop wait ended with the drain reported (`false`: its timeout, the container
     /// was stopped before the agent confirmed anything).
     pub prestop_drained: bool,
@@ -138,8 +141,9 @@ impl Controllers {
             ready: true,
             terminating: true,
         };
-        if let Err(e) = self.set_endpoint(s, p, Some(terminating)).await {
-            run.error = Some(format!("endpoint terminating: {e}"));
+        match self.set_endpoint(s, p, Some(terminating)).await {
+            Ok(()) => run.endpoint_written = Some(self.tracker.elapsed()),
+            Err(e) => run.error = Some(format!("endpoint terminating: {e}")),
         }
         // preStop: `wait-drained --timeout <grace - 5>`.
         let wait = Duration::from_secs((grace - 5).max(1) as u64);
@@ -206,8 +210,9 @@ impl Controllers {
             return run;
         }
         run.containers_ready = Some(self.tracker.elapsed());
-        if let Err(e) = self.set_endpoint(s, p, Some(not_ready)).await {
-            run.error = Some(format!("endpoint: {e}"));
+        match self.set_endpoint(s, p, Some(not_ready)).await {
+            Ok(()) => run.endpoint_written = Some(self.tracker.elapsed()),
+            Err(e) => run.error = Some(format!("endpoint: {e}")),
         }
         let m = self
             .tracker
