@@ -22,6 +22,9 @@ use crate::model::{
 /// 4. remove owned backends at weight 0 whose window has fully elapsed
 ///    (`now >= startedAt + window`).
 ///
+/// With `config.drains_first` (a pod waits for the drain), steps 2–4 go before step 1
+/// when the group keeps a backend with weight > 0 without the adds.
+///
 /// Step 3 waits when it would leave no backend with weight > 0 while desired backends
 /// cannot be added yet for want of an ENI id: the leaving backends keep serving (with a
 /// warning) until a later pass can add their replacements first.
@@ -223,11 +226,23 @@ pub fn plan_group_holding(
     plan.ledger.ended.dedup();
 
     let batch = config.max_batch.max(1);
-    push_batches(&mut plan.steps, StepAction::Add, adds, batch);
+    // A drain waits for nothing the group does not need to keep serving: with some
+    // backend still at weight > 0 after the lowers, the adds can follow.
+    plan.drains_first = config.drains_first
+        && !adds.is_empty()
+        && (!lowers.is_empty() || !removes.is_empty())
+        && serving_after(&present, &[], &raises, &lowers);
+    let (mut add_steps, mut weight_steps, mut remove_steps) = (Vec::new(), Vec::new(), Vec::new());
+    push_batches(&mut add_steps, StepAction::Add, adds, batch);
     // Raises and restores go before drains so capacity is added before it is taken away.
     raises.extend(lowers);
-    push_batches(&mut plan.steps, StepAction::SetWeight, raises, batch);
-    push_batches(&mut plan.steps, StepAction::Remove, removes, batch);
+    push_batches(&mut weight_steps, StepAction::SetWeight, raises, batch);
+    push_batches(&mut remove_steps, StepAction::Remove, removes, batch);
+    plan.steps = if plan.drains_first {
+        [weight_steps, remove_steps, add_steps].concat()
+    } else {
+        [add_steps, weight_steps, remove_steps].concat()
+    };
 
     plan.requeue_at = deadlines.into_iter().min();
     unresolved.sort();

@@ -138,6 +138,7 @@ fn plan_service(
         drain_window: Duration::from_secs(u64::from(window_secs)),
         max_batch: options.max_batch,
         emptying: false,
+        drains_first: false,
     };
     let groups = service
         .groups

@@ -58,6 +58,10 @@ pub struct PlanConfig {
     /// The group is being emptied on purpose (its Service deleted, its port removed or
     /// moved): no warning that nothing is desired.
     pub emptying: bool,
+    /// A pod waits for this plan's drains (the drain lane): weight 0 and removals go
+    /// before adds whenever the group keeps a backend with weight > 0 without the adds,
+    /// so the drain need not wait for the group's other work (see [`GroupPlan::drains_first`]).
+    pub drains_first: bool,
 }
 
 impl PlanConfig {
@@ -66,6 +70,7 @@ impl PlanConfig {
             drain_window,
             max_batch: MAX_BATCH,
             emptying: false,
+            drains_first: false,
         }
     }
 }
@@ -84,8 +89,12 @@ impl PlanConfig {
 #[serde(rename_all = "camelCase")]
 pub struct GroupPlan {
     /// In execution order: adds, weight changes (raises and restores before weight-0
-    /// drains), removals.
+    /// drains), removals; with [`Self::drains_first`], weight changes, removals, adds.
     pub steps: Vec<Step>,
+    /// The weight changes and removals come before the adds: everything after the last
+    /// of them is work no pod's drain waits for.
+    #[serde(skip)]
+    pub drains_first: bool,
     /// The earliest pending drain deadline: when this group must be planned again even
     /// if nothing else changes. `None` when no drain is pending.
     pub requeue_at: Option<Timestamp>,

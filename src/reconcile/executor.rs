@@ -17,9 +17,9 @@ pub use super::outcome::{PassOutcome, QuarantinedBackend, ReconcileError};
 use crate::model::{DesiredGroup, GroupTarget, ObservedGroup, SlbBackend};
 use crate::plan::{
     members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, PlanConfig, Quarantine,
-    Step, MAX_BATCH,
+    Step, StepAction, MAX_BATCH,
 };
-use crate::slb::budget::current_lane;
+use crate::slb::budget::{current_caller, current_lane, Lane};
 use crate::slb::{ErrorClass, SlbApi, SlbError};
 
 /// Executor settings.
@@ -298,6 +298,13 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             self.apply_ledger_without_steps(&group_id, &plan);
             let mut refused_any = false;
             for step in &plan.steps {
+                if plan.drains_first && step.action == StepAction::Add {
+                    // The drain is on the SLB; the adds wait their turn behind other
+                    // groups' drains.
+                    if let Some(caller) = current_caller() {
+                        caller.lower_to(Lane::Pod);
+                    }
+                }
                 let run = self
                     .run_step(
                         &target.load_balancer_id,
@@ -398,6 +405,8 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             drain_window: target.drain_window,
             max_batch: self.config.max_batch,
             emptying: target.emptying,
+            // A pod waits for this pass's drain: it goes before the group's other work.
+            drains_first: current_lane() == Lane::Drain,
         };
         let current = ObservedGroup {
             backends: members.to_vec(),

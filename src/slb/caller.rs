@@ -9,7 +9,9 @@
 //!
 //! A pass's lane can rise while it runs: a pod that starts terminating while a gate pass
 //! over its group waits for the budget makes the rest of that pass drain-lane work (the
-//! pass plans from what is wanted once its read returns, so it carries the drain).
+//! pass plans from what is wanted once its read returns, so it carries the drain). And it
+//! can drop back: a drain pass whose weight-0 and removal steps are done leaves its adds
+//! to the pod lane, behind other groups' drains.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +54,12 @@ impl Caller {
     /// Moves the pass to `lane` if that is more urgent; its next calls wait there.
     pub fn raise(&self, lane: Lane) {
         self.pass.lane.fetch_min(lane as u8, Ordering::Relaxed);
+    }
+
+    /// Moves the pass to `lane` if that is less urgent: the rest of a drain pass, once
+    /// its drain is on the SLB, is work no pod's drain waits for.
+    pub fn lower_to(&self, lane: Lane) {
+        self.pass.lane.fetch_max(lane as u8, Ordering::Relaxed);
     }
 
     /// The place the pass holds in `lane`, if its calls were given one there.

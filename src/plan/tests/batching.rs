@@ -107,6 +107,7 @@ fn smaller_configured_batches_are_honoured() {
         drain_window: WINDOW,
         max_batch: 3,
         emptying: false,
+        drains_first: false,
     };
     let plan = plan_group(
         &desired,

@@ -90,3 +90,57 @@ fn a_restored_backend_counts_as_capacity() {
         )]
     );
 }
+
+/// The plan of a drain-lane pass (a pod waits for its drain).
+fn drain_plan(desired: &DesiredGroup, observed: &ObservedGroup, ledger: &DrainLedger) -> GroupPlan {
+    let config = PlanConfig {
+        drains_first: true,
+        ..PlanConfig::new(WINDOW)
+    };
+    plan_group(
+        desired,
+        Some(observed),
+        ledger,
+        &HashMap::new(),
+        config,
+        mk_ts(60),
+    )
+}
+
+#[test]
+fn a_drain_goes_before_the_adds_when_the_group_keeps_serving_without_them() {
+    // Node 1 leaves, node 3 joins, node 2 serves throughout; node 4's window is over.
+    let desired = mk_desired(vec![mk_ecs(2, 100, Active), mk_ecs(3, 100, Active)]);
+    let observed = mk_observed(vec![mk_owned(1, 100), mk_owned(2, 100), mk_owned(4, 0)]);
+    let ledger = mk_ledger(&[(4, 0)]);
+    let plan = drain_plan(&desired, &observed, &ledger);
+    assert!(plan.drains_first);
+    assert_eq!(
+        summary(&plan.steps),
+        vec![
+            (StepAction::SetWeight, ids(&[("i-001", 0)])),
+            (StepAction::Remove, ids(&[("i-004", 0)])),
+            (StepAction::Add, ids(&[("i-003", 100)])),
+        ]
+    );
+    // Outside the drain lane the adds go first, as always.
+    let plan = mk_plan(&desired, &observed, &ledger, mk_ts(60));
+    assert!(!plan.drains_first);
+    assert_eq!(plan.steps[0].action, StepAction::Add);
+}
+
+#[test]
+fn a_drain_waits_for_the_adds_when_lowering_first_would_leave_nothing_serving() {
+    // Node 1 is the group's only backend: its replacement goes in first.
+    let desired = mk_desired(vec![mk_ecs(3, 100, Active)]);
+    let observed = mk_observed(vec![mk_owned(1, 100)]);
+    let plan = drain_plan(&desired, &observed, &DrainLedger::new());
+    assert!(!plan.drains_first);
+    assert_eq!(
+        summary(&plan.steps),
+        vec![
+            (StepAction::Add, ids(&[("i-003", 100)])),
+            (StepAction::SetWeight, ids(&[("i-001", 0)])),
+        ]
+    );
+}

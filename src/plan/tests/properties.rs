@@ -90,6 +90,7 @@ fn build(slots: &[Slot], eni: bool, window: u64, max_batch: usize) -> Case {
             drain_window: Duration::from_secs(window),
             max_batch,
             emptying: false,
+            drains_first: false,
         },
     }
 }
@@ -107,22 +108,49 @@ proptest! {
         eni in any::<bool>(),
         window in 0u64..90,
         max_batch in 1usize..=20,
+        drains_first in any::<bool>(),
     ) {
-        let case = build(&slots, eni, window, max_batch);
+        let mut case = build(&slots, eni, window, max_batch);
+        case.config.drains_first = drains_first;
         let now = mk_ts(0);
         let plan = plan_group(&case.desired, Some(&case.observed), &case.ledger,
             &eni_ids(slots.len()), case.config, now);
+        prop_assert!(drains_first || !plan.drains_first);
         let observed: BTreeMap<BackendKey, &SlbBackend> =
             case.observed.backends.iter().map(|b| (b.key().unwrap(), b)).collect();
         let mut seen = std::collections::BTreeSet::new();
         let mut removing = false;
+        let mut adding = false;
+        // Make before break, step by step: a group that serves after the plan serves
+        // after each of its steps.
+        let mut weights: BTreeMap<BackendKey, Weight> =
+            observed.iter().map(|(k, b)| (k.clone(), b.weight)).collect();
+        let mut serving_each_step = Vec::new();
         for step in &plan.steps {
             prop_assert!(!step.backends.is_empty() && step.backends.len() <= max_batch);
-            if step.action == StepAction::Remove {
+            if plan.drains_first {
+                // Weight changes, removals, then adds.
+                match step.action {
+                    StepAction::Add => adding = true,
+                    StepAction::Remove => prop_assert!(!adding, "a removal after an add"),
+                    StepAction::SetWeight => {
+                        prop_assert!(!adding && !removing, "a weight change after an add or removal")
+                    }
+                }
+                removing |= step.action == StepAction::Remove;
+            } else if step.action == StepAction::Remove {
                 removing = true;
             } else {
                 prop_assert!(!removing, "a non-remove step after a remove step");
             }
+            for b in &step.backends {
+                let key = b.key().unwrap();
+                match step.action {
+                    StepAction::Remove => weights.remove(&key),
+                    _ => weights.insert(key, b.weight),
+                };
+            }
+            serving_each_step.push(weights.values().any(|w| *w != Weight::ZERO));
             for b in &step.backends {
                 let key = b.key().unwrap();
                 prop_assert!(seen.insert(key.clone()), "{key} written twice in one plan");
@@ -149,6 +177,10 @@ proptest! {
                     }
                 }
             }
+        }
+        if serving_each_step.last() == Some(&true) {
+            prop_assert!(serving_each_step.iter().all(|s| *s),
+                "a step leaves nothing serving: {:?}", plan.steps);
         }
         // No drain is forgotten: an owned backend that stays on its way out is looked at again.
         let removed: Vec<BackendKey> = plan.steps.iter()

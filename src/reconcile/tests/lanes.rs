@@ -290,6 +290,53 @@ async fn a_gate_pass_waiting_for_the_budget_turns_drain_work_when_its_group_drai
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn drains_of_many_groups_go_before_their_adds() {
+    let rig = rig();
+    // Ten Services each lose a pod and gain one at once (node 1 leaves, node 3 joins,
+    // node 2 serves throughout): each pass reads, sets weight 0 and adds.
+    for n in 0..10 {
+        let service = format!("web{n}");
+        rig.add(
+            &service,
+            80,
+            &[(1, 100), (2, 100)],
+            vec![mk_ecs(2, 100), mk_ecs(3, 100)],
+        );
+        rig.handle.trigger_in(group_ref(&service, 80), Lane::Drain);
+    }
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+
+    let calls = rig.api.calls();
+    let last_drain = calls
+        .iter()
+        .filter(|c| c.action == "SetVServerGroupAttribute")
+        .map(|c| c.at)
+        .max()
+        .expect("weights 0 written");
+    let first_add = calls
+        .iter()
+        .filter(|c| c.action == "AddVServerGroupBackendServers")
+        .map(|c| c.at)
+        .min()
+        .expect("adds written");
+    // Twenty calls (a read and a write per group) take every drain to weight 0; the
+    // adds follow. Adds first, the last drain would wait for thirty calls.
+    assert!(last_drain < first_add, "an add went before a drain");
+    assert!(
+        last_drain - start <= SLOT * 20,
+        "last drain after {:?}",
+        last_drain - start
+    );
+    for n in 0..10 {
+        assert_eq!(
+            weights(&rig.api.group(&format!("rsp-web{n}-80"))),
+            ws(&[("i-001", 0), ("i-002", 100), ("i-003", 100)])
+        );
+    }
+}
+
 #[derive(Default)]
 struct Delays(Mutex<Vec<(GroupRef, Duration)>>);
 
