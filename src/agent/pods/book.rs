@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -29,23 +30,42 @@ pub(super) fn pod_key(pod: &Pod) -> Option<PodKey> {
     ))
 }
 
+/// A name, label key or label value, shared by every lookup that holds it: at 150,000
+/// pods each copy counts (`filed` and `by_label` hold the same strings).
+type Shared = Arc<str>;
+
 /// What a pod is filed under in the lookups; kept to unfile it when it changes or goes.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+///
+/// Small on purpose: a `BTreeMap`/`BTreeSet` allocates a node for eleven entries even
+/// for one or two, which made this book cost about 1.7 KiB per pod.
+#[derive(Debug)]
 struct Filed {
-    ips: Vec<IpAddr>,
-    labels: BTreeMap<String, String>,
+    /// The pod's name as held in the label and hold sets.
+    name: Shared,
+    ips: Box<[IpAddr]>,
+    /// Label keys and values as held in `by_label`, in key order.
+    labels: Box<[(Shared, Shared)]>,
     held: bool,
 }
 
 impl Filed {
-    fn of(pod: &Pod) -> Self {
-        Filed {
-            ips: decide::pod_place(pod, None).ips,
-            labels: pod.metadata.labels.clone().unwrap_or_default(),
-            // Deleted and still carrying our finalizer: a pass may confirm its drain.
-            held: decide::is_deleting(pod) && decide::has_finalizer(pod),
-        }
+    /// True when `pod` would be filed exactly as this.
+    fn matches(&self, ips: &[IpAddr], labels: &BTreeMap<String, String>, held: bool) -> bool {
+        self.held == held
+            && *self.ips == *ips
+            && self.labels.len() == labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(labels)
+                .all(|((k, v), (pk, pv))| **k == **pk && **v == **pv)
     }
+}
+
+/// The shared copy of `s` among `map`'s keys, or a new one.
+fn shared<V>(map: &HashMap<Shared, V>, s: &str) -> Shared {
+    map.get_key_value(s)
+        .map_or_else(|| Shared::from(s), |(k, _)| k.clone())
 }
 
 #[derive(Default)]
@@ -54,11 +74,12 @@ pub(super) struct PodBook {
     /// reading). Retired groups of a Service sit next to its live ones.
     observed: HashMap<ServiceRef, BTreeMap<GroupRef, GroupObservation>>,
     filed: HashMap<PodKey, Filed>,
-    by_ip: HashMap<IpAddr, BTreeSet<PodKey>>,
+    /// Pods by IP: one, unless an IP was reused while its old pod is still listed.
+    by_ip: HashMap<IpAddr, Vec<PodKey>>,
     /// namespace → label key → label value → pod names.
-    by_label: HashMap<String, HashMap<String, HashMap<String, BTreeSet<String>>>>,
+    by_label: HashMap<String, HashMap<Shared, HashMap<Shared, BTreeSet<Shared>>>>,
     /// namespace → deleted pods still held.
-    held: HashMap<String, BTreeSet<String>>,
+    held: HashMap<String, BTreeSet<Shared>>,
     /// Drain journal entries to write on a pod: set (`Some`) or remove (`None`).
     pub(super) journal: HashMap<PodKey, BTreeMap<String, Option<Timestamp>>>,
     /// Events to publish on a pod.
@@ -116,30 +137,45 @@ impl PodBook {
     /// Files `pod` (after a watch event applied it), unfiling what it was before.
     pub(super) fn file(&mut self, pod: &Pod) {
         let Some(key) = pod_key(pod) else { return };
-        let now = Filed::of(pod);
-        if self.filed.get(&key) == Some(&now) {
+        let ips = decide::pod_place(pod, None).ips;
+        let no_labels = BTreeMap::new();
+        let labels = pod.metadata.labels.as_ref().unwrap_or(&no_labels);
+        // Deleted and still carrying our finalizer: a pass may confirm its drain.
+        let held = decide::is_deleting(pod) && decide::has_finalizer(pod);
+        if self
+            .filed
+            .get(&key)
+            .is_some_and(|f| f.matches(&ips, labels, held))
+        {
             return;
         }
         self.unfile(&key);
-        for ip in &now.ips {
-            self.by_ip.entry(*ip).or_default().insert(key.clone());
+        for ip in &ips {
+            self.by_ip.entry(*ip).or_default().push(key.clone());
         }
-        let labels = self.by_label.entry(key.0.clone()).or_default();
-        for (k, v) in &now.labels {
-            labels
-                .entry(k.clone())
-                .or_default()
-                .entry(v.clone())
-                .or_default()
-                .insert(key.1.clone());
+        let name = Shared::from(key.1.as_str());
+        let by_key = self.by_label.entry(key.0.clone()).or_default();
+        let mut filed_labels = Vec::with_capacity(labels.len());
+        for (k, v) in labels {
+            let k = shared(by_key, k);
+            let values = by_key.entry(k.clone()).or_default();
+            let v = shared(values, v);
+            values.entry(v.clone()).or_default().insert(name.clone());
+            filed_labels.push((k, v));
         }
-        if now.held {
+        if held {
             self.held
                 .entry(key.0.clone())
                 .or_default()
-                .insert(key.1.clone());
+                .insert(name.clone());
         }
-        self.filed.insert(key, now);
+        let filed = Filed {
+            name,
+            ips: ips.into_boxed_slice(),
+            labels: filed_labels.into_boxed_slice(),
+            held,
+        };
+        self.filed.insert(key, filed);
     }
 
     /// Forgets a pod that left the store, with what it still had to write.
@@ -149,7 +185,7 @@ impl PodBook {
         };
         for ip in &old.ips {
             if let Some(keys) = self.by_ip.get_mut(ip) {
-                keys.remove(key);
+                keys.retain(|k| k != key);
                 if keys.is_empty() {
                     self.by_ip.remove(ip);
                 }
@@ -161,7 +197,7 @@ impl PodBook {
                     continue;
                 };
                 if let Some(names) = values.get_mut(v) {
-                    names.remove(&key.1);
+                    names.remove(&old.name);
                     if names.is_empty() {
                         values.remove(v);
                     }
@@ -176,7 +212,7 @@ impl PodBook {
         }
         if old.held {
             if let Some(names) = self.held.get_mut(&key.0) {
-                names.remove(&key.1);
+                names.remove(&old.name);
                 if names.is_empty() {
                     self.held.remove(&key.0);
                 }
@@ -221,20 +257,22 @@ impl PodBook {
         let Some(labels) = self.by_label.get(namespace) else {
             return Vec::new();
         };
-        let mut sets = selector
-            .iter()
-            .map(|(k, v)| labels.get(k).and_then(|values| values.get(v)));
+        let mut sets = selector.iter().map(|(k, v)| {
+            labels
+                .get(k.as_str())
+                .and_then(|values| values.get(v.as_str()))
+        });
         let Some(Some(first)) = sets.next() else {
             return Vec::new();
         };
-        let rest: Option<Vec<&BTreeSet<String>>> = sets.collect();
+        let rest: Option<Vec<&BTreeSet<Shared>>> = sets.collect();
         let Some(rest) = rest else {
             return Vec::new();
         };
         first
             .iter()
             .filter(|name| rest.iter().all(|set| set.contains(*name)))
-            .map(|name| (namespace.to_owned(), name.clone()))
+            .map(|name| (namespace.to_owned(), name.to_string()))
             .collect()
     }
 
@@ -244,7 +282,7 @@ impl PodBook {
             .get(namespace)
             .into_iter()
             .flatten()
-            .map(|name| (namespace.to_owned(), name.clone()))
+            .map(|name| (namespace.to_owned(), name.to_string()))
             .collect()
     }
 }
@@ -293,6 +331,13 @@ mod tests {
         assert_eq!(names(book.selected("shop", &web)), ["web-1"]);
         assert!(book.held_in("shop").is_empty());
         assert_eq!(book.with_ip("10.0.0.2".parse().unwrap()).count(), 0);
+
+        // An IP reused while its old pod is still listed names both, then the one left.
+        book.file(&pod("api-2", "api", "10.0.0.3", false));
+        assert_eq!(book.with_ip(ip).count(), 2);
+        book.unfile(&("shop".to_owned(), "api-1".to_owned()));
+        assert_eq!(names(book.with_ip(ip).cloned().collect()), ["api-2"]);
+        book.unfile(&("shop".to_owned(), "api-2".to_owned()));
 
         // A re-list without web-1 forgets it.
         book.refile([&pod("web-2", "api", "10.0.0.9", false)]);
