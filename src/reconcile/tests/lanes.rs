@@ -72,6 +72,30 @@ impl Rig {
             .insert(group_ref(service, port), target);
     }
 
+    /// `n` Services `gate<n>`, each waiting for a new pod's backend (a pod-lane pass).
+    fn gate_passes(&self, n: usize) {
+        for n in 0..n {
+            let service = format!("gate{n}");
+            self.add(
+                &service,
+                80,
+                &[(1, 100)],
+                vec![mk_ecs(1, 100), mk_ecs(2, 100)],
+            );
+            self.handle.trigger_in(group_ref(&service, 80), Lane::Pod);
+        }
+    }
+
+    /// When the first weight write to `target` was made.
+    fn first_weight_write(&self, target: &str) -> Instant {
+        self.api
+            .calls()
+            .into_iter()
+            .find(|c| c.target == target && c.action == "SetVServerGroupAttribute")
+            .map(|c| c.at)
+            .expect("weight written")
+    }
+
     /// When the first call naming `target` was made, after `since`.
     fn first_call(&self, target: &str, since: Instant) -> Option<Instant> {
         self.api
@@ -102,11 +126,7 @@ async fn a_drain_starts_within_a_call_slot_with_ten_thousand_resync_passes_queue
     let read = rig.first_call("rsp-web-80", triggered).expect("web read");
     eprintln!("drain: read {:?} after the trigger", read - triggered);
     let calls = rig.api.calls();
-    let drained = calls
-        .iter()
-        .find(|c| c.target == "rsp-web-80" && c.action == "SetVServerGroupAttribute")
-        .map(|c| c.at)
-        .expect("weight 0 written");
+    let drained = rig.first_weight_write("rsp-web-80");
     // Its read takes the next token, and its write the one after: no bulk call in
     // between (a bulk call already holding a token may finish).
     assert!(
@@ -184,16 +204,7 @@ async fn drains_go_ahead_of_gates_queued_before_them() {
     let rig = rig();
     // Forty Services each wait for a new pod's backend to be added (gates: no deadline),
     // then one pod is deleted (its drain has one: the pod's grace period).
-    for n in 0..40 {
-        let service = format!("gate{n}");
-        rig.add(
-            &service,
-            80,
-            &[(1, 100)],
-            vec![mk_ecs(1, 100), mk_ecs(2, 100)],
-        );
-        rig.handle.trigger_in(group_ref(&service, 80), Lane::Pod);
-    }
+    rig.gate_passes(40);
     rig.add("web", 80, &[(1, 100), (2, 100)], vec![mk_ecs(1, 100)]);
     tokio::time::sleep(SLOT * 3).await; // the gates' passes are running and waiting
     let triggered = Instant::now();
@@ -202,11 +213,7 @@ async fn drains_go_ahead_of_gates_queued_before_them() {
 
     let calls = rig.api.calls();
     let read = rig.first_call("rsp-web-80", triggered).expect("web read");
-    let drained = calls
-        .iter()
-        .find(|c| c.target == "rsp-web-80" && c.action == "SetVServerGroupAttribute")
-        .map(|c| c.at)
-        .expect("weight 0 written");
+    let drained = rig.first_weight_write("rsp-web-80");
     eprintln!(
         "drain: read {:?}, weight 0 {:?} after the trigger",
         read - triggered,
@@ -232,16 +239,7 @@ async fn drains_go_ahead_of_gates_queued_before_them() {
 #[tokio::test(start_paused = true)]
 async fn a_gate_pass_waiting_for_the_budget_turns_drain_work_when_its_group_drains() {
     let rig = rig();
-    for n in 0..10 {
-        let service = format!("gate{n}");
-        rig.add(
-            &service,
-            80,
-            &[(1, 100)],
-            vec![mk_ecs(1, 100), mk_ecs(2, 100)],
-        );
-        rig.handle.trigger_in(group_ref(&service, 80), Lane::Pod);
-    }
+    rig.gate_passes(10);
     // Service `web` waits for a new pod too; its pass queues its read behind the others.
     rig.add("web", 80, &[(1, 100)], vec![mk_ecs(1, 100), mk_ecs(2, 100)]);
     rig.handle.trigger_in(group_ref("web", 80), Lane::Pod);
@@ -265,13 +263,8 @@ async fn a_gate_pass_waiting_for_the_budget_turns_drain_work_when_its_group_drai
     rig.handle.trigger_in(group_ref("web", 80), Lane::Drain);
     tokio::time::sleep(Duration::from_secs(5)).await;
 
-    let calls = rig.api.calls();
     let read = rig.first_call("rsp-web-80", triggered).expect("web read");
-    let drained = calls
-        .iter()
-        .find(|c| c.target == "rsp-web-80" && c.action == "SetVServerGroupAttribute")
-        .map(|c| c.at)
-        .expect("weight 0 written");
+    let drained = rig.first_weight_write("rsp-web-80");
     // The read moves to the drain lane at the next grant and goes at the token after;
     // the add and the weight 0 follow. In the pod lane they would wait for ten passes.
     assert!(
