@@ -9,6 +9,7 @@ mod affected;
 #[cfg(test)]
 pub(crate) mod fixtures;
 mod intern;
+mod listed;
 mod node;
 mod node_set;
 mod node_store;
@@ -20,7 +21,7 @@ mod slice;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::Service;
@@ -32,6 +33,7 @@ use crate::model::PlannerConfig;
 pub use crate::model::ServiceRef;
 pub use affected::{Affected, IndexStats, NodeSetChange};
 pub(crate) use intern::Interner;
+pub use listed::Listed;
 pub use node::parse_provider_id;
 pub(crate) use node::{NodeInfo, NodeSelector, NodeStatus};
 pub use node::{DRAIN_TAINTS, EXCLUDE_LABELS};
@@ -78,51 +80,6 @@ fn meta_key(meta: &ObjectMeta) -> Option<(&str, &str)> {
         meta.namespace.as_deref().unwrap_or("default"),
         meta.name.as_deref()?,
     ))
-}
-
-/// The objects of one kind a list returned, by `(namespace, name)` (Nodes: `("", name)`).
-/// A relist applies each object as it comes and then drops what the list lacks
-/// ([`ClusterIndex::retain_pods`] and its siblings), so nobody holds the whole list at once.
-#[derive(Debug, Default)]
-pub struct Listed(HashMap<Box<str>, HashSet<Box<str>>>);
-
-impl Listed {
-    /// Notes a listed object (namespaced kinds).
-    pub fn note(&mut self, meta: &ObjectMeta) {
-        if let Some((ns, name)) = meta_key(meta) {
-            self.insert(ns, name);
-        }
-    }
-
-    /// Notes a listed Node.
-    pub fn note_node(&mut self, meta: &ObjectMeta) {
-        if let Some(name) = meta.name.as_deref() {
-            self.insert("", name);
-        }
-    }
-
-    fn insert(&mut self, ns: &str, name: &str) {
-        match self.0.get_mut(ns) {
-            Some(names) => {
-                names.insert(name.into());
-            }
-            None => {
-                self.0.insert(ns.into(), HashSet::from([name.into()]));
-            }
-        }
-    }
-
-    fn has(&self, ns: &str, name: &str) -> bool {
-        self.0.get(ns).is_some_and(|names| names.contains(name))
-    }
-
-    fn of(all: &[impl k8s_openapi::Metadata<Ty = ObjectMeta>]) -> Self {
-        let mut listed = Listed::default();
-        for obj in all {
-            listed.note(obj.metadata());
-        }
-        listed
-    }
 }
 
 impl ClusterIndex {

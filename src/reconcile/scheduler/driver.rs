@@ -169,18 +169,7 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             return;
         }
         self.seen.entry(group.clone()).or_insert_with(Instant::now);
-        let pending = if let Some(pass) = self.running.values().find(|p| p.group == group) {
-            // The pass under way plans from what is wanted once its read returns: what
-            // made this trigger urgent is likely in it, so its calls wait in this lane.
-            pass.caller.raise(lane);
-            let entry = self.dirty.entry(group).or_insert(lane);
-            let was = *entry;
-            *entry = was.min(lane);
-            true
-        } else {
-            !self.queue.push(group, lane)
-        };
-        if pending {
+        if !self.ask(group, lane) {
             self.coalesced();
         }
     }
@@ -312,14 +301,23 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
             }
             self.timers.remove(&(at, group.clone()));
             let lane = self.due.remove(&group).map_or(Lane::Change, |(_, l)| l);
-            if let Some(pass) = self.running.values().find(|p| p.group == group) {
-                pass.caller.raise(lane);
-                let entry = self.dirty.entry(group).or_insert(lane);
-                *entry = (*entry).min(lane);
-            } else {
-                self.queue.push(group, lane);
-            }
+            self.ask(group, lane);
         }
+    }
+
+    /// Asks for a pass over `group` in `lane`: queued, or once more after the pass under
+    /// way. Returns whether that is a pass of its own (not folded into one already
+    /// queued or pending).
+    fn ask(&mut self, group: GroupRef, lane: Lane) -> bool {
+        let Some(pass) = self.running.values().find(|p| p.group == group) else {
+            return self.queue.push(group, lane);
+        };
+        // The pass under way plans from what is wanted once its read returns: what made
+        // this urgent is likely in it, so its calls wait in this lane.
+        pass.caller.raise(lane);
+        let entry = self.dirty.entry(group).or_insert(lane);
+        *entry = (*entry).min(lane);
+        false
     }
 }
 
