@@ -20,6 +20,14 @@ pub struct AgentMetrics {
     /// `slb_sync_cold_start_groups`: groups of the first cycle after gaining the lease
     /// not yet passed over in any lane (0 once every group was read or is gone).
     pub cold_start_groups: IntGauge,
+    /// `slb_sync_gate_fail_open_total`: readiness gates opened by the health-gate timeout
+    /// without a `normal` report.
+    pub gate_fail_open_total: IntCounter,
+    /// `slb_sync_backend_unhealthy_total`: readiness gates shut because a listener reports
+    /// the pod's backend `abnormal` (counted when the gate says so).
+    pub backend_unhealthy_total: IntCounter,
+    /// `slb_sync_gates_waiting_on_health`: pods whose gate waits for a health report.
+    pub gates_waiting_on_health: IntGauge,
 }
 
 impl AgentMetrics {
@@ -48,6 +56,21 @@ impl AgentMetrics {
             "slb_sync_cold_start_groups",
             "Groups of the first cycle after gaining the lease not yet read",
         )?;
+        let gate_fail_open_total = IntCounter::new(
+            "slb_sync_gate_fail_open_total",
+            "Readiness gates opened by the health-gate timeout without a normal health report",
+        )?;
+        let backend_unhealthy_total = IntCounter::new(
+            "slb_sync_backend_unhealthy_total",
+            "Readiness gates kept False because a listener reports the pod's backend abnormal",
+        )?;
+        let gates_waiting_on_health = IntGauge::new(
+            "slb_sync_gates_waiting_on_health",
+            "Pods whose readiness gate waits for the SLB to report their backend normal",
+        )?;
+        registry.register(Box::new(gate_fail_open_total.clone()))?;
+        registry.register(Box::new(backend_unhealthy_total.clone()))?;
+        registry.register(Box::new(gates_waiting_on_health.clone()))?;
         registry.register(Box::new(resync_behind.clone()))?;
         registry.register(Box::new(cold_start_groups.clone()))?;
         registry.register(Box::new(reconcile_errors_total.clone()))?;
@@ -61,6 +84,9 @@ impl AgentMetrics {
             finalizer_fail_open_total,
             resync_behind,
             cold_start_groups,
+            gate_fail_open_total,
+            backend_unhealthy_total,
+            gates_waiting_on_health,
         })
     }
 }

@@ -36,6 +36,7 @@ mod control;
 mod drain_timer;
 mod finalizer;
 mod groups;
+pub mod health;
 mod listeners;
 mod messages;
 pub mod metrics;
@@ -90,6 +91,8 @@ pub struct AgentConfig {
     /// kube-proxy's sync lag the handshake allows for in Cluster and Local mode
     /// (`--kube-proxy-allowance-seconds`, see [`pods::allowance`]).
     pub kube_proxy_allowance: Duration,
+    /// What readiness gates wait for (`--gate-on`, `--health-gate-timeout-seconds`).
+    pub health_gate: health::HealthGateConfig,
     /// `--http-addr`.
     pub http_addr: SocketAddr,
     pub on_bound: Option<OnBound>,
@@ -126,6 +129,7 @@ impl AgentConfig {
             resync: Duration::from_secs(600),
             drift_check: Duration::from_secs(10),
             kube_proxy_allowance: pods::allowance::DEFAULT_KUBE_PROXY_ALLOWANCE,
+            health_gate: health::HealthGateConfig::default(),
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             on_bound: None,
             leader,
@@ -191,9 +195,11 @@ pub async fn run(
             },
             PodLifecycleConfig {
                 kube_proxy_allowance: config.kube_proxy_allowance,
+                health_gate: config.health_gate,
                 ..PodLifecycleConfig::new(config.planner.clone(), fail_open_margin)
             },
             config.reconciling.subscribe(),
+            Some(slb.clone()),
         )),
     };
 

@@ -112,6 +112,8 @@ fn read_condition(c: PodCondition) -> Option<PodCondition> {
         // The gate and drain checks compare our conditions' reason; nothing reads the
         // kubelet's.
         reason: if ours { c.reason } else { None },
+        // When the containers became ready starts the health gate's timeout.
+        last_transition_time: if ours { None } else { c.last_transition_time },
         status: c.status,
         type_: c.type_,
         ..PodCondition::default()

@@ -46,6 +46,7 @@ impl RunArgs {
         config.resync = self.reconcile.resync();
         config.drift_check = self.reconcile.drift_check();
         config.kube_proxy_allowance = self.pods.kube_proxy_allowance();
+        config.health_gate = self.pods.health_gate();
         config.http_addr = self.http.http_addr;
         // The call budget and deadline; retries keep their defaults (no flags).
         config.limits = ApiLimits {

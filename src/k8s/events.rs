@@ -56,6 +56,11 @@ pub enum AgentEvent {
     DrainCompleted,
     /// The pod finalizer was released before the drain was confirmed, at the deadline.
     FailOpenRelease { held_secs: u64, reason: String },
+    /// A listener reports the pod's backend `abnormal`: its readiness gate stays False.
+    BackendUnhealthy { detail: String },
+    /// The pod's readiness gate waited on health for `--health-gate-timeout-seconds` and
+    /// was opened without a `normal` report.
+    HealthGateTimeout { detail: String },
 }
 
 impl AgentEvent {
@@ -80,6 +85,8 @@ impl AgentEvent {
             AgentEvent::DrainStarted { .. } => "DrainStarted",
             AgentEvent::DrainCompleted => "DrainCompleted",
             AgentEvent::FailOpenRelease { .. } => "FailOpenRelease",
+            AgentEvent::BackendUnhealthy { .. } => "BackendUnhealthy",
+            AgentEvent::HealthGateTimeout { .. } => "HealthGateTimeout",
         }
     }
 
@@ -92,6 +99,9 @@ impl AgentEvent {
             | AgentEvent::ApiBudgetExceeded { .. } => "SyncBackends",
             AgentEvent::DrainStarted { .. } | AgentEvent::DrainCompleted => "DrainBackend",
             AgentEvent::FailOpenRelease { .. } => "ReleaseFinalizer",
+            AgentEvent::BackendUnhealthy { .. } | AgentEvent::HealthGateTimeout { .. } => {
+                "GateReadiness"
+            }
         }
     }
 
@@ -167,6 +177,16 @@ impl AgentEvent {
             AgentEvent::FailOpenRelease { held_secs, reason } => format!(
                 "finalizer released after {held_secs}s without a confirmed drain ({reason}); \
                  the SLB may still have sent it traffic. Check the agent's logs and the SLB"
+            ),
+            AgentEvent::BackendUnhealthy { detail } => format!(
+                "{detail}. The pod's readiness gate stays False (the SLB sends it no new \
+                 connections) until the listener reports it normal, or until \
+                 --health-gate-timeout-seconds after its containers became ready. Check that \
+                 the health check probes the port the pod serves on"
+            ),
+            AgentEvent::HealthGateTimeout { detail } => format!(
+                "readiness gate opened without a normal health report: {detail}. The pod may \
+                 get no traffic through the SLB; check the listener's health check"
             ),
         };
         truncate(note, MAX_NOTE_BYTES)

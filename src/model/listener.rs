@@ -18,4 +18,27 @@ pub struct Listener {
     /// `None` for HTTP/HTTPS, which have no connection drain setting.
     pub connection_drain: Option<bool>,
     pub connection_drain_timeout: Option<u32>,
+    /// The listener's health check, `None` when it is off (the SLB then reports every
+    /// backend `unavailable` and sends traffic to every backend with weight > 0).
+    pub health_check: Option<HealthCheck>,
+}
+
+/// A listener's health-check settings, as `Describe*ListenerAttribute` reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// `HealthCheckInterval`, seconds between two checks of a backend.
+    pub interval_secs: u32,
+    /// `HealthyThreshold`: consecutive successes before a backend is `normal`.
+    pub healthy_threshold: u32,
+    /// `UnhealthyThreshold`: consecutive failures before a backend is `abnormal`.
+    pub unhealthy_threshold: u32,
+}
+
+impl HealthCheck {
+    /// The API's defaults (interval 2 s, thresholds 3), for answers that omit a field.
+    pub const DEFAULT: HealthCheck = HealthCheck {
+        interval_secs: 2,
+        healthy_threshold: 3,
+        unhealthy_threshold: 3,
+    };
 }

@@ -87,11 +87,12 @@ pub trait SlbApi: Send + Sync {
         v_server_group_id: &str,
         backends: &[SlbBackend],
     ) -> Result<(), SlbError>;
-    /// `DescribeHealthStatus` for one listener port.
+    /// `DescribeHealthStatus` for one listener port, or for every listener of the
+    /// instance in one call (`None`).
     async fn describe_health(
         &self,
         load_balancer_id: &str,
-        listener_port: u16,
+        listener_port: Option<u16>,
     ) -> Result<Vec<BackendHealth>, SlbError>;
     /// Listeners of the instance with their bound group and drain settings.
     async fn describe_listeners(&self, load_balancer_id: &str) -> Result<Vec<Listener>, SlbError>;

@@ -5,6 +5,7 @@
 //! One test binary; each module was one test file. Run one with
 //! `cargo test --test agent agent_sync::`.
 
+mod agent_e2e_health;
 mod agent_e2e_pods;
 mod agent_isolation;
 mod agent_leader;

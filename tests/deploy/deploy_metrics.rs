@@ -72,6 +72,9 @@ fn metrics_contract_lists_the_agreed_metrics() {
         ("slb_sync_pod_work_delayed_total", "counter"),
         ("slb_sync_resync_behind", "gauge"),
         ("slb_sync_cold_start_groups", "gauge"),
+        ("slb_sync_gate_fail_open_total", "counter"),
+        ("slb_sync_backend_unhealthy_total", "counter"),
+        ("slb_sync_gates_waiting_on_health", "gauge"),
     ];
     let expected: BTreeMap<_, _> = expected
         .iter()

@@ -103,7 +103,10 @@ async fn health_status_decodes() {
         ),
     )
     .await;
-    let health = client(&server).describe_health("lb-1", 80).await.unwrap();
+    let health = client(&server)
+        .describe_health("lb-1", Some(80))
+        .await
+        .unwrap();
     assert_eq!(health.len(), 2);
     assert_eq!(health[0].server_id, "i-1");
     assert_eq!(health[0].server_ip, Some("192.168.0.2".parse().unwrap()));
@@ -169,6 +172,7 @@ async fn listeners_are_discovered_with_their_group_and_drain_settings() {
         v_server_group_id: group.map(str::to_string),
         connection_drain: drain,
         connection_drain_timeout: timeout,
+        health_check: None,
     };
     assert_eq!(
         listeners,
@@ -238,6 +242,7 @@ async fn listener_drain_is_set_on_tcp_and_udp_only() {
         v_server_group_id: None,
         connection_drain: Some(false),
         connection_drain_timeout: None,
+        health_check: None,
     };
     c.set_listener_drain(
         "lb-1",

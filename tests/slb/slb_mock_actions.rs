@@ -249,6 +249,7 @@ async fn listeners_are_described_and_drain_is_set_on_tcp_and_udp() {
         v_server_group_id: Some(GROUP.into()),
         connection_drain: Some(true),
         connection_drain_timeout: Some(10),
+        health_check: None,
     };
     let udp = Listener {
         port: 53,
@@ -256,6 +257,7 @@ async fn listeners_are_described_and_drain_is_set_on_tcp_and_udp() {
         v_server_group_id: None,
         connection_drain: Some(false),
         connection_drain_timeout: Some(300),
+        health_check: None,
     };
     assert_eq!(
         listeners,
@@ -268,6 +270,7 @@ async fn listeners_are_described_and_drain_is_set_on_tcp_and_udp() {
                 v_server_group_id: None,
                 connection_drain: None,
                 connection_drain_timeout: None,
+                health_check: None,
             },
             Listener {
                 port: 8080,
@@ -275,6 +278,7 @@ async fn listeners_are_described_and_drain_is_set_on_tcp_and_udp() {
                 v_server_group_id: None,
                 connection_drain: None,
                 connection_drain_timeout: None,
+                health_check: None,
             },
         ]
     );
@@ -329,7 +333,7 @@ async fn health_of_a_listener_lists_each_member() {
     )
     .await
     .unwrap();
-    let mut health = c.describe_health(LB, 80).await.unwrap();
+    let mut health = c.describe_health(LB, Some(80)).await.unwrap();
     health.sort_by(|a, b| a.server_id.cmp(&b.server_id));
     let got: Vec<_> = health
         .iter()
@@ -343,15 +347,15 @@ async fn health_of_a_listener_lists_each_member() {
             )
         })
         .collect();
-    // Without a health check configured every applied member counts as normal.
+    // Without a health check configured the SLB knows nothing of a member's health.
     assert_eq!(
         got,
         vec![
-            ("eni-2", Some("127.0.174.103".into()), 80, 80, "normal"),
-            ("i-1", Some("127.0.174.1".into()), 30080, 80, "normal"),
+            ("eni-2", Some("127.0.174.103".into()), 80, 80, "unavailable"),
+            ("i-1", Some("127.0.174.1".into()), 30080, 80, "unavailable"),
         ]
     );
-    assert!(c.describe_health(LB, 53).await.unwrap().is_empty());
+    assert!(c.describe_health(LB, Some(53)).await.unwrap().is_empty());
 }
 
 #[tokio::test]

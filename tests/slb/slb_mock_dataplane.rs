@@ -198,6 +198,7 @@ async fn health_checks_take_a_dead_backend_out_and_bring_it_back() {
         timeout_ms: 2_000,
         healthy_threshold: 1,
         unhealthy_threshold: 1,
+        unchecked_serves: true,
     });
     let (mock, c) = start(s).await;
     let a = echo_backend("127.0.214.1", "a").await;
@@ -212,7 +213,7 @@ async fn health_checks_take_a_dead_backend_out_and_bring_it_back() {
             let mut last = Vec::new();
             // Checks are real connects every 50 ms; allow 10 s of real time.
             for _ in 0..200 {
-                let mut health = c.describe_health(LB, 80).await.unwrap();
+                let mut health = c.describe_health(LB, Some(80)).await.unwrap();
                 health.sort_by(|x, y| x.server_id.cmp(&y.server_id));
                 last = health.into_iter().map(|h| h.status).collect::<Vec<_>>();
                 if last == want {
@@ -247,6 +248,52 @@ async fn health_checks_take_a_dead_backend_out_and_bring_it_back() {
         spread(lb, 4).await,
         BTreeMap::from([("a".into(), 2), ("b".into(), 2)])
     );
+}
+
+async fn first_status(c: &slb_sync::slb::RpcSlbClient) -> String {
+    c.describe_health(LB, Some(80)).await.unwrap()[0]
+        .status
+        .clone()
+}
+
+/// With `unchecked_serves: false` a member added to a checked listener gets no new
+/// connection until it passed `healthy_threshold` checks; with `true` it gets them at once.
+#[tokio::test]
+async fn an_unchecked_backend_serves_only_where_the_switch_says_so() {
+    for (net, unchecked_serves) in [(216u8, false), (217, true)] {
+        let mut s = seed(net, false, json!({}));
+        s.load_balancers[0].listeners[0].health_check = Some(mock_slb::state::HealthCheck {
+            interval_ms: 200,
+            timeout_ms: 2_000,
+            healthy_threshold: 3,
+            unhealthy_threshold: 3,
+            unchecked_serves,
+        });
+        let (mock, c) = start(s).await;
+        let a = echo_backend(&format!("127.0.{net}.1"), "a").await;
+        c.add_backends(GROUP, &[ecs("i-1", a.port(), 100)])
+            .await
+            .unwrap();
+        assert_eq!(first_status(&c).await, "unavailable");
+        let lb = mock.listener_addr(LB, 80).unwrap();
+        if unchecked_serves {
+            assert_eq!(spread(lb, 2).await, BTreeMap::from([("a".into(), 2)]));
+        } else {
+            assert!(Conn::open(lb).await.is_none(), "held out until normal");
+            assert_eq!(mock.dataplane_counters(LB, 80).unwrap().refused, 1);
+        }
+        // Three checks 200 ms apart: normal within a few seconds of real time.
+        let mut last = String::new();
+        for _ in 0..100 {
+            last = first_status(&c).await;
+            if last == "normal" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(last, "normal");
+        assert_eq!(spread(lb, 2).await, BTreeMap::from([("a".into(), 2)]));
+    }
 }
 
 #[tokio::test]

@@ -14,10 +14,10 @@ use tokio::time::Instant;
 
 use crate::auth::Verifier;
 use crate::calls::{ActionCounters, CallLog, CallRecord};
-use crate::dataplane::{DataPlane, DataPlaneCounters, ListenerView};
+use crate::dataplane::{DataPlane, DataPlaneCounters, Health, ListenerView};
 use crate::faults::{FaultConfig, Faults};
 use crate::state::seed::SeedError;
-use crate::state::{Seed, State};
+use crate::state::{BackendKey, Seed, State};
 
 /// How to start the mock.
 #[derive(Debug, Clone)]
@@ -263,6 +263,26 @@ impl MockSlbHandle {
     /// Connection counters of one data-plane listener.
     pub fn dataplane_counters(&self, lb_id: &str, port: u16) -> Option<DataPlaneCounters> {
         self.shared.dataplane.counters(lb_id, port)
+    }
+
+    /// Health of each applied backend of a listener, by the address it is checked at,
+    /// as `DescribeHealthStatus` would report it (without making an API call).
+    pub fn backend_health(&self, lb_id: &str, port: u16) -> Vec<(SocketAddr, Health)> {
+        let dp = &self.shared.dataplane;
+        let addrs: Vec<(BackendKey, SocketAddr)> = dp
+            .views()
+            .into_iter()
+            .filter(|v| v.load_balancer_id == lb_id && v.port == port)
+            .flat_map(|v| v.targets)
+            .map(|t| (t.key, t.addr))
+            .collect();
+        dp.health(lb_id, port)
+            .into_iter()
+            .filter_map(|(key, h)| {
+                let addr = addrs.iter().find(|(k, _)| *k == key)?.1;
+                Some((addr, h))
+            })
+            .collect()
     }
 
     /// Every data-plane listener with its applied backends and counters.

@@ -214,7 +214,8 @@ async fn stateful_round_trip() {
     assert_eq!(hs[0]["ServerId"], "i-1");
     assert_eq!(hs[0]["ServerIp"], "127.0.40.1");
     assert_eq!(hs[0]["ListenerPort"], 80);
-    assert_eq!(hs[0]["ServerHealthStatus"], "normal");
+    // The listener does not check health: the SLB knows nothing of it.
+    assert_eq!(hs[0]["ServerHealthStatus"], "unavailable");
 
     // A group in use cannot be deleted; after rebinding the listener it can.
     let a = c

@@ -195,6 +195,7 @@ async fn health_check_takes_a_dead_backend_out_of_rotation() {
         timeout_ms: 200,
         healthy_threshold: 1,
         unhealthy_threshold: 1,
+        unchecked_serves: true,
     });
     let (h, c) = start(s).await;
     let a = echo_backend("127.0.66.1", "a").await;

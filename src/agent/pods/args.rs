@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::agent::health::{GateOn, HealthGateConfig};
 use crate::agent::PodSideChoice;
 
 /// The drain handshake's timing.
@@ -32,6 +33,29 @@ pub struct PodSideArgs {
         default_value_t = 5
     )]
     pub kube_proxy_allowance_seconds: u64,
+    /// What a pod's readiness gate waits for: `healthy` (registered, and reported
+    /// `normal` by every listener that checks the backend's health; listeners without a
+    /// health check, and Local mode, fall back to registration) or `registered` (in the
+    /// SLB only).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        env = "SLB_SYNC_GATE_ON",
+        default_value_t = GateOn::Healthy
+    )]
+    pub gate_on: GateOn,
+    /// A readiness gate that waits on health opens anyway this long after the pod's
+    /// containers became ready, in seconds, with a Warning Event
+    /// (`slb_sync_gate_fail_open_total`): a misconfigured health check cannot block a
+    /// rollout forever.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "SLB_SYNC_HEALTH_GATE_TIMEOUT_SECONDS",
+        default_value_t = 600
+    )]
+    pub health_gate_timeout_seconds: u64,
 }
 
 impl PodSideArgs {
@@ -39,6 +63,13 @@ impl PodSideArgs {
     pub fn pod_side(&self) -> PodSideChoice {
         PodSideChoice::Lifecycle {
             fail_open_margin: Duration::from_secs(self.finalizer_grace_margin_seconds),
+        }
+    }
+
+    pub fn health_gate(&self) -> HealthGateConfig {
+        HealthGateConfig {
+            gate_on: self.gate_on,
+            timeout: Duration::from_secs(self.health_gate_timeout_seconds),
         }
     }
 

@@ -76,6 +76,19 @@ pub fn transition_time(pod: &Pod, condition_type: &str, status: &str, now: Times
         .map_or(now, |t| t.0)
 }
 
+/// When the pod's containers became ready (`ContainersReady` True), if they are.
+pub fn containers_ready_since(pod: &Pod) -> Option<Timestamp> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "ContainersReady" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| t.0)
+}
+
 pub fn is_drained(pod: &Pod) -> bool {
     condition_status(pod, DRAINED_CONDITION).is_some_and(|(s, _)| s == "True")
 }

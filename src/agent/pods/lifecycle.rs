@@ -13,20 +13,24 @@ use kube::Client;
 use tokio::sync::{mpsc, watch};
 
 use super::book::{pod_key, PodBook, PodKey};
-use super::decide::{self, PodPlace};
+use super::decide::{self, GateCondition, PodPlace};
 use super::drain_annotation::ledger_from_pods;
+use super::health_gate;
 use super::step::{HoldRules, PodFacts};
 use super::writer::Writer;
 use super::PodSide;
+use crate::agent::health::{self, GateOn, HealthBoard, HealthGateConfig, Verdict};
 use crate::agent::metrics::AgentMetrics;
 use crate::desired::PlannerConfig;
 use crate::index::{ClusterIndex, ServiceRef};
 use crate::k8s::events::Events;
 use crate::model::GroupObservation;
+use crate::model::Mode;
 use crate::reconcile::{
     Clock, GroupRef, GroupTarget, LedgerRestore, PassObserver, PassOutcome, ReconcileError,
     TokioClock,
 };
+use crate::slb::SlbApi;
 
 /// What the pod side reads: the reflector stores the control loop owns and the cluster
 /// index it keeps (which Services are managed, in which mode, what they select, their
@@ -62,6 +66,8 @@ pub struct PodLifecycleConfig {
     pub kube_proxy_allowance: Duration,
     /// Wall time for the deadlines; tokio-driven so tests can pause it.
     pub clock: Arc<dyn Clock>,
+    /// What a readiness gate waits for (`--gate-on`, `--health-gate-timeout-seconds`).
+    pub health_gate: HealthGateConfig,
 }
 
 impl PodLifecycleConfig {
@@ -71,6 +77,7 @@ impl PodLifecycleConfig {
             fail_open_margin,
             kube_proxy_allowance: super::allowance::DEFAULT_KUBE_PROXY_ALLOWANCE,
             clock: Arc::new(TokioClock::new()),
+            health_gate: HealthGateConfig::default(),
         }
     }
 
@@ -100,6 +107,8 @@ pub(super) struct PodContext {
     pub(super) writer: Writer,
     pub(super) leader: watch::Receiver<bool>,
     pub(super) book: Mutex<PodBook>,
+    /// Which pods wait on the health of which load balancer, and the last readings.
+    pub(super) health: Arc<HealthBoard>,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,14 +116,21 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PodLifecycle {
+    /// With `slb`, gates wait on health as `config.health_gate` says (a poller reads it
+    /// while some gate waits); without, they wait on registration only.
     pub fn new(
         client: Client,
         events: Events,
         metrics: AgentMetrics,
         stores: PodStores,
-        config: PodLifecycleConfig,
+        mut config: PodLifecycleConfig,
         leader: watch::Receiver<bool>,
+        slb: Option<Arc<dyn SlbApi>>,
     ) -> Self {
+        if slb.is_none() {
+            config.health_gate.gate_on = GateOn::Registered;
+        }
+        let health = Arc::new(HealthBoard::new());
         let context = Arc::new(PodContext {
             stores,
             config,
@@ -125,8 +141,25 @@ impl PodLifecycle {
             },
             leader: leader.clone(),
             book: Mutex::new(PodBook::default()),
+            health: health.clone(),
         });
         let trigger = super::reconciler::spawn(context.clone());
+        if let (Some(slb), GateOn::Healthy) = (slb, context.config.health_gate.gate_on) {
+            let weak = trigger.downgrade();
+            let metrics = context.writer.metrics.clone();
+            let board = health.clone();
+            tokio::spawn(health::poller::run(
+                health,
+                slb,
+                context.config.clock.clone(),
+                move |key| {
+                    metrics.gates_waiting_on_health.set(board.waiting() as i64);
+                    if let Some(trigger) = weak.upgrade() {
+                        let _ = trigger.send(ObjectRef::new(&key.1).within(&key.0));
+                    }
+                },
+            ));
+        }
         let side = PodLifecycle { context, trigger };
         tokio::spawn(resync_on_leadership(
             side.trigger.downgrade(),
@@ -229,12 +262,9 @@ impl PodContext {
                 // A Service we do not manage is not ours to gate (ACK's controller may be).
                 let mode = index.managed_mode(&ServiceRef::new(&key.0, &service))?;
                 let observations = observations(&service);
-                Some(decide::gate_condition(
-                    &condition_type,
-                    mode,
-                    &place,
-                    &observations,
-                ))
+                let registered =
+                    decide::gate_condition(&condition_type, mode, &place, &observations);
+                Some(self.health_gate(registered, mode, &place, &observations, pod, key))
             })
             .collect();
         PodFacts {
@@ -242,6 +272,49 @@ impl PodContext {
             gates,
             drain_confirmed: false,
         }
+    }
+}
+
+impl PodContext {
+    /// The gate `registered` under `--gate-on healthy`: once registered, the health of the
+    /// pod's backend in each group, as the board holds it (see [`crate::agent::health`]).
+    /// Local mode keeps the registration rule: its node passes the health check only once
+    /// an endpoint there is ready, which needs this gate.
+    fn health_gate(
+        &self,
+        registered: GateCondition,
+        mode: Mode,
+        place: &PodPlace,
+        observations: &[&GroupObservation],
+        pod: &Pod,
+        key: &PodKey,
+    ) -> GateCondition {
+        let settings = self.config.health_gate;
+        if settings.gate_on == GateOn::Registered || mode == Mode::Local || !registered.status {
+            return registered;
+        }
+        let now = self.config.clock.now();
+        let verdicts: Vec<(u16, Verdict)> = observations
+            .iter()
+            .map(|o| {
+                let desired = &o.target.desired;
+                let verdict = match &desired.v_server_group_id {
+                    Some(group) => {
+                        self.health
+                            .look(&o.target.load_balancer_id, group, mode, place, key, now)
+                    }
+                    None => Verdict::Unknown,
+                };
+                (desired.service_port, verdict)
+            })
+            .collect();
+        health_gate::health_gate(
+            registered,
+            &verdicts,
+            decide::containers_ready_since(pod),
+            settings.timeout,
+            now,
+        )
     }
 }
 
@@ -311,6 +384,7 @@ impl PodSide for PodLifecycle {
             }
             watcher::Event::Delete(pod) => {
                 if let Some(key) = pod_key(pod) {
+                    self.context.health.forget(&key);
                     let mut book = lock(&self.context.book);
                     book.unfile(&key);
                     book.forget_writes(&key);

@@ -14,6 +14,7 @@ pub mod args;
 mod book;
 pub mod decide;
 mod drain_annotation;
+pub mod health_gate;
 mod lifecycle;
 mod reconciler;
 pub mod step;

@@ -13,6 +13,7 @@ use kube::{Api, Client, Resource};
 use serde_json::json;
 
 use super::decide::{self, GateCondition};
+use super::health_gate;
 use super::step::PodWrite;
 use crate::agent::metrics::AgentMetrics;
 use crate::k8s::events::{AgentEvent, Events};
@@ -97,7 +98,30 @@ impl Writer {
             gate.reason,
             &gate.message,
         )
-        .await
+        .await?;
+        // Said once per change of reason: a gate written again with the same reason is
+        // settled and never reaches here.
+        let event = match gate.reason {
+            health_gate::REASON_UNHEALTHY => {
+                self.metrics.backend_unhealthy_total.inc();
+                tracing::warn!(namespace = %ns, pod = %name, gate = %gate.condition_type,
+                    detail = %gate.message, "readiness gate kept False: backend abnormal");
+                AgentEvent::BackendUnhealthy {
+                    detail: gate.message.clone(),
+                }
+            }
+            health_gate::REASON_HEALTH_TIMEOUT => {
+                self.metrics.gate_fail_open_total.inc();
+                tracing::warn!(namespace = %ns, pod = %name, gate = %gate.condition_type,
+                    detail = %gate.message, "readiness gate opened by the health-gate timeout");
+                AgentEvent::HealthGateTimeout {
+                    detail: gate.message.clone(),
+                }
+            }
+            _ => return Ok(()),
+        };
+        self.event_on(&pod, &event).await;
+        Ok(())
     }
 
     async fn patch_condition(

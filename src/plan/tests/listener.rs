@@ -16,6 +16,7 @@ fn mk_listener(
         v_server_group_id: Some(group.to_owned()),
         connection_drain: drain,
         connection_drain_timeout: timeout,
+        health_check: None,
     }
 }
 

@@ -132,7 +132,11 @@ impl SlbApi for MemorySlb {
         .await
     }
 
-    async fn describe_health(&self, _: &str, _: u16) -> Result<Vec<BackendHealth>, SlbError> {
+    async fn describe_health(
+        &self,
+        _: &str,
+        _: Option<u16>,
+    ) -> Result<Vec<BackendHealth>, SlbError> {
         Ok(vec![])
     }
 

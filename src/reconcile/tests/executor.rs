@@ -356,6 +356,7 @@ async fn listener_drain_is_read_first_and_written_only_when_different() {
         v_server_group_id: Some("rsp-80".into()),
         connection_drain: drain,
         connection_drain_timeout: timeout,
+        health_check: None,
     };
     api.put_listener(
         "lb-1",

@@ -10,6 +10,7 @@ use super::backends::{self, Skip, WriteKind};
 use super::decode;
 use super::sign::Method;
 use super::{RpcSlbClient, ENI_IPS_PER_CALL};
+use crate::model::HealthCheck;
 use crate::model::{ObservedGroup, SlbBackend};
 use crate::slb::batch::batches;
 use crate::slb::{
@@ -96,8 +97,32 @@ impl RpcSlbClient {
             v_server_group_id: decode::string(&answer, "VServerGroupId"),
             connection_drain,
             connection_drain_timeout,
+            health_check: health_check(&answer),
         })
     }
+}
+
+/// The health check of a `Describe*ListenerAttribute` answer (`HealthCheck`, or
+/// `HealthCheckSwitch` in newer answers, `on`); fields it omits take the API's defaults.
+fn health_check(answer: &Value) -> Option<HealthCheck> {
+    let on = decode::string(answer, "HealthCheck")
+        .or_else(|| decode::string(answer, "HealthCheckSwitch"))
+        .is_some_and(|v| v.eq_ignore_ascii_case("on"));
+    if !on {
+        return None;
+    }
+    let field = |name: &str, default: u32| {
+        decode::uint(answer, name)
+            .and_then(|v| u32::try_from(v).ok())
+            .filter(|v| *v > 0)
+            .unwrap_or(default)
+    };
+    let d = HealthCheck::DEFAULT;
+    Some(HealthCheck {
+        interval_secs: field("HealthCheckInterval", d.interval_secs),
+        healthy_threshold: field("HealthyThreshold", d.healthy_threshold),
+        unhealthy_threshold: field("UnhealthyThreshold", d.unhealthy_threshold),
+    })
 }
 
 fn parse_protocol(text: &str) -> Option<ListenerProtocol> {
@@ -262,17 +287,11 @@ impl SlbApi for RpcSlbClient {
     async fn describe_health(
         &self,
         load_balancer_id: &str,
-        listener_port: u16,
+        listener_port: Option<u16>,
     ) -> Result<Vec<BackendHealth>, SlbError> {
-        let answer = self
-            .slb(
-                "DescribeHealthStatus",
-                vec![
-                    p("LoadBalancerId", load_balancer_id),
-                    p("ListenerPort", listener_port),
-                ],
-            )
-            .await?;
+        let mut params = vec![p("LoadBalancerId", load_balancer_id)];
+        params.extend(listener_port.map(|port| p("ListenerPort", port)));
+        let answer = self.slb("DescribeHealthStatus", params).await?;
         Ok(decode::list(&answer, "BackendServers", "BackendServer")
             .into_iter()
             .filter_map(|b| {
@@ -280,7 +299,7 @@ impl SlbApi for RpcSlbClient {
                     server_id: decode::string(b, "ServerId")?,
                     server_ip: decode::ip(b, "ServerIp").or_else(|| decode::ip(b, "EniHost")),
                     port: decode::port(b, "Port")?,
-                    listener_port: decode::port(b, "ListenerPort").unwrap_or(listener_port),
+                    listener_port: decode::port(b, "ListenerPort").or(listener_port)?,
                     status: decode::string(b, "ServerHealthStatus")?,
                 })
             })

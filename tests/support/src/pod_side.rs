@@ -182,6 +182,8 @@ pub async fn start_with(
             ..PodLifecycleConfig::new(PlannerConfig::default(), margin)
         },
         leader_rx,
+        // No SLB: gates wait on registration, as these tests assert.
+        None,
     );
     services.wait_until_ready().await.unwrap();
     nodes.wait_until_ready().await.unwrap();

@@ -261,7 +261,11 @@ impl<A: SlbApi> SlbApi for Watched<A> {
         self.snap("setWeight", result.is_ok());
         result
     }
-    async fn describe_health(&self, lb: &str, port: u16) -> Result<Vec<BackendHealth>, SlbError> {
+    async fn describe_health(
+        &self,
+        lb: &str,
+        port: Option<u16>,
+    ) -> Result<Vec<BackendHealth>, SlbError> {
         self.inner.describe_health(lb, port).await
     }
     async fn describe_listeners(&self, lb: &str) -> Result<Vec<Listener>, SlbError> {

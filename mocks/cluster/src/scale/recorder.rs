@@ -183,7 +183,11 @@ impl SlbApi for Recorder {
         self.record(at, "SetVServerGroupAttribute", lane, group, backends, &r);
         r
     }
-    async fn describe_health(&self, lb: &str, port: u16) -> Result<Vec<BackendHealth>, SlbError> {
+    async fn describe_health(
+        &self,
+        lb: &str,
+        port: Option<u16>,
+    ) -> Result<Vec<BackendHealth>, SlbError> {
         let (at, lane) = (self.now(), current_lane());
         let r = self.inner.describe_health(lb, port).await;
         self.record(at, "DescribeHealthStatus", lane, lb, &[], &r);

@@ -256,7 +256,8 @@ fn describe_health(state: &State, dp: &DataPlane, p: &Params) -> Result<Value, A
                 .iter()
                 .find(|(k, _)| *k == b.key())
                 .map(|(_, h)| *h)
-                .unwrap_or(if l.protocol == Protocol::Udp {
+                // UDP listeners have no data plane here: checked ones report normal.
+                .unwrap_or(if l.protocol == Protocol::Udp && l.health_check.is_some() {
                     Health::Normal
                 } else {
                     Health::Unavailable
@@ -291,6 +292,13 @@ fn describe_listener(state: &State, p: &Params, protocol: Protocol) -> Result<Va
     });
     if let Some(g) = &l.v_server_group_id {
         v["VServerGroupId"] = json!(g);
+    }
+    if let Some(hc) = &l.health_check {
+        // The API speaks whole seconds (1–50); the mock may check faster.
+        v["HealthCheckInterval"] = json!(hc.interval_ms.div_ceil(1000).max(1));
+        v["HealthCheckConnectTimeout"] = json!(hc.timeout_ms.div_ceil(1000).max(1));
+        v["HealthyThreshold"] = json!(hc.healthy_threshold);
+        v["UnhealthyThreshold"] = json!(hc.unhealthy_threshold);
     }
     if matches!(protocol, Protocol::Tcp | Protocol::Udp) {
         v["ConnectionDrain"] = json!(if l.connection_drain { "on" } else { "off" });

@@ -61,11 +61,15 @@ impl DataPlane {
         };
         rt.counters.accepted += 1;
         let health = &rt.health;
+        let unchecked_serves = rt.health_check.is_none_or(|hc| hc.unchecked_serves);
         let candidates: Vec<_> = rt
             .targets
             .iter()
             .filter(|t| t.weight > 0)
-            .filter(|t| health.get(&t.key).and_then(|h| h.normal) != Some(false))
+            .filter(|t| match health.get(&t.key).and_then(|h| h.normal) {
+                Some(normal) => normal,
+                None => unchecked_serves,
+            })
             .map(|t| (&t.key, t.weight))
             .collect();
         let Some(chosen) = rt.wrr.pick(&candidates).cloned() else {

@@ -210,7 +210,9 @@ impl DataPlane {
             .map(|l| l.counters)
     }
 
-    /// Health of each applied backend of a listener.
+    /// Health of each applied backend of a listener: `unavailable` until checked
+    /// `healthy_threshold` times, and always when the listener does not check health (as
+    /// the SLB reports it).
     pub fn health(&self, lb_id: &str, port: u16) -> Vec<(BackendKey, Health)> {
         let inner = self.lock();
         let Some(rt) = inner.listeners.get(&(lb_id.to_string(), port)) else {
@@ -220,7 +222,7 @@ impl DataPlane {
             .iter()
             .map(|t| {
                 let h = if rt.health_check.is_none() {
-                    Health::Normal
+                    Health::Unavailable
                 } else {
                     match rt.health.get(&t.key).and_then(|h| h.normal) {
                         Some(true) => Health::Normal,

@@ -110,6 +110,15 @@ pub struct HealthCheck {
     /// Consecutive failures that make a backend abnormal.
     #[serde(default = "default_threshold")]
     pub unhealthy_threshold: u32,
+    /// Whether a backend whose health is not known yet (`unavailable`: added, not yet
+    /// checked `healthy_threshold` times) gets new connections. Not a setting of the
+    /// vendor's: how CLB treats such a backend is undocumented, so the mock plays both.
+    #[serde(default = "default_unchecked_serves")]
+    pub unchecked_serves: bool,
+}
+
+fn default_unchecked_serves() -> bool {
+    true
 }
 
 fn default_interval_ms() -> u64 {

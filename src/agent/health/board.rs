@@ -1,0 +1,210 @@
+//! Which pods wait on the health of which load balancer, and what the SLB last said.
+//!
+//! The pod side looks here ([`HealthBoard::look`]) each time it decides a gate; a look
+//! that has to wait files the pod as a waiter of the load balancer, and the poller reads
+//! health only for load balancers with waiters. A waiter that stops looking (its gate
+//! opened, it was deleted, it no longer declares the gate) is dropped after one poll, so
+//! no reading outlives the pods that need it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::Notify;
+
+use super::verdict::{verdict, Verdict};
+use crate::agent::pods::decide::PodPlace;
+use crate::model::{Listener, Mode};
+use crate::slb::BackendHealth;
+
+/// A pod, `(namespace, name)`.
+pub type PodKey = (String, String);
+
+/// Listener settings (health check on/off, interval) are read again after this long.
+const LISTENERS_MAX_AGE: SignedDuration = SignedDuration::from_secs(600);
+/// Poll period while the listeners are not known yet, and the shortest one.
+const FIRST_POLL: Duration = Duration::from_secs(2);
+const MIN_POLL: Duration = Duration::from_secs(1);
+
+/// Shared between the pod side (looks) and the poller (readings). Cheap to share in an
+/// `Arc`.
+#[derive(Default)]
+pub struct HealthBoard {
+    inner: Mutex<Inner>,
+    /// Wakes the poller when a load balancer gets its first waiter.
+    pub(super) wake: Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    lbs: HashMap<String, LbHealth>,
+}
+
+#[derive(Default)]
+struct LbHealth {
+    listeners: Option<(Timestamp, Arc<[Listener]>)>,
+    reading: Option<(Timestamp, Arc<[BackendHealth]>)>,
+    waiters: HashMap<PodKey, Waiter>,
+    polled_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiter {
+    /// Readings older than this say nothing of the pod's backend as it is now.
+    since: Timestamp,
+    looked_at: Timestamp,
+}
+
+impl LbHealth {
+    /// Poll period: the shortest check interval of its checked listeners.
+    fn period(&self) -> Duration {
+        let Some((_, listeners)) = &self.listeners else {
+            return FIRST_POLL;
+        };
+        listeners
+            .iter()
+            .filter_map(|l| l.health_check)
+            .map(|c| Duration::from_secs(u64::from(c.interval_secs)))
+            .min()
+            .unwrap_or(FIRST_POLL)
+            .max(MIN_POLL)
+    }
+
+    fn due_at(&self) -> Option<Timestamp> {
+        if self.waiters.is_empty() {
+            return None;
+        }
+        Some(match self.polled_at {
+            None => Timestamp::MIN,
+            Some(at) => at
+                .checked_add(SignedDuration::try_from(self.period()).unwrap_or_default())
+                .unwrap_or(Timestamp::MAX),
+        })
+    }
+}
+
+impl HealthBoard {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The health of `pod`'s backend (at `place`) in group `group_id` of load balancer
+    /// `lb`, from what the board holds. A verdict that waits files the pod as a waiter of
+    /// `lb` (the poller reads it then); one that does not ends its wait there.
+    pub fn look(
+        &self,
+        lb: &str,
+        group_id: &str,
+        mode: Mode,
+        place: &PodPlace,
+        pod: &PodKey,
+        now: Timestamp,
+    ) -> Verdict {
+        let mut inner = self.lock();
+        let first = inner.lbs.get(lb).is_none_or(|l| l.waiters.is_empty());
+        let entry = inner.lbs.entry(lb.to_owned()).or_default();
+        let since = entry.waiters.get(pod).map_or(now, |w| w.since);
+        let v = match &entry.listeners {
+            None => Verdict::Unknown,
+            Some((_, listeners)) => {
+                let reading = entry
+                    .reading
+                    .as_ref()
+                    .filter(|(at, _)| *at > since)
+                    .map(|(_, r)| &r[..]);
+                verdict(mode, place, group_id, listeners, reading)
+            }
+        };
+        if v.waits() {
+            entry.waiters.insert(
+                pod.clone(),
+                Waiter {
+                    since,
+                    looked_at: now,
+                },
+            );
+            if first {
+                self.wake.notify_one();
+            }
+        } else {
+            entry.waiters.remove(pod);
+        }
+        v
+    }
+
+    /// `pod` waits on no health any more (deleted).
+    pub fn forget(&self, pod: &PodKey) {
+        for lb in self.lock().lbs.values_mut() {
+            lb.waiters.remove(pod);
+        }
+    }
+
+    /// Load balancers whose poll is due at `now`, and when the next one is due after
+    /// them (`None`: nobody waits).
+    pub(super) fn due(&self, now: Timestamp) -> (Vec<String>, Option<Timestamp>) {
+        let inner = self.lock();
+        let mut due = Vec::new();
+        let mut next: Option<Timestamp> = None;
+        for (id, lb) in &inner.lbs {
+            match lb.due_at() {
+                Some(at) if at <= now => due.push(id.clone()),
+                Some(at) => next = Some(next.map_or(at, |n| n.min(at))),
+                None => {}
+            }
+        }
+        due.sort();
+        (due, next)
+    }
+
+    /// True when `lb`'s listener settings are to be read (never read, or old).
+    pub(super) fn listeners_stale(&self, lb: &str, now: Timestamp) -> bool {
+        self.lock()
+            .lbs
+            .get(lb)
+            .and_then(|l| l.listeners.as_ref())
+            .is_none_or(|(at, _)| now.duration_since(*at) >= LISTENERS_MAX_AGE)
+    }
+
+    /// True unless `lb`'s listeners are known and none checks health.
+    pub(super) fn checks_health(&self, lb: &str) -> bool {
+        self.lock()
+            .lbs
+            .get(lb)
+            .and_then(|l| l.listeners.as_ref())
+            .is_none_or(|(_, ls)| ls.iter().any(|l| l.health_check.is_some()))
+    }
+
+    pub(super) fn set_listeners(&self, lb: &str, listeners: Vec<Listener>, at: Timestamp) {
+        self.lock().lbs.entry(lb.to_owned()).or_default().listeners = Some((at, listeners.into()));
+    }
+
+    pub(super) fn set_reading(&self, lb: &str, reading: Vec<BackendHealth>, at: Timestamp) {
+        self.lock().lbs.entry(lb.to_owned()).or_default().reading = Some((at, reading.into()));
+    }
+
+    /// Ends a poll of `lb` at `now`: drops the waiters that did not look since the poll
+    /// before (they wait no more) and returns the others, to be looked at again.
+    pub(super) fn polled(&self, lb: &str, now: Timestamp) -> Vec<PodKey> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.lbs.get_mut(lb) else {
+            return Vec::new();
+        };
+        if let Some(before) = entry.polled_at {
+            entry.waiters.retain(|_, w| w.looked_at >= before);
+        }
+        entry.polled_at = Some(now);
+        let mut keys: Vec<PodKey> = entry.waiters.keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Pods waiting on health now, over every load balancer (for the metric).
+    pub fn waiting(&self) -> usize {
+        self.lock().lbs.values().map(|l| l.waiters.len()).sum()
+    }
+}
