@@ -86,6 +86,7 @@ async fn the_gate_opens_once_the_slb_reports_the_backend_normal_and_health_reads
     let started = Instant::now();
     let deadline = started + WAIT;
     let mut registered_at = None;
+    let mut normal_at = None;
     let opened_at = loop {
         let gate = kube
             .get("v1", "Pod", NS, "web-0")
@@ -98,6 +99,9 @@ async fn the_gate_opens_once_the_slb_reports_the_backend_normal_and_health_reads
         if !weights_at(&slb, &ip).is_empty() && registered_at.is_none() {
             registered_at = Some(started.elapsed());
         }
+        if health == Some("normal") && normal_at.is_none() {
+            normal_at = Some(started.elapsed());
+        }
         if let Some((status, reason)) = &gate {
             if status == "True" {
                 assert_eq!(reason, "BackendHealthy");
@@ -109,6 +113,12 @@ async fn the_gate_opens_once_the_slb_reports_the_backend_normal_and_health_reads
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let registered_at = registered_at.expect("backend registered");
+    let normal_at = normal_at.expect("normal seen before the gate opened");
+    // Printed for the docs' figure (normal → gate True, one check interval is 1 s).
+    println!(
+        "normal → gate True: {} ms",
+        (opened_at - normal_at).as_millis()
+    );
     // Two checks a second apart, then at most one poll interval (1 s) to see it.
     assert!(
         opened_at >= registered_at + Duration::from_millis(900),
@@ -202,4 +212,117 @@ async fn an_abnormal_backend_keeps_the_gate_shut_with_an_event_until_the_timeout
     );
     assert!(metrics.contains("slb_sync_backend_unhealthy_total 1"));
     agent.stop().await;
+}
+
+/// An EndpointSlice of `web` with one endpoint per `(pod, ip, state)`.
+fn slice_of(endpoints: &[(&str, &str, Ep)]) -> Value {
+    let mut s = slice(endpoints[0].0, endpoints[0].1, endpoints[0].2);
+    s["endpoints"] = endpoints
+        .iter()
+        .map(|(name, ip, ep)| {
+            let one = slice(name, ip, *ep);
+            one["endpoints"][0].clone()
+        })
+        .collect();
+    s
+}
+
+/// One step of a rolling update as the Deployment controller makes it, under `gate_on`,
+/// with a client opening a connection through the SLB every 20 ms: new pod `web-1` is
+/// created, and once its gate is True old pod `web-0` is deleted. Returns the client's
+/// connections the SLB refused (no backend in rotation).
+async fn rolling_step(net: u8, gate_on: slb_sync::agent::health::GateOn) -> u64 {
+    let (ip0, ip1) = (format!("127.0.{net}.101"), format!("127.0.{net}.102"));
+    let kube = agent::start_kube().await;
+    let slb = slb_mock::start_mock(checked_seed(net)).await;
+    for ip in [&ip0, &ip1] {
+        let server = tokio::net::TcpListener::bind((ip.as_str(), 8080))
+            .await
+            .unwrap();
+        tokio::spawn(async move { while server.accept().await.is_ok() {} });
+    }
+    put_eni_service(&kube);
+    let agent = agent::start_agent_full(&kube, &slb, "agent-a", lifecycle(), |c| {
+        c.default_drain_secs = 2;
+        c.health_gate.gate_on = gate_on;
+    })
+    .await;
+    let normal = |ip: &str| {
+        slb.backend_health(slb_mock::LB, 80)
+            .iter()
+            .any(|(addr, h)| addr.ip().to_string() == ip && h.as_str() == "normal")
+    };
+    // The old pod serves: registered, checked normal, Ready.
+    kube.put(&ready_pod("web-0", &ip0)).unwrap();
+    kube.put(&slice_of(&[("web-0", &ip0, Ep::NotReady)]))
+        .unwrap();
+    eventually("web-0 gate True and normal", WAIT, || {
+        let p = kube.get("v1", "Pod", NS, "web-0")?;
+        (is_true(&p, GATE) && normal(&ip0)).then_some(())
+    })
+    .await;
+    kube.put(&slice_of(&[("web-0", &ip0, Ep::Ready)])).unwrap();
+
+    let lb = slb.listener_addr(slb_mock::LB, 80).unwrap();
+    let before = slb.dataplane_counters(slb_mock::LB, 80).unwrap();
+    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+    let client = tokio::spawn(async move {
+        loop {
+            let _ = tokio::net::TcpStream::connect(lb).await;
+            tokio::select! {
+                _ = &mut stopped => return,
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    });
+
+    // The surge pod; the Deployment controller deletes the old one once it is Ready.
+    kube.put(&ready_pod("web-1", &ip1)).unwrap();
+    kube.put(&slice_of(&[
+        ("web-0", &ip0, Ep::Ready),
+        ("web-1", &ip1, Ep::NotReady),
+    ]))
+    .unwrap();
+    eventually("web-1 gate True", WAIT, || {
+        let p = kube.get("v1", "Pod", NS, "web-1")?;
+        is_true(&p, GATE).then_some(())
+    })
+    .await;
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(kube.client().unwrap(), NS);
+    pods.delete("web-0", &Default::default()).await.unwrap();
+    kube.put(&slice_of(&[
+        ("web-0", &ip0, Ep::Terminating),
+        ("web-1", &ip1, Ep::Ready),
+    ]))
+    .unwrap();
+    // Until web-0 is at weight 0 and well past web-1's checks.
+    eventually("web-0 at weight 0", WAIT, || {
+        weights_at(&slb, &ip0).iter().all(|w| *w == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let _ = stop.send(());
+    client.await.unwrap();
+    let after = slb.dataplane_counters(slb_mock::LB, 80).unwrap();
+    assert!(after.accepted - before.accepted > 50, "the client ran");
+    agent.stop().await;
+    after.refused - before.refused
+}
+
+/// With unchecked backends held out of rotation, a gate that opens on registration lets
+/// the rollout take the old pod out before the new one takes traffic: the SLB refuses
+/// connections. The health-aware gate loses none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_step_loses_nothing_when_the_gate_waits_for_health() {
+    use slb_sync::agent::health::GateOn;
+    let healthy = rolling_step(48, GateOn::Healthy).await;
+    let registered = rolling_step(49, GateOn::Registered).await;
+    println!("refused connections: gate-on healthy {healthy}, registered {registered}");
+    assert_eq!(healthy, 0, "connections refused with --gate-on healthy");
+    assert!(
+        registered > 0,
+        "--gate-on registered should have lost connections here (the lab's claim depends on \
+         this scenario being able to fail)"
+    );
 }

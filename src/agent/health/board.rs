@@ -208,3 +208,87 @@ impl HealthBoard {
         self.lock().lbs.values().map(|l| l.waiters.len()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{HealthCheck, ListenerProtocol};
+
+    const T0: Timestamp = Timestamp::constant(1_700_000_000, 0);
+
+    fn at(ms: i64) -> Timestamp {
+        T0.checked_add(SignedDuration::from_millis(ms)).unwrap()
+    }
+
+    fn pod(name: &str) -> PodKey {
+        ("shop".into(), name.into())
+    }
+
+    fn place() -> PodPlace {
+        PodPlace {
+            ips: vec!["10.0.0.5".parse().unwrap()],
+            instance: Some(Some("i-1".into())),
+            node_unknown: false,
+        }
+    }
+
+    fn checked_listener() -> Vec<Listener> {
+        vec![Listener {
+            port: 80,
+            protocol: ListenerProtocol::Tcp,
+            v_server_group_id: Some("rsp-a".into()),
+            connection_drain: Some(false),
+            connection_drain_timeout: None,
+            health_check: Some(HealthCheck {
+                interval_secs: 3,
+                ..HealthCheck::DEFAULT
+            }),
+        }]
+    }
+
+    fn normal() -> Vec<BackendHealth> {
+        vec![BackendHealth {
+            server_id: "eni-1".into(),
+            server_ip: "10.0.0.5".parse().ok(),
+            port: 8080,
+            listener_port: 80,
+            status: "normal".into(),
+        }]
+    }
+
+    fn look(b: &HealthBoard, name: &str, now: Timestamp) -> Verdict {
+        b.look("lb-1", "rsp-a", Mode::Eni, &place(), &pod(name), now)
+    }
+
+    #[test]
+    fn a_reading_counts_only_if_asked_for_after_the_pod_began_to_wait() {
+        let b = HealthBoard::new();
+        b.set_listeners("lb-1", checked_listener(), at(0));
+        // Read before web-1 waited: says nothing of its backend as it is now.
+        b.set_reading("lb-1", normal(), at(0));
+        assert_eq!(look(&b, "web-1", at(100)), Verdict::Unknown);
+        b.set_reading("lb-1", normal(), at(200));
+        assert_eq!(look(&b, "web-1", at(300)), Verdict::Healthy);
+        // Healthy ends the wait: nobody waits, no poll is due.
+        assert_eq!(b.due(at(300)), (vec![], None));
+    }
+
+    #[test]
+    fn polls_run_at_the_check_interval_and_stop_one_poll_after_the_last_look() {
+        let b = HealthBoard::new();
+        assert_eq!(b.due(at(0)), (vec![], None), "nobody waits: no poll");
+        assert_eq!(look(&b, "web-1", at(0)), Verdict::Unknown);
+        assert_eq!(b.due(at(0)).0, ["lb-1"], "first waiter: due at once");
+        b.set_listeners("lb-1", checked_listener(), at(10));
+        assert_eq!(b.polled("lb-1", at(20)), [pod("web-1")]);
+        // Next poll one check interval (3 s) later.
+        assert_eq!(b.due(at(1_000)), (vec![], Some(at(3_020))));
+        // web-1 looks again after the poll (still waiting); at the next poll it stays.
+        assert!(look(&b, "web-1", at(30)).waits());
+        assert_eq!(b.polled("lb-1", at(3_020)), [pod("web-1")]);
+        // It does not look again (its gate opened elsewhere, or it went): dropped at the
+        // poll after, and no poll is due any more.
+        assert!(b.polled("lb-1", at(6_020)).is_empty());
+        assert_eq!(b.due(at(10_000)), (vec![], None));
+    }
+}

@@ -15,14 +15,14 @@ use crate::reconcile::Clock;
 use crate::slb::budget::{Caller, Lane, CALLER};
 use crate::slb::SlbApi;
 
-/// Polls until the board is dropped by everyone else; `request` asks the pod side to look
-/// at a pod again (after each poll of a load balancer it waits on, read or failed, so a
-/// gate's timeout is seen even while the SLB does not answer).
+/// Polls until the board is dropped by everyone else; `after_poll` gets the pods still
+/// waiting on a load balancer after each poll of it, read or failed, for the pod side to
+/// look at again (so a gate's timeout is seen even while the SLB does not answer).
 pub async fn run(
     board: Arc<HealthBoard>,
     slb: Arc<dyn SlbApi>,
     clock: Arc<dyn Clock>,
-    request: impl Fn(&PodKey) + Send + Sync,
+    after_poll: impl Fn(&[PodKey]) + Send + Sync,
 ) {
     loop {
         if Arc::strong_count(&board) == 1 {
@@ -55,9 +55,7 @@ pub async fn run(
         }
         for lb in due {
             poll(&board, slb.as_ref(), clock.as_ref(), &lb).await;
-            for pod in board.polled(&lb, clock.now()) {
-                request(&pod);
-            }
+            after_poll(&board.polled(&lb, clock.now()));
         }
     }
 }

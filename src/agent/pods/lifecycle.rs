@@ -152,10 +152,12 @@ impl PodLifecycle {
                 health,
                 slb,
                 context.config.clock.clone(),
-                move |key| {
+                move |keys| {
                     metrics.gates_waiting_on_health.set(board.waiting() as i64);
                     if let Some(trigger) = weak.upgrade() {
-                        let _ = trigger.send(ObjectRef::new(&key.1).within(&key.0));
+                        for key in keys {
+                            let _ = trigger.send(ObjectRef::new(&key.1).within(&key.0));
+                        }
                     }
                 },
             ));
