@@ -181,6 +181,11 @@ pub async fn run(
     let index = Arc::new(RwLock::new(ClusterIndex::new(config.planner.clone())));
     let (node_store, node_writer) = reflector::store();
     let pod_states = ReflectorPodStates::new(pod_store.clone());
+    // Read by the pod side's gates and the executor's drains; filled by the pod side's
+    // poller, which only the real pod side under `--gate-on healthy` runs.
+    let health_board = (matches!(pod_side, PodSideChoice::Lifecycle { .. })
+        && config.health_gate.gate_on == health::GateOn::Healthy)
+        .then(|| Arc::new(health::HealthBoard::new()));
     let pods: SharedPodSide = match pod_side {
         PodSideChoice::None => Arc::new(NoPods),
         PodSideChoice::Lifecycle { fail_open_margin } => Arc::new(PodLifecycle::new(
@@ -199,7 +204,7 @@ pub async fn run(
                 ..PodLifecycleConfig::new(config.planner.clone(), fail_open_margin)
             },
             config.reconciling.subscribe(),
-            Some(slb.clone()),
+            health_board.clone().map(|board| (slb.clone(), board)),
         )),
     };
 
@@ -226,8 +231,8 @@ pub async fn run(
         clock.clone(),
         config.metrics.clone(),
     ));
-    let executor: Arc<Executor<dyn SlbApi>> = Arc::new(
-        Executor::new(
+    let executor: Arc<Executor<dyn SlbApi>> = Arc::new({
+        let executor = Executor::new(
             slb,
             clock,
             ExecutorConfig {
@@ -243,8 +248,12 @@ pub async fn run(
         .with_journal(match pods.journal() {
             Some(pod_journal) => Arc::new(drain_timer::FanOut(vec![timer.clone(), pod_journal])),
             None => timer.clone(),
-        }),
-    );
+        });
+        match health_board {
+            Some(board) => executor.with_health(board),
+            None => executor,
+        }
+    });
 
     let groups = groups::GroupBook::default();
     let (tx, rx) = mpsc::unbounded_channel();

@@ -42,3 +42,17 @@ impl HealthCheck {
         unhealthy_threshold: 3,
     };
 }
+
+/// What the listeners' health checks say of one vServer group's backends.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum GroupHealth {
+    /// No listener that forwards to the group checks health (or that is not known yet):
+    /// a backend at weight > 0 takes traffic.
+    #[default]
+    Unchecked,
+    /// A listener checks health, and no reading of it is known yet.
+    Unread,
+    /// The backends every checking listener of the group last reported `normal`; any
+    /// other backend may get no traffic (a newly added one is `unavailable` at first).
+    Normal(std::collections::BTreeSet<super::BackendKey>),
+}

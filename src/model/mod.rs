@@ -18,6 +18,6 @@ pub use backend::{
 pub use config::PlannerConfig;
 pub use group_ref::{GroupRef, RetiredGroup, ServiceRef};
 pub use lb_spec::LbSpec;
-pub use listener::{HealthCheck, Listener, ListenerProtocol};
+pub use listener::{GroupHealth, HealthCheck, Listener, ListenerProtocol};
 pub use observed::{ObservedGroup, SlbBackend};
 pub use target::{GroupObservation, GroupTarget};

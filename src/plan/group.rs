@@ -8,8 +8,19 @@ use jiff::Timestamp;
 use super::ledger::{DrainLedger, DrainStart};
 use super::step::{GroupPlan, PlanConfig, Step, StepAction};
 use crate::model::{
-    Backend, BackendKey, BackendState, BackendType, DesiredGroup, ObservedGroup, SlbBackend, Weight,
+    Backend, BackendKey, BackendState, BackendType, DesiredGroup, GroupHealth, ObservedGroup,
+    SlbBackend, Weight,
 };
+
+/// What is known of a group's backends beyond their membership, for its plan.
+#[derive(Debug, Clone, Default)]
+pub struct Holds {
+    /// Backends the SLB refused, held out until their retry (see [`super::Quarantine`]).
+    pub refused: BTreeSet<BackendKey>,
+    /// What the listeners' health checks say of the group: only a backend they report
+    /// `normal` takes traffic where they check.
+    pub health: GroupHealth,
+}
 
 /// Plans the SLB writes that move one observed group towards its desired backends,
 /// make-before-break:
@@ -52,25 +63,35 @@ pub fn plan_group(
         observed,
         ledger,
         eni_ids,
-        &BTreeSet::new(),
+        &Holds::default(),
         config,
         now,
     )
 }
 
-/// [`plan_group`] leaving out the backends in `held` (see [`super::Quarantine`]): no step
-/// writes them, and a held replacement counts as one that cannot be added yet, so the
-/// make-before-break hold above keeps the leaving backends serving when draining them
-/// would leave nothing with weight > 0.
+/// [`plan_group`] with what else is known of the group ([`Holds`]).
+///
+/// Refused backends are left out: no step writes them, and a refused replacement counts
+/// as one that cannot be added yet, so the make-before-break hold above keeps the leaving
+/// backends serving when draining them would leave nothing with weight > 0.
+///
+/// Health: where a listener checks the group's backends, a backend takes traffic only once
+/// reported `normal` (an added one is `unavailable` until its checks pass), so the hold
+/// also keeps leaving backends that serve at their weight while draining them would leave
+/// no backend reported `normal` with weight > 0; with no reading yet, every drain waits for
+/// the first one. [`GroupPlan::held_for_health`] says so, and the caller plans again once
+/// the reading changes.
 pub fn plan_group_holding(
     desired: &DesiredGroup,
     observed: Option<&ObservedGroup>,
     ledger: &DrainLedger,
     eni_ids: &HashMap<IpAddr, String>,
-    held: &BTreeSet<BackendKey>,
+    holds: &Holds,
     config: PlanConfig,
     now: Timestamp,
 ) -> GroupPlan {
+    let held = &holds.refused;
+    let health = &holds.health;
     let mut plan = GroupPlan::default();
     let owner = &desired.name;
     let window_end = |start: Timestamp| {
@@ -179,7 +200,7 @@ pub fn plan_group_holding(
     // later pass can add the replacements first.
     if (!unresolved.is_empty() || blocked > 0)
         && !lowers.is_empty()
-        && !serving_after(&present, &adds, &raises, &lowers)
+        && !serving_after(&present, &adds, &raises, &lowers, health)
     {
         let why = if blocked > 0 {
             "their replacements are held out after the SLB refused them"
@@ -192,6 +213,30 @@ pub fn plan_group_holding(
             lowers.len()
         ));
         lowers.clear();
+    }
+    // Make before break, by health: no backend that takes traffic goes to weight 0 while
+    // nothing the listeners report normal would be left to take it.
+    if !lowers.is_empty() {
+        let why = match health {
+            GroupHealth::Unchecked => None,
+            GroupHealth::Unread => Some("no health reading of the group is known yet"),
+            GroupHealth::Normal(normal) => {
+                let leaving_serves = lowers
+                    .iter()
+                    .filter_map(SlbBackend::key)
+                    .any(|key| normal.contains(&key));
+                (leaving_serves && !serving_after(&present, &adds, &raises, &lowers, health))
+                    .then_some("no other backend is reported normal by the health check yet")
+            }
+        };
+        if let Some(why) = why {
+            plan.warnings.push(format!(
+                "{} leaving backend(s) of group {owner} kept serving: {why}",
+                lowers.len()
+            ));
+            plan.held_for_health = true;
+            lowers.clear();
+        }
     }
     if skipped > 0 {
         plan.warnings.push(format!(
@@ -231,7 +276,7 @@ pub fn plan_group_holding(
     plan.drains_first = config.drains_first
         && !adds.is_empty()
         && (!lowers.is_empty() || !removes.is_empty())
-        && serving_after(&present, &[], &raises, &lowers);
+        && serving_after(&present, &[], &raises, &lowers, health);
     let (mut add_steps, mut weight_steps, mut remove_steps) = (Vec::new(), Vec::new(), Vec::new());
     push_batches(&mut add_steps, StepAction::Add, adds, batch);
     // Raises and restores go before drains so capacity is added before it is taken away.
@@ -266,19 +311,32 @@ pub fn plan_group_holding(
     plan
 }
 
-/// True when some backend of the group has weight > 0 after the plan's adds, raises and
-/// lowers (foreign backends count: they carry traffic too).
+/// True when some backend of the group takes traffic after the plan's adds, raises and
+/// lowers: weight > 0 and, where the listeners check health, reported `normal` (an added
+/// backend is not, yet). Foreign backends count: they carry traffic too.
 fn serving_after(
     present: &BTreeMap<BackendKey, &SlbBackend>,
     adds: &[SlbBackend],
     raises: &[SlbBackend],
     lowers: &[SlbBackend],
+    health: &GroupHealth,
 ) -> bool {
+    let healthy = |key: Option<BackendKey>| match health {
+        GroupHealth::Unchecked => true,
+        GroupHealth::Unread => false,
+        GroupHealth::Normal(normal) => key.is_some_and(|k| normal.contains(&k)),
+    };
     let lowered: Vec<BackendKey> = lowers.iter().filter_map(SlbBackend::key).collect();
-    let kept = present
+    let kept = present.iter().any(|(key, have)| {
+        have.weight != Weight::ZERO && !lowered.contains(key) && healthy(Some(key.clone()))
+    });
+    let added = adds
         .iter()
-        .any(|(key, have)| have.weight != Weight::ZERO && !lowered.contains(key));
-    kept || adds.iter().chain(raises).any(|b| b.weight != Weight::ZERO)
+        .any(|b| b.weight != Weight::ZERO && *health == GroupHealth::Unchecked);
+    let raised = raises
+        .iter()
+        .any(|b| b.weight != Weight::ZERO && healthy(b.key()));
+    kept || added || raised
 }
 
 /// The desired backends by identity. A malformed backend (ECS without an id, ENI without

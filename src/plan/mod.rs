@@ -15,7 +15,7 @@ mod step;
 #[cfg(test)]
 mod tests;
 
-pub use group::{plan_group, plan_group_holding};
+pub use group::{plan_group, plan_group_holding, Holds};
 pub use ledger::{DrainLedger, DrainRecord, DrainStart, LedgerUpdates};
 pub use listener::{plan_listener_drain, ListenerDrainChange, ListenerDrainPlan};
 pub use offline::{

@@ -95,6 +95,11 @@ pub struct GroupPlan {
     /// of them is work no pod's drain waits for.
     #[serde(skip)]
     pub drains_first: bool,
+    /// Drains this plan would have made wait for the group's health: draining now would
+    /// leave nothing the health check reports `normal` (or no reading is known yet). Plan
+    /// again once the reading changes.
+    #[serde(skip)]
+    pub held_for_health: bool,
     /// The earliest pending drain deadline: when this group must be planned again even
     /// if nothing else changes. `None` when no drain is pending.
     pub requeue_at: Option<Timestamp>,

@@ -9,15 +9,16 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::clock::Clock;
+use super::health::{GroupHealthSource, HEALTH_RECHECK};
 use super::journal::DrainJournal;
 use super::last_read::LastReads;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
 pub use super::outcome::{PassOutcome, QuarantinedBackend, ReconcileError};
-use crate::model::{DesiredGroup, GroupTarget, ObservedGroup, SlbBackend};
+use crate::model::{DesiredGroup, GroupHealth, GroupTarget, ObservedGroup, SlbBackend};
 use crate::plan::{
-    members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, PlanConfig, Quarantine,
-    Step, StepAction, MAX_BATCH,
+    members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, Holds, PlanConfig,
+    Quarantine, Step, StepAction, MAX_BATCH,
 };
 use crate::slb::budget::{current_caller, current_lane, Lane};
 use crate::slb::{ErrorClass, SlbApi, SlbError};
@@ -83,6 +84,8 @@ pub struct Executor<A: ?Sized> {
     /// Owned (active, draining) backends per group id, for the `slb_sync_backends` gauge.
     backend_counts: Mutex<HashMap<String, (i64, i64)>>,
     last_reads: LastReads,
+    /// The listeners' health checks, when the agent reads them (`--gate-on healthy`).
+    health: Option<Arc<dyn GroupHealthSource>>,
 }
 
 /// Seeds an executor's drain ledger; object-safe so the pod side can restore drain start
@@ -120,7 +123,15 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             journal: None,
             backend_counts: Mutex::new(HashMap::new()),
             last_reads: LastReads::default(),
+            health: None,
         }
+    }
+
+    /// Drains wait for `health`: none goes ahead while it would leave the group nothing
+    /// the listeners report `normal` (see [`crate::plan::Holds`]).
+    pub fn with_health(mut self, health: Arc<dyn GroupHealthSource>) -> Self {
+        self.health = Some(health);
+        self
     }
 
     /// Records steps, passes, drains and latencies in `metrics`.
@@ -285,6 +296,8 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         self.resolve_eni_ids(&target.desired, &observed.backends)
             .await?;
 
+        self.learn_listeners_for_drain(&target.load_balancer_id)
+            .await;
         let now = self.clock.now();
         let mut members = observed.backends.clone();
         let mut applied = 0;
@@ -375,12 +388,20 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         if let Some(recheck) = lock(&self.quarantine).next_recheck(&group_id, now) {
             requeue_at = Some(requeue_at.map_or(recheck, |at| at.min(recheck)));
         }
+        // Drains that wait for the group's health are drain-lane work: a pod waits.
+        let health_recheck = plan
+            .held_for_health
+            .then(|| now.checked_add(HEALTH_RECHECK).unwrap_or(Timestamp::MAX));
+        if let Some(recheck) = health_recheck {
+            requeue_at = Some(requeue_at.map_or(recheck, |at| at.min(recheck)));
+        }
         Ok(PassOutcome {
             v_server_group_id: Some(group_id),
             steps_applied: applied,
             replans: 0,
             requeue_at,
-            requeue_for_drain: drain_deadline.is_some() && requeue_at == drain_deadline,
+            requeue_for_drain: (drain_deadline.is_some() && requeue_at == drain_deadline)
+                || (health_recheck.is_some() && requeue_at == health_recheck),
             warnings: plan.warnings,
             unresolved_eni_ips: plan.unresolved_eni_ips,
             backends: members,
@@ -400,7 +421,6 @@ impl<A: SlbApi + ?Sized> Executor<A> {
     ) -> GroupPlan {
         let ledger = lock(&self.ledger);
         let eni_ids = lock(&self.eni_ids);
-        let held = lock(&self.quarantine).held(group_id, now);
         let config = PlanConfig {
             drain_window: target.drain_window,
             max_batch: self.config.max_batch,
@@ -412,15 +432,53 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             backends: members.to_vec(),
             ..observed.clone()
         };
-        plan_group_holding(
-            &target.desired,
-            Some(&current),
-            &ledger,
-            &eni_ids,
-            &held,
-            config,
-            now,
-        )
+        let refused = lock(&self.quarantine).held(group_id, now);
+        let plan_with = |health: GroupHealth| {
+            plan_group_holding(
+                &target.desired,
+                Some(&current),
+                &ledger,
+                &eni_ids,
+                &Holds {
+                    refused: refused.clone(),
+                    health,
+                },
+                config,
+                now,
+            )
+        };
+        let plan = plan_with(GroupHealth::Unchecked);
+        // Health is asked for only when the plan lowers a weight: asking has the load
+        // balancer's health read, and most passes drain nothing.
+        let lowers = plan.ledger.started.iter().any(|d| !d.already_at_zero);
+        match &self.health {
+            Some(health) if lowers => {
+                plan_with(health.group_health(&target.load_balancer_id, group_id, now))
+            }
+            _ => plan,
+        }
+    }
+
+    /// A drain pass (a pod waits) over a load balancer whose listeners the health source
+    /// does not know reads them first: whether a listener checks health decides whether
+    /// the drain must wait for a replacement reported `normal`. Once per load balancer;
+    /// a failed read leaves the drain to go by weights alone.
+    async fn learn_listeners_for_drain(&self, load_balancer_id: &str) {
+        let Some(health) = &self.health else { return };
+        if current_lane() != Lane::Drain || health.knows_listeners(load_balancer_id) {
+            return;
+        }
+        match self
+            .gate
+            .retried("DescribeLoadBalancerAttribute", || {
+                self.api.describe_listeners(load_balancer_id)
+            })
+            .await
+        {
+            Ok(listeners) => health.learn_listeners(load_balancer_id, listeners, self.clock.now()),
+            Err(error) => tracing::warn!(%load_balancer_id, %error,
+                "cannot read the listeners' health checks; the drain goes by weights alone"),
+        }
     }
 
     fn count_pass(&self, result: &str) {

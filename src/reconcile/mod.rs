@@ -7,6 +7,7 @@ mod clock;
 mod discover;
 mod drains;
 mod executor;
+mod health;
 mod isolate;
 mod journal;
 mod last_read;
@@ -31,6 +32,7 @@ pub use discover::OwnedGroup;
 pub use executor::{
     Executor, ExecutorConfig, LedgerRestore, PassOutcome, QuarantinedBackend, ReconcileError,
 };
+pub use health::{GroupHealthSource, HEALTH_RECHECK};
 pub use journal::DrainJournal;
 pub use limits::ApiLimits;
 pub use listeners::{ListenerOutcome, ListenerTarget};

@@ -229,9 +229,10 @@ fn slice_of(endpoints: &[(&str, &str, Ep)]) -> Value {
 
 /// One step of a rolling update as the Deployment controller makes it, under `gate_on`,
 /// with a client opening a connection through the SLB every 20 ms: new pod `web-1` is
-/// created, and once its gate is True old pod `web-0` is deleted. Returns the client's
-/// connections the SLB refused (no backend in rotation).
-async fn rolling_step(net: u8, gate_on: slb_sync::agent::health::GateOn) -> u64 {
+/// created, and once it is Ready (`gated`: its gate is True; else at once) old pod
+/// `web-0` is deleted. Returns the client's connections the SLB refused (no backend in
+/// rotation).
+async fn rolling_step(net: u8, gate_on: slb_sync::agent::health::GateOn, gated: bool) -> u64 {
     let (ip0, ip1) = (format!("127.0.{net}.101"), format!("127.0.{net}.102"));
     let kube = agent::start_kube().await;
     let slb = slb_mock::start_mock(checked_seed(net)).await;
@@ -277,17 +278,36 @@ async fn rolling_step(net: u8, gate_on: slb_sync::agent::health::GateOn) -> u64 
     });
 
     // The surge pod; the Deployment controller deletes the old one once it is Ready.
-    kube.put(&ready_pod("web-1", &ip1)).unwrap();
-    kube.put(&slice_of(&[
-        ("web-0", &ip0, Ep::Ready),
-        ("web-1", &ip1, Ep::NotReady),
-    ]))
-    .unwrap();
-    eventually("web-1 gate True", WAIT, || {
-        let p = kube.get("v1", "Pod", NS, "web-1")?;
-        is_true(&p, GATE).then_some(())
-    })
-    .await;
+    let mut surge = ready_pod("web-1", &ip1);
+    if gated {
+        kube.put(&surge).unwrap();
+        kube.put(&slice_of(&[
+            ("web-0", &ip0, Ep::Ready),
+            ("web-1", &ip1, Ep::NotReady),
+        ]))
+        .unwrap();
+        eventually("web-1 gate True", WAIT, || {
+            let p = kube.get("v1", "Pod", NS, "web-1")?;
+            is_true(&p, GATE).then_some(())
+        })
+        .await;
+    } else {
+        // No gate: Ready as soon as its containers are; the agent has only just seen it.
+        surge["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("readinessGates");
+        kube.put(&surge).unwrap();
+        kube.put(&slice_of(&[
+            ("web-0", &ip0, Ep::Ready),
+            ("web-1", &ip1, Ep::Ready),
+        ]))
+        .unwrap();
+        eventually("web-1 in the SLB", WAIT, || {
+            (!weights_at(&slb, &ip1).is_empty()).then_some(())
+        })
+        .await;
+    }
     let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
         kube::Api::namespaced(kube.client().unwrap(), NS);
     pods.delete("web-0", &Default::default()).await.unwrap();
@@ -316,13 +336,32 @@ async fn rolling_step(net: u8, gate_on: slb_sync::agent::health::GateOn) -> u64 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_step_loses_nothing_when_the_gate_waits_for_health() {
     use slb_sync::agent::health::GateOn;
-    let healthy = rolling_step(48, GateOn::Healthy).await;
-    let registered = rolling_step(49, GateOn::Registered).await;
+    let healthy = rolling_step(48, GateOn::Healthy, true).await;
+    let registered = rolling_step(49, GateOn::Registered, true).await;
     println!("refused connections: gate-on healthy {healthy}, registered {registered}");
     assert_eq!(healthy, 0, "connections refused with --gate-on healthy");
     assert!(
         registered > 0,
         "--gate-on registered should have lost connections here (the lab's claim depends on \
          this scenario being able to fail)"
+    );
+}
+
+/// Without readiness gates the rollout deletes the old pod as soon as the new one is in
+/// the SLB: with health reads on, the old backend keeps its weight until the new one is
+/// reported normal (make before break by health), and nothing is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_waits_for_its_replacement_to_be_reported_normal() {
+    use slb_sync::agent::health::GateOn;
+    let held = rolling_step(56, GateOn::Healthy, false).await;
+    let by_weights = rolling_step(57, GateOn::Registered, false).await;
+    println!("refused connections without gates: health-aware {held}, by weights {by_weights}");
+    assert_eq!(
+        held, 0,
+        "connections refused while the drain waited for health"
+    );
+    assert!(
+        by_weights > 0,
+        "draining by weights alone should have lost connections here"
     );
 }

@@ -6,7 +6,7 @@
 //! opened, it was deleted, it no longer declares the gate) is dropped after one poll, so
 //! no reading outlives the pods that need it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -15,11 +15,22 @@ use tokio::sync::Notify;
 
 use super::verdict::{verdict, Verdict};
 use crate::agent::pods::decide::PodPlace;
-use crate::model::{Listener, Mode};
+use crate::model::{BackendKey, GroupHealth, Listener, Mode};
+use crate::reconcile::GroupHealthSource;
 use crate::slb::BackendHealth;
 
 /// A pod, `(namespace, name)`.
 pub type PodKey = (String, String);
+
+/// Who waits on a load balancer's health: a pod's gate, or a group's held drain.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum WaitKey {
+    Pod(PodKey),
+    Group(String),
+}
+
+/// A reading older than this says too little of a group for a drain to go by it.
+const GROUP_READING_MAX_AGE: SignedDuration = SignedDuration::from_secs(30);
 
 /// Listener settings (health check on/off, interval) are read again after this long.
 const LISTENERS_MAX_AGE: SignedDuration = SignedDuration::from_secs(600);
@@ -45,7 +56,7 @@ struct Inner {
 struct LbHealth {
     listeners: Option<(Timestamp, Arc<[Listener]>)>,
     reading: Option<(Timestamp, Arc<[BackendHealth]>)>,
-    waiters: HashMap<PodKey, Waiter>,
+    waiters: HashMap<WaitKey, Waiter>,
     polled_at: Option<Timestamp>,
 }
 
@@ -108,7 +119,8 @@ impl HealthBoard {
         let mut inner = self.lock();
         let first = inner.lbs.get(lb).is_none_or(|l| l.waiters.is_empty());
         let entry = inner.lbs.entry(lb.to_owned()).or_default();
-        let since = entry.waiters.get(pod).map_or(now, |w| w.since);
+        let key = WaitKey::Pod(pod.clone());
+        let since = entry.waiters.get(&key).map_or(now, |w| w.since);
         let v = match &entry.listeners {
             None => Verdict::Unknown,
             Some((_, listeners)) => {
@@ -122,7 +134,7 @@ impl HealthBoard {
         };
         if v.waits() {
             entry.waiters.insert(
-                pod.clone(),
+                key,
                 Waiter {
                     since,
                     looked_at: now,
@@ -132,16 +144,62 @@ impl HealthBoard {
                 self.wake.notify_one();
             }
         } else {
-            entry.waiters.remove(pod);
+            entry.waiters.remove(&key);
         }
         v
     }
 
     /// `pod` waits on no health any more (deleted).
     pub fn forget(&self, pod: &PodKey) {
+        let key = WaitKey::Pod(pod.clone());
         for lb in self.lock().lbs.values_mut() {
-            lb.waiters.remove(pod);
+            lb.waiters.remove(&key);
         }
+    }
+
+    /// What the last reading of `lb` (at most 30 s old) says of group `group_id`, for a
+    /// drain. Asking files the group as a waiter of `lb` where its health is checked or
+    /// not known, so the poller reads it (and keeps reading while drains keep asking).
+    pub fn group_health(&self, lb: &str, group_id: &str, now: Timestamp) -> GroupHealth {
+        let mut inner = self.lock();
+        let first = inner.lbs.get(lb).is_none_or(|l| l.waiters.is_empty());
+        let entry = inner.lbs.entry(lb.to_owned()).or_default();
+        let health = match &entry.listeners {
+            // Not known yet: drain as without checks, and have them read.
+            None => None,
+            Some((_, listeners)) => {
+                let checked: Vec<u16> = listeners
+                    .iter()
+                    .filter(|l| l.v_server_group_id.as_deref() == Some(group_id))
+                    .filter(|l| l.health_check.is_some())
+                    .map(|l| l.port)
+                    .collect();
+                if checked.is_empty() {
+                    return GroupHealth::Unchecked;
+                }
+                let fresh = entry
+                    .reading
+                    .as_ref()
+                    .filter(|(at, _)| now.duration_since(*at) <= GROUP_READING_MAX_AGE);
+                Some(match fresh {
+                    None => GroupHealth::Unread,
+                    Some((_, reading)) => GroupHealth::Normal(normal_on_all(reading, &checked)),
+                })
+            }
+        };
+        let key = WaitKey::Group(group_id.to_owned());
+        let since = entry.waiters.get(&key).map_or(now, |w| w.since);
+        entry.waiters.insert(
+            key,
+            Waiter {
+                since,
+                looked_at: now,
+            },
+        );
+        if first {
+            self.wake.notify_one();
+        }
+        health.unwrap_or(GroupHealth::Unchecked)
     }
 
     /// Load balancers whose poll is due at `now`, and when the next one is due after
@@ -198,15 +256,75 @@ impl HealthBoard {
             entry.waiters.retain(|_, w| w.looked_at >= before);
         }
         entry.polled_at = Some(now);
-        let mut keys: Vec<PodKey> = entry.waiters.keys().cloned().collect();
+        let mut keys: Vec<PodKey> = entry
+            .waiters
+            .keys()
+            .filter_map(|k| match k {
+                WaitKey::Pod(pod) => Some(pod.clone()),
+                WaitKey::Group(_) => None,
+            })
+            .collect();
         keys.sort();
         keys
     }
 
     /// Pods waiting on health now, over every load balancer (for the metric).
     pub fn waiting(&self) -> usize {
-        self.lock().lbs.values().map(|l| l.waiters.len()).sum()
+        self.lock()
+            .lbs
+            .values()
+            .flat_map(|l| l.waiters.keys())
+            .filter(|k| matches!(k, WaitKey::Pod(_)))
+            .count()
     }
+}
+
+impl GroupHealthSource for HealthBoard {
+    fn group_health(&self, load_balancer_id: &str, group_id: &str, now: Timestamp) -> GroupHealth {
+        HealthBoard::group_health(self, load_balancer_id, group_id, now)
+    }
+
+    fn knows_listeners(&self, load_balancer_id: &str) -> bool {
+        self.lock()
+            .lbs
+            .get(load_balancer_id)
+            .is_some_and(|l| l.listeners.is_some())
+    }
+
+    fn learn_listeners(&self, load_balancer_id: &str, listeners: Vec<Listener>, at: Timestamp) {
+        self.set_listeners(load_balancer_id, listeners, at);
+    }
+}
+
+/// The backends reported `normal` on every one of the `checked` listener ports, by the
+/// keys a group's members have (an entry names its server id and IP; the group's member
+/// is one of the two).
+fn normal_on_all(reading: &[BackendHealth], checked: &[u16]) -> BTreeSet<BackendKey> {
+    let keys = |h: &BackendHealth| {
+        let ecs = BackendKey::Ecs {
+            server_id: h.server_id.clone(),
+            port: h.port,
+        };
+        let eni = h.server_ip.map(|server_ip| BackendKey::Eni {
+            server_ip,
+            port: h.port,
+        });
+        [Some(ecs), eni].into_iter().flatten()
+    };
+    let on = |port: u16| -> BTreeSet<BackendKey> {
+        reading
+            .iter()
+            .filter(|h| h.listener_port == port && h.status == "normal")
+            .flat_map(keys)
+            .collect()
+    };
+    let mut ports = checked.iter();
+    let Some(first) = ports.next() else {
+        return BTreeSet::new();
+    };
+    ports.fold(on(*first), |acc, port| {
+        acc.intersection(&on(*port)).cloned().collect()
+    })
 }
 
 #[cfg(test)]

@@ -116,8 +116,9 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PodLifecycle {
-    /// With `slb`, gates wait on health as `config.health_gate` says (a poller reads it
-    /// while some gate waits); without, they wait on registration only.
+    /// With `health`, gates wait on health as `config.health_gate` says (a poller reads
+    /// it into the board while some gate or held drain waits); without, they wait on
+    /// registration only.
     pub fn new(
         client: Client,
         events: Events,
@@ -125,12 +126,15 @@ impl PodLifecycle {
         stores: PodStores,
         mut config: PodLifecycleConfig,
         leader: watch::Receiver<bool>,
-        slb: Option<Arc<dyn SlbApi>>,
+        health: Option<(Arc<dyn SlbApi>, Arc<HealthBoard>)>,
     ) -> Self {
-        if slb.is_none() {
-            config.health_gate.gate_on = GateOn::Registered;
-        }
-        let health = Arc::new(HealthBoard::new());
+        let (slb, health) = match health {
+            Some((slb, board)) => (Some(slb), board),
+            None => {
+                config.health_gate.gate_on = GateOn::Registered;
+                (None, Arc::new(HealthBoard::new()))
+            }
+        };
         let context = Arc::new(PodContext {
             stores,
             config,

@@ -24,7 +24,10 @@ fn plan_holding(
         Some(observed),
         ledger,
         &HashMap::new(),
-        &held(hold),
+        &crate::plan::Holds {
+            refused: held(hold),
+            ..Default::default()
+        },
         PlanConfig::new(WINDOW),
         now,
     )

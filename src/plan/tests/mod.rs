@@ -1,6 +1,7 @@
 //! Unit tests of the step planner, with `mk_*` fixtures.
 
 mod batching;
+mod health;
 mod held;
 mod listener;
 mod make_before_break;
