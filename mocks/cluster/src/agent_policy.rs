@@ -125,11 +125,12 @@ pub struct LabAgent {
 
 impl LabAgent {
     /// Starts the agent: pod side on, a 5 s lease, `drain_secs` drain window, a 1 s
-    /// kube-proxy allowance, a fast rate limit; returns once its HTTP server (the drain API) is bound.
+    /// kube-proxy allowance, gates on `gate_on`, a fast rate limit; returns once its HTTP server (the drain API) is bound.
     pub async fn start(
         client: kube::Client,
         slb: Arc<dyn SlbApi>,
         drain_secs: u32,
+        gate_on: slb_sync::agent::health::GateOn,
     ) -> Result<LabAgent, AgentPolicyError> {
         let planner = PlannerConfig {
             cluster_id: CLUSTER_ID.into(),
@@ -147,6 +148,7 @@ impl LabAgent {
             .map_err(AgentError::from)?;
         c.default_drain_secs = drain_secs;
         c.kube_proxy_allowance = KUBE_PROXY_ALLOWANCE;
+        c.health_gate.gate_on = gate_on;
         c.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         c.limits = ApiLimits {
             qps: 200.0,

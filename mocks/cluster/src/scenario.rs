@@ -68,6 +68,10 @@ pub struct Scenario {
     pub load: LoadShape,
     /// Load keeps running this long after the rollout's old pods are gone.
     pub settle: Duration,
+    /// The listener's health check (`None`: off, the lab's default).
+    pub health_check: Option<mock_slb::state::HealthCheck>,
+    /// What the agent's readiness gates wait for (`slb-sync` policy).
+    pub gate_on: slb_sync::agent::health::GateOn,
 }
 
 /// Load settings (the target is the SLB listener).
@@ -140,6 +144,8 @@ impl Scenario {
                 slow_delay: Delay::between(Duration::from_millis(500), Duration::from_millis(3000)),
             },
             settle: Duration::from_secs(2),
+            health_check: None,
+            gate_on: slb_sync::agent::health::GateOn::Healthy,
         }
     }
 
@@ -195,8 +201,19 @@ impl Scenario {
             })
             .collect();
         let drain = matches!(self.policy, Policy::SlbSync { .. });
+        let health = self.health_check.map_or(String::new(), |h| {
+            format!(
+                ", health_check: {{interval_ms: {}, timeout_ms: {}, healthy_threshold: {}, \
+                 unhealthy_threshold: {}, unchecked_serves: {}}}",
+                h.interval_ms,
+                h.timeout_ms,
+                h.healthy_threshold,
+                h.unhealthy_threshold,
+                h.unchecked_serves
+            )
+        });
         let yaml = format!(
-            "access_keys: [{{id: labkey, secret: labsecret}}]\necs_instances: [{}]\nenis: [{}]\nload_balancers:\n  - id: lb-lab\n    listeners: [{{port: 80, protocol: tcp, vserver_group_id: rsp-web, connection_drain: {drain}, connection_drain_timeout: 10}}]\n    vserver_groups: [{{id: rsp-web, name: web, backends: []}}]\nfaults: {{propagation_delay_ms: {}}}\n",
+            "access_keys: [{{id: labkey, secret: labsecret}}]\necs_instances: [{}]\nenis: [{}]\nload_balancers:\n  - id: lb-lab\n    listeners: [{{port: 80, protocol: tcp, vserver_group_id: rsp-web, connection_drain: {drain}, connection_drain_timeout: 10{health}}}]\n    vserver_groups: [{{id: rsp-web, name: web, backends: []}}]\nfaults: {{propagation_delay_ms: {}}}\n",
             ecs.join(", "),
             enis.join(", "),
             self.slb_propagation_ms
@@ -265,7 +282,8 @@ impl Scenario {
                 sim.kube
                     .put(&agent_policy::service(&sc, self.mode, "lb-lab", "rsp-web"))
                     .map_err(SimError::from)?;
-                let a = LabAgent::start(sim.client.clone(), api.clone(), drain_secs).await?;
+                let a = LabAgent::start(sim.client.clone(), api.clone(), drain_secs, self.gate_on)
+                    .await?;
                 let wait = format!(
                     "'{}' wait-drained --agent http://{} --timeout {wait_secs}",
                     bin.to_string_lossy(),
@@ -325,6 +343,14 @@ impl Scenario {
                 .await
                 .map(|g| g.backends.iter().filter(|b| b.weight.get() > 0).count())
                 .unwrap_or(0);
+            // With a health check, steady means the SLB sends to them: every member
+            // checked normal (before that a held-out member gets nothing).
+            if self.health_check.is_some() {
+                ok &= api
+                    .describe_health("lb-lab", Some(80))
+                    .await
+                    .is_ok_and(|h| h.iter().all(|b| b.status == "normal"));
+            }
             if ok && group == want {
                 break;
             }

@@ -92,3 +92,37 @@ async fn slb_sync_loses_nothing_and_naive_loses_requests_in_every_mode() {
         );
     }
 }
+
+/// The listener checks its backends and holds one it has not checked yet out of rotation
+/// (`race-lab --health-check held-out`): the agent's health-aware gates and drains lose
+/// nothing, while gates that open on registration let the rollout take old pods out
+/// before their replacements take traffic, and the SLB refuses connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_unchecked_backends_held_out_only_health_aware_gates_lose_nothing() {
+    use slb_sync::agent::health::GateOn;
+    let check = mock_slb::state::HealthCheck {
+        interval_ms: 1_000,
+        timeout_ms: 500,
+        healthy_threshold: 2,
+        unhealthy_threshold: 2,
+        unchecked_serves: false,
+    };
+    let mut next = 111;
+    for (mode, gate_on) in [
+        (BackendMode::Eni, GateOn::Healthy),
+        (BackendMode::Local, GateOn::Healthy),
+        (BackendMode::Eni, GateOn::Registered),
+    ] {
+        let r = run(&mut next, |subnet| {
+            let mut s = Scenario::new(mode, SLB_SYNC, 1, subnet);
+            s.health_check = Some(check);
+            s.gate_on = gate_on;
+            s
+        })
+        .await;
+        match gate_on {
+            GateOn::Healthy => assert_eq!(r.failed(), 0, "{mode:?}: {:?}", r.samples),
+            GateOn::Registered => assert!(r.failed() > 0, "{mode:?} lost nothing"),
+        }
+    }
+}

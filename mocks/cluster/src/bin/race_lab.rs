@@ -15,6 +15,7 @@ use mock_cluster::load::Cause;
 use mock_cluster::scenario::{Policy, Scenario};
 use mock_cluster::subnet;
 use serde_json::json;
+use slb_sync::agent::health::GateOn;
 
 /// Rolling updates behind the mock SLB, with and without slb-sync, on a simulated cluster.
 ///
@@ -64,6 +65,39 @@ struct Args {
     /// higher p99 and rollout maxima; the README's tables use 1.
     #[arg(long, default_value_t = 1, value_name = "N")]
     jobs: usize,
+    /// The SLB listener's health check: `off` (default), or on (a TCP connect every
+    /// second, normal after 2 successes, abnormal after 2 failures) with a backend not yet
+    /// checked either getting connections (`serves`) or held out until normal
+    /// (`held-out`; how CLB treats such a backend is undocumented, so the lab plays both).
+    #[arg(long, value_enum, default_value = "off")]
+    health_check: HealthCheckArg,
+    /// What slb-sync's readiness gates wait for (`--gate-on` of `slb-sync run`).
+    #[arg(long, value_enum, default_value = "healthy")]
+    gate_on: GateOn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum HealthCheckArg {
+    Off,
+    Serves,
+    HeldOut,
+}
+
+impl HealthCheckArg {
+    fn check(self) -> Option<mock_slb::state::HealthCheck> {
+        let unchecked_serves = match self {
+            HealthCheckArg::Off => return None,
+            HealthCheckArg::Serves => true,
+            HealthCheckArg::HeldOut => false,
+        };
+        Some(mock_slb::state::HealthCheck {
+            interval_ms: 1_000,
+            timeout_ms: 500,
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+            unchecked_serves,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -167,6 +201,8 @@ async fn main() -> ExitCode {
             for seed in args.first_seed..args.first_seed + args.seeds {
                 // The subnet is claimed when the run starts.
                 let mut scenario = m.scenario(policy, seed, 0);
+                scenario.health_check = args.health_check.check();
+                scenario.gate_on = args.gate_on;
                 if let Some(n) = args.long_polls {
                     scenario.load.slow_conns = n;
                 }
