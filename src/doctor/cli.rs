@@ -73,6 +73,14 @@ pub struct DoctorArgs {
         default_value_t = 5
     )]
     pub kube_proxy_allowance_seconds: u32,
+    /// The agent's health-gate timeout (a gate waiting on health opens after it), in
+    /// seconds.
+    #[arg(
+        long,
+        env = "SLB_SYNC_HEALTH_GATE_TIMEOUT_SECONDS",
+        default_value_t = 600
+    )]
+    pub health_gate_timeout_seconds: u32,
     /// Output format.
     #[arg(long, short, env = "SLB_SYNC_DOCTOR_OUTPUT", value_enum, default_value_t = DoctorOutput::Table)]
     pub output: DoctorOutput,
@@ -86,6 +94,7 @@ impl DoctorArgs {
             manage_unclassed: self.managed.manage_unclassed,
             default_drain_secs: self.default_drain_seconds,
             kube_proxy_allowance_secs: self.kube_proxy_allowance_seconds,
+            health_gate_timeout_secs: self.health_gate_timeout_seconds,
             source: if self.live {
                 Source::Cluster
             } else {

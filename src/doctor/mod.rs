@@ -6,6 +6,7 @@
 //! change that fixes it, because the reader is an application team, not us.
 
 pub mod cli;
+mod health_rules;
 pub mod live;
 mod pod_rules;
 mod prestop;
@@ -52,6 +53,8 @@ pub struct DoctorConfig {
     /// The agent's kube-proxy allowance (`--kube-proxy-allowance-seconds`): Cluster and
     /// Local pods are reported drained no earlier, so `wait-drained` must wait that long.
     pub kube_proxy_allowance_secs: u32,
+    /// The agent's `--health-gate-timeout-seconds`.
+    pub health_gate_timeout_secs: u32,
 }
 
 impl Default for DoctorConfig {
@@ -62,6 +65,7 @@ impl Default for DoctorConfig {
             default_drain_secs: 30,
             source: Source::Files,
             kube_proxy_allowance_secs: 5,
+            health_gate_timeout_secs: 600,
         }
     }
 }
@@ -137,6 +141,9 @@ pub enum Rule {
     /// A port without `vgroup-port` gets a group found or created by name, which carries
     /// traffic only once a listener forwards to it.
     GroupListener,
+    /// The listener's health check (ACK's annotations): on, and faster than the
+    /// health-gate timeout and the Deployment's progress deadline.
+    HealthCheck,
 }
 
 impl Rule {
@@ -153,6 +160,7 @@ impl Rule {
             Rule::LocalLayout => "local-layout",
             Rule::ClusterQuota => "cluster-quota",
             Rule::GroupListener => "group-listener",
+            Rule::HealthCheck => "health-check",
         }
     }
 
@@ -329,8 +337,10 @@ pub fn audit(snapshot: &ClusterSnapshot, config: &DoctorConfig) -> Report {
                 fix,
             );
         }
+        health_rules::check_service(svc, config, &mut out);
         for workload in behind {
             pairs += 1;
+            health_rules::check_workload(svc, workload, &mut out);
             pod_rules::check(svc, workload, &mut out);
             rollout_rules::check_rollout(svc, workload, &mut out);
             if svc.mode == Mode::Local {

@@ -30,6 +30,8 @@ pub(super) struct Workload<'a> {
     pub replicas: i32,
     pub template: &'a PodTemplateSpec,
     pub rollout: Rollout,
+    /// Deployment `progressDeadlineSeconds` (default 600); `None` for a StatefulSet.
+    pub progress_deadline_secs: Option<i32>,
 }
 
 impl fmt::Display for Workload<'_> {
@@ -67,6 +69,7 @@ impl<'a> Workload<'a> {
             replicas: spec.replicas.unwrap_or(1),
             template: &spec.template,
             rollout,
+            progress_deadline_secs: Some(spec.progress_deadline_seconds.unwrap_or(600)),
         }
     }
 
@@ -84,6 +87,7 @@ impl<'a> Workload<'a> {
             replicas: spec.replicas.unwrap_or(1),
             template: &spec.template,
             rollout: Rollout::StatefulSet { strategy },
+            progress_deadline_secs: None,
         }
     }
 

@@ -507,3 +507,51 @@ fn ports_without_vgroup_port_get_a_note_that_their_group_needs_a_listener() {
         Vec::<&slb_sync::doctor::Finding>::new()
     );
 }
+
+// ---- health-check ----
+
+const HC: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-health-check-";
+
+#[test]
+fn a_listener_health_check_turned_off_is_a_warning() {
+    let mut docs = example("eni");
+    set_annotation(&mut docs, &format!("{HC}flag"), Some("off"));
+    let f = one(&audit_docs(&docs), Rule::HealthCheck, Severity::Warning);
+    assert_eq!(f.object, "Service demo/web-eni");
+    assert!(f.finding.contains("registration only"), "{}", f.finding);
+    assert!(f.fix.contains("health-check-flag"), "{}", f.fix);
+    // On, or unset (the SLB's TCP listeners check by default): nothing to say.
+    set_annotation(&mut docs, &format!("{HC}flag"), Some("on"));
+    assert!(of_rule(&audit_docs(&docs), Rule::HealthCheck).is_empty());
+}
+
+#[test]
+fn health_checks_slower_than_the_gate_timeout_or_the_progress_deadline_are_warnings() {
+    let mut docs = example("eni");
+    set_annotation(&mut docs, &format!("{HC}interval"), Some("50"));
+    set_annotation(
+        &mut docs,
+        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-healthy-threshold",
+        Some("10"),
+    );
+    // 500 s of checks: within the defaults (600 s timeout and progress deadline).
+    assert!(of_rule(&audit_docs(&docs), Rule::HealthCheck).is_empty());
+    let config = DoctorConfig {
+        health_gate_timeout_secs: 300,
+        ..DoctorConfig::default()
+    };
+    let f = one(&run(&docs, &config), Rule::HealthCheck, Severity::Warning);
+    assert!(
+        f.finding.contains("500s") && f.finding.contains("--health-gate-timeout-seconds"),
+        "{}",
+        f.finding
+    );
+    kind_mut(&mut docs, "Deployment")["spec"]["progressDeadlineSeconds"] = json!(120);
+    let f = one(&audit_docs(&docs), Rule::HealthCheck, Severity::Warning);
+    assert_eq!(f.object, "Deployment demo/web-eni");
+    assert!(
+        f.finding.contains("progressDeadlineSeconds (120)"),
+        "{}",
+        f.finding
+    );
+}
