@@ -175,6 +175,17 @@ fn the_ram_policy_is_valid_and_allows_only_slb_and_eni_lookups() {
             );
         }
     }
+    // Every action the agent's client can send is allowed: a listener read denied on an
+    // HTTP listener would leave health-aware gates waiting for their timeout.
+    let allowed: Vec<&String> = policy.statement.iter().flat_map(|s| &s.action).collect();
+    for action in slb_sync::slb::ACTIONS {
+        let want = if action == "DescribeNetworkInterfaces" {
+            format!("ecs:{action}")
+        } else {
+            format!("slb:{action}")
+        };
+        assert!(allowed.contains(&&want), "{want} is not in the RAM policy");
+    }
     // No other JSON under deploy/ goes unchecked.
     let json: Vec<_> = files_under(&deploy_dir(), &["json"]);
     assert_eq!(
