@@ -153,6 +153,18 @@ impl ClusterIndex {
 }
 
 impl ClusterIndex {
+    /// Whether `service` has a ready endpoint other than `pod_ips` anywhere: in Cluster
+    /// mode kube-proxy answers the SLB's health check on a node only then.
+    pub fn other_ready_endpoint(&self, service: &ServiceRef, pod_ips: &[IpAddr]) -> bool {
+        self.slices_of(&service.namespace, &service.name)
+            .any(|(_, slice)| {
+                slice.endpoints.iter().any(|ep| {
+                    ep.state == EndpointState::Ready
+                        && !slice.addresses(ep).iter().any(|a| pod_ips.contains(a))
+                })
+            })
+    }
+
     /// The ports of a managed Service (empty when unmanaged or unknown).
     pub fn service_ports(&self, service: &ServiceRef) -> Vec<u16> {
         self.service_info(&service.namespace, &service.name)

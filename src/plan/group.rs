@@ -215,8 +215,11 @@ pub fn plan_group_holding(
         lowers.clear();
     }
     // Make before break, by health: no backend that takes traffic goes to weight 0 while
-    // nothing the listeners report normal would be left to take it.
-    if !lowers.is_empty() {
+    // nothing the listeners report normal would be left to take it — when something is
+    // to take over at all (not when the group empties: a scale to zero, a deleted
+    // Service, a port removed).
+    let replaced = !config.emptying && wanted.values().any(|w| w.state == BackendState::Active);
+    if !lowers.is_empty() && replaced {
         let why = match health {
             GroupHealth::Unchecked => None,
             GroupHealth::Unread => Some("no health reading of the group is known yet"),

@@ -400,8 +400,9 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             steps_applied: applied,
             replans: 0,
             requeue_at,
+            // A drain held for health is drain work whichever wake comes first.
             requeue_for_drain: (drain_deadline.is_some() && requeue_at == drain_deadline)
-                || (health_recheck.is_some() && requeue_at == health_recheck),
+                || health_recheck.is_some(),
             warnings: plan.warnings,
             unresolved_eni_ips: plan.unresolved_eni_ips,
             backends: members,

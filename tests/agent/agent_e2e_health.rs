@@ -365,3 +365,35 @@ async fn a_drain_waits_for_its_replacement_to_be_reported_normal() {
         "draining by weights alone should have lost connections here"
     );
 }
+
+/// Cluster mode: a node passes the SLB's check only while kube-proxy has a ready
+/// endpoint of the Service somewhere. The first pod (nothing listens on the node port
+/// here, so every node is abnormal) keeps the registration rule instead of waiting for
+/// the health-gate timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_cluster_mode_pod_opens_on_registration() {
+    let net = 58;
+    let ip = format!("127.0.{net}.101");
+    let kube = agent::start_kube().await;
+    let slb = slb_mock::start_mock(checked_seed(net)).await;
+    kube.put(&agent::node(1)).unwrap();
+    kube.put(&agent::service(
+        "web",
+        &[("vgroup-port", "rsp-int:80")],
+        false,
+    ))
+    .unwrap();
+    let agent = start(&kube, &slb, "agent-a", 2).await;
+    kube.put(&ready_pod("web-0", &ip)).unwrap();
+    kube.put(&slice("web-0", &ip, Ep::NotReady)).unwrap();
+    let (status, reason) = eventually("gate True", WAIT, || {
+        let p = kube.get("v1", "Pod", NS, "web-0")?;
+        condition(&p, GATE).filter(|(s, _)| s == "True")
+    })
+    .await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "BackendRegistered")
+    );
+    agent.stop().await;
+}

@@ -22,15 +22,19 @@ use crate::slb::BackendHealth;
 /// A pod, `(namespace, name)`.
 pub type PodKey = (String, String);
 
-/// Who waits on a load balancer's health: a pod's gate, or a group's held drain.
+/// Who waits on a load balancer's health: a pod's gate in one group, or a group's drain.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum WaitKey {
-    Pod(PodKey),
+    Pod(PodKey, String),
     Group(String),
 }
 
-/// A reading older than this says too little of a group for a drain to go by it.
-const GROUP_READING_MAX_AGE: SignedDuration = SignedDuration::from_secs(30);
+/// A reading older than this (or than two polls) says too little of a group for a drain
+/// to go by it.
+const GROUP_READING_MAX_AGE: Duration = Duration::from_secs(30);
+/// A drain that has waited this long without any reading (health reads failing: an
+/// outage, throttling, a missing permission) goes by weights alone, with a warning.
+const UNREAD_LIMIT: SignedDuration = SignedDuration::from_secs(60);
 
 /// Listener settings (health check on/off, interval) are read again after this long.
 const LISTENERS_MAX_AGE: SignedDuration = SignedDuration::from_secs(600);
@@ -119,7 +123,7 @@ impl HealthBoard {
         let mut inner = self.lock();
         let first = inner.lbs.get(lb).is_none_or(|l| l.waiters.is_empty());
         let entry = inner.lbs.entry(lb.to_owned()).or_default();
-        let key = WaitKey::Pod(pod.clone());
+        let key = WaitKey::Pod(pod.clone(), group_id.to_owned());
         let since = entry.waiters.get(&key).map_or(now, |w| w.since);
         let v = match &entry.listeners {
             None => Verdict::Unknown,
@@ -151,9 +155,9 @@ impl HealthBoard {
 
     /// `pod` waits on no health any more (deleted).
     pub fn forget(&self, pod: &PodKey) {
-        let key = WaitKey::Pod(pod.clone());
         for lb in self.lock().lbs.values_mut() {
-            lb.waiters.remove(&key);
+            lb.waiters
+                .retain(|k, _| !matches!(k, WaitKey::Pod(p, _) if p == pod));
         }
     }
 
@@ -177,10 +181,13 @@ impl HealthBoard {
                 if checked.is_empty() {
                     return GroupHealth::Unchecked;
                 }
+                let max_age =
+                    SignedDuration::try_from(GROUP_READING_MAX_AGE.max(2 * entry.period()))
+                        .unwrap_or(SignedDuration::MAX);
                 let fresh = entry
                     .reading
                     .as_ref()
-                    .filter(|(at, _)| now.duration_since(*at) <= GROUP_READING_MAX_AGE);
+                    .filter(|(at, _)| now.duration_since(*at) <= max_age);
                 Some(match fresh {
                     None => GroupHealth::Unread,
                     Some((_, reading)) => GroupHealth::Normal(normal_on_all(reading, &checked)),
@@ -189,6 +196,14 @@ impl HealthBoard {
         };
         let key = WaitKey::Group(group_id.to_owned());
         let since = entry.waiters.get(&key).map_or(now, |w| w.since);
+        let health = match health {
+            Some(GroupHealth::Unread) if now.duration_since(since) >= UNREAD_LIMIT => {
+                tracing::warn!(load_balancer_id = %lb, %group_id,
+                    "no health reading for a minute: the drain goes by weights alone");
+                None
+            }
+            other => other,
+        };
         entry.waiters.insert(
             key,
             Waiter {
@@ -256,16 +271,24 @@ impl HealthBoard {
             entry.waiters.retain(|_, w| w.looked_at >= before);
         }
         entry.polled_at = Some(now);
-        let mut keys: Vec<PodKey> = entry
+        let keys: BTreeSet<PodKey> = entry
             .waiters
             .keys()
             .filter_map(|k| match k {
-                WaitKey::Pod(pod) => Some(pod.clone()),
+                WaitKey::Pod(pod, _) => Some(pod.clone()),
                 WaitKey::Group(_) => None,
             })
             .collect();
-        keys.sort();
-        keys
+        keys.into_iter().collect()
+    }
+
+    /// True while a drain of one of `lb`'s groups waits on its health: its poll is then
+    /// drain-lane work.
+    pub(super) fn drain_waits(&self, lb: &str) -> bool {
+        self.lock()
+            .lbs
+            .get(lb)
+            .is_some_and(|l| l.waiters.keys().any(|k| matches!(k, WaitKey::Group(_))))
     }
 
     /// Pods waiting on health now, over every load balancer (for the metric).
@@ -274,8 +297,12 @@ impl HealthBoard {
             .lbs
             .values()
             .flat_map(|l| l.waiters.keys())
-            .filter(|k| matches!(k, WaitKey::Pod(_)))
-            .count()
+            .filter_map(|k| match k {
+                WaitKey::Pod(pod, _) => Some(pod),
+                WaitKey::Group(_) => None,
+            })
+            .collect::<BTreeSet<_>>()
+            .len()
     }
 }
 
@@ -389,6 +416,84 @@ mod tests {
         assert_eq!(look(&b, "web-1", at(300)), Verdict::Healthy);
         // Healthy ends the wait: nobody waits, no poll is due.
         assert_eq!(b.due(at(300)), (vec![], None));
+    }
+
+    #[test]
+    fn a_pod_waits_on_each_of_its_groups_separately() {
+        let b = HealthBoard::new();
+        let mut listeners = checked_listener();
+        listeners.push(Listener {
+            port: 443,
+            v_server_group_id: Some("rsp-b".into()),
+            ..listeners[0].clone()
+        });
+        b.set_listeners("lb-1", listeners, at(0));
+        let look_in =
+            |group: &str, now| b.look("lb-1", group, Mode::Eni, &place(), &pod("web-1"), now);
+        assert_eq!(look_in("rsp-a", at(100)), Verdict::Unknown);
+        assert_eq!(look_in("rsp-b", at(100)), Verdict::Unknown);
+        let mut reading = normal();
+        reading.push(BackendHealth {
+            listener_port: 443,
+            status: "unavailable".into(),
+            ..reading[0].clone()
+        });
+        b.set_reading("lb-1", reading.clone(), at(200));
+        // rsp-a healthy ends its wait; rsp-b's wait keeps its start, so the same reading
+        // still counts for it.
+        assert_eq!(look_in("rsp-a", at(300)), Verdict::Healthy);
+        assert_eq!(
+            look_in("rsp-b", at(300)),
+            Verdict::Pending { ports: vec![443] }
+        );
+        reading[1].status = "normal".into();
+        b.set_reading("lb-1", reading, at(400));
+        assert_eq!(look_in("rsp-b", at(500)), Verdict::Healthy);
+        assert_eq!(b.waiting(), 0);
+    }
+
+    #[test]
+    fn a_drain_waits_for_a_reading_at_most_a_minute() {
+        let b = HealthBoard::new();
+        // Listeners unknown: weights alone, and the group is filed so they get read.
+        assert_eq!(
+            b.group_health("lb-1", "rsp-a", at(0)),
+            GroupHealth::Unchecked
+        );
+        assert_eq!(b.due(at(0)).0, ["lb-1"]);
+        assert!(b.drain_waits("lb-1"));
+        b.set_listeners("lb-1", checked_listener(), at(0));
+        assert_eq!(b.group_health("lb-1", "rsp-a", at(10)), GroupHealth::Unread);
+        b.set_reading("lb-1", normal(), at(20));
+        let key = mk_key();
+        assert_eq!(
+            b.group_health("lb-1", "rsp-a", at(30)),
+            GroupHealth::Normal(BTreeSet::from([key.0, key.1]))
+        );
+        // Readings stop coming (the SLB fails every read): stale after 30 s (two polls
+        // of 3 s are less), then a minute after the wait began, weights alone.
+        assert_eq!(
+            b.group_health("lb-1", "rsp-a", at(40_000)),
+            GroupHealth::Unread
+        );
+        assert_eq!(
+            b.group_health("lb-1", "rsp-a", at(60_000)),
+            GroupHealth::Unchecked
+        );
+    }
+
+    /// The keys a health entry of `normal()` matches: its ECS id and its IP.
+    fn mk_key() -> (BackendKey, BackendKey) {
+        (
+            BackendKey::Ecs {
+                server_id: "eni-1".into(),
+                port: 8080,
+            },
+            BackendKey::Eni {
+                server_ip: "10.0.0.5".parse().unwrap(),
+                port: 8080,
+            },
+        )
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub async fn run(
     after_poll: impl Fn(&[PodKey]) + Send + Sync,
 ) {
     loop {
+        // The pod side holds the board; once it is gone, so is every waiter.
         if Arc::strong_count(&board) == 1 {
             return;
         }
@@ -61,7 +62,13 @@ pub async fn run(
 }
 
 async fn poll(board: &HealthBoard, slb: &dyn SlbApi, clock: &dyn Clock, lb: &str) {
-    let caller = Caller::new(Lane::Pod, Arc::from(format!("health/{lb}")));
+    // The reading a held drain waits for goes with drains; a gate's with gates.
+    let lane = if board.drain_waits(lb) {
+        Lane::Drain
+    } else {
+        Lane::Pod
+    };
+    let caller = Caller::new(lane, Arc::from(format!("health/{lb}")));
     CALLER
         .scope(caller, async {
             if board.listeners_stale(lb, clock.now()) {

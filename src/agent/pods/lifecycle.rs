@@ -151,13 +151,16 @@ impl PodLifecycle {
         if let (Some(slb), GateOn::Healthy) = (slb, context.config.health_gate.gate_on) {
             let weak = trigger.downgrade();
             let metrics = context.writer.metrics.clone();
-            let board = health.clone();
+            // Weak: the poller ends once the pod side is gone.
+            let board = Arc::downgrade(&health);
             tokio::spawn(health::poller::run(
                 health,
                 slb,
                 context.config.clock.clone(),
                 move |keys| {
-                    metrics.gates_waiting_on_health.set(board.waiting() as i64);
+                    if let Some(board) = board.upgrade() {
+                        metrics.gates_waiting_on_health.set(board.waiting() as i64);
+                    }
                     if let Some(trigger) = weak.upgrade() {
                         for key in keys {
                             let _ = trigger.send(ObjectRef::new(&key.1).within(&key.0));
@@ -270,6 +273,19 @@ impl PodContext {
                 let observations = observations(&service);
                 let registered =
                     decide::gate_condition(&condition_type, mode, &place, &observations);
+                // Cluster mode: a node passes the check only while kube-proxy has a ready
+                // endpoint of the Service somewhere, which the first pod (or a scale from
+                // zero) is not yet: its gate keeps the registration rule then.
+                let checkable = match mode {
+                    Mode::Local => false,
+                    Mode::Cluster => {
+                        index.other_ready_endpoint(&ServiceRef::new(&key.0, &service), &place.ips)
+                    }
+                    Mode::Eni => true,
+                };
+                if !checkable {
+                    return Some(registered);
+                }
                 Some(self.health_gate(registered, mode, &place, &observations, pod, key))
             })
             .collect();
@@ -284,8 +300,8 @@ impl PodContext {
 impl PodContext {
     /// The gate `registered` under `--gate-on healthy`: once registered, the health of the
     /// pod's backend in each group, as the board holds it (see [`crate::agent::health`]).
-    /// Local mode keeps the registration rule: its node passes the health check only once
-    /// an endpoint there is ready, which needs this gate.
+    /// The caller keeps the registration rule where the backend cannot pass a check before
+    /// the pod is Ready (Local mode; Cluster mode without another ready endpoint).
     fn health_gate(
         &self,
         registered: GateCondition,

@@ -121,3 +121,36 @@ fn scale_down_and_unhealthy_leavers_are_not_held() {
     );
     assert!(!plan.held_for_health);
 }
+
+#[test]
+fn a_group_that_empties_drains_without_waiting_for_health() {
+    // Scaled to zero: node 1 leaves and nothing replaces it.
+    let desired = mk_desired(vec![mk_ecs(1, 100, Draining)]);
+    let observed = mk_observed(vec![mk_owned(1, 100)]);
+    for health in [normal(&[1]), GroupHealth::Unread] {
+        let plan = plan_with(&desired, &observed, health, true);
+        assert_eq!(
+            summary(&plan.steps),
+            vec![(StepAction::SetWeight, ids(&[("i-001", 0)]))]
+        );
+        assert!(!plan.held_for_health);
+    }
+    // A deleted Service's group (emptying) likewise.
+    let (desired, observed) = replacement();
+    let plan = plan_group_holding(
+        &desired,
+        Some(&observed),
+        &DrainLedger::new(),
+        &HashMap::new(),
+        &Holds {
+            health: GroupHealth::Unread,
+            ..Holds::default()
+        },
+        PlanConfig {
+            emptying: true,
+            ..PlanConfig::new(WINDOW)
+        },
+        mk_ts(0),
+    );
+    assert!(!plan.held_for_health, "{:?}", plan.warnings);
+}
