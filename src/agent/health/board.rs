@@ -109,8 +109,9 @@ impl HealthBoard {
     }
 
     /// The health of `pod`'s backend (at `place`) in group `group_id` of load balancer
-    /// `lb`, from what the board holds. A verdict that waits files the pod as a waiter of
-    /// `lb` (the poller reads it then); one that does not ends its wait there.
+    /// `lb`, from what the board holds, and since when the pod waits there. A verdict
+    /// that waits files the pod as a waiter of `lb` (the poller reads it then); one that
+    /// does not ends its wait there.
     pub fn look(
         &self,
         lb: &str,
@@ -119,7 +120,7 @@ impl HealthBoard {
         place: &PodPlace,
         pod: &PodKey,
         now: Timestamp,
-    ) -> Verdict {
+    ) -> (Verdict, Timestamp) {
         let mut inner = self.lock();
         let first = inner.lbs.get(lb).is_none_or(|l| l.waiters.is_empty());
         let entry = inner.lbs.entry(lb.to_owned()).or_default();
@@ -150,7 +151,7 @@ impl HealthBoard {
         } else {
             entry.waiters.remove(&key);
         }
-        v
+        (v, since)
     }
 
     /// `pod` waits on no health any more (deleted).
@@ -403,6 +404,7 @@ mod tests {
 
     fn look(b: &HealthBoard, name: &str, now: Timestamp) -> Verdict {
         b.look("lb-1", "rsp-a", Mode::Eni, &place(), &pod(name), now)
+            .0
     }
 
     #[test]
@@ -428,8 +430,10 @@ mod tests {
             ..listeners[0].clone()
         });
         b.set_listeners("lb-1", listeners, at(0));
-        let look_in =
-            |group: &str, now| b.look("lb-1", group, Mode::Eni, &place(), &pod("web-1"), now);
+        let look_in = |group: &str, now| {
+            b.look("lb-1", group, Mode::Eni, &place(), &pod("web-1"), now)
+                .0
+        };
         assert_eq!(look_in("rsp-a", at(100)), Verdict::Unknown);
         assert_eq!(look_in("rsp-b", at(100)), Verdict::Unknown);
         let mut reading = normal();

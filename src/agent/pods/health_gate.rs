@@ -19,13 +19,23 @@ pub const REASON_UNHEALTHY: &str = "BackendUnhealthy";
 /// Reason of a gate opened by the health-gate timeout.
 pub const REASON_HEALTH_TIMEOUT: &str = "HealthGateTimeout";
 
+/// Where the health-gate timeout counts from.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Since {
+    /// When the pod's containers became ready (`None`: not ready, no timeout runs).
+    pub containers_ready: Option<Timestamp>,
+    /// When this agent began to wait on the pod's health (`None`: unknown). The timeout
+    /// never counts from before it: after a restart, a pod that has long been running
+    /// but whose gate is still False gets the whole bound.
+    pub waiting: Option<Timestamp>,
+}
+
 /// The gate for a pod whose registration gate is `registered`, given the health verdict
-/// of its backend in each group (with the group's service port). `ready_since` is when
-/// its containers became ready (`None`: not ready, no timeout runs).
+/// of its backend in each group (with the group's service port).
 pub fn health_gate(
     registered: GateCondition,
     verdicts: &[(u16, Verdict)],
-    ready_since: Option<Timestamp>,
+    since: Since,
     timeout: Duration,
     now: Timestamp,
 ) -> GateCondition {
@@ -75,8 +85,10 @@ pub fn health_gate(
             )
         }
     };
-    let timed_out = ready_since
-        .and_then(|since| since.checked_add(timeout).ok())
+    let timed_out = since
+        .containers_ready
+        .map(|ready| since.waiting.map_or(ready, |waiting| ready.max(waiting)))
+        .and_then(|start| start.checked_add(timeout).ok())
         .is_some_and(|deadline| now >= deadline);
     if timed_out {
         return gate(
@@ -114,6 +126,13 @@ mod tests {
     const T0: Timestamp = Timestamp::constant(1_700_000_000, 0);
     const TEN_MIN: Duration = Duration::from_secs(600);
 
+    fn ready(at: Timestamp) -> Since {
+        Since {
+            containers_ready: Some(at),
+            waiting: None,
+        }
+    }
+
     fn at(secs: i64) -> Timestamp {
         T0.checked_add(jiff::SignedDuration::from_secs(secs))
             .unwrap()
@@ -124,7 +143,7 @@ mod tests {
         let g = health_gate(
             registered(true),
             &[(80, Verdict::NotChecked)],
-            Some(T0),
+            ready(T0),
             TEN_MIN,
             at(1),
         );
@@ -132,7 +151,7 @@ mod tests {
         let shut = health_gate(
             registered(false),
             &[(80, Verdict::Healthy)],
-            Some(T0),
+            ready(T0),
             TEN_MIN,
             at(1),
         );
@@ -147,7 +166,7 @@ mod tests {
                 (80, Verdict::Healthy),
                 (443, Verdict::Pending { ports: vec![443] }),
             ],
-            Some(T0),
+            ready(T0),
             TEN_MIN,
             at(1),
         );
@@ -161,7 +180,7 @@ mod tests {
         let open = health_gate(
             registered(true),
             &[(80, Verdict::Healthy), (443, Verdict::NotChecked)],
-            Some(T0),
+            ready(T0),
             TEN_MIN,
             at(1),
         );
@@ -178,16 +197,36 @@ mod tests {
                 check: HealthCheck::DEFAULT,
             },
         )];
-        let shut = health_gate(registered(true), &verdicts, Some(T0), TEN_MIN, at(599));
+        let shut = health_gate(registered(true), &verdicts, ready(T0), TEN_MIN, at(599));
         assert!(!shut.status);
         assert_eq!(shut.reason, REASON_UNHEALTHY);
         assert!(shut.message.contains("listener 80"), "{}", shut.message);
         assert!(shut.message.contains("every 2s"), "{}", shut.message);
-        let open = health_gate(registered(true), &verdicts, Some(T0), TEN_MIN, at(600));
+        let open = health_gate(registered(true), &verdicts, ready(T0), TEN_MIN, at(600));
         assert!(open.status);
         assert_eq!(open.reason, REASON_HEALTH_TIMEOUT);
         // Containers not ready: no timeout runs (Kubernetes keeps the pod unready anyway).
-        let never = health_gate(registered(true), &verdicts, None, TEN_MIN, at(6000));
+        let never = health_gate(
+            registered(true),
+            &verdicts,
+            Since::default(),
+            TEN_MIN,
+            at(6000),
+        );
         assert!(!never.status);
+    }
+
+    #[test]
+    fn the_timeout_never_counts_from_before_the_agent_began_to_wait() {
+        // Containers ready for hours, the agent (restarted) waits since t=7000.
+        let since = Since {
+            containers_ready: Some(T0),
+            waiting: Some(at(7_000)),
+        };
+        let pending = [(80, Verdict::Pending { ports: vec![80] })];
+        let shut = health_gate(registered(true), &pending, since, TEN_MIN, at(7_001));
+        assert_eq!((shut.status, shut.reason), (false, REASON_NOT_HEALTHY));
+        let open = health_gate(registered(true), &pending, since, TEN_MIN, at(7_600));
+        assert_eq!((open.status, open.reason), (true, REASON_HEALTH_TIMEOUT));
     }
 }

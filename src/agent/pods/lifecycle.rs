@@ -4,6 +4,8 @@
 //! through [`super::writer`].
 
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use jiff::Timestamp;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
@@ -312,18 +314,37 @@ impl PodContext {
         key: &PodKey,
     ) -> GateCondition {
         let settings = self.config.health_gate;
-        if settings.gate_on == GateOn::Registered || mode == Mode::Local || !registered.status {
+        // An open gate stays open (see `decide::gate_settled`): asking the board again
+        // would only keep health read for nothing.
+        let open = decide::condition_status(pod, &registered.condition_type)
+            .is_some_and(|(status, _)| status == "True");
+        if settings.gate_on == GateOn::Registered
+            || mode == Mode::Local
+            || !registered.status
+            || open
+        {
             return registered;
         }
         let now = self.config.clock.now();
+        let mut waiting_since: Option<Timestamp> = None;
         let verdicts: Vec<(u16, Verdict)> = observations
             .iter()
             .map(|o| {
                 let desired = &o.target.desired;
                 let verdict = match &desired.v_server_group_id {
                     Some(group) => {
-                        self.health
-                            .look(&o.target.load_balancer_id, group, mode, place, key, now)
+                        let (verdict, since) = self.health.look(
+                            &o.target.load_balancer_id,
+                            group,
+                            mode,
+                            place,
+                            key,
+                            now,
+                        );
+                        if verdict.waits() {
+                            waiting_since = Some(waiting_since.map_or(since, |w| w.min(since)));
+                        }
+                        verdict
                     }
                     None => Verdict::Unknown,
                 };
@@ -333,7 +354,10 @@ impl PodContext {
         health_gate::health_gate(
             registered,
             &verdicts,
-            decide::containers_ready_since(pod),
+            health_gate::Since {
+                containers_ready: decide::containers_ready_since(pod),
+                waiting: waiting_since,
+            },
             settings.timeout,
             now,
         )
