@@ -270,6 +270,13 @@ impl PodContext {
         let gates = decide::declared_gates(pod)
             .into_iter()
             .filter_map(|(condition_type, service)| {
+                // An open gate stays open (see `decide::gate_settled`), with the reason it
+                // opened for: nothing to decide, and no health to read for it.
+                if decide::condition_status(pod, &condition_type)
+                    .is_some_and(|(status, _)| status == "True")
+                {
+                    return None;
+                }
                 // A Service we do not manage is not ours to gate (ACK's controller may be).
                 let mode = index.managed_mode(&ServiceRef::new(&key.0, &service))?;
                 let observations = observations(&service);
@@ -314,15 +321,7 @@ impl PodContext {
         key: &PodKey,
     ) -> GateCondition {
         let settings = self.config.health_gate;
-        // An open gate stays open (see `decide::gate_settled`): asking the board again
-        // would only keep health read for nothing.
-        let open = decide::condition_status(pod, &registered.condition_type)
-            .is_some_and(|(status, _)| status == "True");
-        if settings.gate_on == GateOn::Registered
-            || mode == Mode::Local
-            || !registered.status
-            || open
-        {
+        if settings.gate_on == GateOn::Registered || mode == Mode::Local || !registered.status {
             return registered;
         }
         let now = self.config.clock.now();
