@@ -85,7 +85,7 @@ pub struct Executor<A: ?Sized> {
     backend_counts: Mutex<HashMap<String, (i64, i64)>>,
     last_reads: LastReads,
     /// The listeners' health checks, when the agent reads them (`--gate-on healthy`).
-    health: Option<Arc<dyn GroupHealthSource>>,
+    pub(super) health: Option<Arc<dyn GroupHealthSource>>,
 }
 
 /// Seeds an executor's drain ledger; object-safe so the pod side can restore drain start
@@ -125,13 +125,6 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             last_reads: LastReads::default(),
             health: None,
         }
-    }
-
-    /// Drains wait for `health`: none goes ahead while it would leave the group nothing
-    /// the listeners report `normal` (see [`crate::plan::Holds`]).
-    pub fn with_health(mut self, health: Arc<dyn GroupHealthSource>) -> Self {
-        self.health = Some(health);
-        self
     }
 
     /// Records steps, passes, drains and latencies in `metrics`.
@@ -457,28 +450,6 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 plan_with(health.group_health(&target.load_balancer_id, group_id, now))
             }
             _ => plan,
-        }
-    }
-
-    /// A drain pass (a pod waits) over a load balancer whose listeners the health source
-    /// does not know reads them first: whether a listener checks health decides whether
-    /// the drain must wait for a replacement reported `normal`. Once per load balancer;
-    /// a failed read leaves the drain to go by weights alone.
-    async fn learn_listeners_for_drain(&self, load_balancer_id: &str) {
-        let Some(health) = &self.health else { return };
-        if current_lane() != Lane::Drain || health.knows_listeners(load_balancer_id) {
-            return;
-        }
-        match self
-            .gate
-            .retried("DescribeLoadBalancerAttribute", || {
-                self.api.describe_listeners(load_balancer_id)
-            })
-            .await
-        {
-            Ok(listeners) => health.learn_listeners(load_balancer_id, listeners, self.clock.now()),
-            Err(error) => tracing::warn!(%load_balancer_id, %error,
-                "cannot read the listeners' health checks; the drain goes by weights alone"),
         }
     }
 

@@ -2,11 +2,15 @@
 //! without leaving the group nothing that takes traffic (docs/architecture.md,
 //! "Health-aware gates").
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::executor::Executor;
 use crate::model::{GroupHealth, Listener};
+use crate::slb::budget::{current_lane, Lane};
+use crate::slb::SlbApi;
 
 /// A pass whose drains waited for the group's health plans again this soon (the API's
 /// default check interval): the reading it waits for is refreshed about as often.
@@ -20,4 +24,35 @@ pub trait GroupHealthSource: Send + Sync {
     fn knows_listeners(&self, load_balancer_id: &str) -> bool;
     /// The load balancer's listeners as just read.
     fn learn_listeners(&self, load_balancer_id: &str, listeners: Vec<Listener>, at: Timestamp);
+}
+
+impl<A: SlbApi + ?Sized> Executor<A> {
+    /// Drains wait for `health`: none goes ahead while it would leave the group nothing
+    /// the listeners report `normal` (see [`crate::plan::Holds`]).
+    pub fn with_health(mut self, health: Arc<dyn GroupHealthSource>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    /// A drain pass (a pod waits) over a load balancer whose listeners the health source
+    /// does not know reads them first: whether a listener checks health decides whether
+    /// the drain must wait for a replacement reported `normal`. Once per load balancer;
+    /// a failed read leaves the drain to go by weights alone.
+    pub(super) async fn learn_listeners_for_drain(&self, load_balancer_id: &str) {
+        let Some(health) = &self.health else { return };
+        if current_lane() != Lane::Drain || health.knows_listeners(load_balancer_id) {
+            return;
+        }
+        match self
+            .gate
+            .retried("DescribeLoadBalancerAttribute", || {
+                self.api.describe_listeners(load_balancer_id)
+            })
+            .await
+        {
+            Ok(listeners) => health.learn_listeners(load_balancer_id, listeners, self.clock.now()),
+            Err(error) => tracing::warn!(%load_balancer_id, %error,
+                "cannot read the listeners' health checks; the drain goes by weights alone"),
+        }
+    }
 }
