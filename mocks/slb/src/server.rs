@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::auth::Verifier;
 use crate::calls::{ActionCounters, CallLog, CallRecord};
 use crate::dataplane::{DataPlane, DataPlaneCounters, Health, ListenerView};
+use crate::faults::propagation::Lagged;
 use crate::faults::{FaultConfig, Faults};
 use crate::state::seed::SeedError;
 use crate::state::{BackendKey, Seed, State};
@@ -61,27 +62,60 @@ pub struct Core {
     pub verifier: Verifier,
     pub faults: Faults,
     pub calls: CallLog,
-    version: u64,
+    /// What the data plane carries when member changes land one by one
+    /// (`faults.backend_propagation`); kept in step with `state` otherwise.
+    lagged: Arc<Mutex<Lagged>>,
+    /// Configuration versions handed to the data plane (it ignores older ones).
+    version: Arc<AtomicU64>,
+}
+
+fn lock_lagged(l: &Mutex<Lagged>) -> MutexGuard<'_, Lagged> {
+    l.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn apply_logged(dp: &DataPlane, version: u64, state: &State) {
+    if let Err(e) = dp.apply(version, state) {
+        tracing::warn!(error = %e, "data plane could not apply the configuration");
+    }
 }
 
 impl Core {
-    /// Hands the current state to the data plane, now or after the propagation delay.
+    fn next_version(&self) -> u64 {
+        self.version.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Hands the current state to the data plane: now, after the propagation delay, or
+    /// member change by member change on their drawn delays.
     pub fn propagate(&mut self, dp: &DataPlane) {
-        self.version += 1;
-        let version = self.version;
+        if let Some(p) = self.faults.config.backend_propagation {
+            let now = Instant::now();
+            let mut lagged = lock_lagged(&self.lagged);
+            let changes = lagged.write(&self.state, now, &p, &mut self.faults.rng);
+            // Everything but the members (listeners, their settings) at once.
+            apply_logged(dp, self.next_version(), &lagged.carried());
+            for change in changes {
+                let (dp, lagged, version) = (dp.clone(), self.lagged.clone(), self.version.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(change.at).await;
+                    let mut l = lock_lagged(&lagged);
+                    l.land(&change);
+                    let v = version.fetch_add(1, Ordering::SeqCst) + 1;
+                    apply_logged(&dp, v, &l.carried());
+                });
+            }
+            return;
+        }
+        lock_lagged(&self.lagged).carry(&self.state);
+        let version = self.next_version();
         let snapshot = self.state.clone();
         let delay = self.faults.propagation_delay();
         if delay.is_zero() {
-            if let Err(e) = dp.apply(version, &snapshot) {
-                tracing::warn!(error = %e, "data plane could not apply the configuration");
-            }
+            apply_logged(dp, version, &snapshot);
         } else {
             let dp = dp.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                if let Err(e) = dp.apply(version, &snapshot) {
-                    tracing::warn!(error = %e, "data plane could not apply the configuration");
-                }
+                apply_logged(&dp, version, &snapshot);
             });
         }
     }
@@ -126,8 +160,8 @@ impl Shared {
     pub fn apply_seed(&self, seed: &Seed) -> Result<(), StartError> {
         let mut core = self.lock();
         core.apply_seed(seed)?;
-        core.version += 1;
-        let v = core.version;
+        lock_lagged(&core.lagged).carry(&core.state);
+        let v = core.next_version();
         self.dataplane
             .apply(v, &core.state)
             .map_err(|source| StartError::Bind {
@@ -155,7 +189,8 @@ impl MockSlb {
                 verifier: Verifier::new(HashMap::new()),
                 faults: Faults::default(),
                 calls: CallLog::default(),
-                version: 0,
+                lagged: Arc::default(),
+                version: Arc::default(),
             }),
             dataplane: DataPlane::default(),
             started: Instant::now(),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use mock_slb::client::http;
+use mock_slb::faults::propagation::{BackendPropagation, Tail};
 use mock_slb::{ErrorFault, FaultConfig, LatencyFault, Seed};
 use serde_json::json;
 
@@ -271,4 +272,96 @@ async fn latency_is_added_on_the_tokio_clock() {
         .unwrap(),
     );
     assert!(t1.elapsed() < Duration::from_millis(2000));
+}
+
+/// Weights of the data plane's targets of listener 80, by port.
+fn carried(h: &mock_slb::MockSlbHandle) -> Vec<(u16, u32)> {
+    let mut v: Vec<(u16, u32)> = h
+        .dataplane()
+        .iter()
+        .find(|l| l.port == 80)
+        .map(|l| l.targets.iter().map(|t| (t.key.port, t.weight)).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn lag(add_ms: u64, weight_ms: u64, remove_ms: u64) -> FaultConfig {
+    FaultConfig {
+        backend_propagation: Some(BackendPropagation {
+            add: Tail::fixed(add_ms),
+            weight: Tail::fixed(weight_ms),
+            remove: Tail::fixed(remove_ms),
+        }),
+        seed: Some(1),
+        ..FaultConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn member_changes_land_one_by_one_and_a_later_weight_change_can_overtake_an_add() {
+    let (h, c) = start(seed(56, false, json!({}))).await;
+    let add = |port: u16| {
+        let c = &c;
+        async move {
+            c.slb(
+                "AddVServerGroupBackendServers",
+                &[
+                    ("VServerGroupId", GROUP),
+                    ("BackendServers", &add_one(port)),
+                ],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_ok(&add(1).await);
+    h.set_faults(lag(3000, 200, 200));
+    assert_ok(&add(2).await);
+    let a = c
+        .slb(
+            "SetVServerGroupAttribute",
+            &[
+                ("VServerGroupId", GROUP),
+                ("BackendServers", &backends(&[("i-1", 1, 0)])),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_ok(&a);
+    assert_eq!(carried(&h), vec![(1, 100)], "nothing landed yet");
+    jump(Duration::from_millis(300)).await;
+    assert_eq!(
+        carried(&h),
+        vec![(1, 0)],
+        "the weight 0 written after the add landed first: no member takes connections"
+    );
+    jump(Duration::from_millis(2800)).await;
+    assert_eq!(carried(&h), vec![(1, 0), (2, 100)]);
+}
+
+#[tokio::test]
+async fn a_member_removed_right_after_its_add_lands_in_write_order() {
+    let (h, c) = start(seed(57, false, json!({}))).await;
+    h.set_faults(lag(3000, 100, 100));
+    let write = |action: &'static str| {
+        let c = &c;
+        async move {
+            c.slb(
+                action,
+                &[("VServerGroupId", GROUP), ("BackendServers", &add_one(7))],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    assert_ok(&write("AddVServerGroupBackendServers").await);
+    assert_ok(&write("RemoveVServerGroupBackendServers").await);
+    assert!(h.state().v_server_groups[GROUP].backends.is_empty());
+    jump(Duration::from_millis(2900)).await;
+    assert_eq!(carried(&h), vec![], "neither landed");
+    // The add lands at 3 s and the removal right behind it, never the other way round
+    // (which would leave a member the API no longer has).
+    jump(Duration::from_millis(200)).await;
+    assert_eq!(carried(&h), vec![]);
 }

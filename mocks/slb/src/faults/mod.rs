@@ -1,12 +1,17 @@
 //! Fault injection: error rates per action and code, latency, a QPS limit, the
 //! `VServerGroupProcessing` write gap and the data-plane propagation delay.
 //!
-//! All timing uses `tokio::time`, so tests under a paused clock control it.
+//! All timing uses `tokio::time`, so tests under a paused clock control it. Every draw
+//! (error dice, latency, per-backend propagation) comes from one RNG, seeded by the
+//! settings' `seed` when given, so a run is repeatable from it.
+
+pub mod propagation;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use rand::Rng as _;
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
@@ -33,8 +38,14 @@ pub struct FaultConfig {
     /// Minimum time between two writes to the same vServer group; closer writes get
     /// `VServerGroupProcessing`.
     pub group_write_gap_ms: Option<u64>,
-    /// Time between a successful write and the data plane applying it.
+    /// Time between a successful write and the data plane applying it (the whole
+    /// configuration at once).
     pub propagation_delay_ms: u64,
+    /// Instead of `propagation_delay_ms`: each member change of a group lands on its
+    /// own drawn delay ([`propagation`]).
+    pub backend_propagation: Option<propagation::BackendPropagation>,
+    /// Seed of every draw; absent: drawn from the OS.
+    pub seed: Option<u64>,
 }
 
 /// An error answered for a share of calls.
@@ -68,12 +79,25 @@ pub struct LatencyFault {
 }
 
 /// Runtime state behind the fault settings.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Faults {
     pub config: FaultConfig,
     bucket: Option<(f64, Instant)>,
     action_buckets: HashMap<String, (f64, Instant)>,
     group_writes: HashMap<String, Instant>,
+    pub rng: StdRng,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults::new(FaultConfig::default())
+    }
+}
+
+fn rng_of(config: &FaultConfig) -> StdRng {
+    config
+        .seed
+        .map_or_else(|| StdRng::from_rng(&mut rand::rng()), StdRng::seed_from_u64)
 }
 
 /// Token bucket step: refills at `limit` per second up to `burst` (default one second's
@@ -106,13 +130,19 @@ fn applies(filter: &Option<String>, action: &str) -> bool {
 impl Faults {
     pub fn new(config: FaultConfig) -> Self {
         Self {
+            rng: rng_of(&config),
             config,
-            ..Self::default()
+            bucket: None,
+            action_buckets: HashMap::new(),
+            group_writes: HashMap::new(),
         }
     }
 
-    /// Replaces the settings and resets the QPS bucket.
+    /// Replaces the settings and resets the QPS bucket (and the RNG when seeded).
     pub fn set(&mut self, config: FaultConfig) {
+        if config.seed.is_some() && config.seed != self.config.seed {
+            self.rng = rng_of(&config);
+        }
         self.config = config;
         self.bucket = None;
         self.action_buckets.clear();
@@ -146,21 +176,22 @@ impl Faults {
     }
 
     /// The latency to add to this call.
-    pub fn latency(&self, action: &str) -> Duration {
+    pub fn latency(&mut self, action: &str) -> Duration {
+        let rng = &mut self.rng;
         self.config
             .latency
             .iter()
             .find(|l| applies(&l.action, action))
             .map(|l| {
                 let (lo, hi) = (l.min_ms.min(l.max_ms), l.max_ms.max(l.min_ms));
-                Duration::from_millis(rand::rng().random_range(lo..=hi))
+                Duration::from_millis(rng.random_range(lo..=hi))
             })
             .unwrap_or_default()
     }
 
     /// An injected error for this call, if the dice say so.
-    pub fn injected_error(&self, action: &str) -> Option<ApiError> {
-        let mut rng = rand::rng();
+    pub fn injected_error(&mut self, action: &str) -> Option<ApiError> {
+        let rng = &mut self.rng;
         self.config
             .errors
             .iter()
