@@ -35,7 +35,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         for (policy, pname) in [
             (Policy::Naive, "naive"),
-            (Policy::Sleep { seconds: 2 }, "sleep"),
+            (
+                Policy::Sleep {
+                    seconds: 2,
+                    drain: true,
+                },
+                "sleep",
+            ),
         ] {
             let (mut req, mut fails, mut rollout) =
                 (0u64, BTreeMap::<Cause, u64>::new(), Duration::ZERO);

@@ -26,10 +26,6 @@ pub const LB_CLASS: &str = "slb-sync.io/slb";
 pub const CLUSTER_ID: &str = "lab";
 const ANN: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-";
 
-/// The agent's kube-proxy allowance in the lab (production default 5 s): above the lab's
-/// largest EndpointSlice + kube-proxy lag (0.1 s + 0.3 s), short to keep runs quick.
-pub const KUBE_PROXY_ALLOWANCE: Duration = Duration::from_secs(1);
-
 /// Why the agent could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentPolicyError {
@@ -124,12 +120,14 @@ pub struct LabAgent {
 }
 
 impl LabAgent {
-    /// Starts the agent: pod side on, a 5 s lease, `drain_secs` drain window, a 1 s
-    /// kube-proxy allowance, gates on `gate_on`, a fast rate limit; returns once its HTTP server (the drain API) is bound.
+    /// Starts the agent: pod side on, `drain_secs` drain window, the lease and
+    /// kube-proxy allowance of `timings`, gates on `gate_on`, a fast rate limit; returns
+    /// once its HTTP server (the drain API) is bound.
     pub async fn start(
         client: kube::Client,
         slb: Arc<dyn SlbApi>,
         drain_secs: u32,
+        timings: &crate::world::Timings,
         gate_on: slb_sync::agent::health::GateOn,
     ) -> Result<LabAgent, AgentPolicyError> {
         let planner = PlannerConfig {
@@ -141,13 +139,13 @@ impl LabAgent {
             lease_name: "slb-sync".into(),
             namespace: "kube-system".into(),
             identity: "slb-sync-lab-0".into(),
-            duration_secs: 5,
+            duration_secs: u64::from(timings.lease_s),
             grace_secs: 2,
         };
         let mut c: AgentConfig = AgentConfig::new(planner, leader, prometheus::Registry::new())
             .map_err(AgentError::from)?;
         c.default_drain_secs = drain_secs;
-        c.kube_proxy_allowance = KUBE_PROXY_ALLOWANCE;
+        c.kube_proxy_allowance = Duration::from_millis(timings.kube_proxy_allowance_ms);
         c.health_gate.gate_on = gate_on;
         c.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         c.limits = ApiLimits {

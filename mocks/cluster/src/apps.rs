@@ -15,6 +15,12 @@
 //! `<ms>` (at most [`MAX_EXTRA_DELAY`]) on top of its own response time before answering.
 //! These are the requests a backend removal without connection drain cuts in flight.
 //!
+//! `GET /stream/<ms>` is a long-lived stream (a WebSocket, a server-sent event feed,
+//! a gRPC stream): the app holds its one response `<ms>` (at most [`MAX_STREAM`]) and
+//! ends it early on SIGTERM, politely (a response and `Connection: close`), as a
+//! well-behaved streaming server does; the client then reconnects. Only a cut (the SLB
+//! removing the backend, a kill) fails it.
+//!
 //! After SIGTERM established connections are not cut: each gets `Connection: close` on
 //! its next response, in-flight requests finish, and connections that send nothing within
 //! `idle_close` are closed. A kill drops every connection at once.
@@ -34,23 +40,34 @@ pub const POD_HEADER: &str = "x-lab-pod";
 /// The longest hold a `GET /delay/<ms>` request gets.
 pub const MAX_EXTRA_DELAY: Duration = Duration::from_secs(30);
 
+/// The longest a `GET /stream/<ms>` stream lasts.
+pub const MAX_STREAM: Duration = Duration::from_secs(120);
+
 /// The path of a request that the app holds `extra` before answering.
 pub fn delay_path(extra: Duration) -> String {
     format!("/delay/{}", extra.as_millis())
 }
 
-/// The extra hold a request head asks for: `/delay/<ms>` in the request target, capped
-/// at [`MAX_EXTRA_DELAY`]; anything else (or a malformed number) asks for none.
-fn extra_delay(head: &[u8]) -> Duration {
+/// The path of a stream the app holds `hold` unless SIGTERM ends it first.
+pub fn stream_path(hold: Duration) -> String {
+    format!("/stream/{}", hold.as_millis())
+}
+
+/// The extra hold a request head asks for and whether SIGTERM ends it: `/delay/<ms>`
+/// (capped at [`MAX_EXTRA_DELAY`]) or `/stream/<ms>` (capped at [`MAX_STREAM`]) in the
+/// request target; anything else (or a malformed number) asks for none.
+fn extra_delay(head: &[u8]) -> (Duration, bool) {
     let line = head.split(|b| *b == b'\r').next().unwrap_or_default();
     let target = line.split(|b| *b == b' ').nth(1).unwrap_or_default();
-    std::str::from_utf8(target)
-        .ok()
-        .and_then(|t| t.strip_prefix("/delay/"))
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .map_or(Duration::ZERO, |ms| {
-            Duration::from_millis(ms).min(MAX_EXTRA_DELAY)
-        })
+    let target = std::str::from_utf8(target).unwrap_or_default();
+    let ms = |rest: &str| rest.parse::<u64>().ok().map(Duration::from_millis);
+    if let Some(d) = target.strip_prefix("/delay/").and_then(ms) {
+        (d.min(MAX_EXTRA_DELAY), false)
+    } else if let Some(d) = target.strip_prefix("/stream/").and_then(ms) {
+        (d.min(MAX_STREAM), true)
+    } else {
+        (Duration::ZERO, false)
+    }
 }
 
 /// Timing of one application instance; the lab draws these from its seeded RNG.
@@ -262,35 +279,49 @@ async fn connection(s: Arc<Shared>, mut stream: TcpStream) {
             return;
         }
         let end = head_end(&buf).unwrap_or(buf.len());
-        let extra = extra_delay(&buf[..end]);
+        let (extra, ends_on_term) = extra_delay(&buf[..end]);
         buf.drain(..end);
         let was = *phase.borrow();
         if was == Phase::Killed {
             return;
         }
-        // In flight: SIGTERM does not interrupt, a kill does.
+        // In flight: SIGTERM does not interrupt (but ends a stream), a kill does.
         // A starting app answers `not-ready` without doing the work.
-        let hold = if was == Phase::Starting {
-            s.response_delay
-        } else {
-            s.response_delay + extra
+        let hold = match was {
+            Phase::Starting => s.response_delay,
+            Phase::Stopping if ends_on_term => s.response_delay,
+            _ => s.response_delay + extra,
         };
+        // A stream's head goes out at once (one stream per connection); its body ends it.
+        let streaming = ends_on_term && was == Phase::Serving;
+        let mut body_at = 0;
+        if streaming {
+            let bytes = response(200, &s.name, Some(&s.name), None, true);
+            body_at = head_end(&bytes).unwrap_or(bytes.len());
+            if stream.write_all(&bytes[..body_at]).await.is_err() {
+                return;
+            }
+        }
         let delay = tokio::time::sleep(hold);
         tokio::pin!(delay);
         loop {
             tokio::select! {
                 _ = &mut delay => break,
-                _ = phase.changed() => if *phase.borrow() == Phase::Killed { return },
+                _ = phase.changed() => match *phase.borrow() {
+                    Phase::Killed => return,
+                    Phase::Stopping if ends_on_term => break,
+                    _ => {}
+                },
             }
         }
         let now = *phase.borrow();
-        let close = now != Phase::Serving && now != Phase::Starting;
+        let close = streaming || (now != Phase::Serving && now != Phase::Starting);
         let bytes = if was == Phase::Starting {
             response(503, "not-ready", None, Some("not-ready"), close)
         } else {
             response(200, &s.name, Some(&s.name), None, close)
         };
-        if stream.write_all(&bytes).await.is_err() || close {
+        if stream.write_all(&bytes[body_at..]).await.is_err() || close {
             let _ = stream.shutdown().await;
             return;
         }

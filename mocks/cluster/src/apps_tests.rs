@@ -127,12 +127,21 @@ fn delay_path_asks_for_a_capped_hold() {
     let hold = |target: &str| extra_delay(head(target).as_bytes());
     assert_eq!(
         hold(&delay_path(Duration::from_millis(250))),
-        Duration::from_millis(250)
+        (Duration::from_millis(250), false)
     );
-    assert_eq!(hold("/"), Duration::ZERO);
-    assert_eq!(hold("/healthz"), Duration::ZERO);
-    assert_eq!(hold("/delay/soon"), Duration::ZERO, "malformed: no hold");
-    assert_eq!(hold("/delay/99999999999"), MAX_EXTRA_DELAY);
+    assert_eq!(hold("/"), (Duration::ZERO, false));
+    assert_eq!(hold("/healthz"), (Duration::ZERO, false));
+    assert_eq!(
+        hold("/delay/soon"),
+        (Duration::ZERO, false),
+        "malformed: no hold"
+    );
+    assert_eq!(hold("/delay/99999999999"), (MAX_EXTRA_DELAY, false));
+    assert_eq!(
+        hold(&stream_path(Duration::from_secs(25))),
+        (Duration::from_secs(25), true)
+    );
+    assert_eq!(hold("/stream/99999999999"), (MAX_STREAM, true));
 }
 
 #[tokio::test]
@@ -171,4 +180,55 @@ async fn a_slow_request_in_flight_at_sigterm_is_held_to_its_end_then_closed() {
         started.elapsed() < Duration::from_secs(5),
         "a starting app answers at once"
     );
+}
+
+#[tokio::test]
+async fn sigterm_ends_a_stream_politely_and_a_kill_cuts_one_after_its_head() {
+    let app = App::start(cfg("pod-s", Duration::ZERO, Duration::ZERO))
+        .await
+        .unwrap();
+    let addr = app.addr();
+    let mut held = Conn::connect(addr, T).await.unwrap();
+    let t0 = tokio::time::Instant::now();
+    let stream = tokio::spawn(async move {
+        held.get(
+            &stream_path(Duration::from_secs(60)),
+            Duration::from_secs(90),
+        )
+        .await
+    });
+    eventually("stream open", || async { app.active_connections() == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.sigterm();
+    let r = stream.await.unwrap().unwrap();
+    assert_eq!((r.status, r.close, r.body.as_str()), (200, true, "pod-s"));
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "ended by SIGTERM, not its hold"
+    );
+
+    let app = App::start(cfg("pod-k", Duration::ZERO, Duration::ZERO))
+        .await
+        .unwrap();
+    let addr = app.addr();
+    let stream = tokio::spawn(async move {
+        get_once(
+            addr,
+            &stream_path(Duration::from_secs(60)),
+            Duration::from_secs(90),
+        )
+        .await
+    });
+    eventually("stream open", || async { app.active_connections() == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.kill();
+    match stream.await.unwrap() {
+        Err(ExchangeError::Closed { received }) => {
+            assert!(
+                received > 0,
+                "the head came first, so the client sees a cut"
+            )
+        }
+        other => panic!("expected a cut, got {other:?}"),
+    }
 }

@@ -26,3 +26,4 @@ pub mod scenario;
 pub mod scheduler;
 pub mod sim;
 pub mod subnet;
+pub mod world;

@@ -26,7 +26,7 @@ use rand::rngs::StdRng;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::apps::delay_path;
+use crate::apps::{delay_path, stream_path};
 use crate::delay::{rng_for, Delay};
 use crate::http::{Conn, ExchangeError, Reply};
 use crate::AbortOnDrop;
@@ -95,7 +95,12 @@ pub struct LoadConfig {
     /// (drawn per request) before answering.
     pub slow_conns: usize,
     pub slow_delay: Delay,
-    /// Seeds the slow clients' draws (`rng_for(seed, "load/slow/<i>")`).
+    /// Number of stream clients: each opens a connection and one `GET /stream/<ms>`
+    /// held `stream_hold` (drawn per stream), then reconnects.
+    pub streams: usize,
+    pub stream_hold: Delay,
+    /// Seeds the slow clients' and streams' draws (`rng_for(seed, "load/slow/<i>")`,
+    /// `"load/stream/<i>"`).
     pub seed: u64,
     /// Per-request deadline.
     pub timeout: Duration,
@@ -207,6 +212,11 @@ impl Load {
             let slow = Some((cfg.slow_delay, rng_for(cfg.seed, &format!("load/slow/{i}"))));
             tasks.push(AbortOnDrop(tokio::spawn(keepalive(c, slow, t, s))));
         }
+        for i in 0..cfg.streams {
+            let (t, s, c) = (tally.clone(), stop_rx.clone(), cfg.clone());
+            let rng = rng_for(cfg.seed, &format!("load/stream/{i}"));
+            tasks.push(AbortOnDrop(tokio::spawn(stream(c, rng, t, s))));
+        }
         Load { tally, stop, tasks }
     }
 
@@ -279,6 +289,29 @@ async fn keepalive(
         };
         let took = (!poll).then(|| start.elapsed());
         lock(&t).record(&r, reused, took);
+        tokio::select! { _ = tokio::time::sleep(c.keepalive_every) => {}, _ = stop.changed() => return }
+    }
+}
+
+/// One stream client: a new connection per stream, each held a drawn time by the app
+/// (or ended by its SIGTERM), then the next at once. Streams stay out of the latency
+/// figures; one in flight when the load stops is not counted.
+async fn stream(
+    c: LoadConfig,
+    mut rng: StdRng,
+    t: Arc<Mutex<Tally>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let hold = c.stream_hold.sample(&mut rng);
+        let r = match Conn::connect(c.target, c.timeout).await {
+            Ok(mut k) => k.get(&stream_path(hold), hold + c.timeout).await,
+            Err(e) => Err(e),
+        };
+        if *stop.borrow() {
+            return;
+        }
+        lock(&t).record(&r, false, None);
         tokio::select! { _ = tokio::time::sleep(c.keepalive_every) => {}, _ = stop.changed() => return }
     }
 }

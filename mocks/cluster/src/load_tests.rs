@@ -65,6 +65,8 @@ async fn polite_stop_is_no_cut_but_new_connections_see_stopped_and_a_kill_cuts()
         keepalive_every: Duration::from_millis(20),
         slow_conns: 0,
         slow_delay: Default::default(),
+        streams: 0,
+        stream_hold: Default::default(),
         seed: 1,
         timeout: Duration::from_secs(5),
     });
@@ -104,6 +106,8 @@ async fn polite_stop_is_no_cut_but_new_connections_see_stopped_and_a_kill_cuts()
         keepalive_every: Duration::from_millis(20),
         slow_conns: 0,
         slow_delay: Default::default(),
+        streams: 0,
+        stream_hold: Default::default(),
         seed: 1,
         timeout: Duration::from_secs(5),
     });
@@ -145,6 +149,8 @@ async fn a_long_poll_dropped_in_flight_is_a_cut_and_polls_stay_out_of_latency() 
         keepalive_every: Duration::from_millis(20),
         slow_conns: 1,
         slow_delay: Delay::fixed(hold),
+        streams: 0,
+        stream_hold: Default::default(),
         seed: 1,
         timeout: Duration::from_secs(5),
     });

@@ -25,6 +25,7 @@ use crate::load::{Load, LoadConfig, LoadReport};
 use crate::rollout::{roll, RolloutConfig, RolloutError};
 use crate::scheduler::Layout;
 use crate::sim::{instance_id, node_ip, node_name, Sim, SimConfig, SimError};
+use crate::world::{ApiWorld, Ms, Propagation, Timings, World};
 use crate::AbortOnDrop;
 
 /// The sync policy under test.
@@ -32,8 +33,10 @@ use crate::AbortOnDrop;
 pub enum Policy {
     /// Baseline controller; pods without readinessProbe or preStop.
     Naive,
-    /// Baseline controller; readinessProbe and preStop `sleep`, grace = sleep + 30 s.
-    Sleep { seconds: i64 },
+    /// Baseline controller; readinessProbe and preStop `sleep`, grace = sleep + 30 s;
+    /// with `drain` the listener's connection drain is on too (the vendor's advice for
+    /// persistent connections): the seed's full remedy.
+    Sleep { seconds: i64, drain: bool },
     /// The real agent with its pod side; pods carry the readiness gate, a readinessProbe
     /// and preStop `slb-sync wait-drained --timeout <wait_secs>`; drain window
     /// `drain_secs` (`default_drain_secs`). The SLB listener has ConnectionDrain on
@@ -42,11 +45,28 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// `policy` with its numbers (preStop sleep, drain window, `wait-drained` timeout)
+    /// from `t`.
+    pub fn of(policy: Policy, t: &Timings) -> Policy {
+        match policy {
+            Policy::Naive => Policy::Naive,
+            Policy::Sleep { drain, .. } => Policy::Sleep {
+                seconds: t.sleep_s,
+                drain,
+            },
+            Policy::SlbSync { .. } => Policy::SlbSync {
+                drain_secs: t.drain_window_s,
+                wait_secs: t.wait_drained_s,
+            },
+        }
+    }
+
     /// The name used in tables and JSON.
     pub fn name(&self) -> &'static str {
         match self {
             Policy::Naive => "naive",
-            Policy::Sleep { .. } => "sleep",
+            Policy::Sleep { drain: true, .. } => "sleep",
+            Policy::Sleep { drain: false, .. } => "sleep-stock",
             Policy::SlbSync { .. } => "slb-sync",
         }
     }
@@ -64,8 +84,12 @@ pub struct Scenario {
     /// Cluster shape and delays (`policy` is derived from `mode`).
     pub sim: SimConfig,
     pub baseline_lag: Delay,
-    pub slb_propagation_ms: u64,
+    pub propagation: Propagation,
+    /// SLB API latency, limit, errors and outage.
+    pub api: ApiWorld,
     pub load: LoadShape,
+    /// The agent's kube-proxy allowance and lease, the listener's drain timeout.
+    pub timings: Timings,
     /// Load keeps running this long after the rollout's old pods are gone.
     pub settle: Duration,
     /// The listener's health check (`None`: off, the lab's default).
@@ -83,6 +107,9 @@ pub struct LoadShape {
     /// Slow keep-alive clients (long polls): each request held `slow_delay` by the app.
     pub slow_conns: usize,
     pub slow_delay: Delay,
+    /// Streams: one response held a drawn time, ended early on SIGTERM.
+    pub streams: usize,
+    pub stream_hold: Delay,
 }
 
 /// What a run measured.
@@ -134,19 +161,50 @@ impl Scenario {
                 proxy_lag: Delay::between(Duration::from_millis(20), Duration::from_millis(300)),
                 ..SimConfig::default()
             },
-            baseline_lag: Delay::between(Duration::from_millis(100), Duration::from_millis(400)),
-            slb_propagation_ms: 300,
+            baseline_lag: Delay::default(),
+            propagation: Propagation::Fixed { ms: 0 },
+            api: ApiWorld::default(),
             load: LoadShape {
-                short_every: Some(Duration::from_millis(10)),
-                keepalive_conns: 4,
-                keepalive_every: Duration::from_millis(20),
-                slow_conns: 2,
-                slow_delay: Delay::between(Duration::from_millis(500), Duration::from_millis(3000)),
+                short_every: None,
+                keepalive_conns: 0,
+                keepalive_every: Duration::ZERO,
+                slow_conns: 0,
+                slow_delay: Delay::default(),
+                streams: 0,
+                stream_hold: Delay::default(),
             },
+            timings: Timings::default(),
             settle: Duration::from_secs(2),
             health_check: None,
             gate_on: slb_sync::agent::health::GateOn::Healthy,
         }
+        .with_world(&World::default())
+    }
+
+    /// Takes the world's delays, SLB, load and timings (the policy keeps its own numbers:
+    /// [`Policy::of`] takes them from the same timings).
+    pub fn with_world(mut self, w: &World) -> Scenario {
+        let c = &w.cluster;
+        self.sim.endpoint_lag = c.endpoint_lag_ms.delay();
+        self.sim.proxy_lag = c.proxy_lag_ms.delay();
+        self.sim.startup = c.startup_ms.delay();
+        self.sim.response = c.response_ms.delay();
+        self.baseline_lag = c.baseline_lag_ms.delay();
+        self.propagation = w.slb.propagation;
+        self.health_check = w.slb.health_check;
+        self.api = w.slb.api.clone();
+        let l = &w.load;
+        self.load = LoadShape {
+            short_every: l.short_every_ms.map(Duration::from_millis),
+            keepalive_conns: l.keepalive_conns,
+            keepalive_every: Duration::from_millis(l.keepalive_every_ms),
+            slow_conns: l.long_polls,
+            slow_delay: l.long_poll_ms.delay(),
+            streams: l.streams,
+            stream_hold: l.stream_ms.delay(),
+        };
+        self.timings = w.timings.clone();
+        self
     }
 
     /// The pod template; `wait_drained` is the preStop command of the `slb-sync` policy.
@@ -169,7 +227,7 @@ impl Scenario {
         let probe = json!({"httpGet": {"path": "/", "port": self.sim.container_port}});
         match self.policy {
             Policy::Naive => {}
-            Policy::Sleep { seconds } => {
+            Policy::Sleep { seconds, .. } => {
                 container["lifecycle"] = json!({"preStop": {"sleep": {"seconds": seconds}}});
                 container["readinessProbe"] = probe;
                 grace = seconds + 30;
@@ -200,7 +258,10 @@ impl Scenario {
                 format!("{{id: eni-node{i}, ips: [{}]}}", ips.join(", "))
             })
             .collect();
-        let drain = matches!(self.policy, Policy::SlbSync { .. });
+        let drain = matches!(
+            self.policy,
+            Policy::SlbSync { .. } | Policy::Sleep { drain: true, .. }
+        );
         let health = self.health_check.map_or(String::new(), |h| {
             format!(
                 ", health_check: {{interval_ms: {}, timeout_ms: {}, healthy_threshold: {}, \
@@ -213,12 +274,63 @@ impl Scenario {
             )
         });
         let yaml = format!(
-            "access_keys: [{{id: labkey, secret: labsecret}}]\necs_instances: [{}]\nenis: [{}]\nload_balancers:\n  - id: lb-lab\n    listeners: [{{port: 80, protocol: tcp, vserver_group_id: rsp-web, connection_drain: {drain}, connection_drain_timeout: 10{health}}}]\n    vserver_groups: [{{id: rsp-web, name: web, backends: []}}]\nfaults: {{propagation_delay_ms: {}}}\n",
+            "access_keys: [{{id: labkey, secret: labsecret}}]\necs_instances: [{}]\nenis: [{}]\nload_balancers:\n  - id: lb-lab\n    listeners: [{{port: 80, protocol: tcp, vserver_group_id: rsp-web, connection_drain: {drain}, connection_drain_timeout: {}{health}}}]\n    vserver_groups: [{{id: rsp-web, name: web, backends: []}}]\n",
             ecs.join(", "),
             enis.join(", "),
-            self.slb_propagation_ms
+            self.timings.connection_drain_s,
         );
-        mock_slb::Seed::parse(&yaml, "lab").map_err(|e| ScenarioError::Slb(e.to_string()))
+        let mut seed =
+            mock_slb::Seed::parse(&yaml, "lab").map_err(|e| ScenarioError::Slb(e.to_string()))?;
+        seed.faults = Some(self.faults(false, false));
+        Ok(seed)
+    }
+
+    /// The mock SLB's faults: the world's propagation and, with `api`, its API faults,
+    /// drawn from the run's seed; `outage`: every call fails as well.
+    fn faults(&self, api: bool, outage: bool) -> mock_slb::FaultConfig {
+        let (propagation_delay_ms, backend_propagation) = self.propagation.mock();
+        let none = ApiWorld::default();
+        let api = if api { &self.api } else { &none };
+        let mut errors: Vec<_> = api
+            .errors
+            .iter()
+            .map(|e| mock_slb::ErrorFault {
+                action: e.action.clone(),
+                code: e.code.clone(),
+                status: e.status,
+                message: None,
+                rate: e.rate,
+            })
+            .collect();
+        if outage {
+            errors.insert(
+                0,
+                mock_slb::ErrorFault {
+                    action: None,
+                    code: "ServiceUnavailable".into(),
+                    status: 503,
+                    message: Some("The request has failed due to a temporary failure of the server (lab outage).".into()),
+                    rate: 1.0,
+                },
+            );
+        }
+        mock_slb::FaultConfig {
+            errors,
+            latency: api
+                .latency_ms
+                .map(|Ms(min_ms, max_ms)| mock_slb::LatencyFault {
+                    action: None,
+                    min_ms,
+                    max_ms,
+                })
+                .into_iter()
+                .collect(),
+            qps_limit: api.qps_limit,
+            propagation_delay_ms,
+            backend_propagation,
+            seed: Some(self.sim.seed),
+            ..mock_slb::FaultConfig::default()
+        }
     }
 
     /// Runs the scenario to the end.
@@ -282,8 +394,14 @@ impl Scenario {
                 sim.kube
                     .put(&agent_policy::service(&sc, self.mode, "lb-lab", "rsp-web"))
                     .map_err(SimError::from)?;
-                let a = LabAgent::start(sim.client.clone(), api.clone(), drain_secs, self.gate_on)
-                    .await?;
+                let a = LabAgent::start(
+                    sim.client.clone(),
+                    api.clone(),
+                    drain_secs,
+                    &self.timings,
+                    self.gate_on,
+                )
+                .await?;
                 let wait = format!(
                     "'{}' wait-drained --agent http://{} --timeout {wait_secs}",
                     bin.to_string_lossy(),
@@ -351,18 +469,24 @@ impl Scenario {
                     .await
                     .is_ok_and(|h| h.iter().all(|b| b.status == "normal"));
             }
-            if ok && group == want {
+            // And the forwarders carry them (a write's members may land one by one).
+            let carried = slb
+                .dataplane()
+                .iter()
+                .find(|l| l.load_balancer_id == "lb-lab" && l.port == 80)
+                .map_or(0, |l| l.targets.iter().filter(|t| t.weight > 0).count());
+            if ok && group == want && carried == want {
                 break;
             }
             if Instant::now() > deadline {
                 return Err(ScenarioError::NotSteady(format!(
-                    "{} endpoints, {group}/{want} SLB backends",
+                    "{} endpoints, {group}/{want} SLB backends, {carried} carried",
                     eps.len()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(self.slb_propagation_ms + 200)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
 
         let load = Load::start(LoadConfig {
             target,
@@ -371,10 +495,24 @@ impl Scenario {
             keepalive_every: self.load.keepalive_every,
             slow_conns: self.load.slow_conns,
             slow_delay: self.load.slow_delay,
+            streams: self.load.streams,
+            stream_hold: self.load.stream_hold,
             seed: self.sim.seed,
             timeout: Duration::from_secs(5),
         });
-        let rollout = roll(sim.client.clone(), &rc, 2, &template).await?;
+        // The API's faults from the rollout on (setup and the steady-state checks run
+        // without them), with the outage at its drawn moment.
+        slb.set_faults(self.faults(true, false));
+        let outage = async {
+            let Some(o) = self.api.outage else { return };
+            let after = o.after_ms.delay().sample(&mut rng_for(sc.seed, "outage"));
+            tokio::time::sleep(after).await;
+            slb.set_faults(self.faults(true, true));
+            tokio::time::sleep(Duration::from_millis(o.for_ms)).await;
+            slb.set_faults(self.faults(true, false));
+        };
+        let (rollout, ()) = tokio::join!(roll(sim.client.clone(), &rc, 2, &template), outage);
+        let rollout = rollout?;
         let deadline = Instant::now() + Duration::from_secs(120);
         while sim.kube.list("v1", "Pod", Some(&sc.namespace)).len() > self.replicas
             && Instant::now() < deadline

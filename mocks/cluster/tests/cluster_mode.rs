@@ -111,6 +111,8 @@ async fn rolling_update(seed: u64, subnet: u8, pre_stop_sleep: Option<i64>) -> L
         keepalive_every: Duration::from_millis(20),
         slow_conns: 0,
         slow_delay: Default::default(),
+        streams: 0,
+        stream_hold: Default::default(),
         seed: 1,
         timeout: Duration::from_secs(5),
     });

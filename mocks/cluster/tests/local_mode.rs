@@ -116,6 +116,8 @@ async fn naive_local_mode_meets_no_rules_when_a_node_loses_its_last_pod() {
         keepalive_every: Duration::from_millis(20),
         slow_conns: 0,
         slow_delay: Default::default(),
+        streams: 0,
+        stream_hold: Default::default(),
         seed: 1,
         timeout: Duration::from_secs(5),
     });

@@ -33,8 +33,16 @@ async fn eni_naive_sends_requests_to_stopped_pods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn eni_sleep_still_cuts_keepalive_connections_on_removal() {
-    let mut s = Scenario::new(BackendMode::Eni, Policy::Sleep { seconds: 2 }, 32, 52);
+async fn eni_sleep_on_the_stock_listener_still_cuts_keepalive_connections_on_removal() {
+    let mut s = Scenario::new(
+        BackendMode::Eni,
+        Policy::Sleep {
+            seconds: 2,
+            drain: false,
+        },
+        32,
+        52,
+    );
     s.load.keepalive_conns = 12;
     let out = s.run().await.unwrap();
     eprintln!("sleep/eni: {:?} rollout {:?}", out.load, out.rollout);

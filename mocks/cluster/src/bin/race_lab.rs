@@ -14,6 +14,7 @@ use mock_cluster::delay::Delay;
 use mock_cluster::load::Cause;
 use mock_cluster::scenario::{Policy, Scenario};
 use mock_cluster::subnet;
+use mock_cluster::world::{World, PRESETS};
 use serde_json::json;
 use slb_sync::agent::health::GateOn;
 
@@ -35,6 +36,13 @@ use slb_sync::agent::health::GateOn;
 #[derive(Debug, Parser)]
 #[command(name = "race-lab")]
 struct Args {
+    /// The world the runs meet: a built-in preset (`--list-scenarios`) or a YAML file
+    /// in the presets' format (mocks/cluster/scenarios/).
+    #[arg(long, default_value = "kind", value_name = "NAME|FILE")]
+    scenario: String,
+    /// Prints the built-in scenarios and exits.
+    #[arg(long)]
+    list_scenarios: bool,
     /// Seeds per mode × policy (delays are redrawn per seed).
     #[arg(long, default_value_t = 1)]
     seeds: u64,
@@ -52,11 +60,13 @@ struct Args {
     /// Also write every run and the totals as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
-    /// Long-poll clients (default 2): keep-alive connections whose requests the app holds
-    /// for a drawn time (`--long-poll-ms`); the requests a removal without drain cuts.
+    /// Long-poll clients (the scenario's, 2 in `kind`): keep-alive connections whose
+    /// requests the app holds for a drawn time (`--long-poll-ms`); the requests a removal
+    /// without drain cuts.
     #[arg(long, value_name = "N")]
     long_polls: Option<usize>,
-    /// Range of a long poll's hold in milliseconds, `MIN,MAX` (default 500,3000).
+    /// Range of a long poll's hold in milliseconds, `MIN,MAX` (the scenario's, 500,3000
+    /// in `kind`).
     #[arg(long, value_name = "MIN,MAX", value_delimiter = ',', num_args = 2)]
     long_poll_ms: Vec<u64>,
     /// Runs at a time (each on its own loopback subnet); 1 runs them one after another.
@@ -65,12 +75,13 @@ struct Args {
     /// higher p99 and rollout maxima; the README's tables use 1.
     #[arg(long, default_value_t = 1, value_name = "N")]
     jobs: usize,
-    /// The SLB listener's health check: `off` (default), or on (a TCP connect every
-    /// second, normal after 2 successes, abnormal after 2 failures) with a backend not yet
-    /// checked either getting connections (`serves`) or held out until normal
-    /// (`held-out`; how CLB treats such a backend is undocumented, so the lab plays both).
-    #[arg(long, value_enum, default_value = "off")]
-    health_check: HealthCheckArg,
+    /// The SLB listener's health check: the scenario's (default), `off`, or on with a
+    /// backend not yet checked either getting connections (`serves`) or held out until
+    /// normal (`held-out`; how CLB treats such a backend is undocumented, so the lab
+    /// plays both). On where the scenario has none: a TCP connect every second, normal
+    /// after 2 successes, abnormal after 2 failures.
+    #[arg(long, value_enum)]
+    health_check: Option<HealthCheckArg>,
     /// What slb-sync's readiness gates wait for (`--gate-on` of `slb-sync run`).
     #[arg(long, value_enum, default_value = "healthy")]
     gate_on: GateOn,
@@ -84,18 +95,26 @@ enum HealthCheckArg {
 }
 
 impl HealthCheckArg {
-    fn check(self) -> Option<mock_slb::state::HealthCheck> {
+    /// The check with this switch, on `world`'s check where it has one.
+    fn check(
+        self,
+        world: Option<mock_slb::state::HealthCheck>,
+    ) -> Option<mock_slb::state::HealthCheck> {
         let unchecked_serves = match self {
             HealthCheckArg::Off => return None,
             HealthCheckArg::Serves => true,
             HealthCheckArg::HeldOut => false,
         };
-        Some(mock_slb::state::HealthCheck {
+        let check = world.unwrap_or(mock_slb::state::HealthCheck {
             interval_ms: 1_000,
             timeout_ms: 500,
             healthy_threshold: 2,
             unhealthy_threshold: 2,
             unchecked_serves,
+        });
+        Some(mock_slb::state::HealthCheck {
+            unchecked_serves,
+            ..check
         })
     }
 }
@@ -103,7 +122,11 @@ impl HealthCheckArg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum PolicyArg {
     Naive,
+    /// The seed's full remedy: readinessProbe, preStop sleep, grace = sleep + 30 s and
+    /// the listener's connection drain on.
     Sleep,
+    /// As `sleep` with the stock listener (connection drain off).
+    SleepStock,
     SlbSync,
 }
 
@@ -117,13 +140,25 @@ enum ModeArg {
 }
 
 impl PolicyArg {
-    fn policy(self) -> Policy {
+    fn policy(self, timings: &mock_cluster::world::Timings) -> Policy {
+        Policy::of(self.shape(), timings)
+    }
+
+    fn shape(self) -> Policy {
         match self {
             PolicyArg::Naive => Policy::Naive,
-            PolicyArg::Sleep => Policy::Sleep { seconds: 2 },
+            // The numbers come from the scenario's timings (`Policy::of`).
+            PolicyArg::Sleep => Policy::Sleep {
+                seconds: 0,
+                drain: true,
+            },
+            PolicyArg::SleepStock => Policy::Sleep {
+                seconds: 0,
+                drain: false,
+            },
             PolicyArg::SlbSync => Policy::SlbSync {
-                drain_secs: 1,
-                wait_secs: 20,
+                drain_secs: 0,
+                wait_secs: 0,
             },
         }
     }
@@ -177,6 +212,22 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    if args.list_scenarios {
+        for (name, yaml) in PRESETS {
+            match World::parse(yaml, name) {
+                Ok(w) => println!("{name:<20} {}", w.description),
+                Err(e) => println!("{name:<20} (invalid: {e})"),
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let world = match World::load(&args.scenario) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let policies = if args.policy.is_empty() {
         vec![PolicyArg::Naive, PolicyArg::Sleep, PolicyArg::SlbSync]
     } else {
@@ -197,11 +248,13 @@ async fn main() -> ExitCode {
     let mut jobs = Vec::new();
     for m in &modes {
         for p in &policies {
-            let policy = p.policy();
+            let policy = p.policy(&world.timings);
             for seed in args.first_seed..args.first_seed + args.seeds {
                 // The subnet is claimed when the run starts.
-                let mut scenario = m.scenario(policy, seed, 0);
-                scenario.health_check = args.health_check.check();
+                let mut scenario = m.scenario(policy, seed, 0).with_world(&world);
+                if let Some(h) = args.health_check {
+                    scenario.health_check = h.check(world.slb.health_check);
+                }
                 scenario.gate_on = args.gate_on;
                 if let Some(n) = args.long_polls {
                     scenario.load.slow_conns = n;
