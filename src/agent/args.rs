@@ -35,12 +35,29 @@ pub struct ReconcileArgs {
         default_value_t = 10
     )]
     pub drift_check_seconds: u64,
+    /// How long the SLB may take to carry a written change to its forwarders, in
+    /// seconds. The API answers before they carry it and reports nothing of when they
+    /// have, so a backend set to weight 0 may get new connections this long after the
+    /// call: its drain window counts from then, and its pod is released no earlier.
+    /// Raise it where the SLB is seen to take longer (a connection that reaches a pod
+    /// after its release is lost).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        env = "SLB_SYNC_SLB_PROPAGATION_SECONDS",
+        default_value_t = 5
+    )]
+    pub slb_propagation_seconds: u32,
 }
 
 impl ReconcileArgs {
     /// At least a second: 0 would re-read every group in a busy loop.
     pub fn resync(&self) -> Duration {
         Duration::from_secs(self.resync_seconds.max(1))
+    }
+
+    pub fn slb_propagation(&self) -> Duration {
+        Duration::from_secs(u64::from(self.slb_propagation_seconds))
     }
 
     /// At least a second, like [`Self::resync`].

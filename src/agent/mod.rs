@@ -91,6 +91,9 @@ pub struct AgentConfig {
     /// kube-proxy's sync lag the handshake allows for in Cluster and Local mode
     /// (`--kube-proxy-allowance-seconds`, see [`pods::allowance`]).
     pub kube_proxy_allowance: Duration,
+    /// How long the SLB may take to carry a write to its forwarders
+    /// (`--slb-propagation-seconds`, see [`crate::plan::PlanConfig::propagation`]).
+    pub slb_propagation: Duration,
     /// What readiness gates wait for (`--gate-on`, `--health-gate-timeout-seconds`).
     pub health_gate: health::HealthGateConfig,
     /// `--http-addr`.
@@ -129,6 +132,7 @@ impl AgentConfig {
             resync: Duration::from_secs(600),
             drift_check: Duration::from_secs(10),
             kube_proxy_allowance: pods::allowance::DEFAULT_KUBE_PROXY_ALLOWANCE,
+            slb_propagation: crate::reconcile::DEFAULT_SLB_PROPAGATION,
             health_gate: health::HealthGateConfig::default(),
             http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
             on_bound: None,
@@ -241,6 +245,8 @@ pub async fn run(
                 // Drift is found within the drift check's interval either way (it reads
                 // in the change lane, which never reuses a read).
                 reuse_read: config.drift_check,
+                slb_propagation: config.slb_propagation,
+                kube_proxy_allowance: config.kube_proxy_allowance,
                 ..ExecutorConfig::default()
             },
         )
@@ -301,6 +307,7 @@ pub async fn run(
             metrics: config.metrics.clone(),
             timer,
             tx: tx.clone(),
+            slb_propagation: config.slb_propagation,
         }),
         pods,
         metrics: config.metrics.clone(),

@@ -343,6 +343,7 @@ mod tests {
                 metrics: metrics.clone(),
                 timer: Arc::new(DrainTimer::new(clock, metrics.clone())),
                 tx: tx.clone(),
+                slb_propagation: Duration::ZERO,
             }),
             pods,
             metrics: metrics.clone(),

@@ -85,6 +85,8 @@ pub struct AgentObserver {
     pub metrics: AgentMetrics,
     pub timer: Arc<DrainTimer>,
     pub tx: mpsc::UnboundedSender<Msg>,
+    /// `--slb-propagation-seconds`: a drain lasts its window plus this.
+    pub slb_propagation: Duration,
 }
 
 impl PassObserver for AgentObserver {
@@ -118,7 +120,8 @@ impl PassObserver for AgentObserver {
         let result = match result {
             Ok(outcome) => Ok((
                 outcome.v_server_group_id.clone().inspect(|id| {
-                    self.timer.set_window(id, target.drain_window);
+                    self.timer
+                        .set_window(id, self.slb_propagation + target.drain_window);
                 }),
                 outcome
                     .backends

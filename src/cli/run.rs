@@ -45,6 +45,7 @@ impl RunArgs {
         config.default_drain_secs = self.reconcile.default_drain_seconds;
         config.resync = self.reconcile.resync();
         config.drift_check = self.reconcile.drift_check();
+        config.slb_propagation = self.reconcile.slb_propagation();
         config.kube_proxy_allowance = self.pods.kube_proxy_allowance();
         config.health_gate = self.pods.health_gate();
         config.http_addr = self.http.http_addr;

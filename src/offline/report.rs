@@ -68,6 +68,7 @@ pub fn plan_steps(
     state: &SlbState,
     now: Timestamp,
     default_drain_secs: u32,
+    slb_propagation: std::time::Duration,
 ) -> Result<StepReport, StateError> {
     let desired = plan(snapshot, config).services;
     let specs: Vec<(String, _)> = snapshot
@@ -80,10 +81,13 @@ pub fn plan_steps(
             Some((format!("{ns}/{name}"), spec))
         })
         .collect();
-    let options = OfflineOptions::with_specs(
-        default_drain_secs,
-        specs.iter().map(|(service, spec)| (service.clone(), spec)),
-    );
+    let options = OfflineOptions {
+        slb_propagation,
+        ..OfflineOptions::with_specs(
+            default_drain_secs,
+            specs.iter().map(|(service, spec)| (service.clone(), spec)),
+        )
+    };
     let plans = plan_offline(&desired, state, now, &options)?;
     let services = desired
         .into_iter()

@@ -96,7 +96,7 @@ pub fn plan_group_holding(
     let owner = &desired.name;
     let window_end = |start: Timestamp| {
         start
-            .checked_add(config.drain_window)
+            .checked_add(config.propagation + config.drain_window)
             .unwrap_or(Timestamp::MAX)
     };
 

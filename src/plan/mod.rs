@@ -11,6 +11,7 @@ mod offline;
 mod quarantine;
 mod state;
 mod step;
+mod warm_up;
 
 #[cfg(test)]
 mod tests;
@@ -24,3 +25,4 @@ pub use offline::{
 pub use quarantine::{Held, HoldPolicy, Quarantine, Refusal};
 pub use state::{SlbState, StateError};
 pub use step::{members_after, GroupPlan, PlanConfig, Step, StepAction, MAX_BATCH};
+pub use warm_up::WarmUp;

@@ -21,6 +21,8 @@ pub struct OfflineOptions {
     /// Drain window in seconds per Service (`<namespace>/<name>`), normally
     /// `LbSpec::drain_window_secs(default_drain_secs)`; Services not listed get the default.
     pub drain_windows: BTreeMap<String, u32>,
+    /// `--slb-propagation-seconds` (see [`PlanConfig::propagation`]).
+    pub slb_propagation: Duration,
     /// Backends per write call (the SLB allows 20).
     pub max_batch: usize,
 }
@@ -30,6 +32,7 @@ impl Default for OfflineOptions {
         OfflineOptions {
             default_drain_secs: 30,
             drain_windows: BTreeMap::new(),
+            slb_propagation: Duration::ZERO,
             max_batch: MAX_BATCH,
         }
     }
@@ -48,6 +51,7 @@ impl OfflineOptions {
                 .into_iter()
                 .map(|(service, spec)| (service, spec.drain_window_secs(default_drain_secs)))
                 .collect(),
+            slb_propagation: Duration::ZERO,
             max_batch: MAX_BATCH,
         }
     }
@@ -136,6 +140,7 @@ fn plan_service(
         .unwrap_or(options.default_drain_secs);
     let config = PlanConfig {
         drain_window: Duration::from_secs(u64::from(window_secs)),
+        propagation: options.slb_propagation,
         max_batch: options.max_batch,
         emptying: false,
         drains_first: false,

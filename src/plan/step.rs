@@ -52,6 +52,12 @@ pub struct PlanConfig {
     /// Service's `connection-drain-timeout` when drain is on, else `--default-drain-seconds`
     /// (see [`crate::model::LbSpec::drain_window_secs`]).
     pub drain_window: Duration,
+    /// How long the SLB may take to carry a written weight to its forwarders
+    /// (`--slb-propagation-seconds`): the API answers before they do, and nothing the API
+    /// reports shows when they have. A backend set to weight 0 keeps new connections for
+    /// up to this long, so its window counts from then: it is removed (and its pod
+    /// released) no earlier than `startedAt + propagation + drain_window`.
+    pub propagation: Duration,
     /// Backends per write call; the SLB allows at most [`MAX_BATCH`]. Values of 0 are
     /// treated as 1.
     pub max_batch: usize,
@@ -68,6 +74,7 @@ impl PlanConfig {
     pub fn new(drain_window: Duration) -> Self {
         PlanConfig {
             drain_window,
+            propagation: Duration::ZERO,
             max_batch: MAX_BATCH,
             emptying: false,
             drains_first: false,

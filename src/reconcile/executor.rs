@@ -18,7 +18,7 @@ pub use super::outcome::{PassOutcome, QuarantinedBackend, ReconcileError};
 use crate::model::{DesiredGroup, GroupHealth, GroupTarget, ObservedGroup, SlbBackend};
 use crate::plan::{
     members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, Holds, PlanConfig,
-    Quarantine, Step, StepAction, MAX_BATCH,
+    Quarantine, Step, StepAction, WarmUp, MAX_BATCH,
 };
 use crate::slb::budget::{current_caller, current_lane, Lane};
 use crate::slb::{ErrorClass, SlbApi, SlbError};
@@ -43,6 +43,12 @@ pub struct ExecutorConfig {
     /// left it when that pass's read is younger than this (see `last_read.rs`); zero
     /// reads on every pass.
     pub reuse_read: Duration,
+    /// How long the SLB may take to carry a write to its forwarders (see
+    /// [`PlanConfig::propagation`]).
+    pub slb_propagation: Duration,
+    /// A node backend rises above weight 0 only this long after the agent first wanted
+    /// it to: kube-proxy's time to program the node (see [`WarmUp`]).
+    pub kube_proxy_allowance: Duration,
 }
 
 /// Plans per pass: the first, and one more after each step whose refused backends were
@@ -58,6 +64,8 @@ impl Default for ExecutorConfig {
             unresolved_eni_retry: Duration::from_secs(10),
             hold: HoldPolicy::default(),
             reuse_read: Duration::ZERO,
+            slb_propagation: Duration::ZERO,
+            kube_proxy_allowance: Duration::ZERO,
         }
     }
 }
@@ -77,6 +85,8 @@ pub struct Executor<A: ?Sized> {
     pub(super) eni_ids: Mutex<HashMap<IpAddr, String>>,
     pub(super) group_ids: Mutex<HashMap<(String, String), String>>,
     pub(super) quarantine: Mutex<Quarantine>,
+    /// Node backends waiting out the kube-proxy allowance before taking traffic.
+    warm_up: Mutex<WarmUp>,
     /// Pod IPs the ENI lookup did not find, with when to look again.
     pub(super) eni_misses: Mutex<HashMap<IpAddr, super::resolve::EniMiss>>,
     pub(super) metrics: Option<ReconcileMetrics>,
@@ -118,6 +128,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             eni_ids: Mutex::new(HashMap::new()),
             group_ids: Mutex::new(HashMap::new()),
             quarantine: Mutex::new(Quarantine::new()),
+            warm_up: Mutex::new(WarmUp::default()),
             eni_misses: Mutex::new(HashMap::new()),
             metrics: None,
             journal: None,
@@ -296,11 +307,12 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         let mut applied = 0;
         let mut quarantined = Vec::new();
         let mut plan = GroupPlan::default();
+        let mut warm_until = None;
         // Each round after the first follows a step whose refused backends were held
         // out: the rest of the group is planned again from what is now known to be on
         // the SLB (no re-read), so make before break is judged without them.
         for _round in 0..MAX_ROUNDS {
-            plan = self.plan(target, &group_id, &observed, &members, now);
+            (plan, warm_until) = self.plan(target, &group_id, &observed, &members, now);
             self.apply_ledger_without_steps(&group_id, &plan);
             let mut refused_any = false;
             for step in &plan.steps {
@@ -363,8 +375,16 @@ impl<A: SlbApi + ?Sized> Executor<A> {
 
         // Drains started by this pass count from when the SLB confirmed weight 0, a little
         // after the plan's `now`: take the deadlines from the ledger, not the plan.
-        let drain_deadline = self.next_deadline(&group_id, target.drain_window, now);
+        let drain_deadline = self.next_deadline(
+            &group_id,
+            self.config.slb_propagation + target.drain_window,
+            now,
+        );
         let mut requeue_at = drain_deadline;
+        // A node held at weight 0 rises once kube-proxy had its allowance.
+        if let Some(warm) = warm_until {
+            requeue_at = Some(requeue_at.map_or(warm, |at| at.min(warm)));
+        }
         if !plan.unresolved_eni_ips.is_empty() {
             let floor = now
                 .checked_add(Duration::from_secs(1))
@@ -404,7 +424,8 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         })
     }
 
-    /// The plan for `members` (the group as read, with this pass's writes applied).
+    /// The plan for `members` (the group as read, with this pass's writes applied), and
+    /// when a node backend it holds at weight 0 may rise (see [`WarmUp`]).
     fn plan(
         &self,
         target: &GroupTarget,
@@ -412,11 +433,12 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         observed: &ObservedGroup,
         members: &[SlbBackend],
         now: Timestamp,
-    ) -> GroupPlan {
+    ) -> (GroupPlan, Option<Timestamp>) {
         let ledger = lock(&self.ledger);
         let eni_ids = lock(&self.eni_ids);
         let config = PlanConfig {
             drain_window: target.drain_window,
+            propagation: self.config.slb_propagation,
             max_batch: self.config.max_batch,
             emptying: target.emptying,
             // A pod waits for this pass's drain: it goes before the group's other work.
@@ -427,9 +449,16 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             ..observed.clone()
         };
         let refused = lock(&self.quarantine).held(group_id, now);
+        let (desired, warm_until) = lock(&self.warm_up).hold(
+            group_id,
+            &target.desired,
+            members,
+            self.config.kube_proxy_allowance,
+            now,
+        );
         let plan_with = |health: GroupHealth| {
             plan_group_holding(
-                &target.desired,
+                &desired,
                 Some(&current),
                 &ledger,
                 &eni_ids,
@@ -445,12 +474,13 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         // Health is asked for only when the plan lowers a weight: asking has the load
         // balancer's health read, and most passes drain nothing.
         let lowers = plan.ledger.started.iter().any(|d| !d.already_at_zero);
-        match &self.health {
+        let plan = match &self.health {
             Some(health) if lowers => {
                 plan_with(health.group_health(&target.load_balancer_id, group_id, now))
             }
             _ => plan,
-        }
+        };
+        (plan, warm_until)
     }
 
     fn count_pass(&self, result: &str) {

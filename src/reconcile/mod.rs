@@ -35,6 +35,10 @@ pub use executor::{
 pub use health::{GroupHealthSource, HEALTH_RECHECK};
 pub use journal::DrainJournal;
 pub use limits::ApiLimits;
+
+/// `--slb-propagation-seconds`' default: how long the SLB may take to carry a write to
+/// its forwarders (see [`crate::plan::PlanConfig::propagation`]).
+pub const DEFAULT_SLB_PROPAGATION: std::time::Duration = std::time::Duration::from_secs(5);
 pub use listeners::{ListenerOutcome, ListenerTarget};
 pub use metrics::ReconcileMetrics;
 pub use retire::GroupDeletion;

@@ -135,8 +135,9 @@ async fn synced_then_deleted_with(annotation: (&str, &str), restart: bool) {
     kube.put(&service("web", &web_annotations(), false))
         .unwrap();
     let first = start_agent(&kube, &slb, "agent-a").await;
-    eventually("both nodes in the group", WAIT, || {
-        (members(&slb, GROUP).len() == 2).then_some(())
+    eventually("both nodes in the group and serving", WAIT, || {
+        let m = members(&slb, GROUP);
+        (m.len() == 2 && m.iter().all(|b| b.2 > 0)).then_some(())
     })
     .await;
     eventually("the cleanup finalizer", WAIT, || {

@@ -36,9 +36,10 @@ async fn cluster_mode_service_gets_every_node_on_its_node_port() {
         .unwrap();
     let agent = start_agent(&kube, &slb, "agent-a").await;
 
-    let got = eventually("three node backends", WAIT, || {
+    // Added at weight 0, raised once kube-proxy on the node had its allowance.
+    let got = eventually("three node backends serving", WAIT, || {
         let m = members(&slb, GROUP);
-        (m.len() == 3).then_some(m)
+        (m.len() == 3 && m.iter().all(|b| b.2 > 0)).then_some(m)
     })
     .await;
     for (i, (id, port, weight, description)) in got.iter().enumerate() {
@@ -76,9 +77,9 @@ async fn local_mode_service_gets_the_nodes_with_endpoints() {
     .unwrap();
     let agent = start_agent(&kube, &slb, "agent-a").await;
 
-    let got = eventually("the two nodes with endpoints", WAIT, || {
+    let got = eventually("the two nodes with endpoints serving", WAIT, || {
         let m = members(&slb, GROUP);
-        (m.len() == 2).then_some(m)
+        (m.len() == 2 && m.iter().all(|b| b.2 > 0)).then_some(m)
     })
     .await;
     assert_eq!(
@@ -86,6 +87,30 @@ async fn local_mode_service_gets_the_nodes_with_endpoints() {
             .map(|m| (m.0.as_str(), m.1, m.2))
             .collect::<Vec<_>>(),
         [("i-1", 30080, 1), ("i-3", 30080, 1)]
+    );
+    // Each node joined at weight 0 and rose only once its kube-proxy had the allowance
+    // (1 s here) to program the Service's rule.
+    let log = slb.call_log();
+    let added = log
+        .iter()
+        .find(|c| c.action == "AddVServerGroupBackendServers" && c.status == 200)
+        .expect("nodes added");
+    assert!(
+        added.params.values().any(|v| v.contains("\"Weight\":0")),
+        "{added:?}"
+    );
+    let raised = log
+        .iter()
+        .find(|c| {
+            c.action == "SetVServerGroupAttribute"
+                && c.params.values().any(|v| v.contains("\"Weight\":1"))
+        })
+        .expect("nodes raised");
+    assert!(
+        raised.at_ms >= added.at_ms + 1000,
+        "raised at {} ms, added at {} ms",
+        raised.at_ms,
+        added.at_ms
     );
     agent.stop().await;
 }
@@ -228,10 +253,20 @@ async fn deleting_a_service_drains_and_removes_only_its_backends_then_releases_i
     }
     kube.put(&service("web", &web_annotations(), false))
         .unwrap();
-    let agent = start_agent(&kube, &slb, "agent-a").await;
-    eventually("two owned backends and the foreign one", WAIT, || {
-        (members(&slb, GROUP).len() == 3).then_some(())
+    // The SLB may take 2 s to carry a weight to its forwarders: the window counts from
+    // then.
+    let agent = start_agent_with(&kube, &slb, "agent-a", |c| {
+        c.slb_propagation = Duration::from_secs(2)
     })
+    .await;
+    eventually(
+        "two owned backends serving and the foreign one",
+        WAIT,
+        || {
+            let m = members(&slb, GROUP);
+            (m.len() == 3 && m.iter().all(|b| b.2 > 0)).then_some(())
+        },
+    )
     .await;
     eventually("the cleanup finalizer", WAIT, || {
         kube.get("v1", "Service", "default", "web")
@@ -272,8 +307,8 @@ async fn deleting_a_service_drains_and_removes_only_its_backends_then_releases_i
         .max()
         .expect("backends removed");
     assert!(
-        removed >= set + 1000,
-        "removed {removed} ms, drain started {set} ms"
+        removed >= set + 2000 + 1000,
+        "removed {removed} ms, drain started {set} ms (propagation 2 s + window 1 s)"
     );
     agent.stop().await;
 }

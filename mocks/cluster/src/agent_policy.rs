@@ -146,6 +146,7 @@ impl LabAgent {
             .map_err(AgentError::from)?;
         c.default_drain_secs = drain_secs;
         c.kube_proxy_allowance = Duration::from_millis(timings.kube_proxy_allowance_ms);
+        c.slb_propagation = Duration::from_millis(timings.slb_propagation_ms);
         c.health_gate.gate_on = gate_on;
         c.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         c.limits = ApiLimits {

@@ -214,6 +214,9 @@ pub struct Timings {
     pub drain_window_s: u32,
     /// slb-sync's kube-proxy allowance.
     pub kube_proxy_allowance_ms: u64,
+    /// slb-sync's `--slb-propagation-seconds`, in milliseconds: at least the slowest
+    /// change the SLB world carries (the agent cannot see the forwarders).
+    pub slb_propagation_ms: u64,
     /// slb-sync's leader lease.
     pub lease_s: u32,
     /// `wait-drained --timeout` (grace = this + 30 s).
@@ -229,6 +232,7 @@ impl Default for Timings {
         Timings {
             drain_window_s: 1,
             kube_proxy_allowance_ms: 1000,
+            slb_propagation_ms: 1000,
             lease_s: 5,
             wait_drained_s: 20,
             sleep_s: 2,

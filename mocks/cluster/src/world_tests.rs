@@ -19,11 +19,22 @@ fn the_kind_preset_is_the_default_world() {
 fn each_single_condition_preset_differs_from_kind_in_its_condition_only() {
     let kind = World::default();
     let w = World::load("slb-tail").unwrap();
-    assert!(matches!(w.slb.propagation, Propagation::PerBackend { .. }));
-    assert_eq!(
-        (&w.cluster, &w.load, &w.timings),
-        (&kind.cluster, &kind.load, &kind.timings)
-    );
+    let Propagation::PerBackend {
+        add,
+        weight,
+        remove,
+    } = w.slb.propagation
+    else {
+        panic!("slb-tail propagates per backend")
+    };
+    // The agent's allowance covers the slowest change this world makes.
+    for t in [add, weight, remove] {
+        assert!(
+            t.max_ms.is_some_and(|m| m <= w.timings.slb_propagation_ms),
+            "{t:?}"
+        );
+    }
+    assert_eq!((&w.cluster, &w.load), (&kind.cluster, &kind.load));
     assert_eq!(w.slb.api, kind.slb.api);
     let w = World::load("api-faults").unwrap();
     assert!(w.slb.api.outage.is_some() && w.slb.api.qps_limit.is_some());

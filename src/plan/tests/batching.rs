@@ -105,6 +105,7 @@ fn smaller_configured_batches_are_honoured() {
     let desired = mk_desired((0..7).map(|i| mk_ecs(i, 10, Active)).collect());
     let config = PlanConfig {
         drain_window: WINDOW,
+        propagation: Duration::ZERO,
         max_batch: 3,
         emptying: false,
         drains_first: false,

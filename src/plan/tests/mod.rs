@@ -8,6 +8,7 @@ mod make_before_break;
 mod properties;
 mod rules;
 mod state;
+mod warm_up;
 mod warming;
 
 use std::collections::HashMap;

@@ -46,7 +46,7 @@ struct Case {
     config: PlanConfig,
 }
 
-fn build(slots: &[Slot], eni: bool, window: u64, max_batch: usize) -> Case {
+fn build(slots: &[Slot], eni: bool, window: u64, propagation: u64, max_batch: usize) -> Case {
     let mut desired = Vec::new();
     let mut observed = Vec::new();
     let mut ledger = DrainLedger::new();
@@ -88,6 +88,7 @@ fn build(slots: &[Slot], eni: bool, window: u64, max_batch: usize) -> Case {
         ledger,
         config: PlanConfig {
             drain_window: Duration::from_secs(window),
+            propagation: Duration::from_secs(propagation),
             max_batch,
             emptying: false,
             drains_first: false,
@@ -107,10 +108,11 @@ proptest! {
         slots in prop::collection::vec(slot(), 0..60),
         eni in any::<bool>(),
         window in 0u64..90,
+        propagation in 0u64..20,
         max_batch in 1usize..=20,
         drains_first in any::<bool>(),
     ) {
-        let mut case = build(&slots, eni, window, max_batch);
+        let mut case = build(&slots, eni, window, propagation, max_batch);
         case.config.drains_first = drains_first;
         let now = mk_ts(0);
         let plan = plan_group(&case.desired, Some(&case.observed), &case.ledger,
@@ -170,7 +172,8 @@ proptest! {
                         prop_assert_eq!(have.weight, Weight::ZERO);
                         let start = case.ledger.started_at(GROUP, &key)
                             .expect("removal without a ledger entry");
-                        prop_assert!(now >= start.checked_add(case.config.drain_window).unwrap());
+                        let due = case.config.propagation + case.config.drain_window;
+                        prop_assert!(now >= start.checked_add(due).unwrap());
                         let wanted_active = case.desired.backends.iter()
                             .any(|d| d.key() == key && d.state == BackendState::Active);
                         prop_assert!(!wanted_active, "removal of desired active {key}");
@@ -207,8 +210,9 @@ proptest! {
         slots in prop::collection::vec(slot(), 0..40),
         eni in any::<bool>(),
         window in 0u64..90,
+        propagation in 0u64..20,
     ) {
-        let case = build(&slots, eni, window, 20);
+        let case = build(&slots, eni, window, propagation, 20);
         let ids = eni_ids(slots.len());
         let mut group = case.observed.clone();
         let mut ledger = case.ledger.clone();

@@ -244,6 +244,36 @@ fn window_boundary_is_now_at_or_after_start_plus_window() {
 }
 
 #[test]
+fn the_window_counts_from_when_the_slb_may_carry_the_weight_0() {
+    // Weight 0 written at t0; the SLB may carry it up to 5 s later, so the 30 s window
+    // ends at t0 + 35.
+    let observed = mk_observed(vec![mk_owned(1, 0)]);
+    let ledger = mk_ledger(&[(1, 0)]);
+    let desired = mk_desired(vec![]);
+    let config = PlanConfig {
+        propagation: Duration::from_secs(5),
+        ..PlanConfig::new(WINDOW)
+    };
+    let plan_at = |now| {
+        plan_group(
+            &desired,
+            Some(&observed),
+            &ledger,
+            &HashMap::new(),
+            config,
+            now,
+        )
+    };
+    let plan = plan_at(mk_ts(34));
+    assert!(plan.steps.is_empty(), "{:?}", plan.steps);
+    assert_eq!(plan.requeue_at, Some(mk_ts(35)));
+    assert_eq!(
+        summary(&plan_at(mk_ts(35)).steps),
+        vec![(StepAction::Remove, ids(&[("i-001", 0)]))]
+    );
+}
+
+#[test]
 fn desired_draining_backend_is_set_to_zero_then_removed_after_its_window() {
     let desired = mk_desired(vec![mk_ecs(1, 0, Draining), mk_ecs(2, 10, Active)]);
     let observed = mk_observed(vec![mk_owned(1, 30), mk_owned(2, 10)]);

@@ -136,6 +136,10 @@ pub fn config(identity: &str, registry: prometheus::Registry) -> AgentConfig {
     };
     let mut c = AgentConfig::new(planner, leader, registry).expect("agent metrics register");
     c.default_drain_secs = 1;
+    // The mock SLB carries a write at once, and the tests' kube-proxy is instant: a node
+    // backend still waits this allowance before it takes traffic (`plan::WarmUp`).
+    c.slb_propagation = Duration::ZERO;
+    c.kube_proxy_allowance = Duration::from_secs(1);
     c.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
     c.limits = ApiLimits {
         qps: 200.0,

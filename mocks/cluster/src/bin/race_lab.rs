@@ -212,6 +212,13 @@ fn ms(d: Duration) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // `RACE_LAB_LOG=slb_sync=debug` shows what the agent did in each run (stderr).
+    if let Ok(filter) = std::env::var("RACE_LAB_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if args.list_scenarios {
         for (name, yaml) in PRESETS {
             match World::parse(yaml, name) {
