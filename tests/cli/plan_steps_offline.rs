@@ -6,6 +6,10 @@ use std::process::Command;
 use serde_json::{json, Value};
 
 fn plan_with_state(now: &str) -> Value {
+    plan_with_state_and(now, &[])
+}
+
+fn plan_with_state_and(now: &str, extra: &[&str]) -> Value {
     let output = Command::new(env!("CARGO_BIN_EXE_slb-sync"))
         .args([
             "plan",
@@ -16,6 +20,7 @@ fn plan_with_state(now: &str) -> Value {
             "--now",
             now,
         ])
+        .args(extra)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run slb-sync");
@@ -51,13 +56,19 @@ fn steps_add_first_then_weights_then_removals_of_elapsed_drains() {
             {"action": "remove", "backends": [eni("eni-x", "10.0.32.9", 0)]},
         ])
     );
-    // eni-z's window (started 11:59:45) ends first.
+    // eni-z's drain (weight 0 at 11:59:45) ends first: 5 s for the SLB to carry the
+    // weight (`--slb-propagation-seconds`' default), then its 30 s window.
+    assert_eq!(group["requeueAt"], "2026-11-27T12:00:20Z");
+    let group = &plan_with_state_and(
+        "2026-11-27T12:00:00Z",
+        &["--slb-propagation-seconds", "0"],
+    )["services"][0]["groups"][0];
     assert_eq!(group["requeueAt"], "2026-11-27T12:00:15Z");
 }
 
 #[test]
-fn a_drain_is_removed_exactly_when_its_window_has_elapsed() {
-    let before = plan_with_state("2026-11-27T12:00:14Z");
+fn a_drain_is_removed_exactly_when_propagation_and_window_have_elapsed() {
+    let before = plan_with_state("2026-11-27T12:00:19Z");
     let removes = |report: &Value| -> Vec<String> {
         report["services"][0]["groups"][0]["steps"]
             .as_array()
@@ -69,7 +80,7 @@ fn a_drain_is_removed_exactly_when_its_window_has_elapsed() {
             .collect()
     };
     assert_eq!(removes(&before), ["eni-x"]);
-    let at = plan_with_state("2026-11-27T12:00:15Z");
+    let at = plan_with_state("2026-11-27T12:00:20Z");
     // Backends in a step are in identity order (ENI: by IP text).
     assert_eq!(removes(&at), ["eni-z", "eni-x"]);
 }
