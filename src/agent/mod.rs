@@ -71,7 +71,7 @@ use crate::reconcile::{
     ApiLimits, Clock, Executor, ExecutorConfig, ReconcileMetrics, SchedulerConfig, TokioClock,
 };
 use crate::slb::SlbApi;
-use metrics::AgentMetrics;
+pub use metrics::AgentMetrics;
 use pods::{NoPods, PodLifecycle, PodLifecycleConfig, PodStores, SharedPodSide};
 
 /// Called with the HTTP server's address once bound (tests bind port 0).

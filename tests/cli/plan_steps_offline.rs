@@ -59,10 +59,8 @@ fn steps_add_first_then_weights_then_removals_of_elapsed_drains() {
     // eni-z's drain (weight 0 at 11:59:45) ends first: 5 s for the SLB to carry the
     // weight (`--slb-propagation-seconds`' default), then its 30 s window.
     assert_eq!(group["requeueAt"], "2026-11-27T12:00:20Z");
-    let group = &plan_with_state_and(
-        "2026-11-27T12:00:00Z",
-        &["--slb-propagation-seconds", "0"],
-    )["services"][0]["groups"][0];
+    let group = &plan_with_state_and("2026-11-27T12:00:00Z", &["--slb-propagation-seconds", "0"])
+        ["services"][0]["groups"][0];
     assert_eq!(group["requeueAt"], "2026-11-27T12:00:15Z");
 }
 

@@ -115,6 +115,7 @@ pub async fn slb_sync_binary() -> Result<PathBuf, AgentPolicyError> {
 /// A running agent; dropping it without [`LabAgent::stop`] aborts it.
 pub struct LabAgent {
     pub addr: SocketAddr,
+    metrics: slb_sync::agent::AgentMetrics,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), AgentError>>>,
 }
@@ -169,6 +170,7 @@ impl LabAgent {
         c.on_bound = Some(Arc::new(move |addr| {
             *b.lock().unwrap_or_else(|p| p.into_inner()) = Some(addr)
         }));
+        let metrics = c.metrics.clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let pod_side = PodSideChoice::Lifecycle {
             fail_open_margin: Duration::from_secs(60),
@@ -178,6 +180,7 @@ impl LabAgent {
         }));
         let mut agent = LabAgent {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics,
             stop: Some(stop),
             task: Some(task),
         };
@@ -200,6 +203,16 @@ impl LabAgent {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Pod finalizers released without a confirmed drain, and readiness gates opened by
+    /// the health-gate timeout: each a loss of the guarantee, whether or not a request
+    /// failed.
+    pub fn fail_opens(&self) -> (u64, u64) {
+        (
+            self.metrics.finalizer_fail_open_total.get(),
+            self.metrics.gate_fail_open_total.get(),
+        )
     }
 
     /// Stops the agent as SIGTERM would, waiting at most 10 s.

@@ -49,6 +49,34 @@ pub struct KubeletConfig {
     pub response: Delay,
     pub idle_close: Duration,
     pub probe_period: Duration,
+    /// Where every pod's start-to-Ready and delete-to-stopped times go.
+    pub times: PodTimes,
+}
+
+/// Pod timings of a run, from every node's kubelet.
+#[derive(Debug, Clone, Default)]
+pub struct PodTimes(Arc<Mutex<PodTimesInner>>);
+
+#[derive(Debug, Default, Clone)]
+pub struct PodTimesInner {
+    /// Pod started (the kubelet saw it) → `Ready` True, once per pod (the gate's cost
+    /// shows here).
+    pub to_ready: Vec<Duration>,
+    /// Deletion seen → container stopped (preStop, SIGTERM, exit or kill).
+    pub held: Vec<Duration>,
+    /// Pods whose container was killed at the end of its grace period.
+    pub killed: u64,
+}
+
+impl PodTimes {
+    fn with(&self, f: impl FnOnce(&mut PodTimesInner)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// What was recorded so far.
+    pub fn snapshot(&self) -> PodTimesInner {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// The IP the `n`-th pod (n ≥ 2) started on node `node_index` gets (so the lab can
@@ -197,6 +225,8 @@ async fn run_pod(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>) {
             ctx.cfg.response.sample(&mut *rng),
         )
     };
+    let started = Instant::now();
+    let mut ready_seen = false;
     let n = ctx.next_ip.fetch_add(1, Ordering::Relaxed);
     let ip = pod_ip(ctx.cfg.subnet, ctx.cfg.node_index, n);
     let app = if pod.metadata.deletion_timestamp.is_none() {
@@ -258,6 +288,10 @@ async fn run_pod(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>) {
             )
             .await;
             written = now;
+            if now.1 && !ready_seen {
+                ready_seen = true;
+                ctx.cfg.times.with(|t| t.to_ready.push(started.elapsed()));
+            }
         }
         if term.is_none() && pod.metadata.deletion_timestamp.is_some() {
             let grace = pod
@@ -272,14 +306,16 @@ async fn run_pod(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>) {
                 .max(0) as u64;
             let deadline = Instant::now() + Duration::from_secs(grace);
             let hook = pre_stop(&pod);
-            term = Some(Box::pin(terminate(
-                &app,
-                hook,
-                deadline,
-                &name,
-                &ctx.cfg.namespace,
-                ip,
-            )));
+            let times = ctx.cfg.times.clone();
+            let (app, name, ns) = (&app, &name, &ctx.cfg.namespace);
+            term = Some(Box::pin(async move {
+                let seen = Instant::now();
+                let killed = terminate(app, hook, deadline, name, ns, ip).await;
+                times.with(|t| {
+                    t.held.push(seen.elapsed());
+                    t.killed += u64::from(killed);
+                });
+            }));
         }
     }
     drop(term);
@@ -299,7 +335,15 @@ async fn run_pod(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>) {
     confirm_deleted(&ctx, &name).await;
 }
 
-async fn terminate(app: &App, hook: PreStop, deadline: Instant, name: &str, ns: &str, ip: IpAddr) {
+/// Runs the termination; true when the container had to be killed at the deadline.
+async fn terminate(
+    app: &App,
+    hook: PreStop,
+    deadline: Instant,
+    name: &str,
+    ns: &str,
+    ip: IpAddr,
+) -> bool {
     match hook {
         PreStop::None => {}
         PreStop::Sleep(d) => tokio::time::sleep_until(deadline.min(Instant::now() + d)).await,
@@ -321,8 +365,11 @@ async fn terminate(app: &App, hook: PreStop, deadline: Instant, name: &str, ns: 
         }
     }
     app.sigterm();
-    let _ = tokio::time::timeout_at(deadline, app.exited()).await;
+    let exited = tokio::time::timeout_at(deadline, app.exited())
+        .await
+        .is_ok();
     app.kill();
+    !exited
 }
 
 /// The kubelet's final delete; the object goes once finalizers allow.

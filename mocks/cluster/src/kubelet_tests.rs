@@ -43,6 +43,7 @@ async fn pod_lifecycle_gate_prestop_sigterm_and_finalizer_hold() {
             response: Delay::fixed(Duration::ZERO),
             idle_close: Duration::from_secs(1),
             probe_period: Duration::from_millis(100),
+            times: Default::default(),
         },
         rng_for(5, "kubelet"),
     );

@@ -114,6 +114,7 @@ async fn rolls_real_pods_keeping_availability() {
                 response: Delay::fixed(Duration::ZERO),
                 idle_close: Duration::from_millis(200),
                 probe_period: Duration::from_millis(50),
+                times: Default::default(),
             };
             Kubelet::start(client.clone(), kc, rng_for(9, n))
         })

@@ -121,6 +121,21 @@ pub struct Outcome {
     /// The mock SLB listener's own view: `(refused, connect_failed, cut)` connections,
     /// which attributes the client's `other` (a fresh connection closed unanswered).
     pub slb_refused_failed_cut: (u64, u64, u64),
+    /// Pods of the rollout: start → Ready, delete → stopped, killed at grace end.
+    pub pods: crate::kubelet::PodTimesInner,
+    /// slb-sync: finalizers released and gates opened without their guarantee.
+    pub fail_open: FailOpen,
+    /// SLB API calls by action: calls, successes, errors by code.
+    pub slb_calls: BTreeMap<String, mock_slb::calls::ActionCounters>,
+}
+
+/// Releases without the agent's guarantee (slb-sync only; zero for the baselines).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailOpen {
+    /// Pod finalizers released without a confirmed drain.
+    pub finalizers: u64,
+    /// Readiness gates opened by the health-gate timeout.
+    pub gates: u64,
 }
 
 /// Why a run could not be measured.
@@ -500,6 +515,9 @@ impl Scenario {
             seed: self.sim.seed,
             timeout: Duration::from_secs(5),
         });
+        // Only the rollout's pods count: the first version's are in the record already.
+        let before = sim.times.snapshot();
+        slb.clear_call_log();
         // The API's faults from the rollout on (setup and the steady-state checks run
         // without them), with the outage at its drawn moment.
         slb.set_faults(self.faults(true, false));
@@ -521,15 +539,26 @@ impl Scenario {
         }
         tokio::time::sleep(self.settle).await;
         let report = load.stop();
+        let mut fail_open = FailOpen::default();
         if let Some(a) = agent {
+            (fail_open.finalizers, fail_open.gates) = a.fail_opens();
             a.stop().await;
         }
+        let mut pods = sim.times.snapshot();
+        pods.to_ready
+            .drain(..before.to_ready.len().min(pods.to_ready.len()));
+        pods.held.drain(..before.held.len().min(pods.held.len()));
+        pods.killed -= before.killed.min(pods.killed);
+        let slb_calls = slb.counters();
         sim.shutdown().await;
         let c = slb.dataplane_counters("lb-lab", 80).unwrap_or_default();
         Ok(Outcome {
             load: report,
             rollout,
             slb_refused_failed_cut: (c.refused, c.connect_failed, c.cut),
+            pods,
+            fail_open,
+            slb_calls,
         })
     }
 }

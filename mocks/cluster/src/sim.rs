@@ -85,6 +85,8 @@ pub struct Sim {
     pub client: kube::Client,
     pub proxies: Vec<KubeProxy>,
     pub config: SimConfig,
+    /// Every pod's start-to-Ready and delete-to-stopped times.
+    pub times: crate::kubelet::PodTimes,
     _kubelets: Vec<Kubelet>,
     _tasks: Vec<AbortOnDrop>,
 }
@@ -147,6 +149,7 @@ impl Sim {
         ));
         let mut proxies = Vec::new();
         let mut kubelets = Vec::new();
+        let times = crate::kubelet::PodTimes::default();
         for i in 1..=c.nodes {
             let node = node_name(i);
             let addr = SocketAddr::new(node_ip(c.subnet, i), c.node_port);
@@ -175,6 +178,7 @@ impl Sim {
                 response: c.response,
                 idle_close: c.idle_close,
                 probe_period: c.probe_period,
+                times: times.clone(),
             };
             kubelets.push(Kubelet::start(
                 client.clone(),
@@ -187,6 +191,7 @@ impl Sim {
             client,
             proxies,
             config,
+            times,
             _kubelets: kubelets,
             _tasks: tasks,
         })

@@ -197,6 +197,24 @@ struct Cell {
     p50s: Vec<Duration>,
     p99s: Vec<Duration>,
     rollouts: Vec<Duration>,
+    /// Every rollout pod's delete → stopped and start → Ready, over the seeds.
+    held: Vec<Duration>,
+    to_ready: Vec<Duration>,
+    killed: u64,
+    fail_open_finalizers: u64,
+    fail_open_gates: u64,
+    /// SLB API calls by action: (calls, errors by code).
+    slb_calls: BTreeMap<String, (u64, BTreeMap<String, u64>)>,
+}
+
+/// The `q` quantile of `v` (nearest rank).
+fn quantile(v: &[Duration], q: f64) -> Duration {
+    let mut s = v.to_vec();
+    s.sort();
+    if s.is_empty() {
+        return Duration::ZERO;
+    }
+    s[((s.len() - 1) as f64 * q).round() as usize]
 }
 
 fn median(v: &[Duration]) -> Duration {
@@ -318,7 +336,7 @@ async fn main() -> ExitCode {
             Ok(out) => {
                 let failed = out.load.failed();
                 eprintln!(
-                    "[{done}/{total} {:>5.0}s] {mname:<7} {pname:<8} seed {seed:<3} requests {:>5} failed {:>4} rollout {:>6.2}s ({:.1}s)",
+                    "[{done}/{total} {:>5.0}s] {mname:<7} {pname:<11} seed {seed:<3} requests {:>5} failed {:>4} rollout {:>6.2}s ({:.1}s)",
                     started.elapsed().as_secs_f64(),
                     out.load.requests,
                     failed,
@@ -340,6 +358,29 @@ async fn main() -> ExitCode {
                 cell.p50s.push(out.load.p50);
                 cell.p99s.push(out.load.p99);
                 cell.rollouts.push(out.rollout);
+                cell.held.extend(&out.pods.held);
+                cell.to_ready.extend(&out.pods.to_ready);
+                cell.killed += out.pods.killed;
+                cell.fail_open_finalizers += out.fail_open.finalizers;
+                cell.fail_open_gates += out.fail_open.gates;
+                for (action, c) in &out.slb_calls {
+                    let e = cell.slb_calls.entry(action.clone()).or_default();
+                    e.0 += c.calls;
+                    for (code, n) in &c.errors {
+                        *e.1.entry(code.clone()).or_default() += n;
+                    }
+                }
+                if out.fail_open.finalizers + out.fail_open.gates > 0 {
+                    eprintln!(
+                        "    fail-open releases: {} finalizer(s), {} gate(s)",
+                        out.fail_open.finalizers, out.fail_open.gates
+                    );
+                }
+                let pods_json = json!({
+                    "held_ms": out.pods.held.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+                    "to_ready_ms": out.pods.to_ready.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
+                    "killed": out.pods.killed,
+                });
                 let failures: BTreeMap<&str, u64> = out
                     .load
                     .failures
@@ -356,6 +397,10 @@ async fn main() -> ExitCode {
                         "rollout_ms": ms(out.rollout),
                         "slb_refused_connect_failed_cut": [out.slb_refused_failed_cut.0,
                             out.slb_refused_failed_cut.1, out.slb_refused_failed_cut.2],
+                        "pods": pods_json,
+                        "fail_open": {"finalizers": out.fail_open.finalizers,
+                                      "gates": out.fail_open.gates},
+                        "slb_calls": out.slb_calls,
                     }),
                 ));
             }
@@ -382,7 +427,7 @@ async fn main() -> ExitCode {
         args.first_seed,
         args.first_seed + args.seeds - 1
     );
-    let mut header = format!("{:<8} {:<8} {:>9}", "mode", "policy", "requests");
+    let mut header = format!("{:<8} {:<11} {:>9}", "mode", "policy", "requests");
     for c in Cause::ALL {
         header += &format!(" {:>9}", c.as_str());
     }
@@ -395,7 +440,7 @@ async fn main() -> ExitCode {
     let mut run_errors = 0;
     for (mname, pname, cell) in &cells {
         let f = |c: Cause| cell.failures.get(&c).copied().unwrap_or(0);
-        let mut line = format!("{mname:<8} {pname:<8} {:>9}", cell.requests);
+        let mut line = format!("{mname:<8} {pname:<11} {:>9}", cell.requests);
         for c in Cause::ALL {
             line += &format!(" {:>9}", f(c));
         }
@@ -429,11 +474,53 @@ async fn main() -> ExitCode {
             "seeds_with_cause": seeds_with_cause,
             "p50_ms_median": ms(median(&cell.p50s)), "p99_ms_max": ms(p99),
             "rollout_ms_mean": ms(mean), "rollout_ms_max": ms(max),
+            "fail_open": {"finalizers": cell.fail_open_finalizers, "gates": cell.fail_open_gates},
+            "held_ms": {"p50": ms(quantile(&cell.held, 0.5)), "p99": ms(quantile(&cell.held, 0.99)),
+                        "max": ms(quantile(&cell.held, 1.0))},
+            "to_ready_ms": {"p50": ms(quantile(&cell.to_ready, 0.5)),
+                            "p99": ms(quantile(&cell.to_ready, 0.99))},
+            "killed": cell.killed,
+            "slb_calls": cell.slb_calls.iter().map(|(a, (n, errors))| (a.clone(), json!({"calls": n, "errors": errors}))).collect::<BTreeMap<_, _>>(),
         }));
+    }
+    println!();
+    println!(
+        "{:<8} {:<11} {:>9} {:>24} {:>16} {:>7} {:>10} {:>10}",
+        "mode",
+        "policy",
+        "fail-open",
+        "held p50/p99/max",
+        "ready p50/p99",
+        "killed",
+        "SLB calls",
+        "errors"
+    );
+    for (mname, pname, cell) in &cells {
+        let s = |d: Duration| d.as_secs_f64();
+        let calls: u64 = cell.slb_calls.values().map(|c| c.0).sum();
+        let errors: u64 = cell.slb_calls.values().flat_map(|c| c.1.values()).sum();
+        println!(
+            "{mname:<8} {pname:<11} {:>9} {:>24} {:>16} {:>7} {:>10} {:>10}",
+            cell.fail_open_finalizers + cell.fail_open_gates,
+            format!(
+                "{:.1}/{:.1}/{:.1}s",
+                s(quantile(&cell.held, 0.5)),
+                s(quantile(&cell.held, 0.99)),
+                s(quantile(&cell.held, 1.0))
+            ),
+            format!(
+                "{:.1}/{:.1}s",
+                s(quantile(&cell.to_ready, 0.5)),
+                s(quantile(&cell.to_ready, 0.99))
+            ),
+            cell.killed,
+            calls,
+            errors
+        );
     }
     eprintln!("done in {:.0}s", started.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
-        let doc = json!({"seeds": args.seeds, "first_seed": args.first_seed,
+        let doc = json!({"scenario": world, "seeds": args.seeds, "first_seed": args.first_seed,
                          "totals": totals_json, "runs": runs_json});
         let text = serde_json::to_string_pretty(&doc).unwrap_or_default();
         if let Err(e) = std::fs::write(path, text) {
