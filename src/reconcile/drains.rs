@@ -94,13 +94,16 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                     self.end_drain(&mut ledger, group_id, &key);
                 }
                 StepAction::Remove => {
+                    lock(&self.joined).remove(&(group_id.to_owned(), key.clone()));
                     let started = self.end_drain(&mut ledger, group_id, &key);
                     if let (Some(metrics), Some(started)) = (&self.metrics, started) {
                         let drained = now.duration_since(started).as_secs_f64().max(0.0);
                         metrics.drain_duration.observe(drained);
                     }
                 }
-                StepAction::Add => {}
+                StepAction::Add => {
+                    lock(&self.joined).insert((group_id.to_owned(), key), now);
+                }
             }
         }
     }

@@ -15,7 +15,7 @@ use super::last_read::LastReads;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
 pub use super::outcome::{PassOutcome, QuarantinedBackend, ReconcileError};
-use crate::model::{DesiredGroup, GroupHealth, GroupTarget, ObservedGroup, SlbBackend};
+use crate::model::{BackendKey, DesiredGroup, GroupHealth, GroupTarget, ObservedGroup, SlbBackend};
 use crate::plan::{
     members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, Holds, PlanConfig,
     Quarantine, Step, StepAction, WarmUp, MAX_BATCH,
@@ -87,6 +87,9 @@ pub struct Executor<A: ?Sized> {
     pub(super) quarantine: Mutex<Quarantine>,
     /// Node backends waiting out the kube-proxy allowance before taking traffic.
     warm_up: Mutex<WarmUp>,
+    /// When this agent last added each member, per group (see
+    /// [`Self::health_since_joins`]).
+    pub(super) joined: Mutex<HashMap<(String, BackendKey), Timestamp>>,
     /// Pod IPs the ENI lookup did not find, with when to look again.
     pub(super) eni_misses: Mutex<HashMap<IpAddr, super::resolve::EniMiss>>,
     pub(super) metrics: Option<ReconcileMetrics>,
@@ -129,6 +132,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             group_ids: Mutex::new(HashMap::new()),
             quarantine: Mutex::new(Quarantine::new()),
             warm_up: Mutex::new(WarmUp::default()),
+            joined: Mutex::new(HashMap::new()),
             eni_misses: Mutex::new(HashMap::new()),
             metrics: None,
             journal: None,
@@ -474,11 +478,12 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         // Health is asked for only when the plan lowers a weight: asking has the load
         // balancer's health read, and most passes drain nothing.
         let lowers = plan.ledger.started.iter().any(|d| !d.already_at_zero);
-        let plan = match &self.health {
-            Some(health) if lowers => {
-                plan_with(health.group_health(&target.load_balancer_id, group_id, now))
-            }
-            _ => plan,
+        let plan = match lowers
+            .then(|| self.health_since_joins(&target.load_balancer_id, group_id, now))
+            .flatten()
+        {
+            Some(health) => plan_with(health),
+            None => plan,
         };
         (plan, warm_until)
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use super::executor::Executor;
+use super::executor::{lock, Executor};
 use crate::model::{GroupHealth, Listener};
 use crate::slb::budget::{current_lane, Lane};
 use crate::slb::SlbApi;
@@ -20,6 +20,8 @@ pub const HEALTH_RECHECK: Duration = Duration::from_secs(2);
 /// health read for a while (the agent's board files the group as a waiter).
 pub trait GroupHealthSource: Send + Sync {
     fn group_health(&self, load_balancer_id: &str, group_id: &str, now: Timestamp) -> GroupHealth;
+    /// When the reading [`Self::group_health`] goes by was asked for.
+    fn reading_asked_at(&self, load_balancer_id: &str) -> Option<Timestamp>;
     /// Whether the load balancer's listeners (which check health) are known.
     fn knows_listeners(&self, load_balancer_id: &str) -> bool;
     /// The load balancer's listeners as just read.
@@ -27,6 +29,31 @@ pub trait GroupHealthSource: Send + Sync {
 }
 
 impl<A: SlbApi + ?Sized> Executor<A> {
+    /// The group's health with every backend this agent added (or added again) too
+    /// recently for the reading to speak of it taken out of the `normal` set: a reading
+    /// asked for before the SLB carried the add reports the key's previous life (a node
+    /// removed and added back for a new pod keeps its key) or nothing yet.
+    pub(super) fn health_since_joins(
+        &self,
+        load_balancer_id: &str,
+        group_id: &str,
+        now: Timestamp,
+    ) -> Option<GroupHealth> {
+        let health = self.health.as_ref()?;
+        let mut reading = health.group_health(load_balancer_id, group_id, now);
+        if let GroupHealth::Normal(normal) = &mut reading {
+            let asked = health.reading_asked_at(load_balancer_id);
+            let joined = lock(&self.joined);
+            normal.retain(|key| {
+                joined
+                    .get(&(group_id.to_owned(), key.clone()))
+                    .and_then(|at| at.checked_add(self.config.slb_propagation).ok())
+                    .is_none_or(|carried| asked.is_some_and(|asked| asked >= carried))
+            });
+        }
+        Some(reading)
+    }
+
     /// Drains wait for `health`: none goes ahead while it would leave the group nothing
     /// the listeners report `normal` (see [`crate::plan::Holds`]).
     pub fn with_health(mut self, health: Arc<dyn GroupHealthSource>) -> Self {

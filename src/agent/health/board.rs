@@ -313,6 +313,13 @@ impl GroupHealthSource for HealthBoard {
         HealthBoard::group_health(self, load_balancer_id, group_id, now)
     }
 
+    fn reading_asked_at(&self, load_balancer_id: &str) -> Option<Timestamp> {
+        self.lock()
+            .lbs
+            .get(load_balancer_id)
+            .and_then(|l| l.reading.as_ref().map(|(at, _)| *at))
+    }
+
     fn knows_listeners(&self, load_balancer_id: &str) -> bool {
         self.lock()
             .lbs

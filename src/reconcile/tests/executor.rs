@@ -445,3 +445,68 @@ async fn drain_starts_and_ends_are_journalled_for_persistence() {
         ]
     );
 }
+
+/// A health source that reports the given backends `normal`, in a reading asked for at
+/// the given time.
+struct Reading(std::sync::Mutex<(Vec<&'static str>, Timestamp)>);
+
+impl crate::reconcile::GroupHealthSource for Reading {
+    fn group_health(&self, _: &str, _: &str, _: Timestamp) -> crate::model::GroupHealth {
+        let r = self.0.lock().unwrap();
+        crate::model::GroupHealth::Normal(
+            r.0.iter()
+                .map(|id| crate::model::BackendKey::Ecs {
+                    server_id: (*id).to_owned(),
+                    port: 30080,
+                })
+                .collect(),
+        )
+    }
+    fn reading_asked_at(&self, _: &str) -> Option<Timestamp> {
+        Some(self.0.lock().unwrap().1)
+    }
+    fn knows_listeners(&self, _: &str) -> bool {
+        true
+    }
+    fn learn_listeners(&self, _: &str, _: Vec<crate::model::Listener>, _: Timestamp) {}
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backend_added_again_is_not_taken_as_normal_from_a_reading_older_than_its_add() {
+    // i-002 was a member before (its key reported normal), was removed, and is added
+    // back: a reading asked for before the SLB could carry the new add speaks of its
+    // previous life. The drain of i-001 waits for a reading asked after that.
+    let owner = mk_owner(80);
+    let api = Arc::new(MemorySlb::default());
+    api.put_group(mk_group("lb-1", 80, vec![mk_slb(1, 50, &owner)]));
+    let reading = Arc::new(Reading(std::sync::Mutex::new((
+        vec!["i-001", "i-002"],
+        mk_t0(),
+    ))));
+    let config = ExecutorConfig {
+        slb_propagation: seconds(5),
+        ..mk_config()
+    };
+    let exec = mk_executor(&api, config).with_health(reading.clone());
+    let target = mk_target("lb-1", 80, vec![mk_ecs(2, 50)]);
+
+    exec.reconcile(&target).await.unwrap();
+    assert_eq!(
+        weights(&api.group("rsp-80")),
+        ws(&[("i-001", 50), ("i-002", 50)]),
+        "added, and the leaving backend kept serving"
+    );
+    // A reading asked 4 s after the add: still before the SLB may carry it.
+    tokio::time::sleep(seconds(4)).await;
+    reading.0.lock().unwrap().1 = mk_t0() + seconds(4);
+    exec.reconcile(&target).await.unwrap();
+    assert_eq!(api.count(SET), 0, "still held");
+    // One asked once the add may be carried: i-002 is normal in it, i-001 drains.
+    tokio::time::sleep(seconds(2)).await;
+    reading.0.lock().unwrap().1 = mk_t0() + seconds(6);
+    exec.reconcile(&target).await.unwrap();
+    assert_eq!(
+        weights(&api.group("rsp-80")),
+        ws(&[("i-001", 0), ("i-002", 50)])
+    );
+}
