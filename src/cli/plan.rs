@@ -28,23 +28,8 @@ pub struct PlanArgs {
         requires = "slb_state"
     )]
     pub now: Option<jiff::Timestamp>,
-    /// Drain window of Services whose `connection-drain` is not on.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS",
-        default_value_t = 30
-    )]
-    pub default_drain_seconds: u32,
-    /// How long the SLB may take to carry a write to its forwarders (as `run` takes it):
-    /// a weight-0 backend's removal is due this long after its window would end.
-    #[arg(
-        long,
-        value_name = "SECONDS",
-        env = "SLB_SYNC_SLB_PROPAGATION_SECONDS",
-        default_value_t = 5
-    )]
-    pub slb_propagation_seconds: u32,
+    #[command(flatten)]
+    pub drain: crate::agent::args::DrainArgs,
     #[command(flatten)]
     pub planner: PlannerArgs,
 }
@@ -100,8 +85,8 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 args.planner.config(),
                 &state,
                 now,
-                args.default_drain_seconds,
-                std::time::Duration::from_secs(u64::from(args.slb_propagation_seconds)),
+                args.drain.default_drain_seconds,
+                args.drain.slb_propagation(),
             )
             .with_context(|| format!("the SLB state file {} is not usable", path.display()))?;
             serde_json::to_writer_pretty(&mut out, &report)

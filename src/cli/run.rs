@@ -42,10 +42,10 @@ impl RunArgs {
     /// The agent's configuration; `registry` gets the agent metrics.
     pub fn agent_config(&self, registry: prometheus::Registry) -> prometheus::Result<AgentConfig> {
         let mut config = AgentConfig::new(self.planner.config(), self.leader.config(), registry)?;
-        config.default_drain_secs = self.reconcile.default_drain_seconds;
+        config.default_drain_secs = self.reconcile.drain.default_drain_seconds;
         config.resync = self.reconcile.resync();
         config.drift_check = self.reconcile.drift_check();
-        config.slb_propagation = self.reconcile.slb_propagation();
+        config.slb_propagation = self.reconcile.drain.slb_propagation();
         config.kube_proxy_allowance = self.pods.kube_proxy_allowance();
         config.health_gate = self.pods.health_gate();
         config.http_addr = self.http.http_addr;

@@ -66,6 +66,10 @@ pub struct PodTimesInner {
     pub held: Vec<Duration>,
     /// Pods whose container was killed at the end of its grace period.
     pub killed: u64,
+    /// Pods whose preStop command did not succeed (`wait-drained` gave up, was told
+    /// the pod was released without a confirmed drain, or ran into the grace deadline):
+    /// the container stopped without the drain confirmed.
+    pub prestop_failed: u64,
 }
 
 impl PodTimes {
@@ -310,10 +314,11 @@ async fn run_pod(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>) {
             let (app, name, ns) = (&app, &name, &ctx.cfg.namespace);
             term = Some(Box::pin(async move {
                 let seen = Instant::now();
-                let killed = terminate(app, hook, deadline, name, ns, ip).await;
+                let (prestop_ok, killed) = terminate(app, hook, deadline, name, ns, ip).await;
                 times.with(|t| {
                     t.held.push(seen.elapsed());
                     t.killed += u64::from(killed);
+                    t.prestop_failed += u64::from(!prestop_ok);
                 });
             }));
         }
@@ -335,7 +340,9 @@ async fn run_pod(ctx: Arc<Ctx>, mut rx: watch::Receiver<Arc<Pod>>) {
     confirm_deleted(&ctx, &name).await;
 }
 
-/// Runs the termination; true when the container had to be killed at the deadline.
+/// Runs the termination: whether the preStop hook succeeded (no hook, a sleep, or a
+/// command that exited 0 before the deadline) and whether the container had to be killed
+/// at the deadline.
 async fn terminate(
     app: &App,
     hook: PreStop,
@@ -343,7 +350,8 @@ async fn terminate(
     name: &str,
     ns: &str,
     ip: IpAddr,
-) -> bool {
+) -> (bool, bool) {
+    let mut prestop_ok = true;
     match hook {
         PreStop::None => {}
         PreStop::Sleep(d) => tokio::time::sleep_until(deadline.min(Instant::now() + d)).await,
@@ -358,9 +366,14 @@ async fn terminate(
                 .kill_on_drop(true);
             match c.spawn() {
                 Ok(mut child) => {
-                    let _ = tokio::time::timeout_at(deadline, child.wait()).await;
+                    prestop_ok = tokio::time::timeout_at(deadline, child.wait())
+                        .await
+                        .is_ok_and(|status| status.is_ok_and(|s| s.success()));
                 }
-                Err(e) => tracing::warn!(error = %e, pod = %name, "preStop exec failed to start"),
+                Err(e) => {
+                    prestop_ok = false;
+                    tracing::warn!(error = %e, pod = %name, "preStop exec failed to start")
+                }
             }
         }
     }
@@ -369,7 +382,7 @@ async fn terminate(
         .await
         .is_ok();
     app.kill();
-    !exited
+    (prestop_ok, !exited)
 }
 
 /// The kubelet's final delete; the object goes once finalizers allow.

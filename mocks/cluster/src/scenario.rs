@@ -549,6 +549,7 @@ impl Scenario {
             .drain(..before.to_ready.len().min(pods.to_ready.len()));
         pods.held.drain(..before.held.len().min(pods.held.len()));
         pods.killed -= before.killed.min(pods.killed);
+        pods.prestop_failed -= before.prestop_failed.min(pods.prestop_failed);
         let slb_calls = slb.counters();
         sim.shutdown().await;
         let c = slb.dataplane_counters("lb-lab", 80).unwrap_or_default();

@@ -27,8 +27,9 @@ use std::collections::BTreeSet;
 
 use mock_cluster::baseline::BackendMode;
 use mock_cluster::load::{Cause, LoadReport};
-use mock_cluster::scenario::{Outcome, Policy, Scenario};
+use mock_cluster::scenario::{FailOpen, Outcome, Policy, Scenario};
 use mock_cluster::subnet;
+use mock_cluster::world::World;
 
 const SLB_SYNC: Policy = Policy::SlbSync {
     drain_secs: 1,
@@ -39,6 +40,11 @@ const SLB_SYNC: Policy = Policy::SlbSync {
 /// `*next` up; `*next` moves past it so the next run never meets this one's late
 /// connections), so a `race-lab` or another test process cannot share its addresses.
 async fn run(next: &mut u8, scenario: impl FnOnce(u8) -> Scenario) -> LoadReport {
+    run_for_outcome(next, scenario).await.load
+}
+
+/// [`run`], with the whole outcome.
+async fn run_for_outcome(next: &mut u8, scenario: impl FnOnce(u8) -> Scenario) -> Outcome {
     let claim = subnet::claim_from(*next).unwrap_or_else(|e| panic!("{e}"));
     *next = claim.subnet.wrapping_add(1);
     let s = scenario(claim.subnet);
@@ -50,7 +56,7 @@ async fn run(next: &mut u8, scenario: impl FnOnce(u8) -> Scenario) -> LoadReport
     );
     assert!(out.load.ok > 50, "{what}: {:?}", out.load);
     drop(claim);
-    out.load
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,4 +131,66 @@ async fn with_unchecked_backends_held_out_only_health_aware_gates_lose_nothing()
             GateOn::Registered => assert!(r.failed() > 0, "{mode:?} lost nothing"),
         }
     }
+}
+
+/// The harsh world, one seed per mode: every member change lands on its own heavy-tailed
+/// delay, the listener checks health and holds unchecked backends out, the API is slow,
+/// throttles, fails 3–5 % of calls and has a 5 s outage mid-rollout, and streams outlive
+/// the drain window. slb-sync loses nothing and releases no pod and opens no gate
+/// without its guarantee; the naive baseline loses requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_the_harsh_world_slb_sync_loses_nothing_and_never_fails_open() {
+    let world = World::load("harsh").unwrap_or_else(|e| panic!("{e}"));
+    let held_out = world
+        .slb
+        .health_check
+        .map(|h| mock_slb::state::HealthCheck {
+            unchecked_serves: false,
+            ..h
+        });
+    let policy = Policy::of(SLB_SYNC, &world.timings);
+    let mut next = 131;
+    for (mode, in_place) in [
+        (BackendMode::Cluster, false),
+        (BackendMode::Local, false),
+        (BackendMode::Local, true),
+        (BackendMode::Eni, false),
+    ] {
+        let out = run_for_outcome(&mut next, |subnet| {
+            let s = if in_place {
+                Scenario::local_in_place(policy, 1, subnet)
+            } else {
+                Scenario::new(mode, policy, 1, subnet)
+            };
+            let mut s = s.with_world(&world);
+            s.health_check = held_out;
+            s
+        })
+        .await;
+        assert_eq!(
+            out.load.failed(),
+            0,
+            "{mode:?} (in place: {in_place}): {:?}",
+            out.load.samples
+        );
+        assert_eq!(out.fail_open, FailOpen::default(), "{mode:?}");
+        assert_eq!(
+            out.pods.killed, 0,
+            "{mode:?}: a container outlived its grace"
+        );
+        assert_eq!(
+            out.pods.prestop_failed, 0,
+            "{mode:?}: wait-drained gave up before the drain was confirmed"
+        );
+    }
+    let out = run_for_outcome(&mut next, |subnet| {
+        let mut s = Scenario::new(BackendMode::Eni, Policy::Naive, 1, subnet).with_world(&world);
+        s.health_check = held_out;
+        s
+    })
+    .await;
+    assert!(
+        out.load.failed() > 0,
+        "naive lost nothing in the harsh world"
+    );
 }

@@ -20,6 +20,11 @@ use slb_sync::agent::health::GateOn;
 
 /// Rolling updates behind the mock SLB, with and without slb-sync, on a simulated cluster.
 ///
+/// The world a run meets (delays, SLB propagation, health check, API faults, load,
+/// timings) is a scenario: `--list-scenarios` names the built-in ones, `--scenario
+/// NAME|FILE` picks one (default `kind`, described below; files as in
+/// mocks/cluster/scenarios/).
+///
 /// Every run: 3 nodes, a Deployment-style rollout (maxSurge 1, maxUnavailable 0; Cluster
 /// and ENI 3 replicas spread, Local 2 replicas one per node) under load through the SLB
 /// listener (a short request every 10 ms on a new connection, 4 keep-alive clients
@@ -30,9 +35,10 @@ use slb_sync::agent::health::GateOn;
 /// Shortened to keep the default run under 3 minutes on 2 cores: the agent's drain
 /// window is 1 s (production: the listener's ConnectionDrainTimeout, 10–900 s), the
 /// `sleep` policy's preStop sleeps 2 s (advice: 15–30 s), SLB propagation is 300 ms, the
-/// leader lease 5 s, the agent's kube-proxy allowance 1 s (production default 5 s; above
-/// the lab's 0.1 s endpoint + 0.3 s kube-proxy lag). The `slb-sync` policy's listener has
-/// ConnectionDrain on (10 s); the baseline policies run the stock listener (drain off).
+/// leader lease 5 s, the agent's kube-proxy allowance and SLB propagation allowance 1 s
+/// each (production defaults 5 s; above the lab's 0.1 s endpoint + 0.3 s kube-proxy lag
+/// and its 0.3 s propagation). `slb-sync` and `sleep` run the listener with
+/// ConnectionDrain on (10 s); `naive` and `sleep-stock` the stock listener (drain off).
 #[derive(Debug, Parser)]
 #[command(name = "race-lab")]
 struct Args {
@@ -201,6 +207,7 @@ struct Cell {
     held: Vec<Duration>,
     to_ready: Vec<Duration>,
     killed: u64,
+    prestop_failed: u64,
     fail_open_finalizers: u64,
     fail_open_gates: u64,
     /// SLB API calls by action: (calls, errors by code).
@@ -361,6 +368,7 @@ async fn main() -> ExitCode {
                 cell.held.extend(&out.pods.held);
                 cell.to_ready.extend(&out.pods.to_ready);
                 cell.killed += out.pods.killed;
+                cell.prestop_failed += out.pods.prestop_failed;
                 cell.fail_open_finalizers += out.fail_open.finalizers;
                 cell.fail_open_gates += out.fail_open.gates;
                 for (action, c) in &out.slb_calls {
@@ -380,6 +388,7 @@ async fn main() -> ExitCode {
                     "held_ms": out.pods.held.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
                     "to_ready_ms": out.pods.to_ready.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
                     "killed": out.pods.killed,
+                    "prestop_failed": out.pods.prestop_failed,
                 });
                 let failures: BTreeMap<&str, u64> = out
                     .load
@@ -480,15 +489,17 @@ async fn main() -> ExitCode {
             "to_ready_ms": {"p50": ms(quantile(&cell.to_ready, 0.5)),
                             "p99": ms(quantile(&cell.to_ready, 0.99))},
             "killed": cell.killed,
+            "prestop_failed": cell.prestop_failed,
             "slb_calls": cell.slb_calls.iter().map(|(a, (n, errors))| (a.clone(), json!({"calls": n, "errors": errors}))).collect::<BTreeMap<_, _>>(),
         }));
     }
     println!();
     println!(
-        "{:<8} {:<11} {:>9} {:>24} {:>16} {:>7} {:>10} {:>10}",
+        "{:<8} {:<11} {:>9} {:>8} {:>24} {:>16} {:>7} {:>10} {:>10}",
         "mode",
         "policy",
         "fail-open",
+        "preStop!",
         "held p50/p99/max",
         "ready p50/p99",
         "killed",
@@ -500,8 +511,9 @@ async fn main() -> ExitCode {
         let calls: u64 = cell.slb_calls.values().map(|c| c.0).sum();
         let errors: u64 = cell.slb_calls.values().flat_map(|c| c.1.values()).sum();
         println!(
-            "{mname:<8} {pname:<11} {:>9} {:>24} {:>16} {:>7} {:>10} {:>10}",
+            "{mname:<8} {pname:<11} {:>9} {:>8} {:>24} {:>16} {:>7} {:>10} {:>10}",
             cell.fail_open_finalizers + cell.fail_open_gates,
+            cell.prestop_failed,
             format!(
                 "{:.1}/{:.1}/{:.1}s",
                 s(quantile(&cell.held, 0.5)),
