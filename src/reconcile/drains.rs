@@ -11,6 +11,11 @@ use crate::model::{BackendKey, SlbBackend};
 use crate::plan::{DrainLedger, GroupPlan, StepAction};
 use crate::slb::SlbApi;
 
+/// How long the time of an add is kept for [`Executor::health_since_joins`]: longer than
+/// any health reading a drain still goes by (at most two polls, a poll at most a few
+/// minutes apart).
+const JOIN_MEMORY: Duration = Duration::from_secs(15 * 60);
+
 impl<A: SlbApi + ?Sized> Executor<A> {
     /// Ledger changes that no step stands for: drains of backends found at weight 0
     /// (their window starts at the plan's `now`) and entries of backends gone or restored
@@ -102,7 +107,15 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                     }
                 }
                 StepAction::Add => {
-                    lock(&self.joined).insert((group_id.to_owned(), key), now);
+                    let mut joined = lock(&self.joined);
+                    joined.insert((group_id.to_owned(), key), now);
+                    // Members never removed would stay forever; an add older than any
+                    // reading a drain still goes by cannot matter. Pruned at every
+                    // 1024th entry, so the cost stays linear in the adds.
+                    if joined.len().is_multiple_of(1024) {
+                        let keep = self.config.slb_propagation + JOIN_MEMORY;
+                        joined.retain(|_, at| now.duration_since(*at).unsigned_abs() < keep);
+                    }
                 }
             }
         }
