@@ -306,17 +306,7 @@ impl Scenario {
         let (propagation_delay_ms, backend_propagation) = self.propagation.mock();
         let none = ApiWorld::default();
         let api = if api { &self.api } else { &none };
-        let mut errors: Vec<_> = api
-            .errors
-            .iter()
-            .map(|e| mock_slb::ErrorFault {
-                action: e.action.clone(),
-                code: e.code.clone(),
-                status: e.status,
-                message: None,
-                rate: e.rate,
-            })
-            .collect();
+        let mut errors = api.errors.clone();
         if outage {
             errors.insert(
                 0,

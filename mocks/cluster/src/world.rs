@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use mock_slb::faults::propagation::{BackendPropagation, Tail};
 use mock_slb::state::HealthCheck;
+use mock_slb::ErrorFault;
 use serde::{Deserialize, Serialize};
 
 use crate::delay::Delay;
@@ -91,27 +92,10 @@ pub struct ApiWorld {
     pub latency_ms: Option<Ms>,
     /// Account-wide calls per second; above it the API answers `Throttling`.
     pub qps_limit: Option<f64>,
-    /// Errors answered for a share of calls (any action).
-    pub errors: Vec<ApiError>,
+    /// Errors answered for a share of calls (mock-slb's own fault settings).
+    pub errors: Vec<ErrorFault>,
     /// A window in which every call fails with `ServiceUnavailable`.
     pub outage: Option<Outage>,
-}
-
-/// An error answered for a share of calls.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiError {
-    pub code: String,
-    #[serde(default = "default_status")]
-    pub status: u16,
-    /// Only this action (default every action).
-    #[serde(default)]
-    pub action: Option<String>,
-    pub rate: f64,
-}
-
-fn default_status() -> u16 {
-    503
 }
 
 /// Every call fails for `for_ms`, starting a drawn time after the rollout began.

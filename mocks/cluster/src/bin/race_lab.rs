@@ -2,7 +2,6 @@
 //! policies (`naive`, `sleep`, `slb-sync`), repeated over seeds; prints a table and
 //! optionally writes JSON. `cargo run --release -p mock-cluster --bin race-lab -- --help`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -11,10 +10,13 @@ use clap::{Parser, ValueEnum};
 use futures::StreamExt;
 use mock_cluster::baseline::BackendMode;
 use mock_cluster::delay::Delay;
-use mock_cluster::load::Cause;
 use mock_cluster::scenario::{Policy, Scenario};
+
+#[path = "race_lab/report.rs"]
+mod report;
 use mock_cluster::subnet;
 use mock_cluster::world::{World, PRESETS};
+use report::Cell;
 use serde_json::json;
 use slb_sync::agent::health::GateOn;
 
@@ -190,50 +192,6 @@ impl ModeArg {
     }
 }
 
-/// Totals of one mode × policy over its seeds.
-#[derive(Debug, Default)]
-struct Cell {
-    runs: u64,
-    errors: u64,
-    requests: u64,
-    failures: BTreeMap<Cause, u64>,
-    /// Runs with at least one failure of each cause.
-    seeds_by_cause: BTreeMap<Cause, u64>,
-    seeds_with_failures: u64,
-    p50s: Vec<Duration>,
-    p99s: Vec<Duration>,
-    rollouts: Vec<Duration>,
-    /// Every rollout pod's delete → stopped and start → Ready, over the seeds.
-    held: Vec<Duration>,
-    to_ready: Vec<Duration>,
-    killed: u64,
-    prestop_failed: u64,
-    fail_open_finalizers: u64,
-    fail_open_gates: u64,
-    /// SLB API calls by action: (calls, errors by code).
-    slb_calls: BTreeMap<String, (u64, BTreeMap<String, u64>)>,
-}
-
-/// The `q` quantile of `v` (nearest rank).
-fn quantile(v: &[Duration], q: f64) -> Duration {
-    let mut s = v.to_vec();
-    s.sort();
-    if s.is_empty() {
-        return Duration::ZERO;
-    }
-    s[((s.len() - 1) as f64 * q).round() as usize]
-}
-
-fn median(v: &[Duration]) -> Duration {
-    let mut s = v.to_vec();
-    s.sort();
-    s.get(s.len() / 2).copied().unwrap_or_default()
-}
-
-fn ms(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e4).round() / 10.0
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -356,62 +314,14 @@ async fn main() -> ExitCode {
                         out.load.failures, out.slb_refused_failed_cut, out.load.samples
                     );
                 }
-                cell.requests += out.load.requests;
-                for (c, n) in &out.load.failures {
-                    *cell.failures.entry(*c).or_default() += n;
-                    *cell.seeds_by_cause.entry(*c).or_default() += u64::from(*n > 0);
-                }
-                cell.seeds_with_failures += u64::from(failed > 0);
-                cell.p50s.push(out.load.p50);
-                cell.p99s.push(out.load.p99);
-                cell.rollouts.push(out.rollout);
-                cell.held.extend(&out.pods.held);
-                cell.to_ready.extend(&out.pods.to_ready);
-                cell.killed += out.pods.killed;
-                cell.prestop_failed += out.pods.prestop_failed;
-                cell.fail_open_finalizers += out.fail_open.finalizers;
-                cell.fail_open_gates += out.fail_open.gates;
-                for (action, c) in &out.slb_calls {
-                    let e = cell.slb_calls.entry(action.clone()).or_default();
-                    e.0 += c.calls;
-                    for (code, n) in &c.errors {
-                        *e.1.entry(code.clone()).or_default() += n;
-                    }
-                }
+                cell.add(&out);
                 if out.fail_open.finalizers + out.fail_open.gates > 0 {
                     eprintln!(
                         "    fail-open releases: {} finalizer(s), {} gate(s)",
                         out.fail_open.finalizers, out.fail_open.gates
                     );
                 }
-                let pods_json = json!({
-                    "held_ms": out.pods.held.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
-                    "to_ready_ms": out.pods.to_ready.iter().map(|d| ms(*d)).collect::<Vec<_>>(),
-                    "killed": out.pods.killed,
-                    "prestop_failed": out.pods.prestop_failed,
-                });
-                let failures: BTreeMap<&str, u64> = out
-                    .load
-                    .failures
-                    .iter()
-                    .map(|(c, n)| (c.as_str(), *n))
-                    .collect();
-                runs_json.push((
-                    i,
-                    seed,
-                    json!({
-                        "mode": mname, "policy": pname, "seed": seed,
-                        "requests": out.load.requests, "failures": failures,
-                        "p50_ms": ms(out.load.p50), "p99_ms": ms(out.load.p99),
-                        "rollout_ms": ms(out.rollout),
-                        "slb_refused_connect_failed_cut": [out.slb_refused_failed_cut.0,
-                            out.slb_refused_failed_cut.1, out.slb_refused_failed_cut.2],
-                        "pods": pods_json,
-                        "fail_open": {"finalizers": out.fail_open.finalizers,
-                                      "gates": out.fail_open.gates},
-                        "slb_calls": out.slb_calls,
-                    }),
-                ));
+                runs_json.push((i, seed, report::run_json(mname, pname, seed, &out)));
             }
             Err(e) => {
                 eprintln!("[{done}/{total}] {mname} {pname} seed {seed}: run failed: {e}");
@@ -430,106 +340,8 @@ async fn main() -> ExitCode {
     runs_json.sort_by_key(|(i, seed, _)| (*i, *seed));
     let runs_json: Vec<_> = runs_json.into_iter().map(|(_, _, v)| v).collect();
 
-    println!(
-        "{} seed(s) per row (seeds {}..={}); counts are totals, p50 the median of the runs' p50, p99 the largest run p99, rollout the mean (max)",
-        args.seeds,
-        args.first_seed,
-        args.first_seed + args.seeds - 1
-    );
-    let mut header = format!("{:<8} {:<11} {:>9}", "mode", "policy", "requests");
-    for c in Cause::ALL {
-        header += &format!(" {:>9}", c.as_str());
-    }
-    header += &format!(
-        " {:>9} {:>8} {:>8} {:>15}",
-        "bad seeds", "p50", "p99", "rollout"
-    );
-    println!("{header}");
-    let mut totals_json = Vec::new();
-    let mut run_errors = 0;
-    for (mname, pname, cell) in &cells {
-        let f = |c: Cause| cell.failures.get(&c).copied().unwrap_or(0);
-        let mut line = format!("{mname:<8} {pname:<11} {:>9}", cell.requests);
-        for c in Cause::ALL {
-            line += &format!(" {:>9}", f(c));
-        }
-        let n = cell.rollouts.len().max(1) as u32;
-        let mean: Duration = cell.rollouts.iter().sum::<Duration>() / n;
-        let max = cell.rollouts.iter().max().copied().unwrap_or_default();
-        let p99 = cell.p99s.iter().max().copied().unwrap_or_default();
-        line += &format!(
-            " {:>9} {:>6.1}ms {:>6.1}ms {:>6.2}s ({:>5.2}s)",
-            format!("{}/{}", cell.seeds_with_failures, cell.runs),
-            ms(median(&cell.p50s)),
-            ms(p99),
-            mean.as_secs_f64(),
-            max.as_secs_f64()
-        );
-        if cell.errors > 0 {
-            line += &format!("  [{} run(s) failed to run]", cell.errors);
-        }
-        run_errors += cell.errors;
-        println!("{line}");
-        let failures: BTreeMap<&str, u64> =
-            Cause::ALL.iter().map(|c| (c.as_str(), f(*c))).collect();
-        let seeds_with_cause: BTreeMap<&str, u64> = Cause::ALL
-            .iter()
-            .map(|c| (c.as_str(), cell.seeds_by_cause.get(c).copied().unwrap_or(0)))
-            .collect();
-        totals_json.push(json!({
-            "mode": mname, "policy": pname, "runs": cell.runs, "run_errors": cell.errors,
-            "requests": cell.requests, "failures": failures,
-            "seeds_with_failures": cell.seeds_with_failures,
-            "seeds_with_cause": seeds_with_cause,
-            "p50_ms_median": ms(median(&cell.p50s)), "p99_ms_max": ms(p99),
-            "rollout_ms_mean": ms(mean), "rollout_ms_max": ms(max),
-            "fail_open": {"finalizers": cell.fail_open_finalizers, "gates": cell.fail_open_gates},
-            "held_ms": {"p50": ms(quantile(&cell.held, 0.5)), "p99": ms(quantile(&cell.held, 0.99)),
-                        "max": ms(quantile(&cell.held, 1.0))},
-            "to_ready_ms": {"p50": ms(quantile(&cell.to_ready, 0.5)),
-                            "p99": ms(quantile(&cell.to_ready, 0.99))},
-            "killed": cell.killed,
-            "prestop_failed": cell.prestop_failed,
-            "slb_calls": cell.slb_calls.iter().map(|(a, (n, errors))| (a.clone(), json!({"calls": n, "errors": errors}))).collect::<BTreeMap<_, _>>(),
-        }));
-    }
-    println!();
-    println!(
-        "{:<8} {:<11} {:>9} {:>8} {:>24} {:>16} {:>7} {:>10} {:>10}",
-        "mode",
-        "policy",
-        "fail-open",
-        "preStop!",
-        "held p50/p99/max",
-        "ready p50/p99",
-        "killed",
-        "SLB calls",
-        "errors"
-    );
-    for (mname, pname, cell) in &cells {
-        let s = |d: Duration| d.as_secs_f64();
-        let calls: u64 = cell.slb_calls.values().map(|c| c.0).sum();
-        let errors: u64 = cell.slb_calls.values().flat_map(|c| c.1.values()).sum();
-        println!(
-            "{mname:<8} {pname:<11} {:>9} {:>8} {:>24} {:>16} {:>7} {:>10} {:>10}",
-            cell.fail_open_finalizers + cell.fail_open_gates,
-            cell.prestop_failed,
-            format!(
-                "{:.1}/{:.1}/{:.1}s",
-                s(quantile(&cell.held, 0.5)),
-                s(quantile(&cell.held, 0.99)),
-                s(quantile(&cell.held, 1.0))
-            ),
-            format!(
-                "{:.1}/{:.1}s",
-                s(quantile(&cell.to_ready, 0.5)),
-                s(quantile(&cell.to_ready, 0.99))
-            ),
-            cell.killed,
-            calls,
-            errors
-        );
-    }
+    let totals_json = report::print_tables(&cells, args.seeds, args.first_seed);
+    let run_errors: u64 = cells.iter().map(|(_, _, c)| c.errors).sum();
     eprintln!("done in {:.0}s", started.elapsed().as_secs_f64());
     if let Some(path) = &args.json {
         let doc = json!({"scenario": world, "seeds": args.seeds, "first_seed": args.first_seed,
