@@ -15,10 +15,10 @@ use super::last_read::LastReads;
 use super::limits::{ApiLimits, Gate};
 use super::metrics::ReconcileMetrics;
 pub use super::outcome::{PassOutcome, QuarantinedBackend, ReconcileError};
-use crate::model::{BackendKey, DesiredGroup, GroupHealth, GroupTarget, ObservedGroup, SlbBackend};
+use crate::model::{BackendKey, DesiredGroup, GroupTarget, ObservedGroup, SlbBackend};
 use crate::plan::{
-    members_after, plan_group_holding, DrainLedger, GroupPlan, HoldPolicy, Holds, PlanConfig,
-    Quarantine, Step, StepAction, WarmUp, MAX_BATCH,
+    members_after, DrainLedger, GroupPlan, HoldPolicy, Quarantine, Step, StepAction, WarmUp,
+    MAX_BATCH,
 };
 use crate::slb::budget::{current_caller, current_lane, Lane};
 use crate::slb::{ErrorClass, SlbApi, SlbError};
@@ -86,7 +86,7 @@ pub struct Executor<A: ?Sized> {
     pub(super) group_ids: Mutex<HashMap<(String, String), String>>,
     pub(super) quarantine: Mutex<Quarantine>,
     /// Node backends waiting out the kube-proxy allowance before taking traffic.
-    warm_up: Mutex<WarmUp>,
+    pub(super) warm_up: Mutex<WarmUp>,
     /// When this agent last added each member, per group (see
     /// [`Self::health_since_joins`]).
     pub(super) joined: Mutex<HashMap<(String, BackendKey), Timestamp>>,
@@ -426,66 +426,6 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             quarantined,
             listened,
         })
-    }
-
-    /// The plan for `members` (the group as read, with this pass's writes applied), and
-    /// when a node backend it holds at weight 0 may rise (see [`WarmUp`]).
-    fn plan(
-        &self,
-        target: &GroupTarget,
-        group_id: &str,
-        observed: &ObservedGroup,
-        members: &[SlbBackend],
-        now: Timestamp,
-    ) -> (GroupPlan, Option<Timestamp>) {
-        let ledger = lock(&self.ledger);
-        let eni_ids = lock(&self.eni_ids);
-        let config = PlanConfig {
-            drain_window: target.drain_window,
-            propagation: self.config.slb_propagation,
-            max_batch: self.config.max_batch,
-            emptying: target.emptying,
-            // A pod waits for this pass's drain: it goes before the group's other work.
-            drains_first: current_lane() == Lane::Drain,
-        };
-        let current = ObservedGroup {
-            backends: members.to_vec(),
-            ..observed.clone()
-        };
-        let refused = lock(&self.quarantine).held(group_id, now);
-        let (desired, warm_until) = lock(&self.warm_up).hold(
-            group_id,
-            &target.desired,
-            members,
-            self.config.kube_proxy_allowance,
-            now,
-        );
-        let plan_with = |health: GroupHealth| {
-            plan_group_holding(
-                &desired,
-                Some(&current),
-                &ledger,
-                &eni_ids,
-                &Holds {
-                    refused: refused.clone(),
-                    health,
-                },
-                config,
-                now,
-            )
-        };
-        let plan = plan_with(GroupHealth::Unchecked);
-        // Health is asked for only when the plan lowers a weight: asking has the load
-        // balancer's health read, and most passes drain nothing.
-        let lowers = plan.ledger.started.iter().any(|d| !d.already_at_zero);
-        let plan = match lowers
-            .then(|| self.health_since_joins(&target.load_balancer_id, group_id, now))
-            .flatten()
-        {
-            Some(health) => plan_with(health),
-            None => plan,
-        };
-        (plan, warm_until)
     }
 
     fn count_pass(&self, result: &str) {

@@ -17,6 +17,7 @@ mod listeners;
 pub mod memory;
 mod metrics;
 mod outcome;
+mod planning;
 mod queue;
 mod resolve;
 mod retire;
