@@ -40,9 +40,11 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         now: Timestamp,
     ) -> Option<GroupHealth> {
         let health = self.health.as_ref()?;
+        // Asked first: a reading landing in between pairs a newer reading with an older
+        // time, which only holds a drain longer, never the other way round.
+        let asked = health.reading_asked_at(load_balancer_id);
         let mut reading = health.group_health(load_balancer_id, group_id, now);
         if let GroupHealth::Normal(normal) = &mut reading {
-            let asked = health.reading_asked_at(load_balancer_id);
             let joined = lock(&self.joined);
             normal.retain(|key| {
                 joined
