@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{BatchSize, Criterion};
 use slb_sync::desired::{plan_all, plan_service, PlannerConfig};
 use slb_sync::index::{Affected, ClusterIndex, ServiceRef};
-use slb_sync::model::DesiredService;
+use slb_sync::model::{DesiredService, StoredPod};
 
 // Not a bench target of its own: Cargo only discovers `benches/*.rs` and `benches/*/main.rs`.
 #[path = "planner/cluster.rs"]
@@ -73,7 +73,7 @@ fn build_cluster() -> (ClusterIndex, isize) {
     for s in 0..SERVICES {
         index.apply_service(&mk_service(s, false));
         for p in 0..PODS_PER_SERVICE {
-            index.apply_pod(&mk_pod(s, p));
+            index.apply_pod(&StoredPod::from(mk_pod(s, p)));
         }
         index.apply_endpoint_slice(&mk_slice(s, false));
         if let Some(v6) = mk_slice_v6(s) {

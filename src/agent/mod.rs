@@ -59,7 +59,6 @@ use tokio::sync::mpsc;
 
 pub use drain_timer::OVER_WINDOW_SLACK;
 pub use finalizer::finalizer_add_patch;
-pub use strip::strip_pod;
 
 use crate::desired::PlannerConfig;
 use crate::http::{HttpError, HttpServer, HttpState, ReadyFlag};

@@ -9,7 +9,7 @@ use std::hash::Hash;
 use std::sync::{Arc, RwLock};
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::reflector::store::Writer;
 use kube::runtime::{watcher, WatchStreamExt};
@@ -21,6 +21,7 @@ use super::messages::{Kind, Msg};
 use super::pods::SharedPodSide;
 use crate::index::{Affected, ClusterIndex, Listed, ServiceRef};
 use crate::k8s::drain_state::ReflectorPodStates;
+use crate::model::StoredPod;
 use crate::reconcile::Lane;
 
 /// How one kind updates the index.
@@ -111,7 +112,7 @@ impl Indexed for Node {
     }
 }
 
-impl Indexed for Pod {
+impl Indexed for StoredPod {
     const KIND: Kind = Kind::Pods;
     fn apply(index: &mut ClusterIndex, obj: &Self) -> Affected {
         index.apply_pod(obj)
@@ -122,8 +123,8 @@ impl Indexed for Pod {
     fn retain(index: &mut ClusterIndex, listed: &Listed) -> Affected {
         index.retain_pods(listed)
     }
-    fn strip(obj: &mut Self) {
-        super::strip::strip_pod(obj);
+    fn strip(_: &mut Self) {
+        // Already reduced while decoded (`agent/strip.rs`).
     }
 }
 
@@ -238,7 +239,7 @@ async fn run_kind<K: Indexed>(
 pub struct Writers {
     pub services: Writer<Service>,
     pub nodes: Writer<Node>,
-    pub pods: Writer<Pod>,
+    pub pods: Writer<StoredPod>,
 }
 
 /// Spawns the four watcher tasks.

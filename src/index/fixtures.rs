@@ -1,11 +1,12 @@
 //! `mk_*` fixtures for the index and planner tests: small Kubernetes objects with only
 //! the fields the rules read, plus helpers that change one thing at a time.
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service, Taint};
+use k8s_openapi::api::core::v1::{Node, Service, Taint};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointSlice};
 use serde_json::json;
 
 use crate::annotations::LB_ID;
+use crate::model::StoredPod;
 
 fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> T {
     serde_json::from_value(value).expect("fixture is a valid object")
@@ -169,7 +170,7 @@ pub(crate) fn mk_slice_full(
 }
 
 /// A pod `default/<name>` with readiness gates of the given condition types.
-pub(crate) fn mk_pod(name: &str, gates: &[&str], containers_ready: bool) -> Pod {
+pub(crate) fn mk_pod(name: &str, gates: &[&str], containers_ready: bool) -> StoredPod {
     let gates: Vec<_> = gates.iter().map(|g| json!({"conditionType": g})).collect();
     from_json(json!({
         "metadata": {"name": name, "namespace": "default"},

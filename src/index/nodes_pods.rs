@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 
 use super::node::{NodeInfo, NodeSelector, NodeStatus};
 use super::pod::PodGates;
 use super::{meta_key, remove_nested, Affected, ClusterIndex, Listed, NodeSetChange, ServiceRef};
+use crate::model::StoredPod;
 
 /// A node's standing that matters to output: excluded nodes are as good as absent.
 fn visible(node: Option<&NodeInfo>, selector: &NodeSelector) -> Option<NodeStatus> {
@@ -122,7 +123,7 @@ impl ClusterIndex {
     // ---- Pods ----
 
     /// A Pod was added or changed; only its readiness gates and ContainersReady matter.
-    pub fn apply_pod(&mut self, obj: &Pod) -> Affected {
+    pub fn apply_pod(&mut self, obj: &StoredPod) -> Affected {
         let Some((ns, name)) = meta_key(&obj.metadata) else {
             return Affected::default();
         };
@@ -131,7 +132,7 @@ impl ClusterIndex {
     }
 
     /// A Pod was deleted.
-    pub fn delete_pod(&mut self, obj: &Pod) -> Affected {
+    pub fn delete_pod(&mut self, obj: &StoredPod) -> Affected {
         let Some((ns, name)) = meta_key(&obj.metadata) else {
             return Affected::default();
         };
@@ -140,7 +141,7 @@ impl ClusterIndex {
     }
 
     /// Replaces every Pod (after a re-list).
-    pub fn reset_pods(&mut self, all: &[Pod]) -> Affected {
+    pub fn reset_pods(&mut self, all: &[StoredPod]) -> Affected {
         let mut affected = Affected::default();
         for p in all {
             affected.extend(self.apply_pod(p));

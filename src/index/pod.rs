@@ -4,9 +4,8 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
-
 use super::intern::Interner;
+use crate::model::StoredPod;
 
 /// The agent's own readiness-gate condition type prefix (`<prefix><service-name>`).
 pub const GATE_PREFIX: &str = "registered.slb-sync.io/";
@@ -23,7 +22,7 @@ pub(crate) struct PodGates {
 
 impl PodGates {
     /// `None` when the pod has no gate of ours or ACK's.
-    pub(crate) fn from_pod(pod: &Pod, interner: &mut Interner) -> Option<Self> {
+    pub(crate) fn from_pod(pod: &StoredPod, interner: &mut Interner) -> Option<Self> {
         let mut services: Vec<Arc<str>> = pod
             .spec
             .as_ref()?

@@ -26,13 +26,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::names::{DRAINED_CONDITION, FAIL_OPEN_REASON, POD_FINALIZER};
+use crate::model::StoredPod;
 
 /// Where a pod stands in the confirmed-removal handshake.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,7 +90,7 @@ impl std::fmt::Display for DrainState {
 
 /// The drain state of a pod object (`None`: no such pod). See the module docs for the
 /// mapping and why it holds.
-pub fn drain_state(pod: Option<&Pod>) -> DrainState {
+pub fn drain_state(pod: Option<&StoredPod>) -> DrainState {
     let Some(pod) = pod else {
         return DrainState::Unmanaged;
     };
@@ -137,13 +137,13 @@ pub trait PodStateSource: Send + Sync + 'static {
 /// list is in.
 #[derive(Clone)]
 pub struct ReflectorPodStates {
-    store: Store<Pod>,
+    store: Store<StoredPod>,
     synced: Arc<AtomicBool>,
     changes: Arc<watch::Sender<()>>,
 }
 
 impl ReflectorPodStates {
-    pub fn new(store: Store<Pod>) -> Self {
+    pub fn new(store: Store<StoredPod>) -> Self {
         ReflectorPodStates {
             store,
             synced: Arc::new(AtomicBool::new(false)),
@@ -152,7 +152,7 @@ impl ReflectorPodStates {
     }
 
     /// Notes a watcher event the reflector has already applied to the store.
-    pub fn observe(&self, event: &watcher::Event<Pod>) {
+    pub fn observe(&self, event: &watcher::Event<StoredPod>) {
         match event {
             // Objects of a (re)list land in the store only at `InitDone`.
             watcher::Event::Init | watcher::Event::InitApply(_) => {}
@@ -188,13 +188,13 @@ impl PodStateSource for ReflectorPodStates {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+    use crate::model::{StoredPodCondition, StoredPodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
     use super::*;
 
-    fn mk_pod(finalizers: &[&str], deleting: bool, drained: Option<&str>) -> Pod {
-        Pod {
+    fn mk_pod(finalizers: &[&str], deleting: bool, drained: Option<&str>) -> StoredPod {
+        StoredPod {
             metadata: ObjectMeta {
                 name: Some("web-0".into()),
                 namespace: Some("shop".into()),
@@ -202,20 +202,20 @@ mod tests {
                 deletion_timestamp: deleting.then(|| Time("2026-01-01T00:00:00Z".parse().unwrap())),
                 ..ObjectMeta::default()
             },
-            status: Some(PodStatus {
+            status: Some(StoredPodStatus {
                 conditions: Some(
                     drained
-                        .map(|status| PodCondition {
+                        .map(|status| StoredPodCondition {
                             type_: DRAINED_CONDITION.into(),
                             status: status.into(),
-                            ..PodCondition::default()
+                            ..StoredPodCondition::default()
                         })
                         .into_iter()
                         .collect(),
                 ),
-                ..PodStatus::default()
+                ..StoredPodStatus::default()
             }),
-            ..Pod::default()
+            ..StoredPod::default()
         }
     }
 
@@ -271,7 +271,10 @@ mod tests {
         assert_eq!(drain_state(Some(&pod)), DrainState::Unmanaged);
         let pod = mk_pod(&[], false, None);
         assert_eq!(drain_state(Some(&pod)), DrainState::Unmanaged);
-        assert_eq!(drain_state(Some(&Pod::default())), DrainState::Unmanaged);
+        assert_eq!(
+            drain_state(Some(&StoredPod::default())),
+            DrainState::Unmanaged
+        );
         assert_eq!(drain_state(None), DrainState::Unmanaged);
     }
 
@@ -297,7 +300,7 @@ mod tests {
 
     #[test]
     fn reflector_source_answers_only_after_the_first_full_list() {
-        let (store, mut writer) = kube::runtime::reflector::store::<Pod>();
+        let (store, mut writer) = kube::runtime::reflector::store::<StoredPod>();
         let states = ReflectorPodStates::new(store);
         let mut changes = states.subscribe();
         changes.mark_unchanged();

@@ -9,6 +9,7 @@ mod group_ref;
 mod lb_spec;
 mod listener;
 mod observed;
+mod stored_pod;
 mod target;
 
 pub use backend::{
@@ -20,4 +21,5 @@ pub use group_ref::{GroupRef, RetiredGroup, ServiceRef};
 pub use lb_spec::LbSpec;
 pub use listener::{GroupHealth, HealthCheck, Listener, ListenerProtocol};
 pub use observed::{ObservedGroup, SlbBackend};
+pub use stored_pod::{StoredPod, StoredPodCondition, StoredPodSpec, StoredPodStatus};
 pub use target::{GroupObservation, GroupTarget};

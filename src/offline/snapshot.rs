@@ -8,6 +8,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::Metadata;
 
 use super::error::{LoadError, Origin};
+use crate::model::StoredPod;
 
 /// The cluster state the planner needs, as read from manifest or snapshot files, in the
 /// order the files and documents were read.
@@ -16,7 +17,8 @@ pub struct ClusterSnapshot {
     pub services: Vec<Service>,
     pub endpoint_slices: Vec<EndpointSlice>,
     pub nodes: Vec<Node>,
-    pub pods: Vec<Pod>,
+    /// Reduced to what the agent's pod store keeps, so a plan sees what the agent would.
+    pub pods: Vec<StoredPod>,
     /// `apps/v1` Deployments, read only when the loader keeps workloads (`doctor`);
     /// otherwise they are counted in `ignored`.
     pub deployments: Vec<Deployment>,
@@ -95,7 +97,7 @@ pub(super) struct Collector {
     services: Seen<Service>,
     endpoint_slices: Seen<EndpointSlice>,
     nodes: Seen<Node>,
-    pods: Seen<Pod>,
+    pods: Seen<StoredPod>,
     deployments: Seen<Deployment>,
     stateful_sets: Seen<StatefulSet>,
     /// Whether Deployments and StatefulSets are kept rather than ignored.
@@ -121,7 +123,7 @@ impl Collector {
     }
 
     pub(super) fn add_pod(&mut self, obj: Pod, origin: Origin) -> Result<(), LoadError> {
-        self.pods.add("Pod", obj, origin, true)
+        self.pods.add("Pod", StoredPod::from(obj), origin, true)
     }
 
     pub(super) fn add_deployment(

@@ -107,6 +107,9 @@ async fn the_readiness_gate_opens_only_after_the_backend_is_in_the_slb() {
     }
     let p = kube.get("v1", "Pod", NS, "web-0").unwrap();
     assert_eq!(finalizers(&p), [FINALIZER]);
+    // The pod's events (created, finalizer added, gate written) arrived on the watch: an
+    // event the watcher cannot resume from ends in a relist of every pod.
+    assert_eq!(kube.request_count("list", "pods"), 1);
     agent.stop().await;
 }
 

@@ -85,8 +85,7 @@ async fn started(service: Service) -> (Harness, Arc<TokioClock>) {
 /// moment the stamp says it turned terminating (whole seconds: one second after the
 /// truncated deletion time).
 async fn delete_now(h: &Harness, clock: &TokioClock) -> Timestamp {
-    let key = kube::runtime::reflector::ObjectRef::new("web-0").within(NS);
-    let mut pod = (*h.stores.pods.get(&key).unwrap()).clone();
+    let mut pod = api_pod(h, "web-0");
     let since = Timestamp::from_second(clock.now().as_second()).unwrap();
     let kill_at = since
         .checked_add(Duration::from_secs(GRACE_SECS as u64))

@@ -13,7 +13,7 @@ use kube::Api;
 use pod_side::*;
 use slb_sync::agent::pods::PodSide;
 use slb_sync::k8s::names::{DRAINED_CONDITION, DRAIN_STARTED_AT_ANNOTATION, POD_FINALIZER};
-use slb_sync::model::{BackendKey, BackendState};
+use slb_sync::model::{BackendKey, BackendState, StoredPod};
 use slb_sync::reconcile::{Clock, DrainJournal, TokioClock};
 
 const GATE: &str = "registered.slb-sync.io/web";
@@ -106,7 +106,7 @@ async fn deleted_pod_is_marked_drained_then_released_after_its_backend_is_remove
     eventually("the pod is gone", || pod_json(&h, "web-0").is_none()).await;
     let versions = with_timeout(log).await.unwrap();
     let drained_while_held = versions.iter().any(|p| {
-        has_condition(p, DRAINED_CONDITION, "True")
+        has_condition(&StoredPod::from(p.clone()), DRAINED_CONDITION, "True")
             && p.metadata
                 .finalizers
                 .as_ref()
@@ -263,7 +263,7 @@ async fn a_fresh_agent_does_not_close_open_gates() {
     );
 }
 
-fn has_condition(pod: &Pod, condition_type: &str, status: &str) -> bool {
+fn has_condition(pod: &StoredPod, condition_type: &str, status: &str) -> bool {
     pod.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -476,8 +476,7 @@ async fn a_shorter_second_delete_brings_the_fail_open_deadline_forward() {
 /// Another controller's finalizer keeps the object after ours goes, so what the agent
 /// wrote on it can be read.
 async fn delete_on_agent_clock(h: &Harness, clock: &dyn Clock, grace_secs: i64) -> jiff::Timestamp {
-    let key = kube::runtime::reflector::ObjectRef::new("web-0").within(NS);
-    let mut pod = (*h.stores.pods.get(&key).unwrap()).clone();
+    let mut pod = api_pod(h, "web-0");
     let deleted = jiff::Timestamp::from_second(clock.now().as_second() + grace_secs).unwrap();
     pod.metadata.deletion_timestamp = Some(Time(deleted));
     pod.metadata.deletion_grace_period_seconds = Some(grace_secs);

@@ -21,10 +21,9 @@
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Pod;
 
 use super::decide::BackedService;
-use crate::model::Mode;
+use crate::model::{Mode, StoredPod};
 
 /// The production default of `--kube-proxy-allowance-seconds`: above kube-proxy's usual
 /// sync lag (its default `minSyncPeriod` is 1 s; a busy node takes a few seconds more).
@@ -56,7 +55,7 @@ pub fn allowance_for(backed: &[BackedService], allowance: Duration) -> Duration 
 /// `deletionGracePeriodSeconds` (without that field, the pod's
 /// `terminationGracePeriodSeconds`, or Kubernetes' default 30 s), plus the second the
 /// truncation may have taken off. `None` when the pod is not being deleted.
-pub fn terminating_since(pod: &Pod) -> Option<Timestamp> {
+pub fn terminating_since(pod: &StoredPod) -> Option<Timestamp> {
     let kill_at = pod.metadata.deletion_timestamp.as_ref()?.0;
     let grace = pod
         .metadata
@@ -72,7 +71,7 @@ pub fn terminating_since(pod: &Pod) -> Option<Timestamp> {
 
 /// When kube-proxy on every node is taken to have dropped the pod: `allowance` after it
 /// turned terminating. `None` when the pod is not being deleted.
-pub fn kube_proxy_settled_at(pod: &Pod, allowance: Duration) -> Option<Timestamp> {
+pub fn kube_proxy_settled_at(pod: &StoredPod, allowance: Duration) -> Option<Timestamp> {
     let since = terminating_since(pod)?;
     Some(since.checked_add(allowance).unwrap_or(Timestamp::MAX))
 }
@@ -103,25 +102,25 @@ pub fn verdict(slb_confirmed: bool, settled_at: Option<Timestamp>, now: Timestam
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::core::v1::PodSpec;
+    use crate::model::StoredPodSpec;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
     }
 
-    fn deleted(kill_at: &str, deletion_grace: Option<i64>, spec_grace: Option<i64>) -> Pod {
-        Pod {
+    fn deleted(kill_at: &str, deletion_grace: Option<i64>, spec_grace: Option<i64>) -> StoredPod {
+        StoredPod {
             metadata: ObjectMeta {
                 deletion_timestamp: Some(Time(ts(kill_at))),
                 deletion_grace_period_seconds: deletion_grace,
                 ..ObjectMeta::default()
             },
-            spec: Some(PodSpec {
+            spec: Some(StoredPodSpec {
                 termination_grace_period_seconds: spec_grace,
-                ..PodSpec::default()
+                ..StoredPodSpec::default()
             }),
-            ..Pod::default()
+            ..StoredPod::default()
         }
     }
 
@@ -145,7 +144,7 @@ mod tests {
         // Grace 0 (force delete): terminating since the kill time itself.
         let pod = deleted("2026-01-01T00:01:00Z", Some(0), Some(30));
         assert_eq!(terminating_since(&pod), Some(ts("2026-01-01T00:01:01Z")));
-        assert_eq!(terminating_since(&Pod::default()), None);
+        assert_eq!(terminating_since(&StoredPod::default()), None);
     }
 
     #[test]
@@ -156,7 +155,7 @@ mod tests {
             Some(ts("2026-01-01T00:00:06Z"))
         );
         assert_eq!(
-            kube_proxy_settled_at(&Pod::default(), Duration::from_secs(5)),
+            kube_proxy_settled_at(&StoredPod::default(), Duration::from_secs(5)),
             None
         );
     }

@@ -11,16 +11,15 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 
 use super::decide;
 use crate::k8s::events::AgentEvent;
-use crate::model::{GroupObservation, GroupRef, ServiceRef};
+use crate::model::{GroupObservation, GroupRef, ServiceRef, StoredPod};
 
 /// `(namespace, name)` of a pod.
 pub type PodKey = (String, String);
 
-pub(super) fn pod_key(pod: &Pod) -> Option<PodKey> {
+pub(super) fn pod_key(pod: &StoredPod) -> Option<PodKey> {
     Some((
         pod.metadata
             .namespace
@@ -135,7 +134,7 @@ impl PodBook {
     // ---- pod lookups ----
 
     /// Files `pod` (after a watch event applied it), unfiling what it was before.
-    pub(super) fn file(&mut self, pod: &Pod) {
+    pub(super) fn file(&mut self, pod: &StoredPod) {
         let Some(key) = pod_key(pod) else { return };
         let ips = decide::pod_place(pod, None).ips;
         let no_labels = BTreeMap::new();
@@ -221,7 +220,7 @@ impl PodBook {
     }
 
     /// Files every pod again (after a re-list), dropping those no longer there.
-    pub(super) fn refile<'a>(&mut self, pods: impl IntoIterator<Item = &'a Pod>) {
+    pub(super) fn refile<'a>(&mut self, pods: impl IntoIterator<Item = &'a StoredPod>) {
         let mut seen = BTreeSet::new();
         for pod in pods {
             self.file(pod);
@@ -293,7 +292,7 @@ mod tests {
 
     use super::*;
 
-    fn pod(name: &str, app: &str, ip: &str, held: bool) -> Pod {
+    fn pod(name: &str, app: &str, ip: &str, held: bool) -> StoredPod {
         let mut p = json!({
             "metadata": {"name": name, "namespace": "shop",
                          "labels": {"app": app, "tier": "web"}},

@@ -10,11 +10,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Node;
 
 use crate::index::parse_provider_id;
 use crate::k8s::names::{gated_service, DRAINED_CONDITION, POD_FINALIZER};
-use crate::model::{BackendState, BackendType, GroupObservation, Mode};
+use crate::model::{BackendState, BackendType, GroupObservation, Mode, StoredPod};
 
 /// Reason of a readiness gate condition whose backend carries traffic.
 pub const REASON_REGISTERED: &str = "BackendRegistered";
@@ -34,26 +34,29 @@ pub struct PodPlace {
     pub node_unknown: bool,
 }
 
-pub fn has_finalizer(pod: &Pod) -> bool {
+pub fn has_finalizer(pod: &StoredPod) -> bool {
     pod.metadata
         .finalizers
         .as_ref()
         .is_some_and(|f| f.iter().any(|f| f == POD_FINALIZER))
 }
 
-pub fn is_deleting(pod: &Pod) -> bool {
+pub fn is_deleting(pod: &StoredPod) -> bool {
     pod.metadata.deletion_timestamp.is_some()
 }
 
 /// Pods that finished (`Succeeded`/`Failed`) are no endpoints any more.
-pub fn is_terminal(pod: &Pod) -> bool {
+pub fn is_terminal(pod: &StoredPod) -> bool {
     matches!(
         pod.status.as_ref().and_then(|s| s.phase.as_deref()),
         Some("Succeeded" | "Failed")
     )
 }
 
-pub fn condition_status<'a>(pod: &'a Pod, condition_type: &str) -> Option<(&'a str, &'a str)> {
+pub fn condition_status<'a>(
+    pod: &'a StoredPod,
+    condition_type: &str,
+) -> Option<(&'a str, &'a str)> {
     pod.status
         .as_ref()?
         .conditions
@@ -63,21 +66,8 @@ pub fn condition_status<'a>(pod: &'a Pod, condition_type: &str) -> Option<(&'a s
         .map(|c| (c.status.as_str(), c.reason.as_deref().unwrap_or("")))
 }
 
-/// The `lastTransitionTime` a write of `condition_type` at `status` carries: Kubernetes
-/// moves it only when the status changes, so a write that changes only the reason or the
-/// message keeps the pod's.
-pub fn transition_time(pod: &Pod, condition_type: &str, status: &str, now: Timestamp) -> Timestamp {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == condition_type))
-        .filter(|c| c.status == status)
-        .and_then(|c| c.last_transition_time.as_ref())
-        .map_or(now, |t| t.0)
-}
-
 /// When the pod's containers became ready (`ContainersReady` True), if they are.
-pub fn containers_ready_since(pod: &Pod) -> Option<Timestamp> {
+pub fn containers_ready_since(pod: &StoredPod) -> Option<Timestamp> {
     pod.status
         .as_ref()?
         .conditions
@@ -89,7 +79,7 @@ pub fn containers_ready_since(pod: &Pod) -> Option<Timestamp> {
         .map(|t| t.0)
 }
 
-pub fn is_drained(pod: &Pod) -> bool {
+pub fn is_drained(pod: &StoredPod) -> bool {
     condition_status(pod, DRAINED_CONDITION).is_some_and(|(s, _)| s == "True")
 }
 
@@ -99,12 +89,12 @@ pub fn is_drained(pod: &Pod) -> bool {
 /// Cluster mode holds pods too although its nodes stay in the SLB whatever the pods do:
 /// kube-proxy on every node keeps forwarding to a terminating pod until its next sync, so
 /// the pod must keep serving for the kube-proxy allowance (see [`super::allowance`]).
-pub fn needs_finalizer(pod: &Pod, backed: &[BackedService]) -> bool {
+pub fn needs_finalizer(pod: &StoredPod, backed: &[BackedService]) -> bool {
     !is_deleting(pod) && !is_terminal(pod) && !has_finalizer(pod) && !backed.is_empty()
 }
 
 /// The pod's IPs and node instance, read from the pod and the node cache.
-pub fn pod_place(pod: &Pod, node: Option<&Node>) -> PodPlace {
+pub fn pod_place(pod: &StoredPod, node: Option<&Node>) -> PodPlace {
     let status = pod.status.as_ref();
     let mut ips: Vec<IpAddr> = status
         .and_then(|s| s.pod_ips.as_ref())
@@ -277,7 +267,7 @@ fn weight_rule(mode: Mode) -> &'static str {
 }
 
 /// The readiness gates of ours or ACK's the pod declares: (condition type, Service name).
-pub fn declared_gates(pod: &Pod) -> Vec<(String, String)> {
+pub fn declared_gates(pod: &StoredPod) -> Vec<(String, String)> {
     pod.spec
         .as_ref()
         .and_then(|s| s.readiness_gates.as_ref())
@@ -291,7 +281,7 @@ pub fn declared_gates(pod: &Pod) -> Vec<(String, String)> {
 }
 
 /// True when the pod's condition already says what `want` says (status and reason).
-pub fn gate_unchanged(pod: &Pod, want: &GateCondition) -> bool {
+pub fn gate_unchanged(pod: &StoredPod, want: &GateCondition) -> bool {
     let status = if want.status { "True" } else { "False" };
     condition_status(pod, &want.condition_type) == Some((status, want.reason))
 }
@@ -301,7 +291,7 @@ pub fn gate_unchanged(pod: &Pod, want: &GateCondition) -> bool {
 /// NotReady, and Kubernetes then drops it from the endpoints of every Service — to report
 /// something about one SLB group. A fresh agent (a restart, a new leader) that has not
 /// read a group yet would otherwise close every gate in the cluster at once.
-pub fn gate_settled(pod: &Pod, want: &GateCondition) -> bool {
+pub fn gate_settled(pod: &StoredPod, want: &GateCondition) -> bool {
     gate_unchanged(pod, want)
         || (!want.status
             && condition_status(pod, &want.condition_type).is_some_and(|(s, _)| s == "True"))
@@ -313,7 +303,11 @@ pub fn gate_settled(pod: &Pod, want: &GateCondition) -> bool {
 /// handshake could have completed. The API server sets a pod's `deletionTimestamp` to the
 /// deletion time plus its effective grace period, the moment the kubelet kills the
 /// containers, so the grace period is already in it. `None` when not being deleted.
-pub fn fail_open_deadline(pod: &Pod, margin: Duration, allowance: Duration) -> Option<Timestamp> {
+pub fn fail_open_deadline(
+    pod: &StoredPod,
+    margin: Duration,
+    allowance: Duration,
+) -> Option<Timestamp> {
     let kill_at = pod.metadata.deletion_timestamp.as_ref()?.0;
     let settled = super::allowance::kube_proxy_settled_at(pod, allowance).unwrap_or(kill_at);
     Some(

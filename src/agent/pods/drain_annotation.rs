@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::ObjectRef;
 
 use super::book::PodKey;
@@ -14,17 +13,17 @@ use super::decide;
 use super::lifecycle::{lock, PodContext, PodLifecycle};
 use crate::k8s::events::AgentEvent;
 use crate::k8s::names::DRAIN_STARTED_AT_ANNOTATION;
-use crate::model::{BackendKey, Mode, ServiceRef};
+use crate::model::{BackendKey, Mode, ServiceRef, StoredPod};
 use crate::plan::DrainLedger;
 use crate::reconcile::DrainJournal;
 
 impl PodContext {
-    fn pod(&self, key: &PodKey) -> Option<Arc<Pod>> {
+    fn pod(&self, key: &PodKey) -> Option<Arc<StoredPod>> {
         self.stores.pods.get(&ObjectRef::new(&key.1).within(&key.0))
     }
 
     /// The live pod with `ip` (a pod IP is reused only after its pod finished).
-    fn pod_with_ip(&self, ip: IpAddr) -> Option<Arc<Pod>> {
+    fn pod_with_ip(&self, ip: IpAddr) -> Option<Arc<StoredPod>> {
         let keys: Vec<PodKey> = lock(&self.book).with_ip(ip).cloned().collect();
         keys.iter()
             .filter_map(|key| self.pod(key))
@@ -35,7 +34,7 @@ impl PodContext {
 
     /// The deleted, still held pods of the Local Service whose group `v_server_group_id`
     /// is, on the node `instance`: a node drain there is theirs.
-    fn held_pods_on_node(&self, v_server_group_id: &str, instance: &str) -> Vec<Arc<Pod>> {
+    fn held_pods_on_node(&self, v_server_group_id: &str, instance: &str) -> Vec<Arc<StoredPod>> {
         let (service, held) = {
             let book = lock(&self.book);
             let Some((group, _)) = book.group_with_id(v_server_group_id) else {
@@ -70,7 +69,7 @@ impl PodContext {
 }
 
 /// The drain ledger the journal annotations of `pods` record (ENI backends only).
-pub fn ledger_from_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> DrainLedger {
+pub fn ledger_from_pods<'a>(pods: impl IntoIterator<Item = &'a StoredPod>) -> DrainLedger {
     let mut ledger = DrainLedger::new();
     for pod in pods {
         let value = pod
@@ -101,7 +100,7 @@ pub fn ledger_from_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> DrainLed
 }
 
 impl PodLifecycle {
-    fn note_event(&self, pod: &Pod, event: AgentEvent) {
+    fn note_event(&self, pod: &StoredPod, event: AgentEvent) {
         let Some(key) = super::book::pod_key(pod) else {
             return;
         };
@@ -113,7 +112,7 @@ impl PodLifecycle {
         self.request(&key);
     }
 
-    fn note_journal(&self, pod: &Pod, entry: String, at: Option<Timestamp>) {
+    fn note_journal(&self, pod: &StoredPod, entry: String, at: Option<Timestamp>) {
         let Some(key) = super::book::pod_key(pod) else {
             return;
         };

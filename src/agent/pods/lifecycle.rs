@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use jiff::Timestamp;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::Client;
@@ -26,8 +26,8 @@ use crate::agent::metrics::AgentMetrics;
 use crate::desired::PlannerConfig;
 use crate::index::{ClusterIndex, ServiceRef};
 use crate::k8s::events::Events;
-use crate::model::GroupObservation;
 use crate::model::Mode;
+use crate::model::{GroupObservation, StoredPod};
 use crate::reconcile::{
     Clock, GroupRef, GroupTarget, LedgerRestore, PassObserver, PassOutcome, ReconcileError,
     TokioClock,
@@ -39,7 +39,7 @@ use crate::slb::SlbApi;
 /// endpoints).
 ///
 /// The pod watcher trims stored pods to what the agent reads of them
-/// ([`crate::agent::strip_pod`]): `metadata.{name,namespace,labels,finalizers,
+/// ([`crate::model::StoredPod`]): `metadata.{name,namespace,labels,finalizers,
 /// deletionTimestamp,deletionGracePeriodSeconds}` and the agent's own annotations,
 /// `spec.{nodeName,terminationGracePeriodSeconds}` and the gates of ours or ACK's,
 /// `status.{phase,podIPs,podIP}` and the conditions `ContainersReady`, drained and the
@@ -47,7 +47,7 @@ use crate::slb::SlbApi;
 /// there; writes read the pod from the API server.
 #[derive(Clone)]
 pub struct PodStores {
-    pub pods: Store<Pod>,
+    pub pods: Store<StoredPod>,
     pub services: Store<Service>,
     pub nodes: Store<Node>,
     pub index: Arc<RwLock<ClusterIndex>>,
@@ -99,7 +99,7 @@ impl PodLifecycleConfig {
 pub struct PodLifecycle {
     pub(super) context: Arc<PodContext>,
     /// Pods to reconcile now; the reconciler ends when every sender is gone.
-    pub(super) trigger: mpsc::UnboundedSender<ObjectRef<Pod>>,
+    pub(super) trigger: mpsc::UnboundedSender<ObjectRef<StoredPod>>,
 }
 
 /// Everything a reconcile of a pod reads and writes through.
@@ -191,15 +191,15 @@ impl PodLifecycle {
     }
 }
 
-fn request_all(trigger: &mpsc::UnboundedSender<ObjectRef<Pod>>, pods: &Store<Pod>) {
+fn request_all(trigger: &mpsc::UnboundedSender<ObjectRef<StoredPod>>, pods: &Store<StoredPod>) {
     for pod in pods.state() {
         let _ = trigger.send(ObjectRef::from_obj(&*pod));
     }
 }
 
 async fn resync_on_leadership(
-    trigger: mpsc::WeakUnboundedSender<ObjectRef<Pod>>,
-    pods: Store<Pod>,
+    trigger: mpsc::WeakUnboundedSender<ObjectRef<StoredPod>>,
+    pods: Store<StoredPod>,
     mut leader: watch::Receiver<bool>,
 ) {
     while leader.changed().await.is_ok() {
@@ -215,7 +215,7 @@ async fn resync_on_leadership(
 }
 
 impl PodContext {
-    pub(super) fn place(&self, pod: &Pod) -> PodPlace {
+    pub(super) fn place(&self, pod: &StoredPod) -> PodPlace {
         let node = pod
             .spec
             .as_ref()
@@ -231,7 +231,7 @@ impl PodContext {
     /// What a reconcile of `pod` decides from: the managed Services that select it, the
     /// gate conditions it should show and whether its drain is confirmed, as last
     /// observed. Reads the index and the pod side's own book; no API call.
-    pub(super) fn facts(&self, pod: &Pod, key: &PodKey) -> PodFacts {
+    pub(super) fn facts(&self, pod: &StoredPod, key: &PodKey) -> PodFacts {
         let place = self.place(pod);
         let empty = Default::default();
         let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
@@ -317,7 +317,7 @@ impl PodContext {
         mode: Mode,
         place: &PodPlace,
         observations: &[&GroupObservation],
-        pod: &Pod,
+        pod: &StoredPod,
         key: &PodKey,
     ) -> GateCondition {
         let settings = self.config.health_gate;
@@ -419,7 +419,7 @@ impl PassObserver for PodLifecycle {
 }
 
 impl PodSide for PodLifecycle {
-    fn pod_event(&self, event: &watcher::Event<Pod>) {
+    fn pod_event(&self, event: &watcher::Event<StoredPod>) {
         match event {
             watcher::Event::Apply(pod) => {
                 lock(&self.context.book).file(pod);

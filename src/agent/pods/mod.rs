@@ -4,8 +4,8 @@
 //! starts name pods; each reconcile gathers facts from the cluster index and the SLB
 //! members last seen ([`lifecycle`], [`book`]), decides purely ([`step`], [`decide`]) and
 //! writes ([`writer`]); its next wake-up is the pod's next deadline.
+use crate::model::StoredPod;
 use crate::reconcile::PassObserver;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::watcher;
 use std::sync::Arc;
 
@@ -29,7 +29,7 @@ pub use lifecycle::{PodLifecycle, PodLifecycleConfig, PodStores};
 /// What the control loop needs from the pod side.
 pub trait PodSide: PassObserver {
     /// Every pod watch event, after the reflector store applied it.
-    fn pod_event(&self, event: &watcher::Event<Pod>);
+    fn pod_event(&self, event: &watcher::Event<StoredPod>);
     /// Called once after the initial lists, before the first reconcile pass, with the
     /// executor so drain start times persisted on pods can be restored.
     fn restore(&self, executor: &dyn crate::reconcile::LedgerRestore);
@@ -59,7 +59,7 @@ impl PassObserver for NoPods {
     }
 }
 impl PodSide for NoPods {
-    fn pod_event(&self, _: &watcher::Event<Pod>) {}
+    fn pod_event(&self, _: &watcher::Event<StoredPod>) {}
     fn restore(&self, _: &dyn crate::reconcile::LedgerRestore) {}
 }
 pub type SharedPodSide = Arc<dyn PodSide>;

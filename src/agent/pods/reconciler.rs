@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::controller::{self, Action};
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::mpsc;
@@ -19,6 +18,7 @@ use super::book::pod_key;
 use super::lifecycle::{lock, PodContext};
 use super::step;
 use super::writer::WriteError;
+use crate::model::StoredPod;
 
 /// Pod writes in flight at once (each is one or two API calls).
 const CONCURRENCY: u16 = 16;
@@ -28,8 +28,8 @@ const RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(16);
 
 /// Starts the reconciler; it ends once every sender of the returned channel is dropped.
-pub(super) fn spawn(context: Arc<PodContext>) -> mpsc::UnboundedSender<ObjectRef<Pod>> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<ObjectRef<Pod>>();
+pub(super) fn spawn(context: Arc<PodContext>) -> mpsc::UnboundedSender<ObjectRef<StoredPod>> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<ObjectRef<StoredPod>>();
     let requests = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
     let store = context.stores.pods.clone();
     let applier = controller::applier(
@@ -55,7 +55,7 @@ pub(super) fn spawn(context: Arc<PodContext>) -> mpsc::UnboundedSender<ObjectRef
 /// entries and Events first, so a drain start is persisted before anything else), and
 /// returns when to look again. Only the leader writes; a follower's pods are all looked
 /// at again when it gains the lease.
-async fn reconcile_pod(pod: Arc<Pod>, ctx: Arc<PodContext>) -> Result<Action, WriteError> {
+async fn reconcile_pod(pod: Arc<StoredPod>, ctx: Arc<PodContext>) -> Result<Action, WriteError> {
     let Some(key) = pod_key(&pod) else {
         return Ok(Action::await_change());
     };
@@ -97,7 +97,7 @@ async fn reconcile_pod(pod: Arc<Pod>, ctx: Arc<PodContext>) -> Result<Action, Wr
     })
 }
 
-fn error_policy(pod: Arc<Pod>, error: &WriteError, ctx: Arc<PodContext>) -> Action {
+fn error_policy(pod: Arc<StoredPod>, error: &WriteError, ctx: Arc<PodContext>) -> Action {
     let Some(key) = pod_key(&pod) else {
         return Action::await_change();
     };

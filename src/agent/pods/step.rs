@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 
 use super::allowance::{self, Verdict};
 use super::decide::{self, BackedService, GateCondition};
+use crate::model::StoredPod;
 
 /// What the reconciler gathered about a pod from the index and the SLB members seen.
 #[derive(Debug, Clone, Default)]
@@ -53,7 +53,7 @@ pub struct PodStep {
     pub wake_at: Option<Timestamp>,
 }
 
-pub fn pod_step(pod: &Pod, facts: &PodFacts, rules: HoldRules, now: Timestamp) -> PodStep {
+pub fn pod_step(pod: &StoredPod, facts: &PodFacts, rules: HoldRules, now: Timestamp) -> PodStep {
     if decide::is_deleting(pod) {
         return deleting_step(pod, facts, rules, now);
     }
@@ -69,7 +69,7 @@ pub fn pod_step(pod: &Pod, facts: &PodFacts, rules: HoldRules, now: Timestamp) -
     step
 }
 
-fn deleting_step(pod: &Pod, facts: &PodFacts, rules: HoldRules, now: Timestamp) -> PodStep {
+fn deleting_step(pod: &StoredPod, facts: &PodFacts, rules: HoldRules, now: Timestamp) -> PodStep {
     let mut step = PodStep::default();
     if !decide::has_finalizer(pod) {
         return step;

@@ -6,11 +6,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::runtime::reflector::Store;
 
 use super::decide;
 use crate::index::{ClusterIndex, ServiceRef};
+use crate::model::StoredPod;
 use crate::slb::budget::Lane;
 
 /// The Services `pods` wait on, each with the lane its passes belong in: the drain lane
@@ -18,7 +18,7 @@ use crate::slb::budget::Lane;
 /// that wait on nothing (a look at their gates and deletion); a deleted pod still held is
 /// matched against the Services the index files under its labels.
 pub fn waiting_services<'a>(
-    pods: impl IntoIterator<Item = &'a Pod>,
+    pods: impl IntoIterator<Item = &'a StoredPod>,
     index: &ClusterIndex,
 ) -> BTreeMap<ServiceRef, Lane> {
     let mut out = BTreeMap::new();
@@ -47,7 +47,7 @@ pub fn waiting_services<'a>(
 }
 
 /// [`waiting_services`] over the agent's pod store.
-pub fn in_stores(pods: &Store<Pod>, index: &ClusterIndex) -> BTreeMap<ServiceRef, Lane> {
+pub fn in_stores(pods: &Store<StoredPod>, index: &ClusterIndex) -> BTreeMap<ServiceRef, Lane> {
     let pods = pods.state();
     waiting_services(pods.iter().map(|p| &**p), index)
 }
@@ -71,7 +71,7 @@ mod tests {
         .unwrap()
     }
 
-    fn pod(name: &str, app: &str, gate_open: Option<bool>, deleting: bool) -> Pod {
+    fn pod(name: &str, app: &str, gate_open: Option<bool>, deleting: bool) -> StoredPod {
         let gate = format!("registered.slb-sync.io/{app}");
         let mut p = json!({
             "metadata": {"name": name, "namespace": "shop", "labels": {"app": app},

@@ -8,6 +8,7 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, Resource};
 use serde_json::json;
@@ -21,6 +22,7 @@ use crate::k8s::names::{
     DRAINED_CONDITION, DRAIN_STARTED_AT_ANNOTATION, FAIL_OPEN_REASON, POD_FINALIZER,
 };
 use crate::k8s::release::{remove_finalizer, Removal};
+use crate::model::StoredPod;
 
 /// Re-reads and retries after the pod changed under a guarded patch.
 const MAX_ATTEMPTS: usize = 5;
@@ -53,7 +55,8 @@ impl Writer {
             let Some(pod) = api.get_opt(name).await? else {
                 return Ok(());
             };
-            if decide::is_deleting(&pod) || decide::has_finalizer(&pod) {
+            let seen = StoredPod::from(pod.clone());
+            if decide::is_deleting(&seen) || decide::has_finalizer(&seen) {
                 return Ok(());
             }
             // The resourceVersion test makes the write conditional on the pod we read
@@ -86,7 +89,8 @@ impl Writer {
         let Some(pod) = api.get_opt(name).await? else {
             return Ok(());
         };
-        if decide::is_deleting(&pod) || decide::gate_settled(&pod, gate) {
+        let seen = StoredPod::from(pod.clone());
+        if decide::is_deleting(&seen) || decide::gate_settled(&seen, gate) {
             return Ok(());
         }
         let status = if gate.status { "True" } else { "False" };
@@ -134,7 +138,7 @@ impl Writer {
         message: &str,
     ) -> Result<(), WriteError> {
         let name = pod.metadata.name.as_deref().unwrap_or_default();
-        let since = decide::transition_time(pod, condition_type, status, Timestamp::now());
+        let since = transition_time(pod, condition_type, status, Timestamp::now());
         // Strategic merge keys pod conditions by type: the kubelet's conditions stay.
         let patch = json!({ "status": { "conditions": [{
             "type": condition_type,
@@ -158,10 +162,11 @@ impl Writer {
         let Some(pod) = api.get_opt(name).await? else {
             return Ok(());
         };
-        if !decide::has_finalizer(&pod) {
+        let seen = StoredPod::from(pod.clone());
+        if !decide::has_finalizer(&seen) {
             return Ok(());
         }
-        if !decide::is_drained(&pod) {
+        if !decide::is_drained(&seen) {
             self.event_on(&pod, &AgentEvent::DrainCompleted).await;
             // Drained first, then the release: the drain API reads `drained` from the
             // condition, never `unmanaged` from a missing finalizer of a drained pod.
@@ -185,10 +190,11 @@ impl Writer {
         let Some(pod) = api.get_opt(name).await? else {
             return Ok(());
         };
-        if !decide::has_finalizer(&pod) || !decide::is_deleting(&pod) {
+        let seen = StoredPod::from(pod.clone());
+        if !decide::has_finalizer(&seen) || !decide::is_deleting(&seen) {
             return Ok(());
         }
-        if decide::is_drained(&pod) {
+        if decide::is_drained(&seen) {
             // The drain was confirmed; only the release is left.
             return self.release(&api, ns, name).await;
         }
@@ -282,6 +288,20 @@ impl Writer {
         let reference: ObjectReference = pod.object_ref(&());
         self.events.emit(event, &reference).await;
     }
+}
+
+/// The `lastTransitionTime` a write of `condition_type` at `status` carries: Kubernetes
+/// moves it only when the status changes, so a write that changes only the reason or the
+/// message keeps the pod's (read from the API server's copy: the store keeps no times of
+/// our conditions).
+fn transition_time(pod: &Pod, condition_type: &str, status: &str, now: Timestamp) -> Timestamp {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == condition_type))
+        .filter(|c| c.status == status)
+        .and_then(|c| c.last_transition_time.as_ref())
+        .map_or(now, |t| t.0)
 }
 
 /// Why a pod write failed (logged; the write is decided again on the next change).

@@ -136,7 +136,7 @@ fn address_of_the_wrong_family_is_reported_and_skipped() {
 
 #[test]
 fn gate_bootstrap_admits_not_ready_pods_with_either_gate_and_containers_ready() {
-    let index_for = |pod: k8s_openapi::api::core::v1::Pod| {
+    let index_for = |pod: crate::model::StoredPod| {
         let mut index = eni_index(vec![
             ready("10.0.0.1", "n1"),
             of_pod(not_ready("10.0.0.2", "n1"), "p2"),

@@ -11,15 +11,26 @@ use kube::runtime::watcher;
 use slb_sync::http::{router, HttpState, ReadyFlag};
 use slb_sync::k8s::drain_state::ReflectorPodStates;
 use slb_sync::k8s::names::{DRAINED_CONDITION, FAIL_OPEN_REASON, POD_FINALIZER};
+use slb_sync::model::StoredPod;
 
 /// What the agent's pod watcher does: feed the reflector, then poke the drain states.
 pub struct Cluster {
-    writer: Writer<Pod>,
+    writer: Writer<StoredPod>,
     states: ReflectorPodStates,
 }
 
 impl Cluster {
+    /// Applies an event of pods as the API server sends them (the watcher decodes them
+    /// into what the store keeps).
     pub fn apply(&mut self, event: watcher::Event<Pod>) {
+        use watcher::Event::*;
+        let event = match event {
+            Apply(pod) => Apply(StoredPod::from(pod)),
+            Delete(pod) => Delete(StoredPod::from(pod)),
+            Init => Init,
+            InitApply(pod) => InitApply(StoredPod::from(pod)),
+            InitDone => InitDone,
+        };
         self.writer.apply_watcher_event(&event);
         self.states.observe(&event);
     }
@@ -41,7 +52,7 @@ pub struct Fixture {
 }
 
 pub fn fixture() -> Fixture {
-    let (store, writer) = reflector::store::<Pod>();
+    let (store, writer) = reflector::store::<StoredPod>();
     let states = ReflectorPodStates::new(store);
     let registry = prometheus::Registry::new();
     let ready = ReadyFlag::new();

@@ -27,7 +27,7 @@ use slb_sync::index::ClusterIndex;
 use slb_sync::k8s::events::Events;
 use slb_sync::model::{
     Backend, BackendState, BackendType, DesiredGroup, OwnerDescription, Protocol, SlbBackend,
-    Weight,
+    StoredPod, Weight,
 };
 use slb_sync::plan::DrainLedger;
 use slb_sync::reconcile::{
@@ -162,7 +162,7 @@ pub async fn start_with(
         index.clone(),
         feed_slices,
     );
-    let (pods, mut pod_writer) = reflector::store::<Pod>();
+    let (pods, mut pod_writer) = reflector::store::<StoredPod>();
     let stores = PodStores {
         pods: pods.clone(),
         services: services.clone(),
@@ -189,7 +189,7 @@ pub async fn start_with(
     nodes.wait_until_ready().await.unwrap();
     slices.wait_until_ready().await.unwrap();
     let side = lifecycle.clone();
-    let pod_api = Api::<Pod>::all(client.clone());
+    let pod_api = Api::<StoredPod>::all(client.clone());
     let t4 = tokio::spawn(async move {
         let mut events = watcher(pod_api, watcher::Config::default())
             .default_backoff()
@@ -345,6 +345,11 @@ pub fn pod_json(h: &Harness, name: &str) -> Option<Value> {
     h.kube.get("v1", "Pod", NS, name)
 }
 
+/// The pod `name` as mock-kube holds it (the whole object, unlike the agent's store).
+pub fn api_pod(h: &Harness, name: &str) -> Pod {
+    serde_json::from_value(pod_json(h, name).expect("the pod exists")).expect("a Pod")
+}
+
 pub fn finalizers(pod: &Value) -> Vec<String> {
     pod["metadata"]["finalizers"]
         .as_array()
@@ -380,7 +385,7 @@ pub async fn eventually<F: FnMut() -> bool>(what: &str, mut check: F) {
 }
 
 /// Waits until the pod store shows what `check` wants (so decisions read it).
-pub async fn store_shows<F: Fn(&Pod) -> bool>(h: &Harness, name: &str, check: F) {
+pub async fn store_shows<F: Fn(&StoredPod) -> bool>(h: &Harness, name: &str, check: F) {
     let key = reflector::ObjectRef::new(name).within(NS);
     eventually(&format!("the pod store shows {name} as expected"), || {
         h.stores.pods.get(&key).is_some_and(|p| check(&p))

@@ -88,11 +88,11 @@ fn gates_are_read_from_the_spec_and_compared_with_status_and_reason() {
     );
     let want = gate_condition("registered.slb-sync.io/web", Mode::Eni, &eni_place(), &[]);
     assert!(!gate_unchanged(&pod, &want));
-    pod.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+    pod.status.as_mut().unwrap().conditions = Some(vec![StoredPodCondition {
         type_: "registered.slb-sync.io/web".into(),
         status: "False".into(),
         reason: Some(REASON_NOT_REGISTERED.into()),
-        ..PodCondition::default()
+        ..StoredPodCondition::default()
     }]);
     assert!(gate_unchanged(&pod, &want));
 }
@@ -104,11 +104,11 @@ fn an_open_gate_is_never_closed() {
     // No group read yet (a fresh agent), or the backend at weight 0: want False.
     let closed = gate_condition(gate, Mode::Eni, &eni_place(), &[]);
     assert!(!gate_settled(&pod, &closed), "no condition yet: written");
-    pod.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+    pod.status.as_mut().unwrap().conditions = Some(vec![StoredPodCondition {
         type_: gate.into(),
         status: "True".into(),
         reason: Some(REASON_REGISTERED.into()),
-        ..PodCondition::default()
+        ..StoredPodCondition::default()
     }]);
     assert!(gate_settled(&pod, &closed), "open: stays open");
     let open = mk_observation(vec![], vec![mk_eni_member("10.0.0.7", 100)]);

@@ -42,10 +42,10 @@ fn fail_open_deadline_never_comes_before_the_kube_proxy_allowance_ends() {
 fn drained_reads_the_condition() {
     let mut pod = mk_deleting(mk_pod("web-0", &[]), "2026-01-01T00:00:00Z");
     assert!(!is_drained(&pod));
-    pod.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+    pod.status.as_mut().unwrap().conditions = Some(vec![StoredPodCondition {
         type_: DRAINED_CONDITION.into(),
         status: "True".into(),
-        ..PodCondition::default()
+        ..StoredPodCondition::default()
     }]);
     assert!(is_drained(&pod));
 }
@@ -180,11 +180,11 @@ fn a_live_pod_gets_the_finalizer_and_its_gates_written_once() {
     assert_eq!(step.wake_at, None);
     // Both written: nothing more.
     pod.metadata.finalizers = Some(vec![POD_FINALIZER.into()]);
-    pod.status.as_mut().unwrap().conditions = Some(vec![PodCondition {
+    pod.status.as_mut().unwrap().conditions = Some(vec![StoredPodCondition {
         type_: gate.condition_type.clone(),
         status: "True".into(),
         reason: Some(REASON_REGISTERED.into()),
-        ..PodCondition::default()
+        ..StoredPodCondition::default()
     }]);
     assert!(pod_step(&pod, &facts, rules, now).writes.is_empty());
 }

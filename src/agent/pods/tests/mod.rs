@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::core::v1::{
-    Node, NodeSpec, Pod, PodCondition, PodIP, PodReadinessGate, PodSpec, PodStatus, Service,
-    ServicePort, ServiceSpec,
+    Node, NodeSpec, PodIP, PodReadinessGate, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -18,12 +17,16 @@ use crate::index::{ClusterIndex, ServiceRef};
 use crate::k8s::names::{DRAINED_CONDITION, DRAIN_STARTED_AT_ANNOTATION, POD_FINALIZER};
 use crate::model::{
     Backend, BackendKey, BackendState, BackendType, DesiredGroup, Mode, OwnerDescription, Protocol,
-    SlbBackend, Weight,
+    SlbBackend, StoredPod, StoredPodCondition, StoredPodSpec, StoredPodStatus, Weight,
 };
 use crate::model::{GroupObservation, GroupTarget};
 
 /// The managed Services among `services` that select `pod`, as the index answers.
-fn backed_services(pod: &Pod, services: &[Service], config: &PlannerConfig) -> Vec<BackedService> {
+fn backed_services(
+    pod: &StoredPod,
+    services: &[Service],
+    config: &PlannerConfig,
+) -> Vec<BackedService> {
     let mut index = ClusterIndex::new(config.clone());
     for service in services {
         index.apply_service(service);
@@ -73,30 +76,30 @@ fn mk_service(name: &str, mode: Mode, selector: &[(&str, &str)]) -> Service {
     }
 }
 
-fn mk_pod(name: &str, pod_labels: &[(&str, &str)]) -> Pod {
-    Pod {
+fn mk_pod(name: &str, pod_labels: &[(&str, &str)]) -> StoredPod {
+    StoredPod {
         metadata: ObjectMeta {
             name: Some(name.into()),
             namespace: Some("shop".into()),
             labels: Some(labels(pod_labels)),
             ..ObjectMeta::default()
         },
-        spec: Some(PodSpec {
+        spec: Some(StoredPodSpec {
             node_name: Some("node-a".into()),
-            ..PodSpec::default()
+            ..StoredPodSpec::default()
         }),
-        status: Some(PodStatus {
+        status: Some(StoredPodStatus {
             pod_ip: Some("10.0.0.7".into()),
             pod_ips: Some(vec![PodIP {
                 ip: "10.0.0.7".into(),
             }]),
             phase: Some("Running".into()),
-            ..PodStatus::default()
+            ..StoredPodStatus::default()
         }),
     }
 }
 
-fn mk_deleting(mut pod: Pod, at: &str) -> Pod {
+fn mk_deleting(mut pod: StoredPod, at: &str) -> StoredPod {
     pod.metadata.deletion_timestamp = Some(Time(at.parse().unwrap()));
     pod.metadata.finalizers = Some(vec![POD_FINALIZER.into()]);
     pod

@@ -5,7 +5,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
 use kube::runtime::reflector;
@@ -16,6 +16,7 @@ use mock_cluster::scale::spec::Spec;
 use serde::de::DeserializeOwned;
 use slb_sync::desired::PlannerConfig;
 use slb_sync::index::ClusterIndex;
+use slb_sync::model::StoredPod;
 
 struct Counting;
 
@@ -74,8 +75,9 @@ where
     }
 }
 
-/// The strips the agent's watchers apply (`agent/watch.rs`): pods through the agent's own
-/// `strip_pod`; managedFields off the others, Service status, Node images and volumes.
+/// The strips the agent's watchers apply (`agent/watch.rs`): pods are decoded as the
+/// agent's `StoredPod` (nothing left to strip); managedFields off the others, Service
+/// status, Node images and volumes.
 fn strip_service(s: &mut Service) {
     s.metadata.managed_fields = None;
     s.status = None;
@@ -126,7 +128,7 @@ pub async fn components(
     let json = serde_json::to_string(spec)?;
     let kube = procs::serve(&["serve-kube".to_owned(), "--spec".into(), json]).await?;
     let client = kube::Client::try_from(kube::Config::new(kube.addr.parse()?))?;
-    let (pods, pods_mib) = store_of::<Pod>(&client, slb_sync::agent::strip_pod).await?;
+    let (pods, pods_mib) = store_of::<StoredPod>(&client, |_| {}).await?;
     let (svcs, svcs_mib) = store_of::<Service>(&client, strip_service).await?;
     let (slices, slices_mib) = store_of::<EndpointSlice>(&client, strip_slice).await?;
     let (nodes, nodes_mib) = store_of::<Node>(&client, strip_node).await?;
