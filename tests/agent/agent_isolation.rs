@@ -257,7 +257,9 @@ async fn a_group_emptied_behind_the_agents_back_is_repaired_while_a_pod_waits() 
     .await;
     let took = emptied.elapsed();
     eprintln!("group repaired {took:?} after it was emptied");
-    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The 1 s drift check of a waited-on Service (~0.5 s here); without it the group
+    // waits for the next pass of another kind (~9.5 s).
+    assert!(took < Duration::from_secs(4), "{took:?}");
     assert!(agent.metric("slb_sync_drift_backends_total", &[]) >= 1.0);
     let _ = (LB, OWNER);
     agent.stop().await;

@@ -6,7 +6,7 @@
 //! pod or every Service: at 150,000 pods and 10,000 Services a scan per pass or per pod
 //! is what keeps an agent from ever reaching its SLB calls.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -45,12 +45,21 @@ struct Filed {
     /// Label keys and values as held in `by_label`, in key order.
     labels: Box<[(Shared, Shared)]>,
     held: bool,
+    /// Filed in `waiting`.
+    waits: bool,
 }
 
 impl Filed {
     /// True when `pod` would be filed exactly as this.
-    fn matches(&self, ips: &[IpAddr], labels: &BTreeMap<String, String>, held: bool) -> bool {
+    fn matches(
+        &self,
+        ips: &[IpAddr],
+        labels: &BTreeMap<String, String>,
+        held: bool,
+        waits: bool,
+    ) -> bool {
         self.held == held
+            && self.waits == waits
             && *self.ips == *ips
             && self.labels.len() == labels.len()
             && self
@@ -79,6 +88,9 @@ pub(super) struct PodBook {
     by_label: HashMap<String, HashMap<Shared, HashMap<Shared, BTreeSet<Shared>>>>,
     /// namespace → deleted pods still held.
     held: HashMap<String, BTreeSet<Shared>>,
+    /// Pods waiting on the agent ([`super::waiting::waits`]): the few whose Services the
+    /// drift checks read often, found without a look at every pod.
+    waiting: HashSet<PodKey>,
     /// Drain journal entries to write on a pod: set (`Some`) or remove (`None`).
     pub(super) journal: HashMap<PodKey, BTreeMap<String, Option<Timestamp>>>,
     /// Events to publish on a pod.
@@ -141,10 +153,11 @@ impl PodBook {
         let labels = pod.metadata.labels.as_ref().unwrap_or(&no_labels);
         // Deleted and still carrying our finalizer: a pass may confirm its drain.
         let held = decide::is_deleting(pod) && decide::has_finalizer(pod);
+        let waits = super::waiting::waits(pod);
         if self
             .filed
             .get(&key)
-            .is_some_and(|f| f.matches(&ips, labels, held))
+            .is_some_and(|f| f.matches(&ips, labels, held, waits))
         {
             return;
         }
@@ -168,11 +181,15 @@ impl PodBook {
                 .or_default()
                 .insert(name.clone());
         }
+        if waits {
+            self.waiting.insert(key.clone());
+        }
         let filed = Filed {
             name,
             ips: ips.into_boxed_slice(),
             labels: filed_labels.into_boxed_slice(),
             held,
+            waits,
         };
         self.filed.insert(key, filed);
     }
@@ -182,6 +199,9 @@ impl PodBook {
         let Some(old) = self.filed.remove(key) else {
             return;
         };
+        if old.waits {
+            self.waiting.remove(key);
+        }
         for ip in &old.ips {
             if let Some(keys) = self.by_ip.get_mut(ip) {
                 keys.retain(|k| k != key);
@@ -275,6 +295,11 @@ impl PodBook {
             .collect()
     }
 
+    /// Pods waiting on the agent, in no order.
+    pub(super) fn waiting(&self) -> impl Iterator<Item = &PodKey> {
+        self.waiting.iter()
+    }
+
     /// Deleted pods of `namespace` still held.
     pub(super) fn held_in(&self, namespace: &str) -> Vec<PodKey> {
         self.held
@@ -303,6 +328,12 @@ mod tests {
             p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         }
         serde_json::from_value(p).unwrap()
+    }
+
+    fn waiting(book: &PodBook) -> Vec<String> {
+        let mut names: Vec<String> = book.waiting().map(|(_, n)| n.clone()).collect();
+        names.sort();
+        names
     }
 
     fn names(keys: Vec<PodKey>) -> Vec<String> {
@@ -337,6 +368,12 @@ mod tests {
         book.unfile(&("shop".to_owned(), "api-1".to_owned()));
         assert_eq!(names(book.with_ip(ip).cloned().collect()), ["api-2"]);
         book.unfile(&("shop".to_owned(), "api-2".to_owned()));
+
+        // Waiting: held and not drained (web-2 while deleted), not web-1 (no gate).
+        book.file(&pod("web-2", "web", "10.0.0.2", true));
+        assert_eq!(waiting(&book), ["web-2"]);
+        book.file(&pod("web-2", "api", "10.0.0.9", false));
+        assert!(waiting(&book).is_empty());
 
         // A re-list without web-1 forgets it.
         book.refile([&pod("web-2", "api", "10.0.0.9", false)]);

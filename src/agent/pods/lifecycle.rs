@@ -459,7 +459,17 @@ impl PodSide for PodLifecycle {
     }
 
     fn waiting_services(&self) -> std::collections::BTreeMap<ServiceRef, crate::slb::budget::Lane> {
+        let keys: Vec<PodKey> = lock(&self.context.book).waiting().cloned().collect();
+        let pods: Vec<Arc<StoredPod>> = keys
+            .iter()
+            .filter_map(|(ns, name)| {
+                self.context
+                    .stores
+                    .pods
+                    .get(&ObjectRef::new(name).within(ns))
+            })
+            .collect();
         let index = self.context.index();
-        super::waiting::in_stores(&self.context.stores.pods, &index)
+        super::waiting::waiting_services(pods.iter().map(|p| &**p), &index)
     }
 }

@@ -6,50 +6,53 @@
 
 use std::collections::BTreeMap;
 
-use kube::runtime::reflector::Store;
-
 use super::decide;
 use crate::index::{ClusterIndex, ServiceRef};
 use crate::model::StoredPod;
 use crate::slb::budget::Lane;
 
+/// The pod waits on the agent: deleted and held with its drain not yet confirmed, or
+/// not deleted with one of its gates of ours not yet True. From the pod alone, so the pod
+/// book can keep the waiting pods as their events come ([`super::book::PodBook::waiting`]).
+pub fn waits(pod: &StoredPod) -> bool {
+    if decide::is_deleting(pod) {
+        return decide::has_finalizer(pod) && !decide::is_drained(pod);
+    }
+    decide::declared_gates(pod)
+        .iter()
+        .any(|(condition_type, _)| !gate_open(pod, condition_type))
+}
+
+fn gate_open(pod: &StoredPod, condition_type: &str) -> bool {
+    decide::condition_status(pod, condition_type).is_some_and(|(status, _)| status == "True")
+}
+
 /// The Services `pods` wait on, each with the lane its passes belong in: the drain lane
-/// when a deleted pod waits for its drain there, the pod lane for gates. Cheap for pods
-/// that wait on nothing (a look at their gates and deletion); a deleted pod still held is
-/// matched against the Services the index files under its labels.
+/// when a deleted pod waits for its drain there, the pod lane for gates. A deleted pod
+/// still held is matched against the Services the index files under its labels.
 pub fn waiting_services<'a>(
     pods: impl IntoIterator<Item = &'a StoredPod>,
     index: &ClusterIndex,
 ) -> BTreeMap<ServiceRef, Lane> {
     let mut out = BTreeMap::new();
-    for pod in pods {
+    for pod in pods.into_iter().filter(|pod| waits(pod)) {
         let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
         if decide::is_deleting(pod) {
-            if decide::has_finalizer(pod) && !decide::is_drained(pod) {
-                let empty = Default::default();
-                let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
-                for backed in index.services_selecting(namespace, labels) {
-                    out.insert(ServiceRef::new(namespace, backed.name), Lane::Drain);
-                }
+            let empty = Default::default();
+            let labels = pod.metadata.labels.as_ref().unwrap_or(&empty);
+            for backed in index.services_selecting(namespace, labels) {
+                out.insert(ServiceRef::new(namespace, backed.name), Lane::Drain);
             }
             continue;
         }
         for (condition_type, service) in decide::declared_gates(pod) {
-            let open = decide::condition_status(pod, &condition_type)
-                .is_some_and(|(status, _)| status == "True");
-            if !open {
+            if !gate_open(pod, &condition_type) {
                 out.entry(ServiceRef::new(namespace, service))
                     .or_insert(Lane::Pod);
             }
         }
     }
     out
-}
-
-/// [`waiting_services`] over the agent's pod store.
-pub fn in_stores(pods: &Store<StoredPod>, index: &ClusterIndex) -> BTreeMap<ServiceRef, Lane> {
-    let pods = pods.state();
-    waiting_services(pods.iter().map(|p| &**p), index)
 }
 
 #[cfg(test)]
