@@ -72,15 +72,27 @@ fn quoted(value: &str) -> String {
 
 /// True when the Service carries an SLB id annotation, which `--manage-unclassed` uses to
 /// pick up Services that have no `loadBalancerClass`.
+/// An empty id counts as none, as everywhere (see [`parse`]).
 pub fn has_lb_id(annotations: &BTreeMap<String, String>) -> bool {
-    annotations.contains_key(LB_ID)
+    annotations
+        .get(LB_ID)
+        .is_some_and(|id| !id.trim().is_empty())
 }
 
 /// Parses a Service's annotations into an [`LbSpec`], or every problem found.
+///
+/// A key whose value is empty (or blank) counts as absent, as ACK reads it: manifests
+/// written for ACK set `backend-label: ""` to mean "no filter", and templating tools
+/// render unset values that way.
 pub fn parse(annotations: &BTreeMap<String, String>) -> Result<LbSpec, Vec<AnnotationError>> {
     let mut errors = Vec::new();
     let mut spec = LbSpec::default();
-    let get = |key: &str| annotations.get(key).map(|v| v.trim());
+    let get = |key: &str| {
+        annotations
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    };
 
     match get(LB_ID) {
         None => errors.push(AnnotationError::Missing {

@@ -117,6 +117,32 @@ fn each_bad_value_names_key_value_and_format() {
 }
 
 #[test]
+fn empty_values_mean_absent_like_ack() {
+    let spec = parse(&mk_annotations(&[
+        (LB_ID, "lb-1"),
+        (VGROUP_PORT, ""),
+        (CONNECTION_DRAIN, " "),
+        (CONNECTION_DRAIN_TIMEOUT, ""),
+        (REMOVE_UNSCHEDULED_BACKEND, ""),
+        (BACKEND_LABEL, ""),
+        (BACKEND_TYPE, ""),
+    ]))
+    .unwrap();
+    assert_eq!(
+        spec,
+        LbSpec {
+            load_balancer_id: "lb-1".into(),
+            ..LbSpec::default()
+        }
+    );
+    // An empty id is a missing id: there is no instance to sync.
+    let errors = parse(&mk_annotations(&[(LB_ID, "")])).unwrap_err();
+    assert_eq!(invalid_key(&errors), vec![LB_ID]);
+    assert!(errors[0].to_string().contains("SLB instance id"));
+    assert!(!has_lb_id(&mk_annotations(&[(LB_ID, " ")])));
+}
+
+#[test]
 fn drain_on_requires_timeout() {
     let errors = parse(&mk_annotations(&[
         (LB_ID, "lb-1"),

@@ -94,6 +94,22 @@ fn every_exclusion_label_leaves_the_node_out() {
     }
 }
 
+/// ACK's current node label and its deprecated one, as ACK users set them.
+#[test]
+fn nodes_ack_leaves_out_are_left_out() {
+    for key in [
+        "service.alibabacloud.com/exclude-node",
+        "service.beta.kubernetes.io/exclude-node",
+    ] {
+        let nodes = [
+            mk_node("n1", "i-a"),
+            label(mk_node("n2", "i-b"), key, "true"),
+        ];
+        let index = index_with(&[mk_service("web")], &nodes);
+        assert_eq!(backends(&index, "web"), ["i-a:30080/100/active"], "{key}");
+    }
+}
+
 #[test]
 fn backend_label_selects_nodes_that_carry_all_labels() {
     let svc = annotate(mk_service("web"), BACKEND_LABEL, "pool=web,zone=a");
@@ -104,6 +120,22 @@ fn backend_label_selects_nodes_that_carry_all_labels() {
     ];
     let index = index_with(&[svc], &nodes);
     assert_eq!(backends(&index, "web"), ["i-a:30080/100/active"]);
+}
+
+/// ACK reads an empty `backend-label` as no filter.
+#[test]
+fn an_empty_backend_label_selects_every_node() {
+    let svc = annotate(mk_service("web"), BACKEND_LABEL, "");
+    let nodes = [
+        mk_node("n1", "i-a"),
+        label(mk_node("n2", "i-b"), "pool", "db"),
+    ];
+    let index = index_with(&[svc], &nodes);
+    assert_eq!(
+        backends(&index, "web"),
+        ["i-a:30080/100/active", "i-b:30080/100/active"]
+    );
+    assert!(plan(&index, "web").errors.is_empty());
 }
 
 #[test]

@@ -9,12 +9,15 @@ use super::intern::Interner;
 /// Labels that take a node out of every load balancer (docs/architecture.md, "Node eligibility").
 /// Presence excludes, whatever the value: that is how Kubernetes reads
 /// `node.kubernetes.io/exclude-from-external-load-balancers` and the role labels.
-pub const EXCLUDE_LABELS: [&str; 5] = [
+/// ACK reads both of its labels, the current one and the deprecated
+/// `service.beta.kubernetes.io/exclude-node`, the same way.
+pub const EXCLUDE_LABELS: [&str; 6] = [
     "node.kubernetes.io/exclude-from-external-load-balancers",
     "service.alibabacloud.com/exclude-node",
     "alpha.service-controller.kubernetes.io/exclude-balancer",
     "node-role.kubernetes.io/control-plane",
     "node-role.kubernetes.io/master",
+    "service.beta.kubernetes.io/exclude-node",
 ];
 
 /// Taints that announce a node's removal; its backends are drained, not dropped.
