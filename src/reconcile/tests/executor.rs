@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::*;
 use crate::reconcile::memory::{Fault, MemorySlb};
+use crate::slb::budget::{Caller, Lane, CALLER};
 use crate::slb::ErrorClass;
 
 const ADD: &str = "AddVServerGroupBackendServers";
@@ -81,6 +82,40 @@ async fn throttling_retries_wait_longer_than_busy_retries() {
         throttled >= seconds(6) && throttled < seconds(12),
         "{throttled:?}"
     );
+}
+
+/// A pass a pod waits on retries a throttled call as soon as any other retryable error:
+/// its calls are paced by the agent's own budget, and the bulk lanes' longer back-off
+/// is what leaves it the quota.
+#[tokio::test(start_paused = true)]
+async fn throttled_calls_of_a_pass_a_pod_waits_on_are_not_held_longer() {
+    async fn time_in(lane: Lane) -> Duration {
+        let api = Arc::new(MemorySlb::default());
+        api.put_group(mk_group("lb-1", 80, vec![mk_slb(1, 10, &mk_owner(80))]));
+        api.inject(SET, Fault::Fail(ErrorClass::Throttling), 2);
+        let exec = mk_executor(&api, mk_config());
+        let start = Instant::now();
+        let caller = Caller::new(lane, "shop/web".into());
+        CALLER
+            .scope(
+                caller,
+                exec.reconcile(&mk_target("lb-1", 80, vec![mk_ecs(1, 90)])),
+            )
+            .await
+            .unwrap();
+        assert_eq!(api.count(SET), 3);
+        start.elapsed()
+    }
+    // Backoff 0.5 s then 1 s, each plus up to 100 % jitter; ×4 in the bulk lane only.
+    for lane in [Lane::Drain, Lane::Pod] {
+        let took = time_in(lane).await;
+        assert!(
+            took >= Duration::from_millis(1500) && took < seconds(3),
+            "{lane:?} {took:?}"
+        );
+    }
+    let bulk = time_in(Lane::Bulk).await;
+    assert!(bulk >= seconds(6), "{bulk:?}");
 }
 
 #[tokio::test(start_paused = true)]
