@@ -64,8 +64,12 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         started
     }
 
-    /// The earliest drain deadline of the group's ledger entries (never before a second
-    /// from `now`, so a deadline that passed cannot spin the scheduler).
+    /// The earliest drain deadline of the group's ledger entries. A deadline that had
+    /// passed when the pass planned (`now`) and still has an entry was held back (the
+    /// replacement not yet healthy, the removal refused): it is looked at again a second
+    /// from `now`, so it cannot spin the scheduler. One that came after `now` (while the
+    /// pass waited for the budget or ran its calls) is due at its own time: the pass did
+    /// not see it, and a removal a pod waits for is not put off by a second.
     pub(super) fn next_deadline(
         &self,
         group_id: &str,
@@ -79,7 +83,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             .group(group_id)
             .map(|(_, start)| start.checked_add(window).unwrap_or(Timestamp::MAX))
             .min()
-            .map(|deadline| deadline.max(floor))
+            .map(|deadline| if deadline > now { deadline } else { floor })
     }
 
     /// Ledger changes of a step that succeeded: a drain starts when the SLB confirmed

@@ -244,6 +244,32 @@ async fn hung_calls_time_out_and_fail_the_pass() {
     assert!(start.elapsed() < seconds(120), "{:?}", start.elapsed());
 }
 
+/// A window that ends just after a pass planned is due at its end; one that had ended
+/// and was held back is looked at again a second later.
+#[tokio::test(start_paused = true)]
+async fn a_window_ending_just_after_a_pass_is_due_at_its_end() {
+    let api = Arc::new(MemorySlb::default());
+    api.put_group(mk_group("lb-1", 80, vec![mk_slb(1, 10, &mk_owner(80))]));
+    let mut config = mk_config();
+    config.slb_propagation = Duration::ZERO;
+    let exec = mk_executor(&api, config);
+    let target = mk_target("lb-1", 80, vec![mk_ecs(2, 50)]);
+    exec.reconcile(&target).await.unwrap();
+    let started = exec.clock().now();
+    assert_eq!(
+        weights(&api.group("rsp-80")),
+        ws(&[("i-001", 0), ("i-002", 50)])
+    );
+
+    tokio::time::sleep(WINDOW - Duration::from_millis(300)).await;
+    let out = exec.reconcile(&target).await.unwrap();
+    assert_eq!(
+        out.requeue_at,
+        Some(started + WINDOW),
+        "not a second after the pass"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn restart_mid_drain_restarts_the_window_in_full() {
     let owner = mk_owner(80);
