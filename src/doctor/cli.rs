@@ -62,9 +62,9 @@ pub struct DoctorArgs {
     pub chunk_size: u32,
     #[command(flatten)]
     pub managed: ManagedArgs,
-    /// The agent's drain window for Services without connection drain, in seconds.
-    #[arg(long, env = "SLB_SYNC_DEFAULT_DRAIN_SECONDS", default_value_t = 30)]
-    pub default_drain_seconds: u32,
+    /// The agent's drain flags (its values, to judge preStop hooks).
+    #[command(flatten)]
+    pub drain: crate::agent::args::DrainArgs,
     /// The agent's kube-proxy allowance (Cluster and Local pods are drained no earlier),
     /// in seconds.
     #[arg(
@@ -92,7 +92,8 @@ impl DoctorArgs {
         DoctorConfig {
             lb_class: self.managed.lb_class.clone(),
             manage_unclassed: self.managed.manage_unclassed,
-            default_drain_secs: self.default_drain_seconds,
+            default_drain_secs: self.drain.default_drain_seconds,
+            slb_propagation_secs: self.drain.slb_propagation_seconds,
             kube_proxy_allowance_secs: self.kube_proxy_allowance_seconds,
             health_gate_timeout_secs: self.health_gate_timeout_seconds,
             source: if self.live {

@@ -25,7 +25,7 @@ fn annotation<'a>(svc: &'a ManagedService<'_>, suffix: &str) -> Option<&'a str> 
 
 /// How long a new backend takes to be reported `normal` at best: interval × healthy
 /// threshold, from the annotations or the API's defaults. `None` when the check is off.
-fn checks_secs(svc: &ManagedService<'_>) -> Option<u32> {
+pub(super) fn checks_secs(svc: &ManagedService<'_>) -> Option<u32> {
     if annotation(svc, "health-check-flag").is_some_and(|v| v.eq_ignore_ascii_case("off")) {
         return None;
     }

@@ -28,9 +28,10 @@ use crate::offline::ClusterSnapshot;
 pub use render::{render_json, render_table};
 use workload::Workload;
 
-/// Seconds between the agent's weight-0 write and every SLB node honouring it, added to
-/// the drain window when judging a `sleep` preStop.
-pub const PROPAGATION_MARGIN_SECS: u32 = 10;
+/// Seconds a pod is held beyond what the agent waits for by design (propagation, drain
+/// window, kube-proxy allowance, the replacement's health): its passes on a busy API
+/// budget. Added when judging how long a preStop must last.
+pub const PASS_MARGIN_SECS: u32 = 5;
 /// What Kubernetes asks of `terminationGracePeriodSeconds` beyond the preStop time: the
 /// application's own shutdown after SIGTERM.
 pub const SHUTDOWN_MARGIN_SECS: i64 = 30;
@@ -55,6 +56,9 @@ pub struct DoctorConfig {
     pub kube_proxy_allowance_secs: u32,
     /// The agent's `--health-gate-timeout-seconds`.
     pub health_gate_timeout_secs: u32,
+    /// The agent's `--slb-propagation-seconds`: a drain window counts from this long
+    /// after the weight-0 write.
+    pub slb_propagation_secs: u32,
 }
 
 impl Default for DoctorConfig {
@@ -66,6 +70,7 @@ impl Default for DoctorConfig {
             source: Source::Files,
             kube_proxy_allowance_secs: 5,
             health_gate_timeout_secs: 600,
+            slb_propagation_secs: 5,
         }
     }
 }
@@ -241,6 +246,8 @@ pub(crate) struct ManagedService<'a> {
     /// How long the agent holds a deleted pod for kube-proxy's sync lag, seconds (0 in
     /// ENI mode, which bypasses kube-proxy).
     pub kube_proxy_allowance_secs: u32,
+    /// The agent's `--slb-propagation-seconds`.
+    pub slb_propagation_secs: u32,
 }
 
 /// Collects findings; one place decides the object naming.
@@ -414,6 +421,7 @@ fn managed_services<'a>(
             } else {
                 config.kube_proxy_allowance_secs
             },
+            slb_propagation_secs: config.slb_propagation_secs,
         };
         match parsed {
             Ok(lb) => {

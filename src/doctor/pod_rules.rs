@@ -5,9 +5,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::prestop::{self, PreStop};
 use super::workload::Workload;
-use super::{
-    Findings, ManagedService, Rule, Severity, PROPAGATION_MARGIN_SECS, SHUTDOWN_MARGIN_SECS,
-};
+use super::{Findings, ManagedService, Rule, Severity, PASS_MARGIN_SECS, SHUTDOWN_MARGIN_SECS};
 use crate::model::Mode;
 
 /// Readiness checked less often than this leaves a failing pod in rotation too long.
@@ -230,10 +228,14 @@ fn check_pre_stop(
     pre_stop: &PreStop,
     out: &mut Findings,
 ) {
-    // The agent reports a pod drained after the drain window, and in Cluster and Local
-    // mode not before the kube-proxy allowance either.
-    let held = svc.drain_secs.max(svc.kube_proxy_allowance_secs);
-    let needed = held + PROPAGATION_MARGIN_SECS;
+    // The agent lowers a pod's backend to 0 once a replacement is reported normal where
+    // the listener checks health, reports it drained the propagation allowance and the
+    // drain window after that, and in Cluster and Local mode not before the kube-proxy
+    // allowance either.
+    let health = super::health_rules::checks_secs(svc).unwrap_or(0);
+    let drained = svc.slb_propagation_secs + svc.drain_secs;
+    let held = health + drained.max(svc.kube_proxy_allowance_secs);
+    let needed = held + PASS_MARGIN_SECS;
     let wait_fix = format!(
         "set container {}'s lifecycle.preStop.exec.command to [/slb-sync/slb-sync, \
          wait-drained, --agent, http://slb-sync.slb-sync.svc:8080, --timeout, \"{}\"] (binary \
@@ -241,15 +243,17 @@ fn check_pre_stop(
         c.name,
         needed.max(60)
     );
-    let window = if svc.kube_proxy_allowance_secs > svc.drain_secs {
+    let mut window = if svc.kube_proxy_allowance_secs > drained {
         format!(
             "the agent's kube-proxy allowance is {} s (--kube-proxy-allowance-seconds), \
-             longer than the drain window",
+             longer than the drain",
             svc.kube_proxy_allowance_secs
         )
     } else {
         format!(
-            "the drain window is {} s, {}",
+            "the SLB propagation allowance is {} s (--slb-propagation-seconds) and the drain \
+             window {} s, {}",
+            svc.slb_propagation_secs,
             svc.drain_secs,
             if svc.drain_from_service {
                 "the Service's connection-drain-timeout"
@@ -258,6 +262,12 @@ fn check_pre_stop(
             }
         )
     };
+    if health > 0 {
+        window.push_str(&format!(
+            "; the drain waits for the replacement's health check, {health} s at best \
+             (interval × healthy threshold)"
+        ));
+    }
     let mut push = |severity, finding: String, fix: String| {
         out.push(
             severity,
@@ -292,8 +302,8 @@ fn check_pre_stop(
         } if *t < needed => push(
             Severity::Error,
             format!(
-                "wait-drained --timeout {t} is shorter than the drain window plus \
-                 {PROPAGATION_MARGIN_SECS} s ({needed} s; {window}): it gives up, and the \
+                "wait-drained --timeout {t} is shorter than the agent holds the pod plus \
+                 {PASS_MARGIN_SECS} s ({needed} s; {window}): it gives up, and the \
                  container stops, before the drain completes"
             ),
             format!("raise --timeout to at least {needed}"),
@@ -318,9 +328,9 @@ fn check_pre_stop(
         PreStop::Sleep(n) if *n < needed => push(
             Severity::Error,
             format!(
-                "preStop sleeps {n} s, less than the drain window plus {PROPAGATION_MARGIN_SECS} s \
-                 of propagation ({needed} s; {window}): the container stops while the SLB may \
-                 still send it traffic"
+                "preStop sleeps {n} s, less than the agent holds the pod plus \
+                 {PASS_MARGIN_SECS} s ({needed} s; {window}): the container stops while the \
+                 SLB may still send it traffic"
             ),
             format!("{wait_fix}; or sleep at least {needed} s"),
         ),

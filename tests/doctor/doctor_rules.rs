@@ -136,12 +136,14 @@ fn a_missing_pre_stop_is_an_error() {
 
 #[test]
 fn a_sleep_must_outlast_the_drain_window_plus_propagation() {
-    // The example's drain window is 30 s: 40 s is the minimum.
+    // The example's listener checks health at the API's defaults (2 s × 3), its drain
+    // window is 30 s, the agent's propagation allowance 5 s: 6 + 35 + 5 = 46 s.
     let mut docs = example("local");
-    pre_stop(&mut docs, &["sleep", "39"]);
+    pre_stop(&mut docs, &["sleep", "45"]);
     let f = one(&audit_docs(&docs), Rule::PreStop, Severity::Error);
-    assert!(f.finding.contains("40 s"), "{}", f.finding);
-    pre_stop(&mut docs, &["/bin/sh", "-c", "sleep 40"]);
+    assert!(f.finding.contains("46 s"), "{}", f.finding);
+    assert!(f.finding.contains("health check, 6 s"), "{}", f.finding);
+    pre_stop(&mut docs, &["/bin/sh", "-c", "sleep 46"]);
     assert_eq!(audit_docs(&docs).findings, []);
 
     // The built-in sleep action is read too.
@@ -153,16 +155,16 @@ fn a_sleep_must_outlast_the_drain_window_plus_propagation() {
 fn without_connection_drain_the_default_window_applies() {
     let mut docs = example("local");
     set_annotation(&mut docs, DRAIN, Some("off"));
-    pre_stop(&mut docs, &["sleep", "40"]);
+    pre_stop(&mut docs, &["sleep", "46"]);
     let config = DoctorConfig {
         default_drain_secs: 45,
         ..DoctorConfig::default()
     };
     let f = one(&run(&docs, &config), Rule::PreStop, Severity::Error);
-    assert!(f.finding.contains("55 s") && f.finding.contains("--default-drain-seconds"));
+    assert!(f.finding.contains("61 s") && f.finding.contains("--default-drain-seconds"));
     assert!(
         of_rule(&audit_docs(&docs), Rule::PreStop).is_empty(),
-        "30 s + 10 s ≤ 40 s"
+        "6 s + 5 s + 30 s + 5 s ≤ 46 s"
     );
 }
 
@@ -182,7 +184,7 @@ fn wait_drained_needs_a_timeout_beyond_the_window_and_the_pod_identity() {
         ],
     );
     let f = one(&audit_docs(&docs), Rule::PreStop, Severity::Error);
-    assert!(f.fix.contains("at least 40"), "{}", f.fix);
+    assert!(f.fix.contains("at least 46"), "{}", f.fix);
 
     pre_stop(
         &mut docs,
@@ -214,8 +216,9 @@ fn wait_drained_needs_a_timeout_beyond_the_window_and_the_pod_identity() {
 
 #[test]
 fn wait_drained_must_outlast_a_kube_proxy_allowance_longer_than_the_window() {
-    // The examples' 60 s timeout covers the 30 s window + 10 s; an agent holding Cluster
-    // and Local pods 100 s for kube-proxy needs 110 s. ENI pods bypass kube-proxy.
+    // The examples' 60 s timeout covers 6 s of health checks + 5 s of propagation + the
+    // 30 s window + 5 s; an agent holding Cluster and Local pods 100 s for kube-proxy
+    // needs 6 + 100 + 5 = 111 s. ENI pods bypass kube-proxy.
     let config = DoctorConfig {
         kube_proxy_allowance_secs: 100,
         ..DoctorConfig::default()
@@ -226,7 +229,7 @@ fn wait_drained_must_outlast_a_kube_proxy_allowance_longer_than_the_window() {
             Rule::PreStop,
             Severity::Error,
         );
-        assert!(f.fix.contains("at least 110"), "{mode}: {}", f.fix);
+        assert!(f.fix.contains("at least 111"), "{mode}: {}", f.fix);
         assert!(
             f.finding.contains("--kube-proxy-allowance-seconds"),
             "{mode}: {}",
@@ -234,6 +237,30 @@ fn wait_drained_must_outlast_a_kube_proxy_allowance_longer_than_the_window() {
         );
     }
     assert!(of_rule(&run(&example("eni"), &config), Rule::PreStop).is_empty());
+}
+
+#[test]
+fn the_hold_counts_the_agents_propagation_allowance_and_no_health_check_when_off() {
+    let mut docs = example("eni");
+    set_annotation(
+        &mut docs,
+        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-health-check-flag",
+        Some("off"),
+    );
+    pre_stop(&mut docs, &["sleep", "40"]);
+    // Health off: 5 s of propagation + the 30 s window + 5 s = 40 s.
+    assert!(of_rule(&audit_docs(&docs), Rule::PreStop).is_empty());
+    let config = DoctorConfig {
+        slb_propagation_secs: 15,
+        ..DoctorConfig::default()
+    };
+    let f = one(&run(&docs, &config), Rule::PreStop, Severity::Error);
+    assert!(f.finding.contains("50 s"), "{}", f.finding);
+    assert!(
+        f.finding.contains("--slb-propagation-seconds"),
+        "{}",
+        f.finding
+    );
 }
 
 #[test]
@@ -264,8 +291,8 @@ fn the_grace_period_must_cover_pre_stop_plus_thirty_seconds() {
 
     // A sleep is sized the same way.
     let mut docs = example("cluster");
-    pre_stop(&mut docs, &["sleep", "45"]);
-    pod_spec(&mut docs)["terminationGracePeriodSeconds"] = json!(75);
+    pre_stop(&mut docs, &["sleep", "46"]);
+    pod_spec(&mut docs)["terminationGracePeriodSeconds"] = json!(76);
     assert_eq!(audit_docs(&docs).findings, []);
 }
 
