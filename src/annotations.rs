@@ -29,6 +29,23 @@ pub const BACKEND_LABEL: &str =
 /// `eni`/`ecs`: `eni` selects ENI mode (pod IPs as backends).
 pub const BACKEND_TYPE: &str = "service.beta.kubernetes.io/backend-type";
 
+/// The older form of [`PREFIX`], which ACK still reads when a key is absent in the new
+/// form.
+pub const LEGACY_PREFIX: &str = "service.beta.kubernetes.io/alicloud-loadbalancer-";
+
+/// The value of `key` (one of the [`PREFIX`] keys, or another) as ACK reads it: the key,
+/// else its [`LEGACY_PREFIX`] form; trimmed; an empty value counts as no value.
+pub fn value<'a>(annotations: &'a BTreeMap<String, String>, key: &str) -> Option<&'a str> {
+    let legacy = key
+        .strip_prefix(PREFIX)
+        .map(|suffix| format!("{LEGACY_PREFIX}{suffix}"));
+    annotations
+        .get(key)
+        .or_else(|| legacy.and_then(|k| annotations.get(&k)))
+        .map(|v| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
 /// Drain timeout range the SLB accepts (`ConnectionDrainTimeout`).
 pub const DRAIN_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 10..=900;
 
@@ -74,25 +91,19 @@ fn quoted(value: &str) -> String {
 /// pick up Services that have no `loadBalancerClass`.
 /// An empty id counts as none, as everywhere (see [`parse`]).
 pub fn has_lb_id(annotations: &BTreeMap<String, String>) -> bool {
-    annotations
-        .get(LB_ID)
-        .is_some_and(|id| !id.trim().is_empty())
+    value(annotations, LB_ID).is_some()
 }
 
 /// Parses a Service's annotations into an [`LbSpec`], or every problem found.
 ///
-/// A key whose value is empty (or blank) counts as absent, as ACK reads it: manifests
-/// written for ACK set `backend-label: ""` to mean "no filter", and templating tools
-/// render unset values that way.
+/// Keys are read as ACK reads them ([`value`]): a key whose value is empty (or blank)
+/// counts as absent (manifests written for ACK set `backend-label: ""` to mean "no
+/// filter", and templating tools render unset values that way), and a key absent in the
+/// current form is read in its older `alicloud-loadbalancer-` form.
 pub fn parse(annotations: &BTreeMap<String, String>) -> Result<LbSpec, Vec<AnnotationError>> {
     let mut errors = Vec::new();
     let mut spec = LbSpec::default();
-    let get = |key: &str| {
-        annotations
-            .get(key)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-    };
+    let get = |key: &str| value(annotations, key);
 
     match get(LB_ID) {
         None => errors.push(AnnotationError::Missing {
@@ -163,7 +174,10 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<LbSpec, Vec<Annot
         }
     }
     for key in annotations.keys() {
-        if key.starts_with(PREFIX) && !KNOWN_PREFIXED.contains(&key.as_str()) {
+        let current = key
+            .strip_prefix(LEGACY_PREFIX)
+            .map_or_else(|| key.clone(), |suffix| format!("{PREFIX}{suffix}"));
+        if current.starts_with(PREFIX) && !KNOWN_PREFIXED.contains(&current.as_str()) {
             tracing::debug!(%key, "ignoring annotation this agent does not interpret");
         }
     }

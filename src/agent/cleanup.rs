@@ -315,13 +315,9 @@ async fn delete_if_unused(
 /// The SLB instance id the Service's `id` annotation names, as written (whatever its
 /// other annotations say).
 fn named_load_balancer(svc: &Service) -> Option<String> {
-    let id = svc
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(annotations::LB_ID)?
-        .trim();
-    (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_owned())
+    let id = svc.metadata.annotations.as_ref()?;
+    let id = annotations::value(id, annotations::LB_ID)?;
+    (!id.contains(char::is_whitespace)).then(|| id.to_owned())
 }
 
 /// The Service's drain window when its annotations say one, else the default (a wrong

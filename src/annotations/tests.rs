@@ -143,6 +143,26 @@ fn empty_values_mean_absent_like_ack() {
 }
 
 #[test]
+fn the_legacy_alicloud_prefix_is_read_and_the_current_key_wins() {
+    let legacy = |suffix: &str| format!("{LEGACY_PREFIX}{suffix}");
+    let old: BTreeMap<String, String> = [
+        (legacy("id"), "lb-old".to_owned()),
+        (legacy("backend-label"), "pool=web".to_owned()),
+        (legacy("remove-unscheduled-backend"), "on".to_owned()),
+    ]
+    .into();
+    assert!(has_lb_id(&old));
+    let spec = parse(&old).unwrap();
+    assert_eq!(spec.load_balancer_id, "lb-old");
+    assert_eq!(spec.backend_labels, [("pool".to_owned(), "web".to_owned())]);
+    assert!(spec.remove_unscheduled_backend);
+
+    let mut both = old.clone();
+    both.insert(LB_ID.to_owned(), "lb-new".to_owned());
+    assert_eq!(parse(&both).unwrap().load_balancer_id, "lb-new");
+}
+
+#[test]
 fn drain_on_requires_timeout() {
     let errors = parse(&mk_annotations(&[
         (LB_ID, "lb-1"),

@@ -15,12 +15,8 @@ const DEFAULT_HEALTHY_THRESHOLD: u32 = 3;
 const DEFAULT_PROGRESS_DEADLINE_SECS: i32 = 600;
 
 fn annotation<'a>(svc: &'a ManagedService<'_>, suffix: &str) -> Option<&'a str> {
-    svc.service
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(&format!("{PREFIX}{suffix}"))
-        .map(String::as_str)
+    let annotations = svc.service.metadata.annotations.as_ref()?;
+    crate::annotations::value(annotations, &format!("{PREFIX}{suffix}"))
 }
 
 /// How long a new backend takes to be reported `normal` at best: interval × healthy

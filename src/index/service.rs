@@ -86,8 +86,8 @@ impl ServiceInfo {
             .map_err(|errs| errs.iter().map(ToString::to_string).collect());
         let load_balancer_id = match &spec {
             Ok(s) => Some(s.load_balancer_id.as_str().into()),
-            Err(_) => annotations.get(annotations::LB_ID).and_then(|id| {
-                let only_id = [(annotations::LB_ID.to_owned(), id.clone())].into();
+            Err(_) => annotations::value(annotations, annotations::LB_ID).and_then(|id| {
+                let only_id = [(annotations::LB_ID.to_owned(), id.to_owned())].into();
                 annotations::parse(&only_id)
                     .ok()
                     .map(|s| s.load_balancer_id.into_boxed_str())
