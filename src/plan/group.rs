@@ -329,9 +329,15 @@ fn serving_after(
         GroupHealth::Unread => false,
         GroupHealth::Normal(normal) => key.is_some_and(|k| normal.contains(&k)),
     };
-    let lowered: Vec<BackendKey> = lowers.iter().filter_map(SlbBackend::key).collect();
+    // A backend whose weight changes is judged by its new weight (a desired weight of 0
+    // is a lower too), the rest by the weight they have.
+    let changed: Vec<BackendKey> = lowers
+        .iter()
+        .chain(raises)
+        .filter_map(SlbBackend::key)
+        .collect();
     let kept = present.iter().any(|(key, have)| {
-        have.weight != Weight::ZERO && !lowered.contains(key) && healthy(Some(key.clone()))
+        have.weight != Weight::ZERO && !changed.contains(key) && healthy(Some(key.clone()))
     });
     let added = adds
         .iter()

@@ -144,3 +144,14 @@ fn a_drain_waits_for_the_adds_when_lowering_first_would_leave_nothing_serving() 
         ]
     );
 }
+
+#[test]
+fn a_backend_whose_desired_weight_falls_to_zero_does_not_count_as_serving() {
+    // Node 1 leaves; node 2 stays but is wanted at weight 0 (a node warming up again, a
+    // weight of 0 asked for): only node 3, to be added, will take traffic.
+    let desired = mk_desired(vec![mk_ecs(2, 0, Active), mk_ecs(3, 100, Active)]);
+    let observed = mk_observed(vec![mk_owned(1, 100), mk_owned(2, 100)]);
+    let plan = drain_plan(&desired, &observed, &DrainLedger::new());
+    assert!(!plan.drains_first);
+    assert_eq!(plan.steps[0].action, StepAction::Add, "{:?}", plan.steps);
+}
