@@ -74,7 +74,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         }
         match self
             .gate
-            .retried("DescribeLoadBalancerAttribute", || {
+            .retried("DescribeLoadBalancerListeners", || {
                 self.api.describe_listeners(load_balancer_id)
             })
             .await

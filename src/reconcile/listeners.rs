@@ -48,7 +48,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         let lb = target.load_balancer_id.as_str();
         let listeners = self
             .gate
-            .retried("DescribeLoadBalancerAttribute", || {
+            .retried("DescribeLoadBalancerListeners", || {
                 self.api.describe_listeners(lb)
             })
             .await

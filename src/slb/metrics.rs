@@ -7,7 +7,7 @@ use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use super::ErrorClass;
 
 /// Every action the client calls: the only values the `action` label takes.
-pub const ACTIONS: [&str; 16] = [
+pub const ACTIONS: [&str; 17] = [
     "DescribeVServerGroups",
     "DescribeVServerGroupAttribute",
     "CreateVServerGroup",
@@ -16,6 +16,7 @@ pub const ACTIONS: [&str; 16] = [
     "RemoveVServerGroupBackendServers",
     "SetVServerGroupAttribute",
     "DescribeHealthStatus",
+    "DescribeLoadBalancerListeners",
     "DescribeLoadBalancerAttribute",
     "DescribeLoadBalancerTCPListenerAttribute",
     "DescribeLoadBalancerUDPListenerAttribute",

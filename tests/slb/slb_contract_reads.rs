@@ -2,6 +2,7 @@
 //! groups decoded tolerantly, health status, listeners with their group and drain
 //! settings, and listener drain writes on TCP/UDP only.
 
+use slb_sync::model::HealthCheck;
 use support::slb_contract::*;
 
 #[tokio::test]
@@ -124,8 +125,124 @@ async fn health_status_decodes() {
 }
 
 #[tokio::test]
-async fn listeners_are_discovered_with_their_group_and_drain_settings() {
+async fn listeners_are_read_in_one_call_with_their_group_drain_and_health_check() {
     let server = MockServer::start().await;
+    // Shaped as DescribeLoadBalancerListeners answers (SLB 2014-05-15): the settings of
+    // each listener in a <PROTOCOL>ListenerConfig object.
+    answer(
+        &server,
+        "DescribeLoadBalancerListeners",
+        ok(
+            json!({"RequestId": "r", "TotalCount": 4, "MaxResults": 100, "NextToken": "",
+            "Listeners": [
+                {"LoadBalancerId": "lb-1", "ListenerPort": 443, "ListenerProtocol": "https",
+                 "VServerGroupId": "rsp-443", "HTTPSListenerConfig": {"HealthCheck": "off"}},
+                {"LoadBalancerId": "lb-1", "ListenerPort": 80, "ListenerProtocol": "tcp",
+                 "VServerGroupId": "rsp-80", "TCPListenerConfig": {"ConnectionDrain": "on",
+                 "ConnectionDrainTimeout": 300, "HealthCheck": "on", "HealthCheckInterval": 5,
+                 "HealthyThreshold": "4", "UnhealthyThreshold": 2}},
+                {"LoadBalancerId": "lb-1", "ListenerPort": "53", "ListenerProtocol": "udp",
+                 "UDPListenerConfig": {"ConnectionDrain": "off", "HealthCheck": "on"}},
+                {"LoadBalancerId": "lb-1", "ListenerPort": 8080, "ListenerProtocol": "http",
+                 "VServerGroupId": "rsp-8080"},
+                {"LoadBalancerId": "lb-other", "ListenerPort": 81, "ListenerProtocol": "tcp"}
+            ]}),
+        ),
+    )
+    .await;
+    let listeners = client(&server).describe_listeners("lb-1").await.unwrap();
+    let checked = |interval_secs, healthy_threshold, unhealthy_threshold| {
+        Some(HealthCheck {
+            interval_secs,
+            healthy_threshold,
+            unhealthy_threshold,
+        })
+    };
+    let listener = |port, protocol, group: Option<&str>, drain, timeout, health_check| Listener {
+        port,
+        protocol,
+        v_server_group_id: group.map(str::to_string),
+        connection_drain: drain,
+        connection_drain_timeout: timeout,
+        health_check,
+    };
+    assert_eq!(
+        listeners,
+        vec![
+            listener(
+                53,
+                ListenerProtocol::Udp,
+                None,
+                Some(false),
+                None,
+                checked(2, 3, 3)
+            ),
+            listener(
+                80,
+                ListenerProtocol::Tcp,
+                Some("rsp-80"),
+                Some(true),
+                Some(300),
+                checked(5, 4, 2)
+            ),
+            listener(
+                443,
+                ListenerProtocol::Https,
+                Some("rsp-443"),
+                None,
+                None,
+                None
+            ),
+            listener(
+                8080,
+                ListenerProtocol::Http,
+                Some("rsp-8080"),
+                None,
+                None,
+                None
+            ),
+        ],
+        "the other instance's listener is not taken"
+    );
+    let requests = sent(&server).await;
+    assert_eq!(requests.len(), 1, "one call for every listener");
+    assert_eq!(requests[0]["LoadBalancerId.1"], "lb-1");
+    assert_eq!(requests[0]["MaxResults"], "100");
+}
+
+#[tokio::test]
+async fn listeners_past_one_page_are_followed_by_their_token() {
+    let server = MockServer::start().await;
+    let entry = |port: u16| {
+        json!({"ListenerPort": port, "ListenerProtocol": "tcp",
+        "TCPListenerConfig": {"ConnectionDrain": "off"}})
+    };
+    Mock::given(query_param("Action", "DescribeLoadBalancerListeners"))
+        .and(query_param("NextToken", "page-2"))
+        .respond_with(ok(json!({"Listeners": [entry(90)], "NextToken": ""})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(query_param("Action", "DescribeLoadBalancerListeners"))
+        .respond_with(ok(json!({"Listeners": [entry(80)], "NextToken": "page-2"})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let listeners = client(&server).describe_listeners("lb-1").await.unwrap();
+    let ports: Vec<u16> = listeners.iter().map(|l| l.port).collect();
+    assert_eq!(ports, [80, 90]);
+    assert_eq!(sent(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_endpoint_without_the_listing_action_is_asked_listener_by_listener() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "DescribeLoadBalancerListeners",
+        api_error(404, "InvalidAction.NotFound"),
+    )
+    .await;
     answer(
         &server,
         "DescribeLoadBalancerAttribute",
@@ -190,8 +307,9 @@ async fn listeners_are_discovered_with_their_group_and_drain_settings() {
         ]
     );
     let requests = sent(&server).await;
-    assert_eq!(requests.len(), 5);
-    assert!(requests[1..]
+    assert_eq!(requests.len(), 6);
+    assert_eq!(requests[1]["Action"], "DescribeLoadBalancerAttribute");
+    assert!(requests[2..]
         .iter()
         .all(|r| r["LoadBalancerId"] == "lb-1" && r.contains_key("ListenerPort")));
 }
@@ -199,6 +317,12 @@ async fn listeners_are_discovered_with_their_group_and_drain_settings() {
 #[tokio::test]
 async fn listeners_from_the_older_misspelled_field_are_read_too() {
     let server = MockServer::start().await;
+    answer(
+        &server,
+        "DescribeLoadBalancerListeners",
+        api_error(400, "InvalidAction"),
+    )
+    .await;
     answer(
         &server,
         "DescribeLoadBalancerAttribute",

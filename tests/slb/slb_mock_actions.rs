@@ -443,9 +443,9 @@ async fn members_read_back_can_be_written_back() {
     assert!(members(&mock, GROUP).is_empty());
 }
 
-/// Every HTTP request takes a token of the client's budget: reading the listeners of an
-/// instance is one request for the instance and one per listener, and the budget is
-/// charged for each, so the configured rate is what the API sees.
+/// Every HTTP request takes a token of the client's budget: a write of 45 backends is
+/// three requests of 20 at most, and the budget is charged for each, so the configured
+/// rate is what the API sees.
 #[tokio::test]
 async fn every_http_request_takes_a_token_of_the_budget() {
     let mock = start_mock(seed(171, false, json!({}))).await;
@@ -457,11 +457,14 @@ async fn every_http_request_takes_a_token_of_the_budget() {
     mock.clear_call_log();
     let listeners = c.describe_listeners(LB).await.unwrap();
     assert_eq!(listeners.len(), 4);
+    let many: Vec<slb_sync::model::SlbBackend> =
+        (1..=45).map(|port| ecs("i-1", port, 100)).collect();
+    c.add_backends(GROUP, &many).await.unwrap();
     c.list_vserver_groups(LB).await.unwrap();
     let requests = mock.call_log().len() as u64;
     assert_eq!(
-        requests, 6,
-        "one for the instance, one per listener, one list"
+        requests, 5,
+        "one for every listener, three batches of backends, one list"
     );
     assert_eq!(budget.granted(), requests);
     // The executor waits on the same budget instead of pacing calls a second time.

@@ -17,7 +17,8 @@ API: one RPC endpoint (GET query or POST form, any path outside /admin) serves S
 2014-05-15 actions (DescribeVServerGroups, DescribeVServerGroupAttribute,
 CreateVServerGroup, DeleteVServerGroup, AddVServerGroupBackendServers,
 RemoveVServerGroupBackendServers, SetVServerGroupAttribute, DescribeHealthStatus,
-DescribeLoadBalancerAttribute, DescribeLoadBalancer{TCP,UDP,HTTP,HTTPS}ListenerAttribute,
+DescribeLoadBalancerListeners, DescribeLoadBalancerAttribute,
+DescribeLoadBalancer{TCP,UDP,HTTP,HTTPS}ListenerAttribute,
 SetLoadBalancer{TCP,UDP}ListenerAttribute) and ECS 2014-05-26 DescribeNetworkInterfaces.
 Every call must be signed (signature v1, HMAC-SHA1, key = secret + \"&\") with a key pair
 from the seed; RegionId is required. Errors answer {Code, Message, RequestId, HostId,

@@ -544,3 +544,63 @@ async fn describe_network_interfaces_by_ip_with_paging() {
         .unwrap();
     assert_eq!(a.body["TotalCount"], 0);
 }
+
+#[tokio::test]
+async fn describe_load_balancer_listeners_with_settings_and_paging() {
+    let (_h, c) = start(seed(44, true, json!({}))).await;
+    let a = c
+        .slb(
+            "DescribeLoadBalancerListeners",
+            &[("LoadBalancerId.1", LB), ("MaxResults", "2")],
+        )
+        .await
+        .unwrap();
+    assert_ok(&a);
+    assert_eq!(a.body["TotalCount"], 3);
+    let first = a.body["Listeners"].as_array().unwrap().clone();
+    assert_eq!(first.len(), 2);
+    let token = a.body["NextToken"].as_str().unwrap().to_owned();
+    assert!(!token.is_empty());
+    let a = c
+        .slb(
+            "DescribeLoadBalancerListeners",
+            &[("LoadBalancerId.1", LB), ("NextToken", &token)],
+        )
+        .await
+        .unwrap();
+    let rest = a.body["Listeners"].as_array().unwrap().clone();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(a.body["NextToken"], "", "the last page has no token");
+    let all: Vec<Value> = first.into_iter().chain(rest).collect();
+    let tcp = all.iter().find(|l| l["ListenerPort"] == 80).unwrap();
+    assert_eq!(tcp["ListenerProtocol"], "tcp");
+    assert_eq!(tcp["VServerGroupId"], GROUP);
+    assert_eq!(tcp["TCPListenerConfig"]["ConnectionDrain"], "on");
+    assert_eq!(tcp["TCPListenerConfig"]["ConnectionDrainTimeout"], 10);
+    let http = all.iter().find(|l| l["ListenerPort"] == 8080).unwrap();
+    assert!(http["HTTPListenerConfig"].is_object());
+    assert!(http.get("TCPListenerConfig").is_none());
+
+    let eleven: Vec<(String, String)> = (1..=11u32)
+        .map(|i| (format!("LoadBalancerId.{i}"), LB.to_owned()))
+        .collect();
+    let refs: Vec<(&str, &str)> = eleven
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_err(
+        &c.slb("DescribeLoadBalancerListeners", &refs).await.unwrap(),
+        400,
+        "InvalidParameter",
+    );
+    assert_err(
+        &c.slb(
+            "DescribeLoadBalancerListeners",
+            &[("LoadBalancerId.1", "lb-missing")],
+        )
+        .await
+        .unwrap(),
+        404,
+        "InvalidLoadBalancerId.NotFound",
+    );
+}

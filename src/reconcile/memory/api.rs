@@ -141,7 +141,7 @@ impl SlbApi for MemorySlb {
     }
 
     async fn describe_listeners(&self, lb: &str) -> Result<Vec<Listener>, SlbError> {
-        self.read("DescribeLoadBalancerAttribute", lb, |s| {
+        self.read("DescribeLoadBalancerListeners", lb, |s| {
             Ok(s.listeners.get(lb).cloned().unwrap_or_default())
         })
         .await

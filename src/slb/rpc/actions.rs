@@ -10,7 +10,6 @@ use super::backends::{self, Skip, WriteKind};
 use super::decode;
 use super::sign::Method;
 use super::{RpcSlbClient, ENI_IPS_PER_CALL};
-use crate::model::HealthCheck;
 use crate::model::{ObservedGroup, SlbBackend};
 use crate::slb::batch::batches;
 use crate::slb::{
@@ -18,7 +17,7 @@ use crate::slb::{
     CREATED_FOR_TAG,
 };
 
-fn p(key: &str, value: impl ToString) -> (String, String) {
+pub(super) fn p(key: &str, value: impl ToString) -> (String, String) {
     (key.to_string(), value.to_string())
 }
 
@@ -27,7 +26,7 @@ fn invalid(action: &'static str, what: impl Into<String>) -> SlbError {
 }
 
 impl RpcSlbClient {
-    async fn slb(
+    pub(super) async fn slb(
         &self,
         action: &'static str,
         params: Vec<(String, String)>,
@@ -57,81 +56,6 @@ impl RpcSlbClient {
                 .await?;
         }
         Ok(())
-    }
-
-    async fn listener_attribute(
-        &self,
-        load_balancer_id: &str,
-        port: u16,
-        protocol: ListenerProtocol,
-    ) -> Result<Listener, SlbError> {
-        let action = match protocol {
-            ListenerProtocol::Tcp => "DescribeLoadBalancerTCPListenerAttribute",
-            ListenerProtocol::Udp => "DescribeLoadBalancerUDPListenerAttribute",
-            ListenerProtocol::Http => "DescribeLoadBalancerHTTPListenerAttribute",
-            ListenerProtocol::Https => "DescribeLoadBalancerHTTPSListenerAttribute",
-        };
-        let answer = self
-            .slb(
-                action,
-                vec![
-                    p("LoadBalancerId", load_balancer_id),
-                    p("ListenerPort", port),
-                ],
-            )
-            .await?;
-        let has_drain = matches!(protocol, ListenerProtocol::Tcp | ListenerProtocol::Udp);
-        let connection_drain = has_drain.then(|| {
-            decode::string(&answer, "ConnectionDrain").is_some_and(|v| v.eq_ignore_ascii_case("on"))
-        });
-        let connection_drain_timeout = if has_drain {
-            decode::uint(&answer, "ConnectionDrainTimeout")
-                .and_then(|t| u32::try_from(t).ok())
-                .filter(|t| *t > 0)
-        } else {
-            None
-        };
-        Ok(Listener {
-            port,
-            protocol,
-            v_server_group_id: decode::string(&answer, "VServerGroupId"),
-            connection_drain,
-            connection_drain_timeout,
-            health_check: health_check(&answer),
-        })
-    }
-}
-
-/// The health check of a `Describe*ListenerAttribute` answer (`HealthCheck`, or
-/// `HealthCheckSwitch` in newer answers, `on`); fields it omits take the API's defaults.
-fn health_check(answer: &Value) -> Option<HealthCheck> {
-    let on = decode::string(answer, "HealthCheck")
-        .or_else(|| decode::string(answer, "HealthCheckSwitch"))
-        .is_some_and(|v| v.eq_ignore_ascii_case("on"));
-    if !on {
-        return None;
-    }
-    let field = |name: &str, default: u32| {
-        decode::uint(answer, name)
-            .and_then(|v| u32::try_from(v).ok())
-            .filter(|v| *v > 0)
-            .unwrap_or(default)
-    };
-    let d = HealthCheck::DEFAULT;
-    Some(HealthCheck {
-        interval_secs: field("HealthCheckInterval", d.interval_secs),
-        healthy_threshold: field("HealthyThreshold", d.healthy_threshold),
-        unhealthy_threshold: field("UnhealthyThreshold", d.unhealthy_threshold),
-    })
-}
-
-fn parse_protocol(text: &str) -> Option<ListenerProtocol> {
-    match text.to_ascii_lowercase().as_str() {
-        "tcp" => Some(ListenerProtocol::Tcp),
-        "udp" => Some(ListenerProtocol::Udp),
-        "http" => Some(ListenerProtocol::Http),
-        "https" => Some(ListenerProtocol::Https),
-        _ => None,
     }
 }
 
@@ -307,43 +231,7 @@ impl SlbApi for RpcSlbClient {
     }
 
     async fn describe_listeners(&self, load_balancer_id: &str) -> Result<Vec<Listener>, SlbError> {
-        let answer = self
-            .slb(
-                "DescribeLoadBalancerAttribute",
-                vec![p("LoadBalancerId", load_balancer_id)],
-            )
-            .await?;
-        let mut entries = decode::list(
-            &answer,
-            "ListenerPortsAndProtocol",
-            "ListenerPortAndProtocol",
-        );
-        if entries.is_empty() {
-            // Older answers carry the misspelled twin.
-            entries = decode::list(
-                &answer,
-                "ListenerPortsAndProtocal",
-                "ListenerPortAndProtocal",
-            );
-        }
-        let found: BTreeSet<(u16, ListenerProtocol)> = entries
-            .into_iter()
-            .filter_map(|e| {
-                let port = decode::port(e, "ListenerPort")?;
-                let protocol = decode::string(e, "ListenerProtocol")
-                    .or_else(|| decode::string(e, "ListenerProtocal"))
-                    .and_then(|t| parse_protocol(&t))?;
-                Some((port, protocol))
-            })
-            .collect();
-        let mut listeners = Vec::with_capacity(found.len());
-        for (port, protocol) in found {
-            listeners.push(
-                self.listener_attribute(load_balancer_id, port, protocol)
-                    .await?,
-            );
-        }
-        Ok(listeners)
+        self.listeners_of(load_balancer_id).await
     }
 
     async fn set_listener_drain(

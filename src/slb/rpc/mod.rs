@@ -7,6 +7,7 @@ mod actions;
 pub mod args;
 mod backends;
 mod decode;
+mod listeners;
 pub mod sign;
 mod transport;
 pub mod wire;

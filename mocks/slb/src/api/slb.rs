@@ -19,6 +19,7 @@ pub const ACTIONS: &[&str] = &[
     "RemoveVServerGroupBackendServers",
     "SetVServerGroupAttribute",
     "DescribeHealthStatus",
+    "DescribeLoadBalancerListeners",
     "DescribeLoadBalancerAttribute",
     "DescribeLoadBalancerTCPListenerAttribute",
     "DescribeLoadBalancerUDPListenerAttribute",
@@ -207,6 +208,7 @@ pub fn handle(
                 "BackendServers": {"BackendServer": []},
             }))
         }
+        "DescribeLoadBalancerListeners" => list_listeners(state, p).and_then(read),
         "DescribeLoadBalancerTCPListenerAttribute" => {
             describe_listener(state, p, Protocol::Tcp).and_then(read)
         }
@@ -276,6 +278,72 @@ fn describe_health(state: &State, dp: &DataPlane, p: &Params) -> Result<Value, A
     Ok(json!({"BackendServers": {"BackendServer": out}}))
 }
 
+/// `DescribeLoadBalancerListeners`: the listeners of up to 10 instances
+/// (`LoadBalancerId.N`), each with its group and a `<PROTOCOL>ListenerConfig` of its
+/// settings, `MaxResults` (1–100, default 20) per page and an opaque `NextToken`.
+fn list_listeners(state: &State, p: &Params) -> Result<Value, ApiError> {
+    let ids = p.indexed("LoadBalancerId")?;
+    if ids.len() > 10 {
+        return Err(ApiError::invalid(
+            "LoadBalancerId.N",
+            "at most 10 instances",
+        ));
+    }
+    let page = match p.opt_u32("MaxResults")? {
+        None => 20,
+        Some(n @ 1..=100) => n as usize,
+        Some(_) => return Err(ApiError::invalid("MaxResults", "1 to 100")),
+    };
+    let start = match p.get("NextToken") {
+        None | Some("") => 0,
+        Some(t) => t
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid("NextToken", "not a token of this API"))?,
+    };
+    let protocol = p.get("ListenerProtocol").map(str::to_ascii_lowercase);
+    let mut all = Vec::new();
+    for (_, id) in &ids {
+        let lb = state.lb(id)?;
+        for l in lb.listeners.values() {
+            if protocol
+                .as_deref()
+                .is_some_and(|want| want != l.protocol.as_str())
+            {
+                continue;
+            }
+            let mut v = json!({
+                "LoadBalancerId": lb.id,
+                "ListenerPort": l.port,
+                "ListenerProtocol": l.protocol.as_str(),
+                "Status": l.status,
+            });
+            if let Some(g) = &l.v_server_group_id {
+                v["VServerGroupId"] = json!(g);
+            }
+            let config = match l.protocol {
+                Protocol::Tcp => "TCPListenerConfig",
+                Protocol::Udp => "UDPListenerConfig",
+                Protocol::Http => "HTTPListenerConfig",
+                Protocol::Https => "HTTPSListenerConfig",
+            };
+            v[config] = listener_settings(l);
+            all.push(v);
+        }
+    }
+    let end = (start + page).min(all.len());
+    let next = if end < all.len() {
+        end.to_string()
+    } else {
+        String::new()
+    };
+    Ok(json!({
+        "Listeners": all.get(start..end).unwrap_or_default(),
+        "TotalCount": all.len(),
+        "MaxResults": page,
+        "NextToken": next,
+    }))
+}
+
 fn describe_listener(state: &State, p: &Params, protocol: Protocol) -> Result<Value, ApiError> {
     let lb_id = p.required("LoadBalancerId")?;
     let l = state.listener(lb_id, p.port("ListenerPort")?)?;
@@ -288,11 +356,21 @@ fn describe_listener(state: &State, p: &Params, protocol: Protocol) -> Result<Va
         "Status": l.status,
         "Bandwidth": -1,
         "Scheduler": "wrr",
-        "HealthCheck": if l.health_check.is_some() { "on" } else { "off" },
     });
     if let Some(g) = &l.v_server_group_id {
         v["VServerGroupId"] = json!(g);
     }
+    if let (Value::Object(v), Value::Object(settings)) = (&mut v, listener_settings(l)) {
+        v.extend(settings);
+    }
+    Ok(v)
+}
+
+/// A listener's health check and connection drain, as both read actions report them.
+fn listener_settings(l: &crate::state::Listener) -> Value {
+    let mut v = json!({
+        "HealthCheck": if l.health_check.is_some() { "on" } else { "off" },
+    });
     if let Some(hc) = &l.health_check {
         // The API speaks whole seconds (1–50); the mock may check faster.
         v["HealthCheckInterval"] = json!(hc.interval_ms.div_ceil(1000).max(1));
@@ -300,11 +378,11 @@ fn describe_listener(state: &State, p: &Params, protocol: Protocol) -> Result<Va
         v["HealthyThreshold"] = json!(hc.healthy_threshold);
         v["UnhealthyThreshold"] = json!(hc.unhealthy_threshold);
     }
-    if matches!(protocol, Protocol::Tcp | Protocol::Udp) {
+    if matches!(l.protocol, Protocol::Tcp | Protocol::Udp) {
         v["ConnectionDrain"] = json!(if l.connection_drain { "on" } else { "off" });
         v["ConnectionDrainTimeout"] = json!(l.connection_drain_timeout);
     }
-    Ok(v)
+    v
 }
 
 fn set_listener(state: &mut State, p: &Params, protocol: Protocol) -> Result<Value, ApiError> {
