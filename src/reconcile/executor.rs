@@ -301,8 +301,15 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             *target = newer;
         }
         let target = &*target;
-        self.resolve_eni_ids(&target.desired, &observed.backends)
-            .await?;
+        // A drain pass lowers weights before it looks up the ENI ids of pods to add: the
+        // lookup is for the adds, which wait behind other groups' drains anyway (a plan
+        // without the ids keeps the leaving backends serving when they are all the group
+        // has, and the round after the lookup adds first as usual).
+        let mut lookup_pending = current_lane() == Lane::Drain;
+        if !lookup_pending {
+            self.resolve_eni_ids(&target.desired, &observed.backends)
+                .await?;
+        }
 
         self.learn_listeners_for_drain(&target.load_balancer_id)
             .await;
@@ -313,8 +320,9 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         let mut plan = GroupPlan::default();
         let mut warm_until = None;
         // Each round after the first follows a step whose refused backends were held
-        // out: the rest of the group is planned again from what is now known to be on
-        // the SLB (no re-read), so make before break is judged without them.
+        // out, or a drain pass's ENI lookup: the rest of the group is planned again from
+        // what is now known to be on the SLB (no re-read), so make before break is judged
+        // without the refused backends and with the looked-up ones.
         for _round in 0..MAX_ROUNDS {
             (plan, warm_until) = self.plan(target, &group_id, &observed, &members, now);
             self.apply_ledger_without_steps(&group_id, &plan);
@@ -360,6 +368,17 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 if refused_any {
                     break;
                 }
+            }
+            if lookup_pending && !refused_any {
+                lookup_pending = false;
+                if applied > 0 {
+                    // The drain is on the SLB; the lookup and the adds take their turn.
+                    if let Some(caller) = current_caller() {
+                        caller.lower_to(Lane::Pod);
+                    }
+                }
+                self.resolve_eni_ids(&target.desired, &members).await?;
+                continue;
             }
             if !refused_any {
                 break;

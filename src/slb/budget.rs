@@ -19,6 +19,12 @@
 //! Service's single pass; the later calls of a pass keep its tag and go before passes
 //! that have not started (`caller.rs` says why). No crate offers ordered, prioritised,
 //! fair waiting over tokio's (pausable) clock, so the ~150 lines are ours.
+//!
+//! The burst is kept for pods: calls nobody waits on (the change and bulk lanes) take a
+//! token only while the bucket holds more than `burst - 1`, so they go out at the
+//! sustained rate and never spend the burst, and a drain arriving in the middle of a
+//! resync finds the whole burst (less one) at once instead of an empty bucket. A steady
+//! stream of bulk work still gets every token the rate earns; only its own bursts go.
 
 use std::collections::{BTreeSet, HashMap};
 use std::num::NonZeroU32;
@@ -77,6 +83,8 @@ pub use super::caller::{current_caller, current_lane, Caller, CALLER};
 pub struct Budget {
     period: Duration,
     burst: f64,
+    /// Tokens calls of the change and bulk lanes leave in the bucket (see the module doc).
+    reserve: f64,
     state: Mutex<Bucket>,
     /// Wakes waiters when the head of the queue changed.
     changed: Notify,
@@ -163,6 +171,7 @@ impl Budget {
         Budget {
             period: period.max(Duration::from_nanos(1)),
             burst,
+            reserve: burst - 1.0,
             state: Mutex::new(Bucket {
                 tokens: burst,
                 refilled: Instant::now(),
@@ -178,6 +187,15 @@ impl Budget {
 
     fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Tokens the bucket must hold for a call of `lane` to take one.
+    fn needed(&self, lane: Lane) -> f64 {
+        if lane.pod_facing() {
+            1.0
+        } else {
+            1.0 + self.reserve
+        }
     }
 
     /// Waits for a token in `lane`, behind every waiter of a more urgent lane and, in
@@ -200,7 +218,7 @@ impl Budget {
         let me = {
             let mut bucket = self.bucket();
             bucket.refill(self.period, self.burst);
-            if bucket.waiters.is_empty() && bucket.tokens >= 1.0 {
+            if bucket.waiters.is_empty() && bucket.tokens >= self.needed(lane) {
                 bucket.tokens -= 1.0;
                 self.granted
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -234,9 +252,10 @@ impl Budget {
                     }
                 }
                 let me = queued.me;
+                let needed = self.needed(me.0);
                 if bucket.waiters.first() != Some(&me) {
                     None
-                } else if bucket.tokens >= 1.0 {
+                } else if bucket.tokens >= needed {
                     bucket.tokens -= 1.0;
                     bucket.waiters.remove(&me);
                     let i = me.0.index();
@@ -248,7 +267,7 @@ impl Budget {
                     self.changed.notify_waiters();
                     return;
                 } else {
-                    Some(self.period.mul_f64(1.0 - bucket.tokens))
+                    Some(self.period.mul_f64(needed - bucket.tokens))
                 }
             };
             match wait {
@@ -332,10 +351,51 @@ mod tests {
         let b = budget(5.0, 10);
         let start = Instant::now();
         for _ in 0..30 {
-            b.acquire(Lane::Bulk, None).await;
+            b.acquire(Lane::Drain, None).await;
         }
         // 10 at once, then 20 more at 5/s.
         assert_eq!(start.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bulk_work_goes_at_the_rate_and_leaves_the_burst_to_pods() {
+        let b = budget(5.0, 10);
+        let start = Instant::now();
+        // A full bucket: bulk calls still go one per period, none at once...
+        for _ in 0..10 {
+            b.acquire(Lane::Bulk, None).await;
+        }
+        assert_eq!(start.elapsed(), Duration::from_millis(1800));
+        // ...and a resync running flat out keeps the bucket at the burst less one.
+        let resync = tokio::spawn({
+            let b = b.clone();
+            async move {
+                loop {
+                    b.acquire(Lane::Bulk, None).await;
+                }
+            }
+        });
+        // 1.8 s → 6.9 s: calls at 2.0, 2.2, … 6.8.
+        tokio::time::sleep(Duration::from_millis(5100)).await;
+        let granted = b.granted();
+        assert_eq!(granted, 10 + 25, "bulk keeps the sustained rate");
+        // A drain burst now: nine calls at once, then the rate.
+        let burst = Instant::now();
+        for _ in 0..9 {
+            b.acquire(Lane::Drain, None).await;
+        }
+        assert!(
+            burst.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            burst.elapsed()
+        );
+        b.acquire(Lane::Pod, None).await;
+        assert!(
+            burst.elapsed() <= Duration::from_millis(200),
+            "{:?}",
+            burst.elapsed()
+        );
+        resync.abort();
     }
 
     #[tokio::test(start_paused = true)]

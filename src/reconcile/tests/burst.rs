@@ -6,16 +6,9 @@ use std::time::Duration;
 
 use super::*;
 use crate::reconcile::memory::MemorySlb;
-use crate::slb::budget::{Caller, Lane, CALLER};
+use crate::slb::budget::Lane;
 
 const READ: &str = "DescribeVServerGroupAttribute";
-
-fn in_lane<F: std::future::Future>(
-    lane: Lane,
-    pass: F,
-) -> impl std::future::Future<Output = F::Output> {
-    CALLER.scope(Caller::new(lane, "default/web".into()), pass)
-}
 
 fn executor(api: &Arc<MemorySlb>) -> crate::reconcile::Executor<MemorySlb> {
     let mut config = mk_config();
@@ -124,4 +117,90 @@ async fn a_pass_plans_for_the_changes_seen_while_its_read_waited() {
         })
         .await;
     assert_eq!(planned.load_balancer_id, "lb-1");
+}
+
+/// An ENI group where two old pods terminate while two new ones are listed.
+fn eni_rollover(old_kept: bool) -> (Arc<MemorySlb>, GroupTarget) {
+    let ip = |i: u32| -> std::net::IpAddr { format!("10.3.0.{i}").parse().unwrap() };
+    let pod = |i: u32, state| Backend::eni(ip(i), 8080, Weight::new(100).unwrap(), state);
+    let owner = mk_owner(80);
+    let api = Arc::new(MemorySlb::default());
+    let olds = if old_kept { 0..3 } else { 0..2 };
+    api.put_group(mk_group(
+        "lb-1",
+        80,
+        olds.clone()
+            .map(|i| SlbBackend {
+                server_id: format!("eni-{i}"),
+                server_ip: Some(ip(i)),
+                port: 8080,
+                weight: Weight::new(100).unwrap(),
+                backend_type: BackendType::Eni,
+                description: owner.as_str().to_owned(),
+            })
+            .collect(),
+    ));
+    for i in 0..12 {
+        api.add_eni(ip(i), &format!("eni-{i}"));
+    }
+    let mut backends = vec![
+        pod(0, BackendState::Draining),
+        pod(1, BackendState::Draining),
+        pod(10, BackendState::Active),
+        pod(11, BackendState::Active),
+    ];
+    if old_kept {
+        backends.push(pod(2, BackendState::Active));
+    }
+    (api, mk_target("lb-1", 80, backends))
+}
+
+fn actions(api: &MemorySlb) -> Vec<&'static str> {
+    api.calls().iter().map(|c| c.action).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_pass_lowers_weights_before_it_looks_up_eni_ids_for_its_adds() {
+    let (api, target) = eni_rollover(true);
+    let exec = executor(&api);
+    in_lane(Lane::Drain, exec.reconcile(&target)).await.unwrap();
+    assert_eq!(
+        actions(&api),
+        [
+            READ,
+            "SetVServerGroupAttribute",
+            "DescribeNetworkInterfaces",
+            "AddVServerGroupBackendServers"
+        ],
+        "the drain is on the SLB before the lookup the adds need"
+    );
+    let group = api.group("rsp-80");
+    let weight_of = |id: &str| {
+        group
+            .backends
+            .iter()
+            .find(|b| b.server_id == id)
+            .map(|b| b.weight.get())
+    };
+    assert_eq!(weight_of("eni-0"), Some(0));
+    assert_eq!(weight_of("eni-1"), Some(0));
+    assert_eq!(weight_of("eni-10"), Some(100));
+    assert_eq!(weight_of("eni-11"), Some(100));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_drain_of_every_old_backend_still_waits_for_the_looked_up_adds() {
+    let (api, target) = eni_rollover(false);
+    let exec = executor(&api);
+    in_lane(Lane::Drain, exec.reconcile(&target)).await.unwrap();
+    assert_eq!(
+        actions(&api),
+        [
+            READ,
+            "DescribeNetworkInterfaces",
+            "AddVServerGroupBackendServers",
+            "SetVServerGroupAttribute"
+        ],
+        "make before break: nothing else serves, so the replacements go in first"
+    );
 }

@@ -27,7 +27,7 @@ async fn adds_then_drains_then_removes_after_the_window() {
     let exec = mk_executor(&api, mk_config());
     let target = mk_target("lb-1", 80, vec![mk_ecs(2, 50)]);
 
-    let out = exec.reconcile(&target).await.unwrap();
+    let out = in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
     assert_eq!(out.steps_applied, 2);
     assert_eq!(
         weights(&api.group("rsp-80")),
@@ -323,7 +323,7 @@ async fn eni_ids_are_resolved_in_batches_of_100_and_cached() {
     backends.sort_by_key(|b| b.key());
     let exec = mk_executor(&api, mk_config());
     let target = mk_target("lb-1", 80, backends);
-    let out = exec.reconcile(&target).await.unwrap();
+    let out = in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
     assert_eq!(api.count("DescribeNetworkInterfaces"), 3);
     assert_eq!(api.count(ADD), 13, "250 backends in batches of 20");
     let add_sizes: Vec<usize> = api
@@ -348,14 +348,14 @@ async fn eni_ids_are_resolved_in_batches_of_100_and_cached() {
         .iter()
         .all(|b| b.server_id.starts_with("eni-") && b.server_ip.is_some()));
 
-    exec.reconcile(&target).await.unwrap();
+    in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
     assert_eq!(
         api.count("DescribeNetworkInterfaces"),
         3,
         "an IP just missed is not asked again at once"
     );
     tokio::time::sleep(seconds(10)).await;
-    let out = exec.reconcile(&target).await.unwrap();
+    let out = in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
     assert_eq!(
         api.count("DescribeNetworkInterfaces"),
         4,
@@ -366,7 +366,7 @@ async fn eni_ids_are_resolved_in_batches_of_100_and_cached() {
         Some(mk_t0() + seconds(30)),
         "the second miss waits twice as long"
     );
-    exec.reconcile(&target).await.unwrap();
+    in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
     assert_eq!(api.count("DescribeNetworkInterfaces"), 4);
 }
 

@@ -82,6 +82,17 @@ pub(super) fn mk_config() -> ExecutorConfig {
     config
 }
 
+/// Runs `pass` as the scheduler does: as a pass of `default/web` in `lane`. The API
+/// budget keeps its burst for the pod-facing lanes, so a pass timed to the millisecond
+/// runs in one of them.
+pub(super) fn in_lane<F: std::future::Future>(
+    lane: crate::slb::budget::Lane,
+    pass: F,
+) -> impl std::future::Future<Output = F::Output> {
+    use crate::slb::budget::{Caller, CALLER};
+    CALLER.scope(Caller::new(lane, "default/web".into()), pass)
+}
+
 pub(super) fn mk_executor(api: &Arc<MemorySlb>, config: ExecutorConfig) -> Executor<MemorySlb> {
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(mk_t0()));
     Executor::new(api.clone(), clock, config)

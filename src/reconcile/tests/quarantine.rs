@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::model::BackendState;
 use crate::reconcile::memory::MemorySlb;
+use crate::slb::budget::Lane;
 
 const ADD: &str = "AddVServerGroupBackendServers";
 const SET: &str = "SetVServerGroupAttribute";
@@ -35,7 +36,7 @@ async fn an_unknown_instance_is_held_out_and_the_rest_of_the_pass_proceeds() {
     desired.extend((3..=12).map(|n| mk_ecs(n, 100)));
     let target = mk_target("lb-1", 80, desired);
 
-    let out = exec.reconcile(&target).await.unwrap();
+    let out = in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
     let mut expected: Vec<(&str, u8)> = vec![("i-001", 100), ("i-002", 0)];
     let names: Vec<String> = (3..=12)
         .filter(|n| *n != 7)
@@ -58,13 +59,13 @@ async fn an_unknown_instance_is_held_out_and_the_rest_of_the_pass_proceeds() {
 
     // Before the hold ends the instance is not tried again.
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let out = exec.reconcile(&target).await.unwrap();
+    let out = in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
     assert!(out.quarantined.is_empty());
     assert_eq!(api.count(ADD), 3);
 
     // After it, it is tried once and held twice as long.
     tokio::time::sleep(Duration::from_secs(20)).await;
-    let out = exec.reconcile(&target).await.unwrap();
+    let out = in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
     assert_eq!(api.count(ADD), 4);
     assert_eq!(out.quarantined.len(), 1);
     assert_eq!(out.quarantined[0].held.strikes, 2);
