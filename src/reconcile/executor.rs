@@ -293,8 +293,13 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 (observed, tokio::time::Instant::now())
             }
         };
-        // The read may have waited seconds for the budget: plan for what is wanted now,
-        // as long as it is still this group.
+        // Whether the listeners check health decides whether a drain waits for a
+        // replacement's health (read once per instance, on the first drain).
+        self.learn_listeners_for_drain(&target.load_balancer_id)
+            .await;
+        // The reads may have waited seconds for the budget: plan for what is wanted now,
+        // as long as it is still this group (in a burst, the endpoints of the Service's
+        // other terminating pods arrive while the first one's pass waits).
         if let Some(newer) = latest().filter(|t| {
             t.load_balancer_id == target.load_balancer_id && t.desired.name == target.desired.name
         }) {
@@ -310,9 +315,6 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             self.resolve_eni_ids(&target.desired, &observed.backends)
                 .await?;
         }
-
-        self.learn_listeners_for_drain(&target.load_balancer_id)
-            .await;
         let now = self.clock.now();
         let mut members = observed.backends.clone();
         let mut applied = 0;

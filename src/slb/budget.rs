@@ -282,6 +282,14 @@ impl Budget {
         }
     }
 
+    /// Makes every waiting call look at its pass's lane again now: a pass was raised
+    /// (see [`Caller::raise`]). Without it the move is seen at the next grant, which may
+    /// be far off while the head is a change or bulk call waiting for the bucket to hold
+    /// the burst again.
+    pub fn nudge(&self) {
+        self.changed.notify_waiters();
+    }
+
     /// Tokens handed out since the budget was made.
     pub fn granted(&self) -> u64 {
         self.granted.load(std::sync::atomic::Ordering::Relaxed)
@@ -532,6 +540,29 @@ mod tests {
         for g in gates {
             g.await.unwrap();
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raised_change_pass_does_not_wait_for_the_burst_to_refill() {
+        let b = budget(5.0, 10);
+        // A burst of pod work empties the bucket.
+        for _ in 0..10 {
+            b.acquire(Lane::Pod, None).await;
+        }
+        let start = Instant::now();
+        // A drift check of a group waits for the bucket to hold the burst again (2 s).
+        let check = Caller::new(Lane::Change, "ns/web".into());
+        let drift = pass(&b, check.clone(), 1);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The group's drain window ends: its removal rides on the pass under way.
+        check.raise(Lane::Drain);
+        b.nudge();
+        let ended = drift.await.unwrap() - start;
+        assert_eq!(
+            ended,
+            Duration::from_millis(300),
+            "a token had been earned by then"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -314,7 +314,10 @@ impl<A: SlbApi + ?Sized + 'static> Driver<A> {
         };
         // The pass under way plans from what is wanted once its read returns: what made
         // this urgent is likely in it, so its calls wait in this lane.
-        pass.caller.raise(lane);
+        if lane < pass.caller.lane() {
+            pass.caller.raise(lane);
+            self.executor.budget().nudge();
+        }
         let entry = self.dirty.entry(group).or_insert(lane);
         *entry = (*entry).min(lane);
         false

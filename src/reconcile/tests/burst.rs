@@ -204,3 +204,69 @@ async fn a_drain_of_every_old_backend_still_waits_for_the_looked_up_adds() {
         "make before break: nothing else serves, so the replacements go in first"
     );
 }
+
+/// A health source that learns listeners on first use and reports no health check.
+#[derive(Default)]
+struct Unlearned(std::sync::Mutex<Vec<String>>);
+
+impl crate::reconcile::GroupHealthSource for Unlearned {
+    fn group_health(&self, _: &str, _: &str, _: jiff::Timestamp) -> crate::model::GroupHealth {
+        crate::model::GroupHealth::Unchecked
+    }
+    fn reading_asked_at(&self, _: &str) -> Option<jiff::Timestamp> {
+        None
+    }
+    fn knows_listeners(&self, lb: &str) -> bool {
+        self.0.lock().unwrap().iter().any(|l| l == lb)
+    }
+    fn learn_listeners(&self, lb: &str, _: Vec<crate::model::Listener>, _: jiff::Timestamp) {
+        self.0.lock().unwrap().push(lb.to_owned());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_drain_plans_for_the_endpoints_that_arrived_while_it_read_the_listeners() {
+    let owner = mk_owner(80);
+    let api = Arc::new(MemorySlb::with_latency(Duration::from_millis(500)));
+    api.put_group(mk_group(
+        "lb-1",
+        80,
+        (1..=3).map(|n| mk_slb(n, 100, &owner)).collect(),
+    ));
+    let health = Arc::new(Unlearned::default());
+    let exec = Arc::new(executor(&api).with_health(health.clone()));
+    let draining = |n| {
+        let mut b = mk_ecs(n, 100);
+        b.state = BackendState::Draining;
+        b
+    };
+    let wanted = Arc::new(std::sync::Mutex::new(mk_target(
+        "lb-1",
+        80,
+        vec![draining(1), mk_ecs(2, 100), mk_ecs(3, 100)],
+    )));
+    let first = wanted.lock().unwrap().clone();
+    let latest = {
+        let wanted = wanted.clone();
+        move || Some(wanted.lock().unwrap().clone())
+    };
+    let pass = tokio::spawn({
+        let exec = exec.clone();
+        in_lane(Lane::Drain, async move {
+            exec.reconcile_latest(first, &latest).await
+        })
+    });
+    // The group is read (0.5 s), then the instance's listeners (another 0.5 s); a second
+    // pod of the Service terminates in between.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    *wanted.lock().unwrap() = mk_target("lb-1", 80, vec![draining(1), draining(2), mk_ecs(3, 100)]);
+    let (result, _) = pass.await.unwrap();
+    result.unwrap();
+    assert_eq!(health.0.lock().unwrap().len(), 1, "the listeners were read");
+    assert_eq!(
+        weights(&api.group("rsp-80")),
+        ws(&[("i-001", 0), ("i-002", 0), ("i-003", 100)]),
+        "both drains in the pass"
+    );
+    assert_eq!(api.count("SetVServerGroupAttribute"), 1, "in one write");
+}
