@@ -46,6 +46,35 @@ pub fn value<'a>(annotations: &'a BTreeMap<String, String>, key: &str) -> Option
         .filter(|v| !v.is_empty())
 }
 
+/// The [`PREFIX`] keys slb-sync reads.
+const READ_KEYS: [&str; 6] = [
+    LB_ID,
+    VGROUP_PORT,
+    CONNECTION_DRAIN,
+    CONNECTION_DRAIN_TIMEOUT,
+    REMOVE_UNSCHEDULED_BACKEND,
+    BACKEND_LABEL,
+];
+
+/// ACK annotations of the Service (under [`PREFIX`] or [`LEGACY_PREFIX`]) that slb-sync
+/// does not read, in their current form, sorted: ACK's backend weights
+/// (`…-weight`, `…-default-weight`, `…-ignore-weight-update`) and every instance and
+/// listener setting, which stay with whoever manages the instance. Set on a managed
+/// Service they change nothing here, so the agent says so rather than ignoring them.
+pub fn unsupported(annotations: &BTreeMap<String, String>) -> Vec<String> {
+    let keys: std::collections::BTreeSet<String> = annotations
+        .keys()
+        .filter_map(|key| {
+            let suffix = key
+                .strip_prefix(PREFIX)
+                .or_else(|| key.strip_prefix(LEGACY_PREFIX))?;
+            let current = format!("{PREFIX}{suffix}");
+            (!READ_KEYS.contains(&current.as_str())).then_some(current)
+        })
+        .collect();
+    keys.into_iter().collect()
+}
+
 /// Drain timeout range the SLB accepts (`ConnectionDrainTimeout`).
 pub const DRAIN_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 10..=900;
 

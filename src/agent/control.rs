@@ -70,6 +70,8 @@ pub struct LoopState {
     pub(super) groups: GroupBook,
     /// Annotation errors already reported per Service.
     pub(super) bad_annotations: HashMap<ServiceRef, Vec<String>>,
+    /// Unsupported ACK annotations already reported per Service.
+    pub(super) unsupported_annotations: HashMap<ServiceRef, Vec<String>>,
     /// Resync triggers collected for spreading (see [`Control::spread_resync`]).
     pub(super) bulk: Vec<GroupRef>,
     /// The first cycle after gaining the lease is under way.
@@ -293,6 +295,7 @@ impl Control {
             self.forget(r);
         }
         self.report_bad_annotations(r, svc);
+        self.report_unsupported_annotations(r, svc);
     }
 
     /// Plans and triggers the ports of a managed Service; ports it no longer has are
@@ -336,6 +339,7 @@ impl Control {
         self.state.cleaning.remove(r);
         self.state.groups.forget(r);
         self.state.bad_annotations.remove(r);
+        self.state.unsupported_annotations.remove(r);
         self.state.unbound.retain(|(s, _)| s != r);
         self.state.delayed.remove(r);
         self.state.listeners.remove(r);

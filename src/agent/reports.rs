@@ -1,5 +1,6 @@
-//! What the control loop reports besides passes: `BadAnnotation` Events and pod-facing
-//! work the API budget does not fit (`ApiBudgetExceeded`).
+//! What the control loop reports besides passes: `BadAnnotation` and
+//! `UnsupportedAnnotation` Events and pod-facing work the API budget does not fit
+//! (`ApiBudgetExceeded`).
 
 use std::collections::BTreeMap;
 
@@ -51,6 +52,26 @@ impl Control {
                 events.emit(&event, &reference).await;
             }
         });
+    }
+
+    /// One `UnsupportedAnnotation` Event naming the ACK annotations the Service sets
+    /// that slb-sync does not read, once per distinct set.
+    pub(super) fn report_unsupported_annotations(&mut self, r: &ServiceRef, svc: &Service) {
+        let empty = BTreeMap::new();
+        let keys = annotations::unsupported(svc.metadata.annotations.as_ref().unwrap_or(&empty));
+        if keys.is_empty() {
+            self.state.unsupported_annotations.remove(r);
+            return;
+        }
+        if self.state.unsupported_annotations.get(r) == Some(&keys) {
+            return;
+        }
+        tracing::warn!(service = %r, annotations = ?keys,
+            "ACK annotations slb-sync does not read are set; they change nothing");
+        self.state
+            .unsupported_annotations
+            .insert(r.clone(), keys.clone());
+        self.emit(r, AgentEvent::UnsupportedAnnotation { keys });
     }
 
     /// An `ApiBudgetExceeded` Event when pod-facing work of a Service took longer than

@@ -199,6 +199,42 @@ fn unknown_prefixed_keys_are_ignored() {
 }
 
 #[test]
+fn ack_annotations_slb_sync_does_not_read_are_named_in_their_current_form() {
+    let annotations = mk_annotations(&[
+        (LB_ID, "lb-1"),
+        (CONNECTION_DRAIN, "on"),
+        (
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight",
+            "60",
+        ),
+        (
+            "service.beta.kubernetes.io/alicloud-loadbalancer-default-weight",
+            "50",
+        ),
+        (
+            "service.beta.kubernetes.io/alicloud-loadbalancer-backend-label",
+            "a=b",
+        ),
+        (
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-spec",
+            "slb.s1.small",
+        ),
+        ("example.com/other", "x"),
+        (BACKEND_TYPE, "eni"),
+    ]);
+    assert_eq!(
+        unsupported(&annotations),
+        [
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-default-weight",
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-spec",
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight",
+        ],
+        "read keys, the legacy form of a read key and other prefixes are not named"
+    );
+    assert!(unsupported(&mk_annotations(&[(LB_ID, "lb-1")])).is_empty());
+}
+
+#[test]
 fn lb_id_detection_for_unclassed_services() {
     assert!(has_lb_id(&mk_annotations(&[(LB_ID, "lb-1")])));
     assert!(!has_lb_id(&mk_annotations(&[(BACKEND_TYPE, "eni")])));

@@ -37,6 +37,7 @@ fn plan_one(index: &ClusterIndex, ns: &str, name: &str, info: &ServiceInfo) -> D
         mode: info.mode,
         groups: Vec::new(),
         errors: Vec::new(),
+        unsupported_annotations: info.unsupported.to_vec(),
     };
     let spec = match &info.spec {
         Ok(spec) => spec,

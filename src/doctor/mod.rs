@@ -423,6 +423,24 @@ fn managed_services<'a>(
             },
             slb_propagation_secs: config.slb_propagation_secs,
         };
+        let unsupported = annotations::unsupported(annotations);
+        if !unsupported.is_empty() {
+            out.push(
+                Severity::Info,
+                format!("Service {}", managed.id),
+                Some(&managed),
+                Rule::Annotations,
+                format!(
+                    "the agent does not read {}: they change nothing it does (the agent \
+                     sends an UnsupportedAnnotation Event)",
+                    unsupported.join(", ")
+                ),
+                "backend weights are 100 (Cluster, ENI) or the node's pod count (Local); \
+                 set instance and listener settings where the instance is managed, and \
+                 see docs/configuration.md, \"ACK compatibility of backend selection\""
+                    .to_owned(),
+            );
+        }
         match parsed {
             Ok(lb) => {
                 managed.drain_secs = lb.drain_window_secs(config.default_drain_secs);

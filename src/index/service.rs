@@ -47,6 +47,9 @@ pub(crate) struct ServiceInfo {
     /// `spec.selector`, sorted by key; empty when the Service selects no pod (hand-made
     /// endpoints). The pod side reads it to find the Services a pod backs.
     pub(crate) pod_selector: Box<[(Arc<str>, Arc<str>)]>,
+    /// ACK annotations it sets that slb-sync does not read (see
+    /// [`annotations::unsupported`]).
+    pub(crate) unsupported: Box<[String]>,
 }
 
 /// docs/architecture.md, "Managed": our class, or no class + id annotation + `--manage-unclassed`.
@@ -162,6 +165,7 @@ impl ServiceInfo {
             ports: ports.into_boxed_slice(),
             port_errors: port_errors.into_boxed_slice(),
             selector,
+            unsupported: annotations::unsupported(annotations).into_boxed_slice(),
         })
     }
 

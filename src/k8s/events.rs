@@ -23,6 +23,8 @@ pub enum AgentEvent {
         value: String,
         problem: String,
     },
+    /// The Service sets ACK annotations slb-sync does not read; they change nothing.
+    UnsupportedAnnotation { keys: Vec<String> },
     /// The SLB API refused a change permanently (validation, quota, not found, auth).
     SlbError {
         action: String,
@@ -78,6 +80,7 @@ impl AgentEvent {
     pub fn reason(&self) -> &'static str {
         match self {
             AgentEvent::BadAnnotation { .. } => "BadAnnotation",
+            AgentEvent::UnsupportedAnnotation { .. } => "UnsupportedAnnotation",
             AgentEvent::SlbError { .. } => "SlbError",
             AgentEvent::BackendQuarantined { .. } => "BackendQuarantined",
             AgentEvent::GroupWithoutListener { .. } => "GroupWithoutListener",
@@ -92,7 +95,9 @@ impl AgentEvent {
 
     fn action(&self) -> &'static str {
         match self {
-            AgentEvent::BadAnnotation { .. } => "ParseAnnotations",
+            AgentEvent::BadAnnotation { .. } | AgentEvent::UnsupportedAnnotation { .. } => {
+                "ParseAnnotations"
+            }
             AgentEvent::SlbError { .. }
             | AgentEvent::BackendQuarantined { .. }
             | AgentEvent::GroupWithoutListener { .. }
@@ -122,6 +127,13 @@ impl AgentEvent {
             } => format!(
                 "annotation {key}={value:?} is not valid: {problem}; the Service is skipped \
                  until it is fixed"
+            ),
+            AgentEvent::UnsupportedAnnotation { keys } => format!(
+                "slb-sync does not read {}: they change nothing here (backend weights are \
+                 100 in Cluster and ENI mode and the node's pod count in Local mode; the \
+                 instance's and listeners' settings stay with whoever manages them); the \
+                 Service is synced without them",
+                keys.join(", ")
             ),
             AgentEvent::SlbError {
                 action,
@@ -308,6 +320,30 @@ mod tests {
         assert!(
             note.contains("connection-drain-timeout=\"5\"")
                 && note.contains("must be 10 to 900 seconds"),
+            "{note}"
+        );
+    }
+
+    #[test]
+    fn unsupported_annotations_are_a_warning_naming_every_key() {
+        let e = AgentEvent::UnsupportedAnnotation {
+            keys: vec![
+                "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight".into(),
+                "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-spec".into(),
+            ],
+        }
+        .to_event();
+        assert_eq!(
+            (e.reason.as_str(), e.type_, e.action.as_str()),
+            (
+                "UnsupportedAnnotation",
+                EventType::Warning,
+                "ParseAnnotations"
+            )
+        );
+        let note = e.note.unwrap();
+        assert!(
+            note.contains("loadbalancer-weight, ") && note.contains("loadbalancer-spec:"),
             "{note}"
         );
     }

@@ -367,4 +367,9 @@ pub struct DesiredService {
     pub groups: Vec<DesiredGroup>,
     /// Problems found for this Service; they never stop other Services.
     pub errors: Vec<String>,
+    /// ACK annotations the Service sets that slb-sync does not read (ACK's weights, the
+    /// instance's and listeners' settings): they change nothing here. Left out of the
+    /// JSON when there are none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsupported_annotations: Vec<String>,
 }

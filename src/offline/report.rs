@@ -47,6 +47,9 @@ pub struct ServiceSteps {
     pub mode: Mode,
     pub groups: Vec<GroupSteps>,
     pub errors: Vec<String>,
+    /// As in [`DesiredService::unsupported_annotations`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsupported_annotations: Vec<String>,
 }
 
 /// A desired group plus `steps`, `requeueAt` and the planner's `warnings`.
@@ -114,6 +117,7 @@ pub fn plan_steps(
                 mode: service.mode,
                 groups,
                 errors: service.errors,
+                unsupported_annotations: service.unsupported_annotations,
             }
         })
         .collect();
@@ -153,6 +157,7 @@ mod tests {
                         ],
                     }],
                     errors: vec![],
+                    unsupported_annotations: vec![],
                 },
                 DesiredService {
                     service: "demo/web-eni".to_owned(),
@@ -171,6 +176,7 @@ mod tests {
                         )],
                     }],
                     errors: vec![],
+                    unsupported_annotations: vec![],
                 },
                 DesiredService {
                     service: "demo/broken".to_owned(),
@@ -178,6 +184,9 @@ mod tests {
                     mode: Mode::Local,
                     groups: vec![],
                     errors: vec!["annotation … is missing".to_owned()],
+                    unsupported_annotations: vec![
+                        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight".to_owned(),
+                    ],
                 },
             ],
         };
@@ -199,7 +208,9 @@ mod tests {
                  "type": "eni", "state": "active"}]}],
              "errors": []},
             {"service": "demo/broken", "loadBalancerId": null, "mode": "Local",
-             "groups": [], "errors": ["annotation … is missing"]}
+             "groups": [], "errors": ["annotation … is missing"],
+             "unsupportedAnnotations": [
+                 "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight"]}
         ]});
         assert_eq!(serde_json::to_value(&report).unwrap(), expected);
 
@@ -212,7 +223,7 @@ mod tests {
         let text = serde_json::to_string(&report.services[2]).unwrap();
         assert_eq!(
             text,
-            r#"{"service":"demo/broken","loadBalancerId":null,"mode":"Local","groups":[],"errors":["annotation … is missing"]}"#
+            r#"{"service":"demo/broken","loadBalancerId":null,"mode":"Local","groups":[],"errors":["annotation … is missing"],"unsupportedAnnotations":["service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight"]}"#
         );
     }
 }

@@ -234,6 +234,57 @@ async fn a_bad_annotation_gets_an_event_while_another_service_keeps_syncing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_annotations_the_agent_does_not_read_get_one_event_and_change_nothing() {
+    let kube = start_kube().await;
+    let slb = slb_mock::start_mock(seed()).await;
+    kube.put(&node(1)).unwrap();
+    let mut annotations = web_annotations();
+    annotations.push(("weight", "60"));
+    annotations.push((
+        "service.beta.kubernetes.io/alicloud-loadbalancer-spec",
+        "slb.s1.small",
+    ));
+    kube.put(&service("web", &annotations, false)).unwrap();
+    let agent = start_agent(&kube, &slb, "agent-a").await;
+
+    eventually("web synced at the weight it always gets", WAIT, || {
+        let m = members(&slb, GROUP);
+        (m.len() == 1 && m[0].2 == 100).then_some(())
+    })
+    .await;
+    let unsupported = || {
+        kube.list("events.k8s.io/v1", "Event", Some("default"))
+            .into_iter()
+            .filter(|e| e["reason"] == "UnsupportedAnnotation" && e["regarding"]["name"] == "web")
+            .collect::<Vec<_>>()
+    };
+    let event = eventually("an UnsupportedAnnotation event on `web`", WAIT, || {
+        unsupported().into_iter().next()
+    })
+    .await;
+    assert_eq!(event["type"], "Warning");
+    let note = event["note"].as_str().unwrap();
+    assert!(
+        note.contains("alibaba-cloud-loadbalancer-weight")
+            && note.contains("alibaba-cloud-loadbalancer-spec")
+            && !note.contains("vgroup-port"),
+        "{note}"
+    );
+    // Once per distinct set: a node change re-plans `web` without a second Event.
+    kube.put(&node(2)).unwrap();
+    eventually("web follows the new node", WAIT, || {
+        (members(&slb, GROUP).len() == 2).then_some(())
+    })
+    .await;
+    let count: u64 = unsupported()
+        .iter()
+        .map(|e| e["series"]["count"].as_u64().unwrap_or(1))
+        .sum();
+    assert_eq!(count, 1);
+    agent.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_service_drains_and_removes_only_its_backends_then_releases_it() {
     let kube = start_kube().await;
     let foreign =

@@ -455,6 +455,24 @@ fn a_managed_service_with_bad_annotations_is_an_error_naming_the_key() {
 }
 
 #[test]
+fn ack_annotations_the_agent_does_not_read_are_named_as_info() {
+    let mut docs = example("cluster");
+    set_annotation(
+        &mut docs,
+        "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight",
+        Some("60"),
+    );
+    let report = audit_docs(&docs);
+    let f = one(&report, Rule::Annotations, Severity::Info);
+    assert!(
+        f.finding.contains("alibaba-cloud-loadbalancer-weight"),
+        "{}",
+        f.finding
+    );
+    assert!(!report.has_errors());
+}
+
+#[test]
 fn a_service_without_its_workload_in_the_input_is_reported_as_info() {
     let docs: Vec<_> = example("eni")
         .into_iter()

@@ -99,6 +99,7 @@ fn web_service() -> DesiredService {
         mode: Mode::Cluster,
         groups: vec![by_id, by_name],
         errors: vec![],
+        unsupported_annotations: vec![],
     }
 }
 
