@@ -76,6 +76,8 @@ pub struct Change {
     /// The member as written; `None` for a removal.
     pub to: Option<Backend>,
     pub at: Instant,
+    /// Order of the writes: a member's change lands only if no later one landed first.
+    seq: u64,
 }
 
 /// What the data plane carries: the API's state but for the members of each group,
@@ -90,6 +92,10 @@ pub struct Lagged {
     applied: BTreeMap<String, Vec<Backend>>,
     /// When the last scheduled change of each member lands (keeps a member's order).
     last: HashMap<(String, BackendKey), Instant>,
+    /// The last change of each member that landed. Two changes of a member due within
+    /// the same timer tick wake in either order; the older one must not undo the newer.
+    landed: HashMap<(String, BackendKey), u64>,
+    next_seq: u64,
 }
 
 fn members(state: &State) -> BTreeMap<String, Vec<Backend>> {
@@ -107,6 +113,7 @@ impl Lagged {
         self.written = members(state);
         self.applied = self.written.clone();
         self.last.clear();
+        self.landed.clear();
     }
 
     /// Records a write: returns the member changes since the last one, each with the
@@ -152,7 +159,14 @@ impl Lagged {
                     at = *slot + Duration::from_micros(1);
                 }
                 *slot = at;
-                Change { group, key, to, at }
+                self.next_seq += 1;
+                Change {
+                    group,
+                    key,
+                    to,
+                    at,
+                    seq: self.next_seq,
+                }
             })
             .collect();
         self.base = state.clone();
@@ -160,8 +174,16 @@ impl Lagged {
         scheduled
     }
 
-    /// Lands one change.
+    /// Lands one change, unless a later change of the same member already landed.
     pub fn land(&mut self, c: &Change) {
+        let newest = self
+            .landed
+            .entry((c.group.clone(), c.key.clone()))
+            .or_insert(c.seq);
+        if *newest > c.seq {
+            return;
+        }
+        *newest = c.seq;
         let members = self.applied.entry(c.group.clone()).or_default();
         let at = members.iter().position(|b| b.key() == c.key);
         match (&c.to, at) {
@@ -189,6 +211,49 @@ mod tests {
     use rand::SeedableRng as _;
 
     use super::*;
+
+    #[test]
+    fn a_members_older_change_landing_last_does_not_undo_the_newer_one() {
+        use crate::state::{Backend, BackendType, VServerGroup};
+        let state_with = |weight: u8| {
+            let mut s = State::default();
+            s.v_server_groups.insert(
+                "rsp-1".into(),
+                VServerGroup {
+                    id: "rsp-1".into(),
+                    name: "g".into(),
+                    load_balancer_id: "lb-1".into(),
+                    backends: vec![Backend {
+                        server_id: "i-1".into(),
+                        port: 30080,
+                        weight,
+                        kind: BackendType::Ecs,
+                        description: String::new(),
+                        server_ip: None,
+                    }],
+                    tags: Default::default(),
+                },
+            );
+            s
+        };
+        let fixed = BackendPropagation {
+            add: Tail::fixed(300),
+            weight: Tail::fixed(300),
+            remove: Tail::fixed(300),
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut lagged = Lagged::default();
+        lagged.carry(&State::default());
+        let now = Instant::now();
+        // Added at weight 0, raised to 100 right after: the raise is due a microsecond
+        // after the add, so both wake on the same timer tick, in either order.
+        let add = lagged.write(&state_with(0), now, &fixed, &mut rng);
+        let raise = lagged.write(&state_with(100), now, &fixed, &mut rng);
+        lagged.land(&raise[0]);
+        lagged.land(&add[0]);
+        let carried = lagged.carried();
+        assert_eq!(carried.v_server_groups["rsp-1"].backends[0].weight, 100);
+    }
 
     #[test]
     fn a_tail_has_its_median_and_p99_and_repeats_per_seed() {
