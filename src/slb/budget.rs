@@ -242,7 +242,8 @@ impl Budget {
                 let mut bucket = self.bucket();
                 bucket.refill(self.period, self.burst);
                 // The pass moved to a more urgent lane while this call waited: the call
-                // moves with it (seen at the next grant, within one token).
+                // moves with it (seen when the scheduler nudges the waiters, or at the
+                // next grant).
                 if let Some(Turn::Pass(caller)) = turn {
                     if caller.lane() < queued.me.0 {
                         bucket.waiters.remove(&queued.me);
