@@ -46,16 +46,6 @@ pub fn value<'a>(annotations: &'a BTreeMap<String, String>, key: &str) -> Option
         .filter(|v| !v.is_empty())
 }
 
-/// The [`PREFIX`] keys slb-sync reads.
-const READ_KEYS: [&str; 6] = [
-    LB_ID,
-    VGROUP_PORT,
-    CONNECTION_DRAIN,
-    CONNECTION_DRAIN_TIMEOUT,
-    REMOVE_UNSCHEDULED_BACKEND,
-    BACKEND_LABEL,
-];
-
 /// ACK annotations of the Service (under [`PREFIX`] or [`LEGACY_PREFIX`]) that slb-sync
 /// does not read, in their current form, sorted: ACK's backend weights
 /// (`…-weight`, `…-default-weight`, `…-ignore-weight-update`) and every instance and
@@ -69,7 +59,7 @@ pub fn unsupported(annotations: &BTreeMap<String, String>) -> Vec<String> {
                 .strip_prefix(PREFIX)
                 .or_else(|| key.strip_prefix(LEGACY_PREFIX))?;
             let current = format!("{PREFIX}{suffix}");
-            (!READ_KEYS.contains(&current.as_str())).then_some(current)
+            (!KNOWN_PREFIXED.contains(&current.as_str())).then_some(current)
         })
         .collect();
     keys.into_iter().collect()
@@ -202,13 +192,8 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<LbSpec, Vec<Annot
             _ => errors.push(AnnotationError::invalid(BACKEND_TYPE, v, "eni or ecs")),
         }
     }
-    for key in annotations.keys() {
-        let current = key
-            .strip_prefix(LEGACY_PREFIX)
-            .map_or_else(|| key.clone(), |suffix| format!("{PREFIX}{suffix}"));
-        if current.starts_with(PREFIX) && !KNOWN_PREFIXED.contains(&current.as_str()) {
-            tracing::debug!(%key, "ignoring annotation this agent does not interpret");
-        }
+    for key in unsupported(annotations) {
+        tracing::debug!(%key, "ignoring annotation this agent does not interpret");
     }
 
     if errors.is_empty() {
@@ -218,6 +203,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<LbSpec, Vec<Annot
     }
 }
 
+/// The [`PREFIX`] keys slb-sync reads.
 const KNOWN_PREFIXED: [&str; 6] = [
     LB_ID,
     VGROUP_PORT,
