@@ -13,6 +13,7 @@ use super::health::{GroupHealthSource, HEALTH_RECHECK};
 use super::journal::DrainJournal;
 use super::last_read::LastReads;
 use super::limits::{ApiLimits, Gate};
+use super::listener_reads::ListenerReads;
 use super::metrics::ReconcileMetrics;
 pub use super::outcome::{PassOutcome, QuarantinedBackend, ReconcileError};
 use crate::model::{BackendKey, DesiredGroup, GroupTarget, ObservedGroup, SlbBackend};
@@ -97,6 +98,7 @@ pub struct Executor<A: ?Sized> {
     /// Owned (active, draining) backends per group id, for the `slb_sync_backends` gauge.
     backend_counts: Mutex<HashMap<String, (i64, i64)>>,
     last_reads: LastReads,
+    pub(super) listener_reads: ListenerReads,
     /// The listeners' health checks, when the agent reads them (`--gate-on healthy`).
     pub(super) health: Option<Arc<dyn GroupHealthSource>>,
 }
@@ -138,6 +140,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
             journal: None,
             backend_counts: Mutex::new(HashMap::new()),
             last_reads: LastReads::default(),
+            listener_reads: ListenerReads::default(),
             health: None,
         }
     }
@@ -247,6 +250,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         target: &mut GroupTarget,
         latest: &(dyn Fn() -> Option<GroupTarget> + Send + Sync),
     ) -> Result<PassOutcome, Failure> {
+        let _wanted = self.want_listeners(&target.load_balancer_id);
         let Some((group_id, listened)) = self.resolve_group(target).await? else {
             return Ok(PassOutcome::default());
         };

@@ -8,6 +8,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::executor::{lock, Executor};
+use super::listener_reads::{read_ended, Turn, Wanted};
 use crate::model::{GroupHealth, Listener};
 use crate::slb::budget::{current_lane, Lane};
 use crate::slb::SlbApi;
@@ -63,23 +64,63 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         self
     }
 
+    /// A pod-facing pass over a load balancer whose listeners the health source does
+    /// not know says so before its reads, so that the first drain that needs them reads
+    /// them together with the others' (see `listener_reads.rs`).
+    pub(super) fn want_listeners(&self, load_balancer_id: &str) -> Option<Wanted<'_>> {
+        let health = self.health.as_ref()?;
+        (current_lane().pod_facing() && !health.knows_listeners(load_balancer_id))
+            .then(|| self.listener_reads.want(load_balancer_id))
+    }
+
     /// A drain pass (a pod waits) over a load balancer whose listeners the health source
     /// does not know reads them first: whether a listener checks health decides whether
-    /// the drain must wait for a replacement reported `normal`. Once per load balancer;
-    /// a failed read leaves the drain to go by weights alone.
+    /// the drain must wait for a replacement reported `normal`. Once per load balancer,
+    /// with up to nine other wanted ones in the same call, or by waiting for a read in
+    /// flight that has it; a failed read leaves the drain to go by weights alone.
     pub(super) async fn learn_listeners_for_drain(&self, load_balancer_id: &str) {
         let Some(health) = &self.health else { return };
         if current_lane() != Lane::Drain || health.knows_listeners(load_balancer_id) {
             return;
         }
+        // Passes started together (a burst of deletions, each planning from a group read
+        // moments ago) get here together: let the others say what they want before
+        // this one picks what to read.
+        tokio::task::yield_now().await;
+        let lead = match self
+            .listener_reads
+            .turn(load_balancer_id, |id| !health.knows_listeners(id))
+        {
+            Turn::Lead(lead) => lead,
+            Turn::Wait(done) => {
+                read_ended(done).await;
+                if !health.knows_listeners(load_balancer_id) {
+                    tracing::warn!(%load_balancer_id,
+                        "cannot read the listeners' health checks; the drain goes by weights alone");
+                }
+                return;
+            }
+        };
+        let ids = &lead.load_balancer_ids;
         match self
             .gate
             .retried("DescribeLoadBalancerListeners", || {
-                self.api.describe_listeners(load_balancer_id)
+                self.api.describe_listeners_of(ids)
             })
             .await
         {
-            Ok(listeners) => health.learn_listeners(load_balancer_id, listeners, self.clock.now()),
+            Ok(found) => {
+                let now = self.clock.now();
+                for (id, listeners) in found {
+                    if ids.contains(&id) {
+                        health.learn_listeners(&id, listeners, now);
+                    }
+                }
+                if !health.knows_listeners(load_balancer_id) {
+                    tracing::warn!(%load_balancer_id,
+                        "the listener read did not answer for the load balancer; the drain goes by weights alone");
+                }
+            }
             Err(error) => tracing::warn!(%load_balancer_id, %error,
                 "cannot read the listeners' health checks; the drain goes by weights alone"),
         }

@@ -12,6 +12,7 @@ mod isolate;
 mod journal;
 mod last_read;
 mod limits;
+mod listener_reads;
 mod listeners;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;

@@ -32,6 +32,10 @@ impl VServerGroupSummary {
     }
 }
 
+/// The most instances one `DescribeLoadBalancerListeners` call may name
+/// (`LoadBalancerId.N`).
+pub const LISTENER_READ_BATCH: usize = 10;
+
 /// Health of one backend behind one listener (`DescribeHealthStatus`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendHealth {
@@ -96,6 +100,21 @@ pub trait SlbApi: Send + Sync {
     ) -> Result<Vec<BackendHealth>, SlbError>;
     /// Listeners of the instance with their bound group and drain settings.
     async fn describe_listeners(&self, load_balancer_id: &str) -> Result<Vec<Listener>, SlbError>;
+    /// [`Self::describe_listeners`] of several instances (at most
+    /// [`LISTENER_READ_BATCH`]), in as few calls as the API allows: an entry per
+    /// instance (empty when it has no listener), but an instance whose own read failed
+    /// may be missing when others were read. One call per instance unless the client
+    /// can ask for several at once.
+    async fn describe_listeners_of(
+        &self,
+        load_balancer_ids: &[String],
+    ) -> Result<HashMap<String, Vec<Listener>>, SlbError> {
+        let mut found = HashMap::with_capacity(load_balancer_ids.len());
+        for id in load_balancer_ids {
+            found.insert(id.clone(), self.describe_listeners(id).await?);
+        }
+        Ok(found)
+    }
     /// `SetLoadBalancer{TCP,UDP}ListenerAttribute` with `ConnectionDrain`/`ConnectionDrainTimeout`.
     async fn set_listener_drain(
         &self,

@@ -13,7 +13,7 @@ mod metrics;
 pub mod rpc;
 
 pub use crate::model::{Listener, ListenerProtocol};
-pub use api::{BackendHealth, SlbApi, VServerGroupSummary, CREATED_FOR_TAG};
+pub use api::{BackendHealth, SlbApi, VServerGroupSummary, CREATED_FOR_TAG, LISTENER_READ_BATCH};
 pub use error::{AnswerStatus, ErrorClass, SlbError};
 pub use metrics::{SlbMetrics, ACTIONS};
 pub use rpc::{RpcConfig, RpcSlbClient};

@@ -235,6 +235,75 @@ async fn listeners_past_one_page_are_followed_by_their_token() {
 }
 
 #[tokio::test]
+async fn listeners_of_several_instances_are_read_in_one_call_and_told_apart() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        "DescribeLoadBalancerListeners",
+        ok(json!({"RequestId": "r", "NextToken": "", "Listeners": [
+            {"LoadBalancerId": "lb-2", "ListenerPort": 81, "ListenerProtocol": "tcp",
+             "TCPListenerConfig": {"HealthCheck": "on"}},
+            {"LoadBalancerId": "lb-1", "ListenerPort": 80, "ListenerProtocol": "tcp",
+             "TCPListenerConfig": {"HealthCheck": "off"}},
+            {"LoadBalancerId": "lb-9", "ListenerPort": 99, "ListenerProtocol": "tcp"}
+        ]})),
+    )
+    .await;
+    let ids = ["lb-1", "lb-2", "lb-3"].map(String::from);
+    let found = client(&server).describe_listeners_of(&ids).await.unwrap();
+    let ports = |lb: &str| -> Vec<u16> { found[lb].iter().map(|l| l.port).collect() };
+    assert_eq!(ports("lb-1"), [80]);
+    assert_eq!(ports("lb-2"), [81]);
+    assert!(found["lb-2"][0].health_check.is_some());
+    assert_eq!(
+        ports("lb-3"),
+        [] as [u16; 0],
+        "no listener is an answer too"
+    );
+    assert!(!found.contains_key("lb-9"), "not asked for");
+    let requests = sent(&server).await;
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0]["LoadBalancerId.1"], "lb-1");
+    assert_eq!(requests[0]["LoadBalancerId.3"], "lb-3");
+}
+
+#[tokio::test]
+async fn an_instance_gone_from_a_read_of_several_leaves_the_others_read() {
+    let server = MockServer::start().await;
+    let gone = || {
+        Mock::given(query_param("Action", "DescribeLoadBalancerListeners"))
+            .and(query_param("LoadBalancerId.1", "lb-gone"))
+    };
+    // Asked together, the API refuses the whole read for the instance that is gone.
+    Mock::given(query_param("Action", "DescribeLoadBalancerListeners"))
+        .and(query_param("LoadBalancerId.2", "lb-gone"))
+        .respond_with(api_error(404, "InvalidLoadBalancerId.NotFound"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    gone()
+        .respond_with(api_error(404, "InvalidLoadBalancerId.NotFound"))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(query_param("Action", "DescribeLoadBalancerListeners"))
+        .respond_with(ok(json!({"NextToken": "", "Listeners": [
+            {"ListenerPort": 80, "ListenerProtocol": "tcp"}]})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let ids = ["lb-1", "lb-gone"].map(String::from);
+    let found = c.describe_listeners_of(&ids).await.unwrap();
+    assert_eq!(found["lb-1"].len(), 1);
+    assert!(!found.contains_key("lb-gone"), "its own read failed");
+    assert_eq!(sent(&server).await.len(), 3, "together, then each alone");
+    // Alone, the instance that is gone is an error, as before.
+    let only_gone = ["lb-gone".to_owned()];
+    assert!(c.describe_listeners_of(&only_gone).await.is_err());
+}
+
+#[tokio::test]
 async fn an_endpoint_without_the_listing_action_is_asked_listener_by_listener() {
     let server = MockServer::start().await;
     answer(

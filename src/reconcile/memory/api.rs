@@ -147,6 +147,19 @@ impl SlbApi for MemorySlb {
         .await
     }
 
+    async fn describe_listeners_of(
+        &self,
+        lbs: &[String],
+    ) -> Result<HashMap<String, Vec<Listener>>, SlbError> {
+        self.read("DescribeLoadBalancerListeners", &lbs.join(","), |s| {
+            Ok(lbs
+                .iter()
+                .map(|lb| (lb.clone(), s.listeners.get(lb).cloned().unwrap_or_default()))
+                .collect())
+        })
+        .await
+    }
+
     async fn set_listener_drain(
         &self,
         lb: &str,

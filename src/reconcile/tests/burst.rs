@@ -270,3 +270,70 @@ async fn a_first_drain_plans_for_the_endpoints_that_arrived_while_it_read_the_li
     );
     assert_eq!(api.count("SetVServerGroupAttribute"), 1, "in one write");
 }
+
+#[tokio::test(start_paused = true)]
+async fn first_drains_of_many_instances_read_their_listeners_ten_at_a_time() {
+    first_drains_of_twelve_instances(false).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_drains_that_plan_from_a_recent_read_still_share_their_listener_reads() {
+    first_drains_of_twelve_instances(true).await;
+}
+
+/// Twelve instances, one group each, whose first drains start at once; with `read`, the
+/// groups were read moments before, so the drains go to their listener reads at once.
+async fn first_drains_of_twelve_instances(read: bool) {
+    let api = Arc::new(MemorySlb::with_latency(Duration::from_millis(500)));
+    let lbs: Vec<(String, u16)> = (1..=12).map(|n| (format!("lb-{n}"), 8000 + n)).collect();
+    for (lb, port) in &lbs {
+        let owner = mk_owner(*port);
+        api.put_group(mk_group(
+            lb,
+            *port,
+            (1..=2).map(|n| mk_slb(n, 100, &owner)).collect(),
+        ));
+    }
+    let health = Arc::new(Unlearned::default());
+    let exec = Arc::new(executor(&api).with_health(health.clone()));
+    if read {
+        for (lb, port) in &lbs {
+            let target = mk_target(lb, *port, vec![mk_ecs(1, 100), mk_ecs(2, 100)]);
+            in_lane(Lane::Pod, exec.reconcile(&target)).await.unwrap();
+        }
+    }
+    let reads = api.count(READ);
+    let mut draining = mk_ecs(1, 100);
+    draining.state = BackendState::Draining;
+    // A burst of deletions: the first drain of twelve instances at once.
+    let passes: Vec<_> = lbs
+        .iter()
+        .map(|(lb, port)| {
+            let target = mk_target(lb, *port, vec![draining.clone(), mk_ecs(2, 100)]);
+            let exec = exec.clone();
+            tokio::spawn(in_lane(Lane::Drain, async move {
+                exec.reconcile(&target).await
+            }))
+        })
+        .collect();
+    for pass in passes {
+        pass.await.unwrap().unwrap();
+    }
+    let mut learned = health.0.lock().unwrap().clone();
+    learned.sort();
+    learned.dedup();
+    assert_eq!(learned.len(), 12, "every instance's listeners are known");
+    assert_eq!(
+        api.count("DescribeLoadBalancerListeners"),
+        2,
+        "ten instances per read, not one read each"
+    );
+    let reread = if read { 0 } else { 12 };
+    assert_eq!(api.count(READ) - reads, reread);
+    for (_, port) in &lbs {
+        assert_eq!(
+            weights(&api.group(&format!("rsp-{port}"))),
+            ws(&[("i-001", 0), ("i-002", 100)]),
+        );
+    }
+}

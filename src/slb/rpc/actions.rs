@@ -234,6 +234,13 @@ impl SlbApi for RpcSlbClient {
         self.listeners_of(load_balancer_id).await
     }
 
+    async fn describe_listeners_of(
+        &self,
+        load_balancer_ids: &[String],
+    ) -> Result<HashMap<String, Vec<Listener>>, SlbError> {
+        self.listeners_of_many(load_balancer_ids).await
+    }
+
     async fn set_listener_drain(
         &self,
         load_balancer_id: &str,

@@ -8,7 +8,7 @@
 //! of a few per second, and it is on the path of the first drain of every instance after
 //! a start. It stays as the fallback for an endpoint that refuses the newer action.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -16,7 +16,7 @@ use super::actions::p;
 use super::decode;
 use super::RpcSlbClient;
 use crate::model::HealthCheck;
-use crate::slb::{ErrorClass, Listener, ListenerProtocol, SlbError};
+use crate::slb::{ErrorClass, Listener, ListenerProtocol, SlbError, LISTENER_READ_BATCH};
 
 const LIST: &str = "DescribeLoadBalancerListeners";
 /// The most listeners one page may hold.
@@ -30,43 +30,117 @@ impl RpcSlbClient {
         &self,
         load_balancer_id: &str,
     ) -> Result<Vec<Listener>, SlbError> {
-        match self.list_listeners(load_balancer_id).await {
+        match self.list_listeners(&[load_balancer_id.to_owned()]).await {
             Err(error) if refused_action(&error) => {
                 tracing::debug!(%load_balancer_id, code = %error.code,
                     "DescribeLoadBalancerListeners refused; describing listeners one by one");
                 self.listeners_one_by_one(load_balancer_id).await
             }
+            other => Ok(other?.remove(load_balancer_id).unwrap_or_default()),
+        }
+    }
+
+    /// Every listener of each of `load_balancer_ids` (at most [`LISTENER_READ_BATCH`]),
+    /// in one paged `DescribeLoadBalancerListeners` when the endpoint allows it. When it
+    /// refuses the instances together (one of them gone, say), each is asked alone, and
+    /// an instance whose own read fails is left out unless all fail.
+    pub(super) async fn listeners_of_many(
+        &self,
+        load_balancer_ids: &[String],
+    ) -> Result<HashMap<String, Vec<Listener>>, SlbError> {
+        if load_balancer_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        match self.list_listeners(load_balancer_ids).await {
+            Err(error) if load_balancer_ids.len() > 1 && error.class == ErrorClass::Permanent => {
+                tracing::debug!(code = %error.code,
+                    "DescribeLoadBalancerListeners of several instances refused; asking each alone");
+                let mut found = HashMap::with_capacity(load_balancer_ids.len());
+                let mut last_error = error;
+                for id in load_balancer_ids {
+                    match self.listeners_of(id).await {
+                        Ok(listeners) => {
+                            found.insert(id.clone(), listeners);
+                        }
+                        Err(error) => last_error = error,
+                    }
+                }
+                if found.is_empty() {
+                    return Err(last_error);
+                }
+                Ok(found)
+            }
+            Err(error) if refused_action(&error) => {
+                let only = &load_balancer_ids[0];
+                Ok(HashMap::from([(
+                    only.clone(),
+                    self.listeners_one_by_one(only).await?,
+                )]))
+            }
             other => other,
         }
     }
 
-    async fn list_listeners(&self, load_balancer_id: &str) -> Result<Vec<Listener>, SlbError> {
-        let mut found = Vec::new();
+    async fn list_listeners(
+        &self,
+        load_balancer_ids: &[String],
+    ) -> Result<HashMap<String, Vec<Listener>>, SlbError> {
+        if load_balancer_ids.len() > LISTENER_READ_BATCH {
+            return Err(SlbError::local(
+                LIST,
+                ErrorClass::Permanent,
+                "InvalidParameter",
+                format!(
+                    "{} instances asked for at once; the API takes at most {LISTENER_READ_BATCH}",
+                    load_balancer_ids.len()
+                ),
+            ));
+        }
+        let mut found: HashMap<String, Vec<Listener>> = load_balancer_ids
+            .iter()
+            .map(|id| (id.clone(), Vec::new()))
+            .collect();
         let mut token: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            let mut params = vec![
-                p("LoadBalancerId.1", load_balancer_id),
-                p("MaxResults", PAGE),
-            ];
+            let mut params: Vec<_> = load_balancer_ids
+                .iter()
+                .enumerate()
+                .map(|(n, id)| p(&format!("LoadBalancerId.{}", n + 1), id))
+                .collect();
+            params.push(p("MaxResults", PAGE));
             if let Some(token) = &token {
                 params.push(p("NextToken", token));
             }
             let answer = self.slb(LIST, params).await?;
             for entry in decode::list(&answer, "Listeners", "Listener") {
-                // Asked for one instance; an answer about another is not ours to use.
-                if decode::string(entry, "LoadBalancerId")
-                    .is_some_and(|id| !id.is_empty() && id != load_balancer_id)
-                {
+                let named = decode::string(entry, "LoadBalancerId").filter(|id| !id.is_empty());
+                let owner = match (named, load_balancer_ids) {
+                    (Some(id), _) => id,
+                    // One instance asked for: an entry that does not say is its.
+                    (None, [only]) => only.clone(),
+                    (None, _) => {
+                        return Err(SlbError::local(
+                            LIST,
+                            ErrorClass::Permanent,
+                            "InvalidResponse",
+                            "a listener of several instances asked for names no instance",
+                        ))
+                    }
+                };
+                // An answer about an instance not asked for is not ours to use.
+                let Some(listeners) = found.get_mut(&owner) else {
                     continue;
-                }
+                };
                 if let Some(listener) = listed(entry) {
-                    found.push(listener);
+                    listeners.push(listener);
                 }
             }
             token = decode::string(&answer, "NextToken").filter(|t| !t.is_empty());
             if token.is_none() {
-                found.sort_by_key(|l: &Listener| (l.port, l.protocol));
-                found.dedup_by_key(|l| (l.port, l.protocol));
+                for listeners in found.values_mut() {
+                    listeners.sort_by_key(|l: &Listener| (l.port, l.protocol));
+                    listeners.dedup_by_key(|l| (l.port, l.protocol));
+                }
                 return Ok(found);
             }
         }
@@ -74,7 +148,10 @@ impl RpcSlbClient {
             LIST,
             ErrorClass::Unavailable,
             "InvalidResponse",
-            format!("more than {MAX_PAGES} pages of listeners for {load_balancer_id}"),
+            format!(
+                "more than {MAX_PAGES} pages of listeners for {}",
+                load_balancer_ids.join(",")
+            ),
         ))
     }
 

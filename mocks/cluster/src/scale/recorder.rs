@@ -199,6 +199,15 @@ impl SlbApi for Recorder {
         self.record(at, "DescribeListeners", lane, lb, &[], &r);
         r
     }
+    async fn describe_listeners_of(
+        &self,
+        lbs: &[String],
+    ) -> Result<HashMap<String, Vec<Listener>>, SlbError> {
+        let (at, lane) = (self.now(), current_lane());
+        let r = self.inner.describe_listeners_of(lbs).await;
+        self.record(at, "DescribeListeners", lane, &lbs.join(","), &[], &r);
+        r
+    }
     async fn set_listener_drain(
         &self,
         lb: &str,
