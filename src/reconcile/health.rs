@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use super::executor::{lock, Executor};
 use super::listener_reads::{read_ended, Turn, Wanted};
 use crate::model::{GroupHealth, Listener};
-use crate::slb::budget::{current_lane, Lane};
+use crate::slb::budget::{current_lane, prepaid, Lane};
 use crate::slb::SlbApi;
 
 /// A pass whose drains waited for the group's health plans again this soon (the API's
@@ -83,14 +83,7 @@ impl<A: SlbApi + ?Sized> Executor<A> {
         if current_lane() != Lane::Drain || health.knows_listeners(load_balancer_id) {
             return;
         }
-        // Passes started together (a burst of deletions, each planning from a group read
-        // moments ago) get here together: let the others say what they want before
-        // this one picks what to read.
-        tokio::task::yield_now().await;
-        let lead = match self
-            .listener_reads
-            .turn(load_balancer_id, |id| !health.knows_listeners(id))
-        {
+        let mut lead = match self.listener_reads.turn(load_balancer_id) {
             Turn::Lead(lead) => lead,
             Turn::Wait(done) => {
                 read_ended(done).await;
@@ -101,13 +94,16 @@ impl<A: SlbApi + ?Sized> Executor<A> {
                 return;
             }
         };
-        let ids = &lead.load_balancer_ids;
-        match self
-            .gate
-            .retried("DescribeLoadBalancerListeners", || {
-                self.api.describe_listeners_of(ids)
-            })
-            .await
+        // What the read asks for is decided once it may go: the drains that needed
+        // listeners while it waited for the budget are in it.
+        self.gate.budget.acquire_for_current().await;
+        // A token at once (the burst): the drains started together still get to join.
+        tokio::task::yield_now().await;
+        let ids = lead.close(|id| !health.knows_listeners(id));
+        match prepaid(self.gate.retried("DescribeLoadBalancerListeners", || {
+            self.api.describe_listeners_of(ids)
+        }))
+        .await
         {
             Ok(found) => {
                 let now = self.clock.now();

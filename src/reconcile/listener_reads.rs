@@ -6,10 +6,14 @@
 //! deletions across many Services (a node drained, a cluster-wide rollout) starts the
 //! first drain of many instances within a second, and each of those reads stood between a
 //! terminating pod and its weight-0 write. `DescribeLoadBalancerListeners` names up to
-//! [`LISTENER_READ_BATCH`] instances per call, so the pod-facing passes say early which
-//! instances they may need (before their group read), and the first pass that needs one
-//! reads it together with the others wanted then; a pass whose instance is in a read
-//! already in flight waits for that read instead of sending its own.
+//! [`LISTENER_READ_BATCH`] instances per call, so:
+//!
+//! - the first drain that needs an instance's listeners leads a read, which stays open
+//!   while its leader waits for the API budget: drains that need listeners meanwhile join
+//!   it instead of sending their own (they wait for its end);
+//! - once the budget grants the leader its token, the read closes and takes, besides its
+//!   members, the instances of other pod-facing passes running now (wanted at their
+//!   start, before their group read), oldest first, up to the batch.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -31,23 +35,29 @@ struct State {
     /// the first of them asked (reads take the oldest first).
     wanted: HashMap<String, (usize, u64)>,
     asked: u64,
-    /// Instances in a read in flight, each with that read's end.
+    /// Instances in a read (open or sent), each with that read's end.
     in_flight: HashMap<String, watch::Receiver<()>>,
+    /// The reads whose leaders wait for their token: number, members and end (the
+    /// last one takes newcomers while it has room).
+    open: Vec<(u64, Vec<String>, watch::Receiver<()>)>,
+    reads: u64,
 }
 
 /// What a pass that needs an instance's listeners does.
 pub(super) enum Turn<'a> {
-    /// Read these instances (its own first); dropping the lead ends the read for the
-    /// passes waiting on it.
+    /// Lead a read: wait for a token, [`Lead::close`] it, send it. Dropping the lead
+    /// ends the read for the passes waiting on it.
     Lead(Lead<'a>),
-    /// Wait for the read in flight that includes the instance.
+    /// Wait for the read that has the instance (see [`read_ended`]).
     Wait(watch::Receiver<()>),
 }
 
-/// A read of several instances' listeners in flight.
+/// A read of several instances' listeners.
 pub(super) struct Lead<'a> {
-    pub(super) load_balancer_ids: Vec<String>,
     reads: &'a ListenerReads,
+    number: u64,
+    /// Its instances, once closed.
+    load_balancer_ids: Vec<String>,
     _done: watch::Sender<()>,
 }
 
@@ -69,50 +79,80 @@ impl ListenerReads {
         }
     }
 
-    /// The turn of a pass that needs `load_balancer_id`'s listeners now: lead a read of
-    /// it and of up to [`LISTENER_READ_BATCH`] − 1 other wanted instances that `unknown`
-    /// admits (oldest first), or wait for the read in flight that has it.
-    pub(super) fn turn(&self, load_balancer_id: &str, unknown: impl Fn(&str) -> bool) -> Turn<'_> {
+    /// The turn of a pass that needs `load_balancer_id`'s listeners now: wait for the
+    /// read that has it, join the open read while it has room, or lead a new one.
+    pub(super) fn turn(&self, load_balancer_id: &str) -> Turn<'_> {
         let mut state = lock(&self.state);
         if let Some(done) = state.in_flight.get(load_balancer_id) {
             return Turn::Wait(done.clone());
         }
+        if let Some((_, members, done)) = state.open.last_mut() {
+            if members.len() < LISTENER_READ_BATCH {
+                members.push(load_balancer_id.to_owned());
+                let done = done.clone();
+                state
+                    .in_flight
+                    .insert(load_balancer_id.to_owned(), done.clone());
+                return Turn::Wait(done);
+            }
+        }
+        let (sender, done) = watch::channel(());
+        state.reads += 1;
+        let number = state.reads;
+        state
+            .open
+            .push((number, vec![load_balancer_id.to_owned()], done.clone()));
+        state.in_flight.insert(load_balancer_id.to_owned(), done);
+        Turn::Lead(Lead {
+            reads: self,
+            number,
+            load_balancer_ids: Vec::new(),
+            _done: sender,
+        })
+    }
+}
+
+impl Lead<'_> {
+    /// Closes the read (its leader has its token): its members, then the oldest wanted
+    /// instances that `unknown` admits and no other read has, up to the batch.
+    pub(super) fn close(&mut self, unknown: impl Fn(&str) -> bool) -> &[String] {
+        let mut state = lock(&self.reads.state);
+        let state = &mut *state;
+        let Some(at) = state.open.iter().position(|(n, ..)| *n == self.number) else {
+            // Closed already: the read is what it was.
+            return &self.load_balancer_ids;
+        };
+        let (_, mut ids, done) = state.open.remove(at);
         let mut others: Vec<(u64, &String)> = state
             .wanted
             .iter()
-            .filter(|(id, _)| {
-                id.as_str() != load_balancer_id && !state.in_flight.contains_key(*id) && unknown(id)
-            })
+            .filter(|(id, _)| !state.in_flight.contains_key(*id) && unknown(id))
             .map(|(id, (_, asked))| (*asked, id))
             .collect();
         others.sort_unstable();
-        let ids: Vec<String> = std::iter::once(load_balancer_id.to_owned())
-            .chain(others.into_iter().map(|(_, id)| id.clone()))
-            .take(LISTENER_READ_BATCH)
-            .collect();
-        let (done, waiting) = watch::channel(());
-        for id in &ids {
-            state.in_flight.insert(id.clone(), waiting.clone());
+        let room = LISTENER_READ_BATCH.saturating_sub(ids.len());
+        for (_, id) in others.into_iter().take(room) {
+            ids.push(id.clone());
         }
-        Turn::Lead(Lead {
-            load_balancer_ids: ids,
-            reads: self,
-            _done: done,
-        })
+        for id in &ids {
+            state.in_flight.insert(id.clone(), done.clone());
+        }
+        self.load_balancer_ids = ids;
+        &self.load_balancer_ids
     }
+}
 
-    fn end(&self, load_balancer_ids: &[String]) {
-        let mut state = lock(&self.state);
-        for id in load_balancer_ids {
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.reads.state);
+        if let Some(at) = state.open.iter().position(|(n, ..)| *n == self.number) {
+            // Dropped before it was sent (the pass was cancelled).
+            self.load_balancer_ids = state.open.remove(at).1;
+        }
+        for id in &self.load_balancer_ids {
             state.in_flight.remove(id);
         }
-    }
-
-    #[cfg(test)]
-    fn wanted(&self) -> Vec<String> {
-        let mut wanted: Vec<_> = lock(&self.state).wanted.keys().cloned().collect();
-        wanted.sort();
-        wanted
+        // `_done` drops after this: the waiters wake with the instances out of flight.
     }
 }
 
@@ -134,13 +174,6 @@ impl Drop for Wanted<'_> {
     }
 }
 
-impl Drop for Lead<'_> {
-    fn drop(&mut self) {
-        self.reads.end(&self.load_balancer_ids);
-        // `_done` drops after this: the waiters wake with the instances out of flight.
-    }
-}
-
 /// Waits for the read a [`Turn::Wait`] names to end, however it ended.
 pub(super) async fn read_ended(mut done: watch::Receiver<()>) {
     // The sender never sends: `changed` returns once it is dropped.
@@ -151,55 +184,83 @@ pub(super) async fn read_ended(mut done: watch::Receiver<()>) {
 mod tests {
     use super::*;
 
-    fn ids(turn: &Turn) -> Vec<String> {
+    fn lead(turn: Turn<'_>) -> Lead<'_> {
         match turn {
-            Turn::Lead(lead) => lead.load_balancer_ids.clone(),
+            Turn::Lead(lead) => lead,
             Turn::Wait(_) => panic!("expected to lead"),
         }
     }
 
+    fn waits(turn: Turn<'_>) -> watch::Receiver<()> {
+        match turn {
+            Turn::Wait(done) => done,
+            Turn::Lead(_) => panic!("expected to wait"),
+        }
+    }
+
+    fn wanted(reads: &ListenerReads) -> Vec<String> {
+        let mut wanted: Vec<_> = lock(&reads.state).wanted.keys().cloned().collect();
+        wanted.sort();
+        wanted
+    }
+
     #[test]
-    fn the_first_pass_that_needs_listeners_reads_every_wanted_instance_up_to_the_batch() {
+    fn a_read_takes_the_drains_that_joined_it_then_the_oldest_wanted_up_to_the_batch() {
         let reads = ListenerReads::default();
-        let passes: Vec<_> = (0..12).map(|n| reads.want(&format!("lb-{n:02}"))).collect();
+        let passes: Vec<_> = (0..14).map(|n| reads.want(&format!("lb-{n:02}"))).collect();
         let again = reads.want("lb-03"); // a second pass over one instance
-        let lead = reads.turn("lb-05", |id| id != "lb-01");
+        let mut first = lead(reads.turn("lb-05"));
+        // Drains that need listeners while the leader waits for its token join.
+        let joined = waits(reads.turn("lb-12"));
+        assert!(matches!(reads.turn("lb-05"), Turn::Wait(_)));
+        let ids = first.close(|id| id != "lb-01").to_vec();
         assert_eq!(
-            ids(&lead),
+            ids,
             [
-                "lb-05", "lb-00", "lb-02", "lb-03", "lb-04", "lb-06", "lb-07", "lb-08", "lb-09",
-                "lb-10"
+                "lb-05", "lb-12", "lb-00", "lb-02", "lb-03", "lb-04", "lb-06", "lb-07", "lb-08",
+                "lb-09"
             ],
-            "its own first, then the oldest wanted; lb-01 is known already"
+            "its members, then the oldest wanted; lb-01 is known already"
         );
-        // A pass over an instance in the read waits for it.
-        let Turn::Wait(done) = reads.turn("lb-07", |_| true) else {
-            panic!("lb-07 is in the read in flight");
-        };
-        // The next read takes what was left.
-        let next = reads.turn("lb-11", |id| id != "lb-01");
-        assert_eq!(ids(&next), ["lb-11"]);
-        drop(lead);
-        assert!(
-            done.has_changed().is_err(),
-            "the read's end wakes its waiters"
-        );
-        assert!(matches!(reads.turn("lb-07", |_| true), Turn::Lead(_)));
+        // Closed: a pass over one of its instances waits for it, another leads anew.
+        let waiting = waits(reads.turn("lb-07"));
+        let mut next = lead(reads.turn("lb-13"));
+        assert_eq!(next.close(|id| id != "lb-01"), ["lb-13", "lb-10", "lb-11"]);
+        drop(first);
+        for done in [joined, waiting] {
+            assert!(
+                done.has_changed().is_err(),
+                "the read's end wakes its waiters"
+            );
+        }
+        assert!(matches!(reads.turn("lb-07"), Turn::Lead(_)));
         // Passes that end stop wanting their instance; one of two leaves it wanted.
         drop(passes);
-        assert_eq!(reads.wanted(), ["lb-03"]);
+        assert_eq!(wanted(&reads), ["lb-03"]);
         drop(again);
-        assert!(reads.wanted().is_empty());
+        assert!(wanted(&reads).is_empty());
+    }
+
+    #[test]
+    fn a_full_read_is_not_joined_and_a_lead_dropped_unsent_frees_its_members() {
+        let reads = ListenerReads::default();
+        let first = lead(reads.turn("lb-00"));
+        let members: Vec<_> = (1..LISTENER_READ_BATCH)
+            .map(|n| waits(reads.turn(&format!("lb-{n:02}"))))
+            .collect();
+        let mut second = lead(reads.turn("lb-10"));
+        drop(first);
+        assert!(members.iter().all(|m| m.has_changed().is_err()));
+        // Out of flight, it joins the read still open.
+        let _joined = waits(reads.turn("lb-01"));
+        assert_eq!(second.close(|_| true), ["lb-10", "lb-01"]);
     }
 
     #[tokio::test]
     async fn a_waiter_wakes_when_the_read_ends() {
         let reads = ListenerReads::default();
-        let lead = reads.turn("lb-1", |_| true);
-        let Turn::Wait(done) = reads.turn("lb-1", |_| true) else {
-            panic!("in flight");
-        };
-        let waiter = tokio::spawn(read_ended(done));
+        let lead = reads.turn("lb-1");
+        let waiter = tokio::spawn(read_ended(waits(reads.turn("lb-1"))));
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         drop(lead);

@@ -165,6 +165,19 @@ impl Bucket {
     }
 }
 
+tokio::task_local! {
+    /// A token taken before the call it pays for was decided (see [`prepaid`]).
+    static PREPAID: std::cell::Cell<bool>;
+}
+
+/// Runs `call` with a token already taken by [`Budget::acquire_for_current`]: its first
+/// request takes no other (a retry, or a second request, takes its own). For a call whose
+/// content is best decided once it may go, as a listener read that takes every instance
+/// asked for while it waited (`reconcile/listener_reads.rs`).
+pub async fn prepaid<F: std::future::Future>(call: F) -> F::Output {
+    PREPAID.scope(std::cell::Cell::new(true), call).await
+}
+
 impl Budget {
     /// A full bucket. A `qps` that is not a positive number means one call per second.
     pub fn new(qps: f64, burst: NonZeroU32) -> Self {
@@ -212,8 +225,11 @@ impl Budget {
     }
 
     /// Waits for a token for a call of the current task: in its pass's lane and place
-    /// (see `caller.rs`).
+    /// (see `caller.rs`). Inside [`prepaid`], the first call takes none.
     pub async fn acquire_for_current(&self) {
+        if PREPAID.try_with(|paid| paid.replace(false)) == Ok(true) {
+            return;
+        }
         match current_caller() {
             Some(caller) => self.wait(caller.lane(), Some(Turn::Pass(&caller))).await,
             None => self.wait(Lane::Change, None).await,
@@ -372,6 +388,25 @@ mod tests {
         }
         // 10 at once, then 20 more at 5/s.
         assert_eq!(start.elapsed(), Duration::from_secs(4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prepaid_call_takes_no_second_token_but_its_retry_does() {
+        let b = budget(1.0, 1);
+        let start = Instant::now();
+        b.acquire_for_current().await;
+        prepaid(async {
+            b.acquire_for_current().await;
+            assert_eq!(start.elapsed(), Duration::ZERO, "paid for already");
+            b.acquire_for_current().await;
+        })
+        .await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "the retry paid its own"
+        );
+        assert_eq!(b.granted(), 2);
     }
 
     #[tokio::test(start_paused = true)]
