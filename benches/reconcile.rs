@@ -53,6 +53,7 @@ fn target(group: u32, backends: Vec<Backend>) -> GroupTarget {
             v_server_group_id: Some(format!("rsp-{group}")),
             name: owner(group),
             backends,
+            keep_weights: false,
         },
         drain_window: WINDOW,
         emptying: false,

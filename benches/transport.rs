@@ -183,6 +183,7 @@ fn target(g: usize, backends: Vec<Backend>) -> GroupTarget {
             v_server_group_id: Some(format!("rsp-{g}")),
             name: owner(g),
             backends,
+            keep_weights: false,
         },
         drain_window: Duration::ZERO,
         emptying: false,

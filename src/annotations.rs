@@ -28,6 +28,14 @@ pub const BACKEND_LABEL: &str =
     "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-backend-label";
 /// `eni`/`ecs`: `eni` selects ENI mode (pod IPs as backends).
 pub const BACKEND_TYPE: &str = "service.beta.kubernetes.io/backend-type";
+/// The weight shared by a group's backends, with [`VGROUP_PORT`] (0–100).
+pub const WEIGHT: &str = "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight";
+/// Each backend's weight in Cluster and ENI mode (0–100).
+pub const DEFAULT_WEIGHT: &str =
+    "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-default-weight";
+/// `on`: backends taking traffic keep the weight they have on the SLB.
+pub const IGNORE_WEIGHT_UPDATE: &str =
+    "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-ignore-weight-update";
 
 /// The older form of [`PREFIX`], which ACK still reads when a key is absent in the new
 /// form.
@@ -47,11 +55,12 @@ pub fn value<'a>(annotations: &'a BTreeMap<String, String>, key: &str) -> Option
 }
 
 /// ACK annotations of the Service (under [`PREFIX`] or [`LEGACY_PREFIX`]) that slb-sync
-/// does not read, in their current form, sorted: ACK's backend weights
-/// (`…-weight`, `…-default-weight`, `…-ignore-weight-update`) and every instance and
-/// listener setting, which stay with whoever manages the instance. Set on a managed
-/// Service they change nothing here, so the agent says so rather than ignoring them.
+/// does not read, in their current form, sorted: every instance and listener setting,
+/// which stays with whoever manages the instance, and [`WEIGHT`] without
+/// [`VGROUP_PORT`], which ACK does not read either. Set on a managed Service they change
+/// nothing here, so the agent says so rather than ignoring them.
 pub fn unsupported(annotations: &BTreeMap<String, String>) -> Vec<String> {
+    let with_vgroup_port = value(annotations, VGROUP_PORT).is_some();
     let keys: std::collections::BTreeSet<String> = annotations
         .keys()
         .filter_map(|key| {
@@ -59,7 +68,9 @@ pub fn unsupported(annotations: &BTreeMap<String, String>) -> Vec<String> {
                 .strip_prefix(PREFIX)
                 .or_else(|| key.strip_prefix(LEGACY_PREFIX))?;
             let current = format!("{PREFIX}{suffix}");
-            (!KNOWN_PREFIXED.contains(&current.as_str())).then_some(current)
+            let read = KNOWN_PREFIXED.contains(&current.as_str())
+                && (current != WEIGHT || with_vgroup_port);
+            (!read).then_some(current)
         })
         .collect();
     keys.into_iter().collect()
@@ -192,6 +203,34 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<LbSpec, Vec<Annot
             _ => errors.push(AnnotationError::invalid(BACKEND_TYPE, v, "eni or ecs")),
         }
     }
+    let percent = |key: &'static str, errors: &mut Vec<AnnotationError>| {
+        let v = get(key)?;
+        match v.parse::<u32>() {
+            Ok(w) if w <= 100 => Some(w),
+            _ => {
+                errors.push(AnnotationError::invalid(
+                    key,
+                    v,
+                    "a whole number from 0 to 100",
+                ));
+                None
+            }
+        }
+    };
+    if get(VGROUP_PORT).is_some() {
+        spec.weight = percent(WEIGHT, &mut errors);
+    }
+    spec.default_weight = percent(DEFAULT_WEIGHT, &mut errors);
+    if let Some(v) = get(IGNORE_WEIGHT_UPDATE) {
+        match parse_on_off(v) {
+            Some(on) => spec.ignore_weight_update = on,
+            None => errors.push(AnnotationError::invalid(
+                IGNORE_WEIGHT_UPDATE,
+                v,
+                "on or off",
+            )),
+        }
+    }
     for key in unsupported(annotations) {
         tracing::debug!(%key, "ignoring annotation this agent does not interpret");
     }
@@ -204,13 +243,16 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<LbSpec, Vec<Annot
 }
 
 /// The [`PREFIX`] keys slb-sync reads.
-const KNOWN_PREFIXED: [&str; 6] = [
+const KNOWN_PREFIXED: [&str; 9] = [
     LB_ID,
     VGROUP_PORT,
     CONNECTION_DRAIN,
     CONNECTION_DRAIN_TIMEOUT,
     REMOVE_UNSCHEDULED_BACKEND,
     BACKEND_LABEL,
+    WEIGHT,
+    DEFAULT_WEIGHT,
+    IGNORE_WEIGHT_UPDATE,
 ];
 
 fn parse_on_off(value: &str) -> Option<bool> {

@@ -158,6 +158,7 @@ impl Control {
                                     &cluster_id,
                                 ),
                                 backends: Vec::new(),
+                                keep_weights: false,
                             },
                             drain_window: found.drain_window,
                             emptying: true,

@@ -129,6 +129,7 @@ pub(super) mod tests {
                 v_server_group_id: id.map(str::to_owned),
                 name: OwnerDescription::new(80, "web", "default", "c1"),
                 backends: vec![backend; backends],
+                keep_weights: false,
             },
             drain_window: Duration::from_secs(10),
             emptying: false,

@@ -225,13 +225,50 @@ fn ack_annotations_slb_sync_does_not_read_are_named_in_their_current_form() {
     assert_eq!(
         unsupported(&annotations),
         [
-            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-default-weight",
             "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-spec",
             "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight",
         ],
-        "read keys, the legacy form of a read key and other prefixes are not named"
+        "read keys, the legacy form of a read key and other prefixes are not named; \
+         the weight is, without vgroup-port (ACK does not read it either)"
+    );
+    let mut with_groups = annotations.clone();
+    with_groups.insert(VGROUP_PORT.to_owned(), "rsp-1:80".to_owned());
+    assert_eq!(
+        unsupported(&with_groups),
+        ["service.beta.kubernetes.io/alibaba-cloud-loadbalancer-spec"]
     );
     assert!(unsupported(&mk_annotations(&[(LB_ID, "lb-1")])).is_empty());
+}
+
+#[test]
+fn weights_are_read_as_ack_reads_them() {
+    let spec = parse(&mk_annotations(&[
+        (LB_ID, "lb-1"),
+        (VGROUP_PORT, "rsp-1:80"),
+        (WEIGHT, "60"),
+        (DEFAULT_WEIGHT, " 0 "),
+        (IGNORE_WEIGHT_UPDATE, "ON"),
+    ]))
+    .unwrap();
+    assert_eq!(spec.weight, Some(60));
+    assert_eq!(spec.default_weight, Some(0));
+    assert!(spec.ignore_weight_update);
+    // Without vgroup-port the shared weight is not read (ACK reads it only there).
+    let spec = parse(&mk_annotations(&[(LB_ID, "lb-1"), (WEIGHT, "60")])).unwrap();
+    assert_eq!(spec.weight, None);
+    let errors = parse(&mk_annotations(&[
+        (LB_ID, "lb-1"),
+        (VGROUP_PORT, "rsp-1:80"),
+        (WEIGHT, "101"),
+        (DEFAULT_WEIGHT, "-1"),
+        (IGNORE_WEIGHT_UPDATE, "yes"),
+    ]))
+    .unwrap_err();
+    assert_eq!(
+        invalid_key(&errors),
+        vec![WEIGHT, DEFAULT_WEIGHT, IGNORE_WEIGHT_UPDATE]
+    );
+    assert!(errors[0].to_string().contains("0 to 100"));
 }
 
 #[test]

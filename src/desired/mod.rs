@@ -8,11 +8,13 @@ mod eni;
 mod nodes;
 #[cfg(test)]
 mod tests;
+mod weights;
 
 use crate::index::PortInfo;
 use crate::index::{ClusterIndex, ServiceInfo, ServiceRef};
 pub use crate::model::PlannerConfig;
 use crate::model::{Backend, DesiredGroup, DesiredService, Mode, OwnerDescription};
+use weights::WeightRule;
 
 /// Desired state of every managed Service, sorted by `<namespace>/<name>`.
 pub fn plan_all(index: &ClusterIndex) -> Vec<DesiredService> {
@@ -53,7 +55,8 @@ fn plan_one(index: &ClusterIndex, ns: &str, name: &str, info: &ServiceInfo) -> D
         .iter()
         .filter(|p| port_usable(p, info.mode, errors))
         .collect();
-    let groups: Vec<(&PortInfo, Vec<Backend>)> = match info.mode {
+    let rule = WeightRule::of(spec);
+    let mut groups: Vec<(&PortInfo, Vec<Backend>)> = match info.mode {
         Mode::Cluster => {
             let set = index.node_set(&info.selector);
             errors.extend(set.errors.iter().cloned());
@@ -63,7 +66,7 @@ fn plan_one(index: &ClusterIndex, ns: &str, name: &str, info: &ServiceInfo) -> D
                 .collect()
         }
         Mode::Local => {
-            let weights = nodes::local_weights(index, ns, name, info, errors);
+            let weights = nodes::local_weights(index, ns, name, info, rule, errors);
             ports
                 .into_iter()
                 .map(|p| (p, nodes::local_backends(&weights, node_port(p))))
@@ -77,6 +80,11 @@ fn plan_one(index: &ClusterIndex, ns: &str, name: &str, info: &ServiceInfo) -> D
                 .collect()
         }
     };
+    if info.mode != Mode::Local {
+        for (_, backends) in &mut groups {
+            rule.apply_each(backends);
+        }
+    }
     let cluster_id = &index.config().cluster_id;
     for (p, backends) in groups {
         let Ok(protocol) = p.protocol.as_ref() else {
@@ -100,6 +108,7 @@ fn plan_one(index: &ClusterIndex, ns: &str, name: &str, info: &ServiceInfo) -> D
             v_server_group_id: spec.vgroup_ports.get(&p.port).cloned(),
             name: owner,
             backends,
+            keep_weights: spec.ignore_weight_update,
         });
     }
     out

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::weights::WeightRule;
 use crate::index::{ClusterIndex, EndpointInfo, EndpointState, NodeSet, NodeStatus, ServiceInfo};
 use crate::model::{Backend, BackendState, Weight};
 
@@ -86,6 +87,7 @@ pub(super) fn local_weights(
     ns: &str,
     service: &str,
     info: &ServiceInfo,
+    rule: WeightRule,
     errors: &mut Vec<String>,
 ) -> Vec<NodeWeight> {
     let mut tally: BTreeMap<&str, Tally> = BTreeMap::new();
@@ -137,12 +139,15 @@ pub(super) fn local_weights(
         out.push((instance, state, count));
     }
     let largest = out.iter().map(|(_, _, c)| *c).max().unwrap_or(0);
+    let total = out.iter().map(|(_, _, c)| *c).sum();
     let mut weights: Vec<NodeWeight> = out
         .into_iter()
         .map(|(instance, state, count)| NodeWeight {
             instance,
             state,
-            weight: local_weight(count, largest),
+            weight: rule
+                .node_share(count, total)
+                .unwrap_or_else(|| local_weight(count, largest)),
         })
         .collect();
     // Of two nodes claiming one instance, an active one wins, then the larger weight.

@@ -4,6 +4,7 @@
 
 mod eni;
 mod local;
+mod weights;
 
 use super::*;
 use crate::annotations::{BACKEND_LABEL, LB_ID, REMOVE_UNSCHEDULED_BACKEND, VGROUP_PORT};
@@ -108,6 +109,14 @@ fn nodes_ack_leaves_out_are_left_out() {
         let index = index_with(&[mk_service("web")], &nodes);
         assert_eq!(backends(&index, "web"), ["i-a:30080/100/active"], "{key}");
     }
+    // Hybrid-cloud nodes (outside the VPC) are left out, without an error.
+    let nodes = [
+        mk_node("n1", "i-a"),
+        provider_id(mk_node("n2", "x"), Some("ack-hybrid://cn-hangzhou.i-far")),
+    ];
+    let index = index_with(&[mk_service("web")], &nodes);
+    assert_eq!(backends(&index, "web"), ["i-a:30080/100/active"]);
+    assert!(plan(&index, "web").errors.is_empty());
 }
 
 #[test]

@@ -435,9 +435,9 @@ fn managed_services<'a>(
                      sends an UnsupportedAnnotation Event)",
                     unsupported.join(", ")
                 ),
-                "backend weights are 100 (Cluster, ENI) or the node's pod count (Local); \
-                 set instance and listener settings where the instance is managed, and \
-                 see docs/configuration.md, \"ACK compatibility of backend selection\""
+                "`…-weight` is read only with `…-vgroup-port`, as ACK reads it; set \
+                 instance and listener settings where the instance is managed, and see \
+                 docs/configuration.md, \"ACK compatibility of backend selection\""
                     .to_owned(),
             );
         }

@@ -20,6 +20,10 @@ pub const EXCLUDE_LABELS: [&str; 6] = [
     "service.beta.kubernetes.io/exclude-node",
 ];
 
+/// `spec.providerID` prefix of ACK's hybrid-cloud nodes (machines outside the VPC): no
+/// SLB can reach them, so ACK leaves them out of every group and so does the planner.
+pub const HYBRID_PROVIDER_PREFIX: &str = "ack-hybrid://";
+
 /// Taints that announce a node's removal; its backends are drained, not dropped.
 pub const DRAIN_TAINTS: [&str; 2] = ["ToBeDeletedByClusterAutoscaler", "karpenter.sh/disrupted"];
 
@@ -58,7 +62,7 @@ pub(crate) struct NodeInfo {
     pub(crate) name: Arc<str>,
     /// All labels, sorted by key (backend-label selectors may name any of them).
     labels: Box<[(Arc<str>, Arc<str>)]>,
-    /// Carries one of [`EXCLUDE_LABELS`].
+    /// Carries one of [`EXCLUDE_LABELS`], or is a hybrid-cloud node.
     excluded: bool,
     /// The ECS instance id from `spec.providerID`, or the raw value when it is unusable.
     pub(crate) instance: Result<Arc<str>, Option<Box<str>>>,
@@ -96,6 +100,8 @@ impl NodeInfo {
         });
         let spec = node.spec.as_ref();
         let provider_id = spec.and_then(|s| s.provider_id.as_deref());
+        let excluded =
+            excluded || provider_id.is_some_and(|id| id.starts_with(HYBRID_PROVIDER_PREFIX));
         let instance = match provider_id.and_then(parse_provider_id) {
             Some(id) => Ok(interner.get(id)),
             None => Err(provider_id.map(Box::from)),

@@ -353,6 +353,10 @@ pub struct DesiredGroup {
     pub name: OwnerDescription,
     /// Sorted by [`BackendKey`] order, one entry per key.
     pub backends: Vec<Backend>,
+    /// `…-ignore-weight-update: on`: a member already taking traffic keeps its weight on
+    /// the SLB; only backends joining, leaving or rising from 0 get the desired one.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub keep_weights: bool,
 }
 
 /// Everything the planner decided for one managed Service.

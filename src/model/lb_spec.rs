@@ -22,6 +22,15 @@ pub struct LbSpec {
     pub backend_labels: Vec<(String, String)>,
     /// `service.beta.kubernetes.io/backend-type`; `Some(Eni)` selects ENI mode.
     pub backend_type: Option<BackendType>,
+    /// `…-weight` (0–100): the weight shared by the group's backends. ACK reads it only
+    /// with `…-vgroup-port`, and so does the planner.
+    pub weight: Option<u32>,
+    /// `…-default-weight` (0–100): each backend's weight in Cluster and ENI mode (100
+    /// when absent); Local mode weighs nodes by their pods, as ACK does.
+    pub default_weight: Option<u32>,
+    /// `…-ignore-weight-update: on`: a backend already taking traffic keeps the weight it
+    /// has on the SLB (set by hand, say) instead of getting the computed one.
+    pub ignore_weight_update: bool,
 }
 
 impl LbSpec {

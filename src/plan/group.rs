@@ -151,7 +151,9 @@ pub fn plan_group_holding(
             continue;
         }
         if want.state == BackendState::Active {
-            if have.weight != want.weight {
+            // `ignore-weight-update`: a member taking traffic keeps the weight it has.
+            let kept = desired.keep_weights && have.weight != Weight::ZERO;
+            if have.weight != want.weight && !kept {
                 raises.push(written(have, want.weight, owner.as_str()));
             }
             if started_at(key).is_some() {

@@ -234,10 +234,11 @@ async fn a_bad_annotation_gets_an_event_while_another_service_keeps_syncing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ack_annotations_the_agent_does_not_read_get_one_event_and_change_nothing() {
+async fn ack_weights_are_applied_and_annotations_the_agent_does_not_read_get_one_event() {
     let kube = start_kube().await;
     let slb = slb_mock::start_mock(seed()).await;
     kube.put(&node(1)).unwrap();
+    // With vgroup-port, ACK's shared weight is read: the group's 60 split over its nodes.
     let mut annotations = web_annotations();
     annotations.push(("weight", "60"));
     annotations.push((
@@ -247,9 +248,9 @@ async fn ack_annotations_the_agent_does_not_read_get_one_event_and_change_nothin
     kube.put(&service("web", &annotations, false)).unwrap();
     let agent = start_agent(&kube, &slb, "agent-a").await;
 
-    eventually("web synced at the weight it always gets", WAIT, || {
+    eventually("web synced at the shared weight", WAIT, || {
         let m = members(&slb, GROUP);
-        (m.len() == 1 && m[0].2 == 100).then_some(())
+        (m.len() == 1 && m[0].2 == 60).then_some(())
     })
     .await;
     let unsupported = || {
@@ -265,15 +266,17 @@ async fn ack_annotations_the_agent_does_not_read_get_one_event_and_change_nothin
     assert_eq!(event["type"], "Warning");
     let note = event["note"].as_str().unwrap();
     assert!(
-        note.contains("alibaba-cloud-loadbalancer-weight")
-            && note.contains("alibaba-cloud-loadbalancer-spec")
+        note.contains("alibaba-cloud-loadbalancer-spec")
+            && !note.contains("loadbalancer-weight")
             && !note.contains("vgroup-port"),
         "{note}"
     );
-    // Once per distinct set: a node change re-plans `web` without a second Event.
+    // Once per distinct set: a node change re-plans `web` without a second Event, and
+    // the two nodes share the weight (30 each).
     kube.put(&node(2)).unwrap();
     eventually("web follows the new node", WAIT, || {
-        (members(&slb, GROUP).len() == 2).then_some(())
+        let m = members(&slb, GROUP);
+        (m.len() == 2 && m.iter().all(|b| b.2 == 30)).then_some(())
     })
     .await;
     let count: u64 = unsupported()

@@ -150,6 +150,79 @@ fn eni_example_plans_pod_ips_with_gate_bootstrap_and_draining() {
     assert_eq!(out, json!({"services": [expected_eni()]}));
 }
 
+/// ACK's backend annotations and node rules (docs/configuration.md, "ACK compatibility of
+/// backend selection"), on the examples with them added, against what ACK's controller
+/// computes.
+#[test]
+fn ack_weight_annotations_and_hybrid_nodes_plan_as_ack_computes_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let copy = |from: &str, to: &str, edit: &dyn Fn(String) -> String| {
+        let text = std::fs::read_to_string(examples().join(from)).unwrap();
+        let edited = edit(text.clone());
+        assert_ne!(edited, text, "{from} was edited");
+        std::fs::write(dir.path().join(to), edited).unwrap();
+    };
+    let annotate = |lines: &'static str| {
+        move |text: String| {
+            text.replacen("  annotations:\n", &format!("  annotations:\n{lines}"), 1)
+        }
+    };
+    // Local with a shared weight of 60 on a group named by vgroup-port: .11 hosts two of
+    // the three counted pods (60 × 2 / 3 = 40), .12 one (20); a ready pod on a hybrid
+    // node (outside the VPC) counts nowhere.
+    copy(
+        "local/workload.yaml",
+        "local-workload.yaml",
+        &annotate(
+            "    service.beta.kubernetes.io/alibaba-cloud-loadbalancer-vgroup-port: rsp-web:80\n    \
+             service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight: \"60\"\n",
+        ),
+    );
+    copy("local/cluster-state.yaml", "local-state.yaml", &|text| {
+        text + "---\napiVersion: v1\nkind: Node\nmetadata:\n  name: cn-hangzhou.10.0.1.16\n  \
+                labels: {pool: web-local}\nspec: {providerID: \"ack-hybrid://cn-hangzhou.i-far\"}\n\
+                ---\napiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  \
+                name: web-local-hybrid\n  namespace: demo\n  \
+                labels: {kubernetes.io/service-name: web-local}\naddressType: IPv4\n\
+                ports:\n- {name: http, port: 8080, protocol: TCP}\nendpoints:\n\
+                - addresses: [10.0.24.61]\n  conditions: {ready: true, serving: true, terminating: false}\n  \
+                nodeName: cn-hangzhou.10.0.1.16\n"
+    });
+    // ENI with a default weight of 30 and weights left alone once serving.
+    copy(
+        "eni/workload.yaml",
+        "eni-workload.yaml",
+        &annotate(
+            "    service.beta.kubernetes.io/alibaba-cloud-loadbalancer-default-weight: \"30\"\n    \
+             service.beta.kubernetes.io/alibaba-cloud-loadbalancer-ignore-weight-update: \"on\"\n",
+        ),
+    );
+    std::fs::copy(
+        examples().join("eni/cluster-state.yaml"),
+        dir.path().join("eni-state.yaml"),
+    )
+    .unwrap();
+    let out = plan_json(
+        &["plan", "--offline", &dir.path().display().to_string()],
+        &[],
+    );
+    let mut local = expected_local();
+    local["groups"][0]["vServerGroupId"] = json!("rsp-web");
+    local["groups"][0]["backends"] = json!([
+        ecs(N11, 31080, 40, "active"),
+        ecs(N12, 31080, 20, "active"),
+        ecs(N13, 31080, 0, "draining"),
+    ]);
+    let mut eni = expected_eni();
+    for backend in eni["groups"][0]["backends"].as_array_mut().unwrap() {
+        if backend["state"] == "active" {
+            backend["weight"] = json!(30);
+        }
+    }
+    eni["groups"][0]["keepWeights"] = json!(true);
+    assert_eq!(out, json!({"services": [eni, local]}));
+}
+
 /// The README's Quick start: all examples at once form one cluster (the shared Nodes are
 /// merged), Services sorted by `<namespace>/<name>`.
 #[test]

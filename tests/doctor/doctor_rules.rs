@@ -456,7 +456,8 @@ fn a_managed_service_with_bad_annotations_is_an_error_naming_the_key() {
 
 #[test]
 fn ack_annotations_the_agent_does_not_read_are_named_as_info() {
-    let mut docs = example("cluster");
+    // The shared weight without vgroup-port: ACK does not read it there either.
+    let mut docs = example("eni");
     set_annotation(
         &mut docs,
         "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-weight",

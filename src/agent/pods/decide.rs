@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::Node;
 
 use crate::index::parse_provider_id;
 use crate::k8s::names::{gated_service, DRAINED_CONDITION, POD_FINALIZER};
-use crate::model::{BackendState, BackendType, GroupObservation, Mode, StoredPod};
+use crate::model::{BackendState, BackendType, GroupObservation, Mode, SlbBackend, StoredPod};
 
 /// Reason of a readiness gate condition whose backend carries traffic.
 pub const REASON_REGISTERED: &str = "BackendRegistered";
@@ -159,11 +159,12 @@ pub fn group_drained(
             let desired = observation.target.desired.backends.iter().find(|b| {
                 b.backend_type == BackendType::Ecs && b.server_id.as_ref() == Some(instance)
             });
+            // The desired weight excludes the pod; under `ignore-weight-update` the node
+            // keeps the weight it has, and kube-proxy on it sends the pod nothing.
+            let keep = observation.target.desired.keep_weights && member.weight.get() > 0;
             others_on_node
                 && desired.is_some_and(|d| {
-                    d.state == BackendState::Active
-                        && d.weight.get() > 0
-                        && d.weight == member.weight
+                    d.state == BackendState::Active && (d.weight == member.weight || keep)
                 })
         }
         Mode::Cluster => true,
@@ -172,7 +173,8 @@ pub fn group_drained(
 
 /// Whether the pod's backend is registered in one group.
 ///
-/// ENI and Cluster: its backend (the pod's IP; its node) is a member with weight > 0.
+/// ENI and Cluster: its backend (the pod's IP; its node) is a member with weight > 0, or
+/// at 0 when that is the weight the Service's weight annotations give it.
 /// Local: its node is a member at any weight, and the target the pass ran for wants the
 /// node active (so a pass planned while the node was draining cannot open the gate).
 /// Local deliberately does not wait for weight > 0: the planner holds a node whose only
@@ -182,13 +184,21 @@ pub fn group_drained(
 /// would deadlock, and raising the weight before Ready is race 3 on the way in.
 pub fn group_registered(mode: Mode, place: &PodPlace, observation: &GroupObservation) -> bool {
     let on_node = |server_id: &str| matches!(&place.instance, Some(Some(id)) if id == server_id);
+    // At weight 0 only when the Service's weights put it there (`…-weight: "0"`, a
+    // `…-default-weight` of 0): the user took the group out of traffic on purpose.
+    let weighed = |b: &SlbBackend| {
+        b.weight.get() > 0
+            || observation.target.desired.backends.iter().any(|d| {
+                d.state == BackendState::Active && d.weight.get() == 0 && Some(d.key()) == b.key()
+            })
+    };
     match mode {
         Mode::Eni => observation
             .owned()
-            .any(|b| b.weight.get() > 0 && b.server_ip.is_some_and(|ip| place.ips.contains(&ip))),
-        Mode::Cluster => observation.owned().any(|b| {
-            b.weight.get() > 0 && b.backend_type == BackendType::Ecs && on_node(&b.server_id)
-        }),
+            .any(|b| weighed(b) && b.server_ip.is_some_and(|ip| place.ips.contains(&ip))),
+        Mode::Cluster => observation
+            .owned()
+            .any(|b| weighed(b) && b.backend_type == BackendType::Ecs && on_node(&b.server_id)),
         Mode::Local => {
             let present = observation
                 .owned()

@@ -65,6 +65,7 @@ pub(super) fn mk_desired(mut backends: Vec<Backend>) -> DesiredGroup {
         v_server_group_id: Some(GROUP.to_owned()),
         name: owner(),
         backends,
+        keep_weights: false,
     }
 }
 

@@ -94,6 +94,38 @@ fn draining_backend_desired_again_is_restored_by_set_weight_not_re_added() {
     assert_eq!(plan.requeue_at, None);
 }
 
+/// `…-ignore-weight-update: on`: what a member weighs while it takes traffic is the
+/// user's; joining, leaving and rising from 0 still go by the desired weights.
+#[test]
+fn kept_weights_leave_serving_members_as_they_are() {
+    let observed = mk_observed(vec![mk_owned(1, 37), mk_owned(2, 0), mk_owned(3, 100)]);
+    let mut desired = mk_desired(vec![
+        mk_ecs(1, 100, Active),
+        mk_ecs(2, 100, Active),
+        mk_ecs(3, 100, Draining),
+        mk_ecs(4, 100, Active),
+    ]);
+    desired.keep_weights = true;
+    let plan = mk_plan(&desired, &observed, &DrainLedger::new(), mk_ts(0));
+    assert_eq!(
+        summary(&plan.steps),
+        vec![
+            (StepAction::Add, ids(&[("i-004", 100)])),
+            (StepAction::SetWeight, ids(&[("i-002", 100), ("i-003", 0)])),
+        ],
+        "i-001 keeps its 37"
+    );
+    desired.keep_weights = false;
+    let plan = mk_plan(&desired, &observed, &DrainLedger::new(), mk_ts(0));
+    assert_eq!(
+        summary(&plan.steps)[1],
+        (
+            StepAction::SetWeight,
+            ids(&[("i-001", 100), ("i-002", 100), ("i-003", 0)])
+        )
+    );
+}
+
 #[test]
 fn restore_happens_even_after_the_window_elapsed() {
     let observed = mk_observed(vec![mk_owned(1, 0)]);

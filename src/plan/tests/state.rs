@@ -92,6 +92,7 @@ fn web_service() -> DesiredService {
         v_server_group_id: None,
         name: OwnerDescription::new(443, "web", "default", "c1"),
         backends: vec![Backend::eni(mk_ip("10.0.0.7"), 8443, mk_w(100), Active)],
+        keep_weights: false,
     };
     DesiredService {
         service: "default/web".into(),

@@ -59,6 +59,7 @@ pub(super) fn mk_target(lb: &str, port: u16, mut backends: Vec<Backend>) -> Grou
             v_server_group_id: Some(format!("rsp-{port}")),
             name: mk_owner(port),
             backends,
+            keep_weights: false,
         },
         drain_window: WINDOW,
         emptying: false,

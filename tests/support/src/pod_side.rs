@@ -328,6 +328,7 @@ pub fn pass(h: &Harness, desired: Vec<Backend>, members: Vec<SlbBackend>) {
             v_server_group_id: Some("rsp-1".into()),
             name: owner(),
             backends: desired,
+            keep_weights: false,
         },
         drain_window: Duration::from_secs(5),
         emptying: false,

@@ -129,6 +129,7 @@ pub fn target(backends: Vec<Backend>, window: Duration) -> GroupTarget {
             v_server_group_id: Some(GROUP.to_owned()),
             name: owner(),
             backends,
+            keep_weights: false,
         },
         drain_window: window,
         emptying: false,

@@ -124,8 +124,16 @@ fn local_drain_needs_the_node_gone_unless_others_keep_serving_on_it() {
     let obs = mk_observation(vec![lowered.clone()], vec![mk_ecs_member("i-a", 3)]);
     assert!(!group_drained(Mode::Local, &place, true, &obs));
     // Without another serving endpoint on the node the weight match may be a stale plan.
-    let obs = mk_observation(vec![lowered], vec![mk_ecs_member("i-a", 2)]);
+    let obs = mk_observation(vec![lowered.clone()], vec![mk_ecs_member("i-a", 2)]);
     assert!(!group_drained(Mode::Local, &place, false, &obs));
+    // `ignore-weight-update`: the node keeps its weight, and the others keep it serving.
+    let mut kept = mk_observation(vec![lowered], vec![mk_ecs_member("i-a", 3)]);
+    kept.target.desired.keep_weights = true;
+    assert!(group_drained(Mode::Local, &place, true, &kept));
+    // `…-weight: "0"`: the node takes no SLB traffic at all.
+    let zero = Backend::ecs("i-a", 30080, Weight::ZERO, BackendState::Active);
+    let obs = mk_observation(vec![zero], vec![mk_ecs_member("i-a", 0)]);
+    assert!(group_drained(Mode::Local, &place, true, &obs));
 }
 
 #[test]

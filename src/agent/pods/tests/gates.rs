@@ -29,6 +29,25 @@ fn eni_and_cluster_gates_open_only_with_the_backend_at_positive_weight_in_every_
     assert!(!gate_condition(gate, Mode::Cluster, &place, &[&node_zero]).status);
     let other_node = mk_observation(vec![], vec![mk_ecs_member("i-b", 100)]);
     assert!(!gate_condition(gate, Mode::Cluster, &place, &[&other_node]).status);
+
+    // At weight 0 when the Service's weights want it there (`…-weight: "0"`).
+    let ip: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+    let wanted_zero = |b: Backend| mk_observation(vec![b], vec![]);
+    let mut eni_zero = wanted_zero(Backend::eni(ip, 8080, Weight::ZERO, BackendState::Active));
+    eni_zero.backends = vec![mk_eni_member("10.0.0.7", 0)];
+    assert!(gate_condition(gate, Mode::Eni, &place, &[&eni_zero]).status);
+    let mut node_zero_wanted = wanted_zero(Backend::ecs(
+        "i-a",
+        30080,
+        Weight::ZERO,
+        BackendState::Active,
+    ));
+    node_zero_wanted.backends = vec![mk_ecs_member("i-a", 0)];
+    assert!(gate_condition(gate, Mode::Cluster, &place, &[&node_zero_wanted]).status);
+    // Not when the zero is a drain.
+    let mut draining = wanted_zero(Backend::eni(ip, 8080, Weight::ZERO, BackendState::Draining));
+    draining.backends = vec![mk_eni_member("10.0.0.7", 0)];
+    assert!(!gate_condition(gate, Mode::Eni, &place, &[&draining]).status);
 }
 
 #[test]

@@ -155,6 +155,7 @@ fn mk_observation(desired: Vec<Backend>, backends: Vec<SlbBackend>) -> GroupObse
                 v_server_group_id: Some("rsp-1".into()),
                 name: owner(),
                 backends: desired,
+                keep_weights: false,
             },
             drain_window: Duration::from_secs(30),
             emptying: false,
