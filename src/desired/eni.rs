@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
-use crate::index::{ClusterIndex, EndpointState, PortInfo, SliceInfo, TargetPort};
+use crate::index::{
+    ClusterIndex, EndpointInfo, EndpointState, NodeSelector, PortInfo, SliceInfo, TargetPort,
+};
 use crate::model::{Backend, BackendState, Weight};
 
 use super::nodes::{counts, Bootstrap};
@@ -27,18 +29,37 @@ fn target_port(slice_name: &str, slice: &SliceInfo, port: &PortInfo) -> Result<u
     }
 }
 
-/// One backend per endpoint address: counted → active at 100, terminating → draining
-/// at 0, others absent. Sorted by backend key, one entry per key (active wins).
+/// Which endpoints become ENI backends.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Pods<'a> {
+    /// Every one (ENI mode).
+    All,
+    /// Those on virtual nodes the selector admits (Cluster and Local mode: ECI pods have
+    /// no node backend to go through).
+    OnVirtualNodes(&'a NodeSelector),
+}
+
+/// One backend per endpoint address of `pods`: counted → active at 100, terminating →
+/// draining at 0, others absent. Sorted by backend key, one entry per key (active wins).
 pub(super) fn eni_backends(
     index: &ClusterIndex,
     ns: &str,
     service: &str,
     port: &PortInfo,
+    pods: Pods<'_>,
     errors: &mut Vec<String>,
 ) -> Vec<Backend> {
+    let wanted = |ep: &EndpointInfo| match pods {
+        Pods::All => true,
+        Pods::OnVirtualNodes(selector) => ep
+            .node
+            .as_deref()
+            .and_then(|name| index.node(name))
+            .is_some_and(|node| node.virtual_for(selector)),
+    };
     let mut out = Vec::new();
     for (slice_name, slice) in index.slices_of(ns, service) {
-        if slice.endpoints.is_empty() {
+        if !slice.endpoints.iter().any(wanted) {
             continue;
         }
         let target = match target_port(slice_name, slice, port) {
@@ -48,7 +69,7 @@ pub(super) fn eni_backends(
                 continue;
             }
         };
-        for ep in slice.endpoints.iter() {
+        for ep in slice.endpoints.iter().filter(|ep| wanted(ep)) {
             let (weight, state) = if counts(index, ns, service, ep, Bootstrap::ContainersReady) {
                 (Weight::MAX, BackendState::Active)
             } else if ep.state == EndpointState::Terminating {

@@ -13,7 +13,8 @@ mod weights;
 use crate::index::PortInfo;
 use crate::index::{ClusterIndex, ServiceInfo, ServiceRef};
 pub use crate::model::PlannerConfig;
-use crate::model::{Backend, DesiredGroup, DesiredService, Mode, OwnerDescription};
+use crate::model::{Backend, BackendState, DesiredGroup, DesiredService, Mode, OwnerDescription};
+use eni::Pods;
 use weights::WeightRule;
 
 /// Desired state of every managed Service, sorted by `<namespace>/<name>`.
@@ -56,27 +57,39 @@ fn plan_one(index: &ClusterIndex, ns: &str, name: &str, info: &ServiceInfo) -> D
         .filter(|p| port_usable(p, info.mode, errors))
         .collect();
     let rule = WeightRule::of(spec);
+    // Pods on virtual nodes join node-mode groups as ENI backends (`eni.rs`).
+    let on_virtual = Pods::OnVirtualNodes(&info.selector);
     let mut groups: Vec<(&PortInfo, Vec<Backend>)> = match info.mode {
         Mode::Cluster => {
             let set = index.node_set(&info.selector);
             errors.extend(set.errors.iter().cloned());
-            ports
-                .into_iter()
-                .map(|p| (p, nodes::cluster_backends(&set, node_port(p))))
-                .collect()
+            let mut out = Vec::with_capacity(ports.len());
+            for p in ports {
+                let mut backends = nodes::cluster_backends(&set, node_port(p));
+                backends.extend(eni::eni_backends(index, ns, name, p, on_virtual, errors));
+                out.push((p, backends));
+            }
+            out
         }
         Mode::Local => {
             let weights = nodes::local_weights(index, ns, name, info, rule, errors);
-            ports
-                .into_iter()
-                .map(|p| (p, nodes::local_backends(&weights, node_port(p))))
-                .collect()
+            let mut out = Vec::with_capacity(ports.len());
+            for p in ports {
+                let mut backends = nodes::local_backends(&weights.nodes, node_port(p));
+                let mut pods = eni::eni_backends(index, ns, name, p, on_virtual, errors);
+                for pod in pods.iter_mut().filter(|b| b.state == BackendState::Active) {
+                    pod.weight = weights.virtual_pod;
+                }
+                backends.append(&mut pods);
+                out.push((p, backends));
+            }
+            out
         }
         Mode::Eni => {
             eni::report_bad_addresses(index, ns, name, errors);
             ports
                 .into_iter()
-                .map(|p| (p, eni::eni_backends(index, ns, name, p, errors)))
+                .map(|p| (p, eni::eni_backends(index, ns, name, p, Pods::All, errors)))
                 .collect()
         }
     };

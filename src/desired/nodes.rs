@@ -89,10 +89,22 @@ pub(super) fn local_weights(
     info: &ServiceInfo,
     rule: WeightRule,
     errors: &mut Vec<String>,
-) -> Vec<NodeWeight> {
+) -> LocalWeights {
     let mut tally: BTreeMap<&str, Tally> = BTreeMap::new();
+    let mut virtual_pods = 0u32;
     for (slice_name, slice) in index.slices_of(ns, service) {
         for ep in slice.endpoints.iter() {
+            let on_virtual = ep
+                .node
+                .as_deref()
+                .and_then(|name| index.node(name))
+                .is_some_and(|node| node.virtual_for(&info.selector));
+            if on_virtual {
+                // An ENI backend of its own (see `eni.rs`), weighed below.
+                virtual_pods +=
+                    u32::from(counts(index, ns, service, ep, Bootstrap::ContainersReady));
+                continue;
+            }
             let counted = counts(index, ns, service, ep, Bootstrap::Listed);
             if !counted && ep.state != EndpointState::Terminating {
                 continue;
@@ -139,7 +151,7 @@ pub(super) fn local_weights(
         out.push((instance, state, count));
     }
     let largest = out.iter().map(|(_, _, c)| *c).max().unwrap_or(0);
-    let total = out.iter().map(|(_, _, c)| *c).sum();
+    let total = out.iter().map(|(_, _, c)| *c).sum::<u32>() + virtual_pods;
     let mut weights: Vec<NodeWeight> = out
         .into_iter()
         .map(|(instance, state, count)| NodeWeight {
@@ -153,7 +165,17 @@ pub(super) fn local_weights(
     // Of two nodes claiming one instance, an active one wins, then the larger weight.
     weights.sort_by(|a, b| (&a.instance, a.state, b.weight).cmp(&(&b.instance, b.state, a.weight)));
     weights.dedup_by(|later, earlier| later.instance == earlier.instance);
-    weights
+    LocalWeights {
+        nodes: weights,
+        virtual_pod: rule.pod_share(total),
+    }
+}
+
+/// A Local-mode Service's node weights, and what each of its pods on a virtual node
+/// weighs (an ENI backend of its own).
+pub(super) struct LocalWeights {
+    pub(super) nodes: Vec<NodeWeight>,
+    pub(super) virtual_pod: Weight,
 }
 
 /// Node weight = counted endpoints, scaled when the largest exceeds 100:

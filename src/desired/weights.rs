@@ -59,6 +59,14 @@ impl WeightRule {
     }
 }
 
+impl WeightRule {
+    /// A Local-mode pod on a virtual node (an ENI backend of its own) of `total` counted
+    /// pods: 1 (ACK weighs such a pod as one pod), or its share of `Shared`.
+    pub(super) fn pod_share(self, total: u32) -> Weight {
+        self.node_share(1, total).unwrap_or(weight(1))
+    }
+}
+
 fn weight(value: u32) -> Weight {
     Weight::new(value.min(100)).unwrap_or(Weight::MAX)
 }

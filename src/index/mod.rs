@@ -35,8 +35,8 @@ pub use affected::{Affected, IndexStats, NodeSetChange};
 pub(crate) use intern::Interner;
 pub use listed::Listed;
 pub use node::parse_provider_id;
+pub use node::{is_virtual_node, DRAIN_TAINTS, EXCLUDE_LABELS, VIRTUAL_NODE_LABEL};
 pub(crate) use node::{NodeInfo, NodeSelector, NodeStatus};
-pub use node::{DRAIN_TAINTS, EXCLUDE_LABELS};
 pub(crate) use node_set::NodeSet;
 use node_set::NodeSetCache;
 use node_store::NodeStore;
@@ -381,10 +381,11 @@ impl ClusterIndex {
     }
 
     fn note_endpoint_change(&self, affected: &mut Affected, ns: &str, service: &str) {
-        if self
-            .service_info(ns, service)
-            .is_some_and(ServiceInfo::uses_endpoints)
-        {
+        // Cluster-mode groups hold the pods of virtual nodes: with any in the cluster,
+        // their endpoints matter to every Cluster-mode Service too.
+        if self.service_info(ns, service).is_some_and(|info| {
+            info.uses_endpoints() || (info.uses_node_set() && self.nodes.has_virtual())
+        }) {
             affected.insert(ns, service);
         }
     }

@@ -24,6 +24,20 @@ pub const EXCLUDE_LABELS: [&str; 6] = [
 /// SLB can reach them, so ACK leaves them out of every group and so does the planner.
 pub const HYBRID_PROVIDER_PREFIX: &str = "ack-hybrid://";
 
+/// The label of a virtual node (virtual-kubelet, whose pods run on ECI): no ECS instance
+/// behind it, so it is never a node backend; its pods join Cluster and Local groups as
+/// ENI backends at their own IP, as ACK adds them.
+pub const VIRTUAL_NODE_LABEL: (&str, &str) = ("type", "virtual-kubelet");
+
+/// Whether `node` is a virtual node ([`VIRTUAL_NODE_LABEL`]).
+pub fn is_virtual_node(node: &Node) -> bool {
+    node.metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(VIRTUAL_NODE_LABEL.0))
+        .is_some_and(|v| v == VIRTUAL_NODE_LABEL.1)
+}
+
 /// Taints that announce a node's removal; its backends are drained, not dropped.
 pub const DRAIN_TAINTS: [&str; 2] = ["ToBeDeletedByClusterAutoscaler", "karpenter.sh/disrupted"];
 
@@ -64,6 +78,8 @@ pub(crate) struct NodeInfo {
     labels: Box<[(Arc<str>, Arc<str>)]>,
     /// Carries one of [`EXCLUDE_LABELS`], or is a hybrid-cloud node.
     excluded: bool,
+    /// A virtual node ([`VIRTUAL_NODE_LABEL`]).
+    pub(crate) virtual_node: bool,
     /// The ECS instance id from `spec.providerID`, or the raw value when it is unusable.
     pub(crate) instance: Result<Arc<str>, Option<Box<str>>>,
     unschedulable: bool,
@@ -73,7 +89,8 @@ pub(crate) struct NodeInfo {
 /// A node's standing for one [`NodeSelector`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NodeStatus {
-    /// Not a backend: exclusion label, control-plane role or backend-label miss.
+    /// Not a backend: exclusion label, control-plane role, virtual node or
+    /// backend-label miss.
     Excluded,
     /// Would be a backend but its providerID gives no instance id.
     NoInstance,
@@ -113,6 +130,7 @@ impl NodeInfo {
             name: interner.get(name),
             labels: labels.into_boxed_slice(),
             excluded,
+            virtual_node: is_virtual_node(node),
             instance,
             unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
             drain_taint,
@@ -126,13 +144,23 @@ impl NodeInfo {
             .map(|i| &*self.labels[i].1)
     }
 
-    /// Whether and how this node backs Services that use `selector`.
-    pub(crate) fn status(&self, selector: &NodeSelector) -> NodeStatus {
-        let label_miss = selector
+    fn label_miss(&self, selector: &NodeSelector) -> bool {
+        selector
             .labels
             .iter()
-            .any(|(k, v)| self.label(k) != Some(&**v));
-        if self.excluded || label_miss {
+            .any(|(k, v)| self.label(k) != Some(&**v))
+    }
+
+    /// A virtual node whose pods back Services that use `selector` (as ENI backends):
+    /// its `backend-label`s count, its exclusion labels do not (ACK's order).
+    pub(crate) fn virtual_for(&self, selector: &NodeSelector) -> bool {
+        self.virtual_node && !self.label_miss(selector)
+    }
+
+    /// Whether and how this node backs Services that use `selector`.
+    pub(crate) fn status(&self, selector: &NodeSelector) -> NodeStatus {
+        let label_miss = self.label_miss(selector);
+        if self.excluded || self.virtual_node || label_miss {
             return NodeStatus::Excluded;
         }
         let Ok(instance) = &self.instance else {

@@ -17,15 +17,19 @@ fn order_key(info: &NodeInfo) -> OrderKey {
 pub(crate) struct NodeStore {
     by_name: HashMap<Arc<str>, Arc<NodeInfo>>,
     ordered: BTreeMap<OrderKey, Arc<NodeInfo>>,
+    /// How many are virtual nodes.
+    virtual_nodes: usize,
 }
 
 impl NodeStore {
     /// Stores `info`, returning the node it replaces.
     pub(crate) fn insert(&mut self, info: NodeInfo) -> Option<Arc<NodeInfo>> {
         let info = Arc::new(info);
+        self.virtual_nodes += usize::from(info.virtual_node);
         let old = self.by_name.insert(info.name.clone(), Arc::clone(&info));
         if let Some(old) = &old {
             self.ordered.remove(&order_key(old));
+            self.virtual_nodes -= usize::from(old.virtual_node);
         }
         self.ordered.insert(order_key(&info), info);
         old
@@ -34,7 +38,13 @@ impl NodeStore {
     pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<NodeInfo>> {
         let old = self.by_name.remove(name)?;
         self.ordered.remove(&order_key(&old));
+        self.virtual_nodes -= usize::from(old.virtual_node);
         Some(old)
+    }
+
+    /// Whether any node is virtual: Cluster-mode groups then hold pods too.
+    pub(crate) fn has_virtual(&self) -> bool {
+        self.virtual_nodes > 0
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&NodeInfo> {

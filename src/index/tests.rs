@@ -137,6 +137,15 @@ fn slice_changes_affect_local_and_eni_owners_not_cluster_ones() {
     );
     assert!(index.apply_endpoint_slice(&next("c1")).is_empty());
     assert!(index.apply_endpoint_slice(&next("unknown")).is_empty());
+    // With a virtual node in the cluster, Cluster-mode groups hold pods too (those on it).
+    let vk = label(mk_node("vk", "vk-1"), "type", "virtual-kubelet");
+    index.apply_node(&vk);
+    let on_vk = mk_slice("c1", "1", vec![ready("10.0.9.1", "vk")]);
+    assert_eq!(names(&index.apply_endpoint_slice(&on_vk)), ["default/c1"]);
+    index.delete_node(&vk);
+    assert!(index
+        .apply_endpoint_slice(&mk_slice("c1", "1", vec![]))
+        .is_empty());
 
     // Relabelled to another Service: both sides change.
     let mut moved = next("l");

@@ -154,7 +154,7 @@ fn eni_example_plans_pod_ips_with_gate_bootstrap_and_draining() {
 /// backend selection"), on the examples with them added, against what ACK's controller
 /// computes.
 #[test]
-fn ack_weight_annotations_and_hybrid_nodes_plan_as_ack_computes_them() {
+fn ack_weights_virtual_and_hybrid_nodes_plan_as_ack_computes_them() {
     let dir = tempfile::tempdir().unwrap();
     let copy = |from: &str, to: &str, edit: &dyn Fn(String) -> String| {
         let text = std::fs::read_to_string(examples().join(from)).unwrap();
@@ -167,9 +167,10 @@ fn ack_weight_annotations_and_hybrid_nodes_plan_as_ack_computes_them() {
             text.replacen("  annotations:\n", &format!("  annotations:\n{lines}"), 1)
         }
     };
-    // Local with a shared weight of 60 on a group named by vgroup-port: .11 hosts two of
-    // the three counted pods (60 × 2 / 3 = 40), .12 one (20); a ready pod on a hybrid
-    // node (outside the VPC) counts nowhere.
+    // Local with a shared weight of 60 on a group named by vgroup-port, over four counted
+    // pods: two on .11 (60 × 2 / 4 = 30), one on .12 (15) and one on a virtual node, an
+    // ENI backend of its own (15); a ready pod on a hybrid node (outside the VPC) counts
+    // nowhere.
     copy(
         "local/workload.yaml",
         "local-workload.yaml",
@@ -186,7 +187,11 @@ fn ack_weight_annotations_and_hybrid_nodes_plan_as_ack_computes_them() {
                 labels: {kubernetes.io/service-name: web-local}\naddressType: IPv4\n\
                 ports:\n- {name: http, port: 8080, protocol: TCP}\nendpoints:\n\
                 - addresses: [10.0.24.61]\n  conditions: {ready: true, serving: true, terminating: false}\n  \
-                nodeName: cn-hangzhou.10.0.1.16\n"
+                nodeName: cn-hangzhou.10.0.1.16\n\
+                - addresses: [10.0.24.71]\n  conditions: {ready: true, serving: true, terminating: false}\n  \
+                nodeName: virtual-kubelet-cn-hangzhou-k\n\
+                ---\napiVersion: v1\nkind: Node\nmetadata:\n  name: virtual-kubelet-cn-hangzhou-k\n  \
+                labels: {type: virtual-kubelet, pool: web-local}\nspec: {providerID: cn-hangzhou.vk}\n"
     });
     // ENI with a default weight of 30 and weights left alone once serving.
     copy(
@@ -209,9 +214,10 @@ fn ack_weight_annotations_and_hybrid_nodes_plan_as_ack_computes_them() {
     let mut local = expected_local();
     local["groups"][0]["vServerGroupId"] = json!("rsp-web");
     local["groups"][0]["backends"] = json!([
-        ecs(N11, 31080, 40, "active"),
-        ecs(N12, 31080, 20, "active"),
+        ecs(N11, 31080, 30, "active"),
+        ecs(N12, 31080, 15, "active"),
         ecs(N13, 31080, 0, "draining"),
+        eni("10.0.24.71", 8080, 15, "active"),
     ]);
     let mut eni = expected_eni();
     for backend in eni["groups"][0]["backends"].as_array_mut().unwrap() {

@@ -18,6 +18,7 @@ fn place() -> PodPlace {
         ips: vec!["10.0.0.5".parse().unwrap()],
         instance: Some(Some("i-1".into())),
         node_unknown: false,
+        virtual_node: false,
     }
 }
 

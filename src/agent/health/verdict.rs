@@ -76,9 +76,10 @@ pub fn verdict(
     }
 }
 
-/// Whether a health entry is the pod's backend: its IP (ENI), its node (Cluster, Local).
+/// Whether a health entry is the pod's backend: its IP (ENI, and a pod on a virtual
+/// node), its node (Cluster, Local).
 fn is_pods(mode: Mode, place: &PodPlace, h: &BackendHealth) -> bool {
-    match mode {
+    match place.backend_mode(mode) {
         Mode::Eni => h.server_ip.is_some_and(|ip| place.ips.contains(&ip)),
         Mode::Cluster | Mode::Local => {
             matches!(&place.instance, Some(Some(id)) if *id == h.server_id)
@@ -117,6 +118,7 @@ mod tests {
             ips: vec![ip.parse().unwrap()],
             instance: Some(Some("i-1".into())),
             node_unknown: false,
+            virtual_node: false,
         }
     }
 
@@ -175,6 +177,7 @@ mod tests {
             ips: vec!["10.0.0.5".parse().unwrap()],
             instance: Some(Some("i-1".into())),
             node_unknown: false,
+            virtual_node: false,
         };
         assert_eq!(
             verdict(

@@ -12,7 +12,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
 
-use crate::index::parse_provider_id;
+use crate::index::{is_virtual_node, parse_provider_id};
 use crate::k8s::names::{gated_service, DRAINED_CONDITION, POD_FINALIZER};
 use crate::model::{BackendState, BackendType, GroupObservation, Mode, SlbBackend, StoredPod};
 
@@ -32,6 +32,21 @@ pub struct PodPlace {
     pub instance: Option<Option<String>>,
     /// The node is named by the pod but not (or no longer) in the node cache.
     pub node_unknown: bool,
+    /// The pod runs on a virtual node: in every mode its backend is its own IP (an ENI
+    /// backend), as in ENI mode.
+    pub virtual_node: bool,
+}
+
+impl PodPlace {
+    /// How the pod's backend is found in a group of a Service in `mode`: by its IP on a
+    /// virtual node whatever the mode.
+    pub fn backend_mode(&self, mode: Mode) -> Mode {
+        if self.virtual_node {
+            Mode::Eni
+        } else {
+            mode
+        }
+    }
 }
 
 pub fn has_finalizer(pod: &StoredPod) -> bool {
@@ -120,6 +135,7 @@ pub fn pod_place(pod: &StoredPod, node: Option<&Node>) -> PodPlace {
         ips,
         instance,
         node_unknown: node_name.is_some() && node.is_none(),
+        virtual_node: node.is_some_and(is_virtual_node),
     }
 }
 
@@ -135,7 +151,7 @@ pub fn group_drained(
     others_on_node: bool,
     observation: &GroupObservation,
 ) -> bool {
-    match mode {
+    match place.backend_mode(mode) {
         Mode::Eni => {
             let present = observation
                 .owned()
@@ -192,7 +208,7 @@ pub fn group_registered(mode: Mode, place: &PodPlace, observation: &GroupObserva
                 d.state == BackendState::Active && d.weight.get() == 0 && Some(d.key()) == b.key()
             })
     };
-    match mode {
+    match place.backend_mode(mode) {
         Mode::Eni => observation
             .owned()
             .any(|b| weighed(b) && b.server_ip.is_some_and(|ip| place.ips.contains(&ip))),

@@ -278,7 +278,9 @@ impl PodContext {
                     return None;
                 }
                 // A Service we do not manage is not ours to gate (ACK's controller may be).
-                let mode = index.managed_mode(&ServiceRef::new(&key.0, &service))?;
+                // A pod on a virtual node is an ENI backend of its own in every mode.
+                let mode =
+                    place.backend_mode(index.managed_mode(&ServiceRef::new(&key.0, &service))?);
                 let observations = observations(&service);
                 let registered =
                     decide::gate_condition(&condition_type, mode, &place, &observations);

@@ -123,3 +123,73 @@ fn ignore_weight_update_is_carried_to_the_step_planner() {
     assert!(!svc(&[(IGNORE_WEIGHT_UPDATE, "off")]).groups[0].keep_weights);
     assert!(!svc(&[]).groups[0].keep_weights);
 }
+
+/// Pods on virtual nodes (virtual-kubelet, ECI) join Cluster and Local groups as ENI
+/// backends at their IP and target port; the virtual node itself is never a backend.
+#[test]
+fn pods_on_virtual_nodes_join_node_mode_groups_as_eni_backends() {
+    let nodes = |vk: Node| [mk_node("n1", "i-a"), mk_node("n2", "i-b"), vk];
+    let virtual_node = label(mk_node("vk", "vk-1"), "type", "virtual-kubelet");
+    let with = |svc: Service, vk: Node| {
+        let mut index = index_with(&[svc], &nodes(vk));
+        index.apply_endpoint_slice(&mk_slice(
+            "web",
+            "1",
+            vec![
+                ready("10.0.0.1", "n1"),
+                ready("10.0.0.2", "n1"),
+                ready("10.0.9.1", "vk"),
+                terminating("10.0.9.2", "vk"),
+            ],
+        ));
+        index
+    };
+    let eci = ["10.0.9.1:8080/100/active", "10.0.9.2:8080/0/draining"];
+    let cluster = with(mk_service("web"), virtual_node.clone());
+    assert_eq!(
+        backends(&cluster, "web"),
+        [
+            "i-a:30080/100/active",
+            "i-b:30080/100/active",
+            eci[0],
+            eci[1]
+        ]
+    );
+    assert!(plan(&cluster, "web").errors.is_empty());
+    // Its exclusion labels do not keep its pods out (ACK checks them after the virtual
+    // node); a backend-label it misses does.
+    let excluded = label(
+        virtual_node.clone(),
+        "service.alibabacloud.com/exclude-node",
+        "true",
+    );
+    assert_eq!(backends(&with(mk_service("web"), excluded), "web").len(), 4);
+    let pool = |svc| annotate(svc, BACKEND_LABEL, "pool=web");
+    let in_pool = |n: Node| label(n, "pool", "web");
+    let mut index = index_with(
+        &[pool(mk_service("web"))],
+        &[in_pool(mk_node("n1", "i-a")), virtual_node.clone()],
+    );
+    index.apply_endpoint_slice(&mk_slice("web", "1", vec![ready("10.0.9.1", "vk")]));
+    assert_eq!(backends(&index, "web"), ["i-a:30080/100/active"]);
+
+    // Local: nodes by their pods, each pod on the virtual node weighs one pod.
+    let local_index = with(local(mk_service("web")), virtual_node.clone());
+    assert_eq!(
+        backends(&local_index, "web"),
+        [
+            "i-a:30080/2/active",
+            eci[0].replace("/100/", "/1/").as_str(),
+            eci[1]
+        ]
+    );
+    // ...and its share of a shared weight: 90 × 2 / 3 = 60 for n1, 90 / 3 = 30 a pod.
+    let shared = weighed(
+        local(mk_service("web")),
+        &[(VGROUP_PORT, "rsp-1:80"), (WEIGHT, "90")],
+    );
+    assert_eq!(
+        backends(&with(shared, virtual_node), "web"),
+        ["i-a:30080/60/active", "10.0.9.1:8080/30/active", eci[1]]
+    );
+}

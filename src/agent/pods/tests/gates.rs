@@ -134,3 +134,29 @@ fn an_open_gate_is_never_closed() {
     let open = gate_condition(gate, Mode::Eni, &eni_place(), &[&open]);
     assert!(gate_settled(&pod, &open));
 }
+
+/// A pod on a virtual node (ECI) is an ENI backend of its own in Cluster and Local groups:
+/// its gate and its drain go by its IP, not by the node.
+#[test]
+fn a_pod_on_a_virtual_node_is_found_by_its_ip_in_every_mode() {
+    let mut node = mk_node(Some("cn-hangzhou.vk-1"));
+    node.metadata.labels = Some(labels(&[("type", "virtual-kubelet")]));
+    let place = pod_place(&mk_pod("web-0", &[]), Some(&node));
+    assert!(place.virtual_node);
+    assert!(!eni_place().virtual_node);
+    let gate = "registered.slb-sync.io/web";
+    let by_ip = mk_observation(vec![], vec![mk_eni_member("10.0.0.7", 100)]);
+    let by_node = mk_observation(vec![], vec![mk_ecs_member("vk-1", 100)]);
+    for mode in [Mode::Cluster, Mode::Local] {
+        assert!(
+            gate_condition(gate, mode, &place, &[&by_ip]).status,
+            "{mode}"
+        );
+        assert!(
+            !gate_condition(gate, mode, &place, &[&by_node]).status,
+            "{mode}"
+        );
+        assert!(!group_drained(mode, &place, true, &by_ip), "{mode}");
+        assert!(group_drained(mode, &place, false, &by_node), "{mode}");
+    }
+}
