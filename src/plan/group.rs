@@ -27,7 +27,8 @@ pub struct Holds {
 ///
 /// 1. add desired `active` backends that are absent, at their weight;
 /// 2. set the weight of present desired backends whose weight differs (this restores a
-///    draining backend that is wanted again: never remove and re-add);
+///    draining backend that is wanted again: never remove and re-add), except a member
+///    above 0 of a group that keeps its weights (`ignore-weight-update`);
 /// 3. set weight 0 on owned backends that are leaving (present, not desired) or desired
 ///    `draining`, starting their drain window;
 /// 4. remove owned backends at weight 0 whose window has fully elapsed
