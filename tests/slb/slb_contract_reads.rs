@@ -304,6 +304,39 @@ async fn an_instance_gone_from_a_read_of_several_leaves_the_others_read() {
 }
 
 #[tokio::test]
+async fn a_listener_of_several_instances_that_names_none_is_not_guessed_at() {
+    let server = MockServer::start().await;
+    // Asked together, an entry without LoadBalancerId could be either instance's.
+    Mock::given(query_param("Action", "DescribeLoadBalancerListeners"))
+        .and(query_param("LoadBalancerId.2", "lb-2"))
+        .respond_with(ok(json!({"NextToken": "", "Listeners": [
+            {"ListenerPort": 80, "ListenerProtocol": "tcp"}]})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    // Asked alone, the entry is the instance's.
+    Mock::given(query_param("Action", "DescribeLoadBalancerListeners"))
+        .and(query_param("LoadBalancerId.1", "lb-2"))
+        .respond_with(ok(json!({"NextToken": "", "Listeners": [
+            {"ListenerPort": 82, "ListenerProtocol": "tcp"}]})))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(query_param("Action", "DescribeLoadBalancerListeners"))
+        .respond_with(ok(json!({"NextToken": "", "Listeners": [
+            {"ListenerPort": 81, "ListenerProtocol": "tcp"}]})))
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let ids = ["lb-1", "lb-2"].map(String::from);
+    let found = client(&server).describe_listeners_of(&ids).await.unwrap();
+    let ports = |lb: &str| -> Vec<u16> { found[lb].iter().map(|l| l.port).collect() };
+    assert_eq!(ports("lb-1"), [81]);
+    assert_eq!(ports("lb-2"), [82]);
+    assert_eq!(sent(&server).await.len(), 3, "together, then each alone");
+}
+
+#[tokio::test]
 async fn an_endpoint_without_the_listing_action_is_asked_listener_by_listener() {
     let server = MockServer::start().await;
     answer(
